@@ -1,0 +1,200 @@
+//! Ed25519 for everything Kaipiao signs, each with its own domain prefix so a signature
+//! made for one purpose can never be replayed as another:
+//! invoices (`KAIPIAO-INVOICE-V1`), leases (`-LEASE-V1`), receipts (`-RECEIPT-V1`) and
+//! device-authenticated requests (`-REQUEST-V1`).
+
+use crate::canonical::{canonical_bytes, sha256_hex};
+use crate::model::{Envelope, Invoice};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde_json::Value;
+
+pub const INVOICE_DOMAIN: &[u8] = b"KAIPIAO-INVOICE-V1\n";
+pub const LEASE_DOMAIN: &[u8] = b"KAIPIAO-LEASE-V1\n";
+pub const RECEIPT_DOMAIN: &[u8] = b"KAIPIAO-RECEIPT-V1\n";
+pub const REQUEST_DOMAIN: &[u8] = b"KAIPIAO-REQUEST-V1\n";
+
+/// Why a signature or hash did not check out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the public key is not 32 bytes of standard base64")]
+    BadPublicKey,
+    #[error("the signature is not 64 bytes of standard base64")]
+    BadSignatureEncoding,
+    #[error("the signature does not verify")]
+    Mismatch,
+    #[error("the hash field is not the SHA-256 of the canonical invoice")]
+    HashMismatch,
+    #[error("the signed object is not a JSON object with a signature field")]
+    NotAnObject,
+}
+
+/// The device's (or the authority's) private key. Built from 32 secret bytes that the
+/// caller generated or unsealed; never serialised by this crate.
+pub struct DeviceKey(SigningKey);
+
+impl DeviceKey {
+    pub fn from_bytes(secret: &[u8; 32]) -> DeviceKey {
+        DeviceKey(SigningKey::from_bytes(secret))
+    }
+
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key())
+    }
+
+    /// Standard base64 of the signature over `domain` + `message`.
+    pub fn sign(&self, domain: &[u8], message: &[u8]) -> String {
+        let mut buf = Vec::with_capacity(domain.len() + message.len());
+        buf.extend_from_slice(domain);
+        buf.extend_from_slice(message);
+        B64.encode(self.0.sign(&buf).to_bytes())
+    }
+}
+
+impl std::fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceKey(public {})", self.public().to_base64())
+    }
+}
+
+/// A public key, written as standard padded base64 of its 32 raw bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PublicKey(VerifyingKey);
+
+impl PublicKey {
+    pub fn from_base64(s: &str) -> Result<PublicKey, SignatureError> {
+        let raw = B64.decode(s).map_err(|_| SignatureError::BadPublicKey)?;
+        let arr: [u8; 32] = raw.try_into().map_err(|_| SignatureError::BadPublicKey)?;
+        VerifyingKey::from_bytes(&arr)
+            .map(PublicKey)
+            .map_err(|_| SignatureError::BadPublicKey)
+    }
+
+    pub fn to_base64(&self) -> String {
+        B64.encode(self.0.as_bytes())
+    }
+
+    pub fn verify(
+        &self,
+        domain: &[u8],
+        message: &[u8],
+        signature_b64: &str,
+    ) -> Result<(), SignatureError> {
+        let raw = B64
+            .decode(signature_b64)
+            .map_err(|_| SignatureError::BadSignatureEncoding)?;
+        let arr: [u8; 64] = raw
+            .try_into()
+            .map_err(|_| SignatureError::BadSignatureEncoding)?;
+        let sig = Signature::from_bytes(&arr);
+        let mut buf = Vec::with_capacity(domain.len() + message.len());
+        buf.extend_from_slice(domain);
+        buf.extend_from_slice(message);
+        self.0
+            .verify_strict(&buf, &sig)
+            .map_err(|_| SignatureError::Mismatch)
+    }
+}
+
+/// The canonical bytes and hash of an invoice.
+pub fn invoice_hash(invoice: &Invoice) -> (Vec<u8>, String) {
+    let bytes = canonical_bytes(invoice);
+    let hash = sha256_hex(&bytes);
+    (bytes, hash)
+}
+
+/// Hashes and signs an invoice into its envelope.
+pub fn seal_invoice(key: &DeviceKey, invoice: Invoice) -> Envelope {
+    let (bytes, hash) = invoice_hash(&invoice);
+    let signature = key.sign(INVOICE_DOMAIN, &bytes);
+    Envelope {
+        invoice,
+        hash,
+        signature,
+    }
+}
+
+/// Recomputes the hash from the invoice object (never trusting the field) and checks the
+/// device's signature over the canonical bytes.
+pub fn verify_envelope(device: &PublicKey, envelope: &Envelope) -> Result<(), SignatureError> {
+    let (bytes, hash) = invoice_hash(&envelope.invoice);
+    if hash != envelope.hash {
+        return Err(SignatureError::HashMismatch);
+    }
+    device.verify(INVOICE_DOMAIN, &bytes, &envelope.signature)
+}
+
+/// Signs a JSON object (lease or receipt): the signature covers the RFC 8785 bytes of the
+/// object without `signature_field`; the result has the field set.
+pub fn sign_object(
+    key: &DeviceKey,
+    domain: &[u8],
+    mut object: Value,
+    signature_field: &str,
+) -> Result<Value, SignatureError> {
+    let map = object.as_object_mut().ok_or(SignatureError::NotAnObject)?;
+    map.remove(signature_field);
+    let sig = key.sign(domain, &canonical_bytes(&*map));
+    map.insert(signature_field.to_string(), Value::String(sig));
+    Ok(object)
+}
+
+/// Verifies an object signed by [`sign_object`], exactly as received.
+pub fn verify_object(
+    key: &PublicKey,
+    domain: &[u8],
+    object: &Value,
+    signature_field: &str,
+) -> Result<(), SignatureError> {
+    let map = object.as_object().ok_or(SignatureError::NotAnObject)?;
+    let sig = map
+        .get(signature_field)
+        .and_then(Value::as_str)
+        .ok_or(SignatureError::NotAnObject)?;
+    let mut unsigned = map.clone();
+    unsigned.remove(signature_field);
+    key.verify(domain, &canonical_bytes(&unsigned), sig)
+}
+
+/// The bytes a device signs to authenticate a request (SPEC 7).
+pub fn request_message(method: &str, path: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
+    format!(
+        "{method}\n{path}\n{timestamp}\n{}",
+        crate::canonical::sha256_hex(body)
+    )
+    .into_bytes()
+}
+
+/// Value of the `Kaipiao-Signature` header.
+pub fn sign_request(
+    key: &DeviceKey,
+    method: &str,
+    path: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    key.sign(
+        REQUEST_DOMAIN,
+        &request_message(method, path, timestamp, body),
+    )
+}
+
+pub fn verify_request(
+    key: &PublicKey,
+    method: &str,
+    path: &str,
+    timestamp: i64,
+    body: &[u8],
+    signature_b64: &str,
+) -> Result<(), SignatureError> {
+    key.verify(
+        REQUEST_DOMAIN,
+        &request_message(method, path, timestamp, body),
+        signature_b64,
+    )
+}
