@@ -242,7 +242,7 @@ fn number_text(obj: &Map<String, Value>, key: &str, prefix: &str) -> Result<Stri
     }
 }
 
-fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), FieldError> {
+pub(crate) fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), FieldError> {
     let n = value.chars().count();
     if n < min {
         return Err(err(
@@ -358,7 +358,7 @@ fn parse_treatment(field: &str, text: &str, rate: Decimal) -> Result<Treatment, 
     }
 }
 
-fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
+pub(crate) fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
     let cent = Decimal::new(1, 2);
     let six = Decimal::new(6, 2);
     let mut rate_sum = Decimal::ZERO;
@@ -416,10 +416,10 @@ fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
 }
 
 /// Which original line a credit line draws on, and what is left of each.
-struct Remaining {
-    quantity: Vec<Decimal>,
-    amount: Vec<Decimal>,
-    tax: Vec<Decimal>,
+pub(crate) struct Remaining {
+    pub(crate) quantity: Vec<Decimal>,
+    pub(crate) amount: Vec<Decimal>,
+    pub(crate) tax: Vec<Decimal>,
 }
 
 fn same_item(a: &Line, name: &str, tax_code: &str, spec: &str, unit: &str, rate: &str, tr: Treatment) -> bool {
@@ -427,7 +427,7 @@ fn same_item(a: &Line, name: &str, tax_code: &str, spec: &str, unit: &str, rate:
 }
 
 impl Remaining {
-    fn of(original: &Invoice, prior: &[Invoice]) -> Remaining {
+    pub(crate) fn of(original: &Invoice, prior: &[Invoice]) -> Remaining {
         let mut r = Remaining {
             quantity: Vec::new(),
             amount: Vec::new(),
@@ -453,7 +453,7 @@ impl Remaining {
 
     /// First original line with the same item and at least `need` left, else the first
     /// with the same item and anything left.
-    fn find(&self, original: &Invoice, l: &Line, need: Decimal) -> Option<usize> {
+    pub(crate) fn find(&self, original: &Invoice, l: &Line, need: Decimal) -> Option<usize> {
         let candidates: Vec<usize> = original
             .lines
             .iter()
@@ -589,7 +589,7 @@ pub fn compute_lines(draft: &Draft, credit: Option<&CreditContext>) -> Result<Co
     })
 }
 
-fn check_original(ctx: &CreditContext) -> Result<(), FieldError> {
+pub(crate) fn check_original(ctx: &CreditContext) -> Result<(), FieldError> {
     let number = &ctx.original.number;
     if ctx.original.kind == Kind::Credit {
         return Err(err(

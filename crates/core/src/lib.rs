@@ -15,6 +15,7 @@ pub mod draft;
 pub mod error;
 pub mod lease;
 pub mod model;
+pub mod rules;
 pub mod money;
 pub mod sign;
 pub mod taxid;

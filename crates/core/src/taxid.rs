@@ -50,9 +50,9 @@ impl TaxIdProblem {
                 "length is {n}, expected an 18-character unified social credit code or a 15-, \
                  17- or 20-character taxpayer number"
             ),
-            (TaxIdProblem::BadLength(n), true) => format!(
-                "长度为 {n}，应为 18 位统一社会信用代码或 15、17、20 位纳税人识别号"
-            ),
+            (TaxIdProblem::BadLength(n), true) => {
+                format!("长度为 {n}，应为 18 位统一社会信用代码或 15、17、20 位纳税人识别号")
+            }
             (TaxIdProblem::BadCharacter { ch, position }, false) => {
                 if excluded_from_uscc(*ch) {
                     format!(
@@ -74,9 +74,7 @@ impl TaxIdProblem {
                          I、O、S、V、Z 以外的大写字母"
                     )
                 } else {
-                    format!(
-                        "第 {position} 位字符“{ch}”不允许：纳税人识别号只含数字 0-9 和字母 A-Z"
-                    )
+                    format!("第 {position} 位字符“{ch}”不允许：纳税人识别号只含数字 0-9 和字母 A-Z")
                 }
             }
             (TaxIdProblem::BadCheckDigit { expected, found }, false) => {
@@ -161,14 +159,12 @@ pub fn check_tax_id(input: &str) -> Result<String, TaxIdProblem> {
 /// `None` unless `first17` is exactly 17 characters of the alphabet
 /// `0123456789ABCDEFGHJKLMNPQRTUWXY` (upper case; no normalisation is applied).
 pub fn check_digit(first17: &str) -> Option<char> {
-    let mut count = 0usize;
+    if first17.chars().count() != WEIGHTS.len() {
+        return None;
+    }
     let mut sum = 0u32;
     for (ch, weight) in first17.chars().zip(WEIGHTS) {
         sum += alphabet_value(ch)? * weight;
-        count += 1;
-    }
-    if count != WEIGHTS.len() || first17.chars().count() != WEIGHTS.len() {
-        return None;
     }
     let index = (31 - sum % 31) % 31;
     ALPHABET.get(index as usize).map(|&b| char::from(b))
@@ -199,10 +195,11 @@ mod tests {
     fn known_valid_codes() {
         for id in [
             "91350100M000100Y43",
-            "911101087226093591",
-            "91110000100010433L",
+            "91110108551385082Q",
+            "91330100716105852F",
+            "914403001922038216",
             "91440300708461136T",
-            "91330000MA27U02B4H",
+            "91110000100010433L",
         ] {
             assert_eq!(check_tax_id(id), Ok(id.to_string()), "{id}");
         }
@@ -210,17 +207,32 @@ mod tests {
 
     #[test]
     fn check_digit_by_hand() {
-        // 91350100M000100Y4 ->
-        //   9*1 + 1*3 + 3*9 + 5*27 + 0*19 + 1*26 + 0*16 + 0*17 + M(21)*20 + 0*29 + 0*25
-        //   + 0*13 + 1*8 + 0*24 + 0*10 + Y(30)*30 + 4*28
+        // 91350100M000100Y4 (M = 21, Y = 30):
+        //   9*1 + 1*3 + 3*9 + 5*27 + 0*19 + 1*26 + 0*16 + 0*17 + 21*20 + 0*29 + 0*25
+        //   + 0*13 + 1*8 + 0*24 + 0*10 + 30*30 + 4*28
         //   = 9 + 3 + 27 + 135 + 26 + 420 + 8 + 900 + 112 = 1640;
         // 1640 mod 31 = 28 (31*52 = 1612); (31 - 28) mod 31 = 3 -> '3'.
         assert_eq!(check_digit("91350100M000100Y4"), Some('3'));
-        // 91110108722609359 ->
+        // 91110108722609359:
         //   9 + 3 + 9 + 27 + 0 + 26 + 0 + 136 + 140 + 58 + 50 + 78 + 0 + 216 + 30 + 150
-        //   + 252 = 1184; 1184 mod 31 = 6 (31*38 = 1178); 31 - 6 = 25 -> 'R'? No: index 25
-        //   of the alphabet; the code ends in '1', so check the arithmetic by the function.
-        assert_eq!(check_digit("91110108722609359"), Some('1'));
+        //   + 252 = 1184; 1184 mod 31 = 6 (31*38 = 1178); 31 - 6 = 25 -> alphabet[25] = 'R'.
+        // So 911101087226093591, sometimes quoted as an example, is not a valid code.
+        assert_eq!(check_digit("91110108722609359"), Some('R'));
+        assert_eq!(
+            check_tax_id("911101087226093591"),
+            Err(TaxIdProblem::BadCheckDigit {
+                expected: 'R',
+                found: '1'
+            })
+        );
+        // Sum divisible by 31 -> check digit '0' (the outer `mod 31`).
+        assert_eq!(check_digit("00000000000000000"), Some('0'));
+        assert_eq!(
+            check_tax_id("000000000000000000"),
+            Ok("000000000000000000".into())
+        );
+        // 1 at the first position: sum 1 -> 30 -> 'Y'.
+        assert_eq!(check_digit("10000000000000000"), Some('Y'));
     }
 
     #[test]
@@ -243,18 +255,24 @@ mod tests {
             })
         );
         assert_eq!(
-            check_tax_id("911101087226093592"),
+            check_tax_id("91110108551385082R"),
             Err(TaxIdProblem::BadCheckDigit {
-                expected: '1',
-                found: '2'
+                expected: 'Q',
+                found: 'R'
             })
         );
     }
 
     #[test]
     fn normalisation() {
-        assert_eq!(normalize_tax_id("  9135 0100 m000 100y43\t"), "91350100M000100Y43");
-        assert_eq!(normalize_tax_id("\u{3000}91350100M000100Y43\u{3000}"), "91350100M000100Y43");
+        assert_eq!(
+            normalize_tax_id("  9135 0100 m000 100y43\t"),
+            "91350100M000100Y43"
+        );
+        assert_eq!(
+            normalize_tax_id("\u{3000}91350100M000100Y43\u{3000}"),
+            "91350100M000100Y43"
+        );
         assert_eq!(
             check_tax_id(" 91350100m000100y43 "),
             Ok("91350100M000100Y43".to_string())
@@ -274,22 +292,22 @@ mod tests {
 
     #[test]
     fn legacy_numbers_by_format() {
+        // 15, 17 and 20 characters of [0-9A-Z], any letters (also I, O, S, V, Z), no check.
         for id in [
-            "110108722609359",      // 15
-            "11010872260935A",      // 15 with a letter
-            "ZZZZZZZZZZZZZZZ",      // 15, any letters
-            "11010819800101123X",   // 18 would be checked; see below
+            "110108722609359",
+            "11010872260935A",
+            "IOSVZIOSVZIOSVZ",
+            "110108722609359OS",
+            "11010872260935900001",
+            "ABCDEFGHIJKLMNOPQRST",
         ] {
-            let _ = check_tax_id(id);
+            assert_eq!(check_tax_id(id), Ok(id.to_string()), "{id}");
         }
-        assert_eq!(check_tax_id("110108722609359"), Ok("110108722609359".into()));
-        assert_eq!(check_tax_id("11010872260935iosvz"), Err(TaxIdProblem::BadLength(19)));
-        assert_eq!(check_tax_id("110108722609359OS"), Ok("110108722609359OS".into())); // 17
+        // Normalised first: 17 characters once spaces are removed and letters upper-cased.
         assert_eq!(
-            check_tax_id("11010872260935900001"),
-            Ok("11010872260935900001".into())
-        ); // 20
-        assert_eq!(check_tax_id("1101087226 0935 9zz"), Ok("11010872260935 9ZZ".replace(' ', ""))); // 17 after normalisation
+            check_tax_id(" 1101087226 0935 9zz "),
+            Ok("110108722609359ZZ".into())
+        );
         assert_eq!(
             check_tax_id("11010872260935-"),
             Err(TaxIdProblem::BadCharacter {
@@ -351,14 +369,19 @@ mod tests {
             expected: '5',
             found: 'Q',
         };
-        assert_eq!(p.message(false), "check digit is Q, expected 5 (GB 32100-2015)");
+        assert_eq!(
+            p.message(false),
+            "check digit is Q, expected 5 (GB 32100-2015)"
+        );
         assert_eq!(p.message(true), "校验码为 Q，应为 5（GB 32100-2015）");
         assert_eq!(p.to_string(), p.message(false));
         assert_eq!(
             TaxIdProblem::BadLength(16).message(true),
             "长度为 16，应为 18 位统一社会信用代码或 15、17、20 位纳税人识别号"
         );
-        assert!(TaxIdProblem::BadLength(16).message(false).contains("length is 16"));
+        assert!(TaxIdProblem::BadLength(16)
+            .message(false)
+            .contains("length is 16"));
         let bad_i = TaxIdProblem::BadCharacter {
             ch: 'I',
             position: 9,
@@ -370,7 +393,9 @@ mod tests {
             ch: '-',
             position: 3,
         };
-        assert!(dash.message(false).contains("only digits 0-9 and letters A-Z"));
+        assert!(dash
+            .message(false)
+            .contains("only digits 0-9 and letters A-Z"));
         assert!(TaxIdProblem::Empty.message(false).contains("empty"));
         assert!(TaxIdProblem::Empty.message(true).contains("为空"));
     }
