@@ -16,7 +16,11 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_REMARKS_CHARS: usize = 200;
 pub const MAX_TEXT_CHARS: usize = 200;
 /// Quantities and prices above this are refused before any arithmetic (no overflow).
-const MAX_MAGNITUDE: i64 = 999_999_999_999;
+pub(crate) const MAX_MAGNITUDE: i64 = 999_999_999_999;
+/// No line amount or tax the issuer can compute reaches this (|qty x price| < 10^24), and
+/// 2000 lines of it still add up inside a `Decimal`: the audit refuses anything larger
+/// before it sums, so a crafted invoice cannot make it overflow.
+pub(crate) const MAX_LINE_MONEY: i128 = 1_000_000_000_000_000_000_000_000;
 
 /// A draft as SPEC 9 defines it. Decimals stay text until validated so every error can
 /// name the field and quote what was typed.
@@ -233,13 +237,40 @@ fn number_text(obj: &Map<String, Value>, key: &str, prefix: &str) -> Result<Stri
     match obj.get(key) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.trim().to_string()),
-        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(Value::Number(n)) => json_number_text(n, &format!("{prefix}{key}")),
         Some(_) => Err(wrong_type(
             &format!("{prefix}{key}"),
             "a decimal number such as \"12.5\"",
             "十进制数字，如 \"12.5\"",
         )),
     }
+}
+
+/// A JSON number as decimal text. Integers are exact; any other number has already been
+/// read into an `f64` by serde_json, which prints small ones with an exponent ("1e-7") and
+/// keeps only about 16 significant digits. Up to 15 significant digits the shortest form of
+/// that `f64` is exactly what was typed, so it is written out plainly; beyond that the
+/// number may have been changed on the way in, and a price must never be changed silently.
+fn json_number_text(n: &serde_json::Number, field: &str) -> Result<String, FieldError> {
+    if n.is_i64() || n.is_u64() {
+        return Ok(n.to_string());
+    }
+    let text = n.to_string();
+    let Ok(d) = Decimal::from_str_exact(&text).or_else(|_| Decimal::from_scientific(&text)) else {
+        // Out of any range we accept; the field check names it.
+        return Ok(text);
+    };
+    let d = d.normalize();
+    let digits = d.mantissa().unsigned_abs().to_string();
+    if digits.trim_end_matches('0').len() > 15 {
+        return Err(err(
+            "invalid_number",
+            field,
+            "has more digits than a JSON number carries exactly; write it as a string in quotes, e.g. \"1234567.12345678\"".into(),
+            "位数超过 JSON 数字能精确表示的范围，请加引号写成字符串，如 \"1234567.12345678\"".into(),
+        ));
+    }
+    Ok(decimal_string(d))
 }
 
 pub(crate) fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), FieldError> {
@@ -378,8 +409,13 @@ pub(crate) fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
                 "数字格式错误".into(),
             ));
         };
-        let product = q.checked_mul(p).unwrap_or(Decimal::MAX);
-        if (product - a).abs() > cent || (a * r - t).abs() > six {
+        // Checked arithmetic: the audit runs this on invoices a device sent, and an overflow
+        // is simply outside the tolerance.
+        let amount_off = q.checked_mul(p).and_then(|x| x.checked_sub(a)).map(|x| x.abs());
+        let tax = a.checked_mul(r);
+        let tax_off = tax.and_then(|x| x.checked_sub(t)).map(|x| x.abs());
+        let within = matches!((amount_off, tax_off), (Some(da), Some(dt)) if da <= cent && dt <= six);
+        if !within {
             return Err(err(
                 "rounding_tolerance",
                 &format!("lines[{i}].quantity"),
@@ -393,10 +429,21 @@ pub(crate) fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
                 ),
             ));
         }
-        rate_sum += a * r;
-        tax_sum += t;
+        let sums = rate_sum
+            .checked_add(tax.unwrap_or_default())
+            .zip(tax_sum.checked_add(t));
+        let Some((rs, ts)) = sums else {
+            return Err(err(
+                "out_of_range",
+                "lines",
+                "the amounts are too large to add up; split the invoice".into(),
+                "金额过大，无法合计，请拆分发票".into(),
+            ));
+        };
+        rate_sum = rs;
+        tax_sum = ts;
     }
-    if (rate_sum - tax_sum).abs() > Decimal::new(127, 2) {
+    if rate_sum.checked_sub(tax_sum).is_none_or(|d| d.abs() > Decimal::new(127, 2)) {
         return Err(err(
             "rounding_tolerance",
             "lines",
@@ -452,20 +499,34 @@ impl Remaining {
     }
 
     /// First original line with the same item and at least `need` left, else the first
-    /// with the same item and anything left.
+    /// with the same item and anything left, else the first with the same item (so that
+    /// crediting a fully credited line is refused as exceeding it, not as unknown). When `l` carries a unit price, lines at that
+    /// price come first: the same item sold at two prices is two lines, and a credit at the
+    /// second price must not be matched against the first (nor refused as a price mismatch).
     pub(crate) fn find(&self, original: &Invoice, l: &Line, need: Decimal) -> Option<usize> {
-        let candidates: Vec<usize> = original
+        let mut candidates: Vec<usize> = original
             .lines
             .iter()
             .enumerate()
             .filter(|(_, o)| same_item(o, &l.name, &l.tax_code, &l.spec, &l.unit, &l.tax_rate, l.treatment))
             .map(|(i, _)| i)
             .collect();
+        if let Ok(price) = parse_decimal(&l.unit_price, 28) {
+            let at_price: Vec<usize> = candidates
+                .iter()
+                .copied()
+                .filter(|&i| parse_decimal(&original.lines[i].unit_price, 28) == Ok(price))
+                .collect();
+            if !at_price.is_empty() {
+                candidates = at_price;
+            }
+        }
         candidates
             .iter()
             .copied()
             .find(|&i| self.quantity[i] >= need)
             .or_else(|| candidates.iter().copied().find(|&i| self.quantity[i] > Decimal::ZERO))
+            .or_else(|| candidates.first().copied())
     }
 }
 
@@ -629,6 +690,13 @@ fn credit_line(
         ));
     }
     let need = quantity.abs();
+    let given_price = if dl.unit_price.is_empty() {
+        None
+    } else {
+        Some(decimal_field(&f("unit_price"), &dl.unit_price, "the original line's price", "原发票行的单价")?)
+    };
+    // Lets `find` pick the original line at the price the clerk named.
+    line.unit_price = given_price.map(decimal_string).unwrap_or_default();
     let Some(idx) = remaining.find(&ctx.original, line, need) else {
         return Err(err(
             "credit_line_not_in_original",
@@ -642,8 +710,7 @@ fn credit_line(
     };
     let orig = &ctx.original.lines[idx];
     let orig_price = parse_decimal(&orig.unit_price, 28).unwrap_or_default();
-    if !dl.unit_price.is_empty() {
-        let p = decimal_field(&f("unit_price"), &dl.unit_price, "the original line's price", "原发票行的单价")?;
+    if let Some(p) = given_price {
         if p != orig_price {
             return Err(err(
                 "credit_price_mismatch",

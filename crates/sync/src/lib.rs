@@ -1,1 +1,151 @@
-//! placeholder
+//! kaipiao-sync: the client side of the wire (SPEC 6 and 7). It enrols the device with
+//! the tax authority, takes and tops up leases, drains the ledger's outbox to the
+//! authority with idempotency keys (one by one or in batches), retries with exponential
+//! backoff and full jitter while honouring Retry-After, fails over between endpoints,
+//! resubmits when the authority is behind (`chain_gap`, a restored backup), stores the
+//! authority's signed receipts through the ledger and compares chain heads afterwards.
+//!
+//! It must never drop, skip, edit or re-sign an invoice: an item leaves the outbox only
+//! through [`kaipiao_ledger::Ledger::store_receipt`], after the receipt's signature has
+//! verified against the key pinned at enrolment, and every submission is the exact stored
+//! bytes under the invoice's own idempotency key, so a retry after an unknown outcome can
+//! only be answered with the original receipt. It must never panic on anything a server
+//! sends, never log key material, never depend on Tauri, and never talk to the ledger's
+//! database except through the ledger's API.
+
+mod client;
+mod enrol;
+mod error;
+mod link;
+pub mod policy;
+mod relay;
+
+pub use client::{normalize_server, normalize_servers, Client};
+pub use enrol::{enroll, top_up_leases, EnrollOutcome};
+pub use error::SyncError;
+pub use relay::sync_now;
+
+use kaipiao_core::wire::Head;
+use serde::Serialize;
+use std::time::Duration;
+
+/// How a run talks to the authority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// A run ends (outcome Transient) after this long without progress; a stored receipt
+    /// is progress. SPEC 9: 30 s.
+    pub give_up_after: Duration,
+    /// SPEC 6: 5 s.
+    pub connect_timeout: Duration,
+    /// SPEC 6: 30 s, and never past the give-up deadline.
+    pub request_timeout: Duration,
+    /// 0: one `POST /v1/invoices` per invoice; otherwise up to this many per
+    /// `POST /v1/invoices:batch` (at most 500).
+    pub batch_size: usize,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            give_up_after: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            batch_size: 0,
+        }
+    }
+}
+
+/// What a run reports while it works (for a progress bar or the CLI's stderr).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Progress {
+    /// First use of an endpoint in this run.
+    Connecting { endpoint: String },
+    /// A receipt was stored: `status` is `accepted` or `rejected`.
+    Submitted { number: String, status: String },
+    /// Waiting before the next attempt.
+    Retrying {
+        #[serde(rename = "after_ms", serialize_with = "as_millis")]
+        after: Duration,
+        reason: String,
+    },
+    /// An endpoint answered (`up`) or failed (not `up`); sent when that changes.
+    Endpoint { endpoint: String, up: bool },
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncOutcome {
+    /// Nothing is left to send (exit 0).
+    Complete,
+    /// Work remains for a transient reason: no endpoint answered, 5xx, 429, or no
+    /// progress within `give_up_after` (exit 3).
+    Transient(String),
+    /// A human must look: integrity failure, idempotency key reuse, a receipt whose
+    /// signature does not verify, a device the authority does not accept, a stopped
+    /// queue, a head mismatch (exit 4).
+    Stopped(String),
+}
+
+impl SyncOutcome {
+    /// SPEC 9 exit code.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SyncOutcome::Complete => 0,
+            SyncOutcome::Transient(_) => 3,
+            SyncOutcome::Stopped(_) => 4,
+        }
+    }
+
+    /// The reason, None when complete.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            SyncOutcome::Complete => None,
+            SyncOutcome::Transient(r) | SyncOutcome::Stopped(r) => Some(r),
+        }
+    }
+}
+
+/// What `sync` prints (SPEC 9), whatever the outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// Invoices of the outbox the authority answered with a receipt in this run.
+    pub submitted: u64,
+    /// Receipts stored in this run with status accepted / rejected.
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Invoices still without a receipt.
+    pub pending: u64,
+    /// The authority's head for this device; None when no endpoint answered.
+    pub server_head: Option<Head>,
+    #[serde(skip)]
+    pub outcome: SyncOutcome,
+    /// Set when the heads differ with nothing pending (both heads named).
+    pub head_mismatch: Option<String>,
+    /// Alerts raised during this run.
+    pub alerts: Vec<String>,
+}
+
+impl SyncReport {
+    fn new() -> SyncReport {
+        SyncReport {
+            submitted: 0,
+            accepted: 0,
+            rejected: 0,
+            pending: 0,
+            server_head: None,
+            outcome: SyncOutcome::Complete,
+            head_mismatch: None,
+            alerts: Vec::new(),
+        }
+    }
+
+    /// SPEC 9 exit code of the run.
+    pub fn exit_code(&self) -> i32 {
+        self.outcome.exit_code()
+    }
+}

@@ -1,0 +1,256 @@
+//! Reading rows back into typed values. Everything read from the file is treated as
+//! untrusted: a row that does not parse is an integrity failure, never a panic.
+
+use crate::keystore::Protection;
+use crate::{LedgerError, LocalDevice, Result};
+use chrono::{DateTime, Utc};
+use kaipiao_core::draft::parse_timestamp;
+use kaipiao_core::lease::OfflineExposure;
+use kaipiao_core::{Envelope, Invoice, Lease, Party};
+use rusqlite::{Connection, OptionalExtension};
+
+/// An integrity failure not tied to one invoice (seq 0), or tied to `seq`.
+pub(crate) fn corrupt(seq: u64, what: impl Into<String>) -> LedgerError {
+    LedgerError::Integrity {
+        seq,
+        what: what.into(),
+    }
+}
+
+/// The device row, parsed.
+#[derive(Debug, Clone)]
+pub(crate) struct DeviceRow {
+    pub key_id: String,
+    pub protection: Protection,
+    pub device_id: Option<String>,
+    pub device_name: String,
+    pub seller: Party,
+    pub public_key: String,
+    pub authority_public_key: Option<String>,
+    pub servers: Vec<String>,
+    pub created_at: String,
+    pub enrolled_at: Option<String>,
+    pub clock_offset: i64,
+    pub last_sync_at: Option<String>,
+    pub queue_stopped: Option<String>,
+}
+
+impl DeviceRow {
+    pub fn public(&self) -> LocalDevice {
+        LocalDevice {
+            device_id: self.device_id.clone(),
+            device_name: self.device_name.clone(),
+            seller: self.seller.clone(),
+            public_key: self.public_key.clone(),
+            authority_public_key: self.authority_public_key.clone(),
+            servers: self.servers.clone(),
+            created_at: self.created_at.clone(),
+            enrolled_at: self.enrolled_at.clone(),
+            key_protection: self.protection,
+        }
+    }
+
+    /// The authority key pinned at enrolment.
+    pub fn pinned_key(&self) -> Result<kaipiao_core::PublicKey> {
+        let b64 = self.authority_public_key.as_deref().ok_or(LedgerError::NotEnrolled)?;
+        kaipiao_core::PublicKey::from_base64(b64)
+            .map_err(|_| corrupt(0, "the pinned authority public key in the device row is not a valid key"))
+    }
+
+    pub fn device_key(&self) -> Result<kaipiao_core::PublicKey> {
+        kaipiao_core::PublicKey::from_base64(&self.public_key)
+            .map_err(|_| corrupt(0, "the device public key in the device row is not a valid key"))
+    }
+}
+
+pub(crate) fn load_device(conn: &Connection) -> Result<Option<DeviceRow>> {
+    type Raw = (
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        i64,
+        Option<String>,
+        Option<String>,
+    );
+    let raw: Option<Raw> = conn
+        .prepare_cached(
+            "SELECT key_id, key_protection, device_id, device_name, seller, public_key,
+                    authority_public_key, servers, created_at, enrolled_at, clock_offset,
+                    last_sync_at, queue_stopped
+             FROM device WHERE id = 1",
+        )?
+        .query_row([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+                r.get(11)?,
+                r.get(12)?,
+            ))
+        })
+        .optional()?;
+    let Some((key_id, protection, device_id, device_name, seller, public_key, authority_public_key, servers, created_at, enrolled_at, clock_offset, last_sync_at, queue_stopped)) = raw
+    else {
+        return Ok(None);
+    };
+    let protection = Protection::parse(&protection)
+        .ok_or_else(|| corrupt(0, format!("the device row names an unknown key protection {protection:?}")))?;
+    let seller: Party = serde_json::from_str(&seller)
+        .map_err(|_| corrupt(0, "the seller in the device row is not valid JSON"))?;
+    let servers: Vec<String> = serde_json::from_str(&servers)
+        .map_err(|_| corrupt(0, "the server list in the device row is not valid JSON"))?;
+    Ok(Some(DeviceRow {
+        key_id,
+        protection,
+        device_id,
+        device_name,
+        seller,
+        public_key,
+        authority_public_key,
+        servers,
+        created_at,
+        enrolled_at,
+        clock_offset,
+        last_sync_at,
+        queue_stopped,
+    }))
+}
+
+pub(crate) fn require_device(conn: &Connection) -> Result<DeviceRow> {
+    load_device(conn)?.ok_or(LedgerError::NotInitialized)
+}
+
+/// The last invoice: (seq, hash, issued_at).
+pub(crate) fn last_invoice(conn: &Connection) -> Result<Option<(u64, String, String)>> {
+    Ok(conn
+        .prepare_cached("SELECT seq, hash, issued_at FROM invoices ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+}
+
+/// A stored lease with its use.
+#[derive(Debug, Clone)]
+pub(crate) struct LeaseRow {
+    pub lease: Lease,
+    pub next: u64,
+}
+
+impl LeaseRow {
+    pub fn numbers_left(&self) -> u64 {
+        self.lease.last.saturating_add(1).saturating_sub(self.next)
+    }
+}
+
+fn lease_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, u64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+fn parse_lease((lease_id, json, next): (String, String, u64)) -> Result<LeaseRow> {
+    let lease: Lease = serde_json::from_str(&json)
+        .map_err(|_| corrupt(0, format!("stored lease {lease_id} is not a valid lease")))?;
+    if lease.lease_id != lease_id {
+        return Err(corrupt(0, format!("stored lease {lease_id} carries another id")));
+    }
+    Ok(LeaseRow { lease, next })
+}
+
+/// All leases in the order they were stored (the order they are used in).
+pub(crate) fn leases(conn: &Connection) -> Result<Vec<LeaseRow>> {
+    let mut stmt = conn.prepare_cached("SELECT lease_id, lease_json, next FROM leases ORDER BY position")?;
+    let raw = stmt.query_map([], lease_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    raw.into_iter().map(parse_lease).collect()
+}
+
+/// The first lease with numbers left: where the next number comes from.
+pub(crate) fn current_lease(conn: &Connection) -> Result<Option<LeaseRow>> {
+    let raw = conn
+        .prepare_cached(
+            "SELECT lease_id, lease_json, next FROM leases WHERE next <= last ORDER BY position LIMIT 1",
+        )?
+        .query_row([], lease_row)
+        .optional()?;
+    raw.map(parse_lease).transpose()
+}
+
+/// The lease whose terms apply now: the one in use, else the last one stored.
+pub(crate) fn lease_in_force(conn: &Connection) -> Result<Option<LeaseRow>> {
+    if let Some(l) = current_lease(conn)? {
+        return Ok(Some(l));
+    }
+    let raw = conn
+        .prepare_cached("SELECT lease_id, lease_json, next FROM leases ORDER BY position DESC LIMIT 1")?
+        .query_row([], lease_row)
+        .optional()?;
+    raw.map(parse_lease).transpose()
+}
+
+/// What the offline limits are counted against, plus the pending count.
+pub(crate) fn exposure(conn: &Connection) -> Result<(OfflineExposure, u64, Option<String>)> {
+    let (count, cents): (u64, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), SUM(ABS(total_amount_cents)) FROM invoices WHERE status = 'pending'",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let oldest: Option<String> = conn
+        .prepare_cached("SELECT issued_at FROM invoices WHERE status = 'pending' ORDER BY seq LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    let oldest_at: Option<DateTime<Utc>> = match &oldest {
+        Some(s) => Some(parse_timestamp(s).ok_or_else(|| corrupt(0, format!("a pending invoice has an unreadable issued_at {s:?}")))?),
+        None => None,
+    };
+    Ok((
+        OfflineExposure {
+            oldest_pending_at: oldest_at,
+            pending_amount: rust_decimal::Decimal::new(cents.unwrap_or(0), 2),
+        },
+        count,
+        oldest,
+    ))
+}
+
+/// Parses a stored envelope; `seq` names the row in the error.
+pub(crate) fn parse_envelope(seq: u64, text: &str) -> Result<Envelope> {
+    serde_json::from_str(text).map_err(|e| corrupt(seq, format!("the stored envelope is not a valid envelope ({e})")))
+}
+
+/// An invoice by number: (seq, envelope, status).
+pub(crate) fn invoice_by_number(conn: &Connection, number: &str) -> Result<Option<(u64, Invoice, String)>> {
+    let row: Option<(u64, String, String)> = conn
+        .prepare_cached("SELECT seq, envelope, status FROM invoices WHERE number = ?1")?
+        .query_row([number], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    match row {
+        None => Ok(None),
+        Some((seq, text, status)) => Ok(Some((seq, parse_envelope(seq, &text)?.invoice, status))),
+    }
+}
+
+/// Credit notes against `original_id` that were not rejected, issued before `before_seq`
+/// (all of them when None).
+pub(crate) fn prior_credits(conn: &Connection, original_id: &str, before_seq: Option<u64>) -> Result<Vec<Invoice>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, envelope FROM invoices
+         WHERE original_id = ?1 AND kind = 'credit' AND status != 'rejected' AND (?2 IS NULL OR seq < ?2)
+         ORDER BY seq",
+    )?;
+    let rows = stmt
+        .query_map(rusqlite::params![original_id, before_seq], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.iter().map(|(seq, text)| Ok(parse_envelope(*seq, text)?.invoice)).collect()
+}

@@ -1,0 +1,218 @@
+//! Connection settings and the embedded, numbered migrations.
+//!
+//! Migrations are append-only: a released one is never edited, a change is a new number.
+//! They run in one IMMEDIATE transaction; an existing database is first copied with the
+//! online backup API, so a failed or buggy migration never costs the clerk their ledger.
+
+use crate::error::LedgerError;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+use std::path::Path;
+
+/// The schema this program writes. A database with a higher version is refused.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// 1: the tables. STRICT so a value of the wrong type is an error, not a silent coercion.
+const V1_TABLES: &str = r#"
+CREATE TABLE device (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    key_id TEXT NOT NULL,
+    key_protection TEXT NOT NULL CHECK (key_protection IN ('passphrase_file', 'os_keyring')),
+    device_id TEXT,
+    device_name TEXT NOT NULL,
+    seller TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    authority_public_key TEXT,
+    servers TEXT NOT NULL DEFAULT '[]',
+    created_at TEXT NOT NULL,
+    enrolled_at TEXT,
+    clock_offset INTEGER NOT NULL DEFAULT 0,
+    last_sync_at TEXT,
+    queue_stopped TEXT,
+    queue_stopped_at TEXT
+) STRICT;
+
+CREATE TABLE leases (
+    lease_id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL UNIQUE,
+    lease_json TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    next INTEGER NOT NULL,
+    stored_at TEXT NOT NULL,
+    CHECK (first >= 1 AND first <= last AND next >= first AND next <= last + 1)
+) STRICT;
+
+CREATE TABLE invoices (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    number TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    buyer_name TEXT NOT NULL,
+    buyer_tax_id TEXT NOT NULL,
+    total TEXT NOT NULL,
+    total_amount TEXT NOT NULL,
+    total_amount_cents INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    envelope TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'rejected')),
+    original_id TEXT REFERENCES invoices(id)
+) STRICT;
+-- The offline limits read the pending invoices on every issue: keep that an index scan.
+CREATE INDEX invoices_pending ON invoices(seq, issued_at, total_amount_cents) WHERE status = 'pending';
+CREATE INDEX invoices_original ON invoices(original_id) WHERE original_id IS NOT NULL;
+
+CREATE TABLE outbox (
+    invoice_id TEXT PRIMARY KEY REFERENCES invoices(id),
+    seq INTEGER NOT NULL UNIQUE,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER,
+    last_error TEXT
+) STRICT;
+
+CREATE TABLE receipts (
+    invoice_id TEXT PRIMARY KEY REFERENCES invoices(id),
+    receipt TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('accepted', 'rejected')),
+    stored_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE history (
+    id INTEGER PRIMARY KEY,
+    invoice_id TEXT NOT NULL REFERENCES invoices(id),
+    at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX history_invoice ON history(invoice_id, id);
+
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    invoice_id TEXT,
+    dismissed_at TEXT
+) STRICT;
+"#;
+
+/// 2: the guards that make the ledger append-only, so that no code path (ours or a
+/// hand-run UPDATE) can edit or drop an issued invoice, a receipt or a consumed number.
+/// `IF NOT EXISTS` lets the migration be re-applied to a restored copy.
+const V2_GUARDS: &str = r#"
+CREATE TRIGGER IF NOT EXISTS invoices_seq_follows_head BEFORE INSERT ON invoices
+WHEN NEW.seq IS NOT (SELECT COALESCE(MAX(seq), 0) + 1 FROM invoices)
+BEGIN SELECT RAISE(ABORT, 'invoice seq must follow the chain head without a gap'); END;
+
+CREATE TRIGGER IF NOT EXISTS invoices_immutable
+BEFORE UPDATE OF seq, id, number, kind, issued_at, buyer_name, buyer_tax_id, total,
+    total_amount, total_amount_cents, hash, envelope, original_id ON invoices
+BEGIN SELECT RAISE(ABORT, 'an issued invoice is never edited: issue a credit note instead'); END;
+
+CREATE TRIGGER IF NOT EXISTS invoices_status_final BEFORE UPDATE OF status ON invoices
+WHEN NOT (OLD.status = 'pending' AND NEW.status IN ('accepted', 'rejected'))
+BEGIN SELECT RAISE(ABORT, 'an invoice status changes once, from pending to accepted or rejected'); END;
+
+CREATE TRIGGER IF NOT EXISTS invoices_never_deleted BEFORE DELETE ON invoices
+BEGIN SELECT RAISE(ABORT, 'an issued invoice is never deleted: issue a credit note instead'); END;
+
+CREATE TRIGGER IF NOT EXISTS receipts_immutable BEFORE UPDATE ON receipts
+BEGIN SELECT RAISE(ABORT, 'a stored receipt is never changed'); END;
+
+CREATE TRIGGER IF NOT EXISTS receipts_never_deleted BEFORE DELETE ON receipts
+BEGIN SELECT RAISE(ABORT, 'a stored receipt is never deleted'); END;
+
+CREATE TRIGGER IF NOT EXISTS outbox_leaves_with_receipt BEFORE DELETE ON outbox
+WHEN NOT EXISTS (SELECT 1 FROM receipts WHERE invoice_id = OLD.invoice_id)
+BEGIN SELECT RAISE(ABORT, 'an outbox row is removed only with the receipt of its invoice'); END;
+
+CREATE TRIGGER IF NOT EXISTS leases_immutable
+BEFORE UPDATE OF lease_id, position, lease_json, prefix, first, last ON leases
+BEGIN SELECT RAISE(ABORT, 'a stored lease is never changed'); END;
+
+CREATE TRIGGER IF NOT EXISTS leases_numbers_never_reused BEFORE UPDATE OF next ON leases
+WHEN NEW.next < OLD.next
+BEGIN SELECT RAISE(ABORT, 'a consumed invoice number is never reused'); END;
+
+CREATE TRIGGER IF NOT EXISTS leases_never_deleted BEFORE DELETE ON leases
+BEGIN SELECT RAISE(ABORT, 'a stored lease is never deleted'); END;
+"#;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1_TABLES), (2, V2_GUARDS)];
+
+/// Settings every connection needs (STYLE: SQLite). busy_timeout comes first so that
+/// switching to WAL waits for a concurrent opener instead of failing.
+pub(crate) fn configure(conn: &Connection) -> Result<(), LedgerError> {
+    conn.busy_timeout(std::time::Duration::from_millis(5000))?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(LedgerError::Integrity {
+            seq: 0,
+            what: format!("the database refused WAL mode (journal_mode is {mode})"),
+        });
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// The recorded schema version; 0 for a new, empty database.
+pub(crate) fn version(conn: &Connection) -> Result<i64, LedgerError> {
+    let has_table: bool = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+            [],
+            |_| Ok(true),
+        )
+        .optional()?
+        .unwrap_or(false);
+    if !has_table {
+        return Ok(0);
+    }
+    let v: Option<i64> = conn.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))?;
+    Ok(v.unwrap_or(0))
+}
+
+/// Brings the database at `db_path` to [`SCHEMA_VERSION`], backing an older one up first.
+pub(crate) fn migrate(conn: &Connection, db_path: &Path) -> Result<(), LedgerError> {
+    let found = version(conn)?;
+    if found > SCHEMA_VERSION {
+        return Err(LedgerError::TooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if found > 0 {
+        let mut backup = db_path.as_os_str().to_owned();
+        backup.push(format!(".bak-v{found}"));
+        conn.backup(rusqlite::DatabaseName::Main, Path::new(&backup), None)?;
+    }
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    // Another process may have migrated between our read and our write lock.
+    let current = version(&tx)?;
+    if current > SCHEMA_VERSION {
+        return Err(LedgerError::TooNew {
+            found: current,
+            known: SCHEMA_VERSION,
+        });
+    }
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             version INTEGER PRIMARY KEY,
+             applied_at TEXT NOT NULL
+         ) STRICT;",
+    )?;
+    for (number, sql) in MIGRATIONS.iter().filter(|(n, _)| *n > current) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+            [number],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,593 @@
+//! The HTTP side of SPEC 7: one reqwest client (rustls with the `ring` provider), the
+//! authority's endpoints, device-signed requests, and the reading of every answer into a
+//! [`Verdict`] the relay acts on.
+//!
+//! Nothing a server sends can make this module panic: bodies are read under a size limit,
+//! JSON is parsed into `Option`/`Result`, and anything unexpected becomes a retryable
+//! verdict rather than a final state.
+
+use crate::error::SyncError;
+use crate::policy::parse_retry_after;
+use crate::SyncOptions;
+use chrono::{DateTime, Utc};
+use kaipiao_core::draft::parse_timestamp;
+use kaipiao_core::sign::sign_request;
+use kaipiao_core::wire::{
+    ApiError, AuthorityInfo, Health, HEADER_DEVICE, HEADER_REPLAYED, HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+};
+use kaipiao_core::DeviceKey;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, Url};
+use std::time::Duration;
+
+/// Largest response body read; a batch of 500 receipts is well under 1 MiB.
+const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+/// An HTTP answer, read in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    /// `Idempotent-Replayed: true`.
+    pub replayed: bool,
+    pub body: String,
+}
+
+/// No answer: the request failed to connect, timed out, or the connection dropped. When
+/// `maybe_sent` is set the authority may have acted on it ("outcome unknown").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TransportError {
+    pub reason: String,
+    pub maybe_sent: bool,
+}
+
+/// What an answer means for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The expected success status.
+    Success(Answer),
+    /// Transport error, timeout, 409 `request_in_progress`, 429, 5xx or an unexpected
+    /// answer: try again later, on the next endpoint when `failover`.
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+        failover: bool,
+    },
+    /// 409 `chain_gap`.
+    ChainGap { expected_seq: u64, message: String },
+    /// 401 `clock_skew` with the authority's time.
+    ClockSkew { server_time: DateTime<Utc> },
+    /// 401 `unknown_device`, `bad_request_signature` (or another 401): this endpoint does
+    /// not accept this device.
+    Unauthorized { code: String, message: String },
+    /// 422 `integrity` or `idempotency_key_reused`: stop the queue.
+    Stop { code: String, message: String },
+    /// A 4xx that retrying the same bytes cannot fix (bad request, too large, forbidden).
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+        field: String,
+    },
+}
+
+impl Verdict {
+    pub(crate) fn retry(reason: impl Into<String>, failover: bool) -> Verdict {
+        Verdict::Retry {
+            reason: reason.into(),
+            retry_after: None,
+            failover,
+        }
+    }
+}
+
+/// The first 200 characters of a body, for messages.
+fn excerpt(body: &str) -> String {
+    let mut s: String = body.chars().take(200).collect();
+    if s.len() < body.len() {
+        s.push('…');
+    }
+    s
+}
+
+/// Reads an answer (or its absence) against the status the call expects on success.
+pub(crate) fn classify(result: Result<Answer, TransportError>, success: u16) -> Verdict {
+    let answer = match result {
+        Ok(a) => a,
+        Err(t) => {
+            let reason = if t.maybe_sent {
+                format!("{} (outcome unknown; will resend the same bytes)", t.reason)
+            } else {
+                t.reason
+            };
+            return Verdict::retry(reason, true);
+        }
+    };
+    if answer.status == success {
+        return Verdict::Success(answer);
+    }
+    let api = serde_json::from_str::<ApiError>(&answer.body)
+        .ok()
+        .map(|e| e.error);
+    let code = api.as_ref().map(|e| e.code.clone()).unwrap_or_default();
+    let message = api.as_ref().map(|e| e.message.clone()).unwrap_or_default();
+    let field = api.as_ref().map(|e| e.field.clone()).unwrap_or_default();
+    let described = if api.is_some() {
+        format!("HTTP {} {code}: {message}", answer.status)
+    } else {
+        format!("HTTP {}: {}", answer.status, excerpt(&answer.body))
+    };
+    let retry = |failover: bool| Verdict::Retry {
+        reason: described.clone(),
+        retry_after: answer.retry_after,
+        failover,
+    };
+    match answer.status {
+        // The authority is overloaded, in an outage, or failing: another endpoint may do.
+        500..=599 => retry(true),
+        // Per-device rate limit: the same for every endpoint of one authority.
+        429 => retry(false),
+        409 if code == "request_in_progress" => retry(false),
+        409 if code == "chain_gap" => match api.and_then(|e| e.expected_seq) {
+            Some(expected_seq) => Verdict::ChainGap {
+                expected_seq,
+                message,
+            },
+            None => Verdict::retry(format!("{described} (no expected_seq)"), true),
+        },
+        401 if code == "clock_skew" => {
+            match api
+                .and_then(|e| e.server_time)
+                .as_deref()
+                .and_then(parse_timestamp)
+            {
+                Some(server_time) => Verdict::ClockSkew { server_time },
+                None => Verdict::retry(format!("{described} (no usable server_time)"), true),
+            }
+        }
+        401 => Verdict::Unauthorized {
+            code: if code.is_empty() {
+                "unauthorized".into()
+            } else {
+                code
+            },
+            message: if message.is_empty() {
+                excerpt(&answer.body)
+            } else {
+                message
+            },
+        },
+        422 if code == "integrity" || code == "idempotency_key_reused" => {
+            Verdict::Stop { code, message }
+        }
+        400 | 403 | 413 | 422 if api.is_some() => Verdict::Refused {
+            status: answer.status,
+            code,
+            message,
+            field,
+        },
+        // Redirects, 404 from something that is not the authority, HTML error pages...
+        _ => retry(true),
+    }
+}
+
+/// A server address as the user typed it, checked and without a trailing slash.
+pub fn normalize_server(url: &str) -> Result<String, SyncError> {
+    let bad = |reason: &str| SyncError::InvalidServer {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let parsed = Url::parse(url.trim()).map_err(|e| bad(&e.to_string()))?;
+    if parsed.scheme() != "http" && parsed.scheme() != "https" {
+        return Err(bad("expected http:// or https://"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(bad("a server address has no ?query or #fragment"));
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_string())
+}
+
+/// Servers as they are used and stored: checked and normalised, primary first,
+/// duplicates dropped; at least one.
+pub fn normalize_servers(servers: &[String]) -> Result<Vec<String>, SyncError> {
+    let mut out: Vec<String> = Vec::with_capacity(servers.len());
+    for s in servers {
+        let n = normalize_server(s)?;
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    if out.is_empty() {
+        return Err(SyncError::NoServers);
+    }
+    Ok(out)
+}
+
+/// The reqwest client and the authority's endpoints (primary first, then backups).
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    endpoints: Vec<String>,
+    request_timeout: Duration,
+}
+
+impl Client {
+    /// Checks the server addresses and builds the HTTP client with the connect and
+    /// request timeouts of `opts`. Redirects are not followed: the authority has no
+    /// reason to send one, and following a POST would change what is sent.
+    pub fn new(servers: &[String], opts: &SyncOptions) -> Result<Client, SyncError> {
+        let endpoints = normalize_servers(servers)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(opts.connect_timeout)
+            .timeout(opts.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("kaipiao/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SyncError::Http(describe(&e)))?;
+        Ok(Client {
+            http,
+            endpoints,
+            request_timeout: opts.request_timeout,
+        })
+    }
+
+    /// Primary first, then backups, normalised.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    /// `GET /v1/health` on one endpoint.
+    pub async fn health(&self, endpoint: &str) -> Result<Health, SyncError> {
+        self.get_json(endpoint, "/v1/health").await
+    }
+
+    /// `GET /v1/authority` on one endpoint: its name and signing key.
+    pub async fn authority(&self, endpoint: &str) -> Result<AuthorityInfo, SyncError> {
+        self.get_json(endpoint, "/v1/authority").await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        path: &str,
+    ) -> Result<T, SyncError> {
+        let result = self
+            .send(Method::GET, endpoint, path, None, &[], self.request_timeout)
+            .await;
+        match classify(result, 200) {
+            Verdict::Success(a) => serde_json::from_str(&a.body)
+                .map_err(|e| SyncError::InvalidResponse(format!("GET {path} on {endpoint}: {e}"))),
+            other => Err(verdict_error(other)),
+        }
+    }
+
+    /// Sends one request and reads the whole answer. `path` starts with `/`.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        endpoint: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Answer, TransportError> {
+        let url = format!("{endpoint}{path}");
+        let mut request = self.http.request(method, &url).timeout(timeout);
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        let mut response = request.send().await.map_err(|e| TransportError {
+            reason: describe(&e),
+            maybe_sent: !e.is_connect(),
+        })?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, Utc::now()));
+        let replayed = response
+            .headers()
+            .get(HEADER_REPLAYED)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let mut bytes = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                        return Err(TransportError {
+                            reason: format!(
+                                "the answer from {url} is larger than {MAX_RESPONSE_BYTES} bytes"
+                            ),
+                            maybe_sent: true,
+                        });
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(TransportError {
+                        reason: format!("reading the answer (HTTP {status}): {}", describe(&e)),
+                        maybe_sent: true,
+                    })
+                }
+            }
+        }
+        let body = String::from_utf8(bytes).map_err(|_| TransportError {
+            reason: format!("the answer from {url} (HTTP {status}) is not UTF-8"),
+            maybe_sent: true,
+        })?;
+        Ok(Answer {
+            status,
+            retry_after,
+            replayed,
+            body,
+        })
+    }
+
+    /// Sends a device-signed request (SPEC 7): the signature covers the method, the path
+    /// as sent (with any query, and with the endpoint's own base path), the timestamp and
+    /// the SHA-256 of the body.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn send_signed(
+        &self,
+        method: Method,
+        endpoint: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        key: &DeviceKey,
+        device_id: &str,
+        timestamp: i64,
+        timeout: Duration,
+    ) -> Result<Answer, TransportError> {
+        let url = Url::parse(&format!("{endpoint}{path}")).map_err(|e| TransportError {
+            reason: format!("bad request address {endpoint}{path}: {e}"),
+            maybe_sent: false,
+        })?;
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let signature = sign_request(
+            key,
+            method.as_str(),
+            &target,
+            timestamp,
+            body.as_deref().unwrap_or(&[]),
+        );
+        let headers = [
+            (HEADER_DEVICE, device_id.to_string()),
+            (HEADER_TIMESTAMP, timestamp.to_string()),
+            (HEADER_SIGNATURE, signature),
+        ];
+        self.send(method, endpoint, path, body, &headers, timeout)
+            .await
+    }
+}
+
+/// A verdict that ends a call which is not retried here, as an error.
+pub(crate) fn verdict_error(verdict: Verdict) -> SyncError {
+    match verdict {
+        Verdict::Success(a) => SyncError::InvalidResponse(format!("HTTP {}", a.status)),
+        Verdict::Retry { reason, .. } => SyncError::Http(reason),
+        Verdict::ChainGap { message, .. } => SyncError::Authority {
+            status: 409,
+            code: "chain_gap".into(),
+            message,
+            field: String::new(),
+        },
+        Verdict::ClockSkew { server_time } => SyncError::Authority {
+            status: 401,
+            code: "clock_skew".into(),
+            message: format!("the device clock is off; the authority's time is {server_time}"),
+            field: String::new(),
+        },
+        Verdict::Unauthorized { code, message } => SyncError::Authority {
+            status: 401,
+            code,
+            message,
+            field: String::new(),
+        },
+        Verdict::Stop { code, message } => SyncError::Authority {
+            status: 422,
+            code,
+            message,
+            field: String::new(),
+        },
+        Verdict::Refused {
+            status,
+            code,
+            message,
+            field,
+        } => SyncError::Authority {
+            status,
+            code,
+            message,
+            field,
+        },
+    }
+}
+
+/// A reqwest error with its causes ("error sending request: connection refused"), which
+/// is what tells a clerk or an administrator what went wrong.
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "connection failed"
+    };
+    let mut text = format!("{kind}: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Result<Answer, TransportError> {
+        Ok(Answer {
+            status,
+            retry_after: None,
+            replayed: false,
+            body: body.to_string(),
+        })
+    }
+
+    fn err_body(code: &str, extra: &str) -> String {
+        format!(r#"{{"error": {{"code": "{code}", "message": "m", "field": ""{extra}}}}}"#)
+    }
+
+    #[test]
+    fn success_and_retryable_answers() {
+        assert!(matches!(
+            classify(answer(201, "{}"), 201),
+            Verdict::Success(_)
+        ));
+        let unknown = classify(
+            Err(TransportError {
+                reason: "timed out".into(),
+                maybe_sent: true,
+            }),
+            201,
+        );
+        match unknown {
+            Verdict::Retry {
+                reason, failover, ..
+            } => {
+                assert!(failover);
+                assert!(reason.contains("outcome unknown"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut overloaded =
+            answer(503, &err_body("overloaded", "")).unwrap_or_else(|_| unreachable!());
+        overloaded.retry_after = Some(Duration::from_secs(2));
+        assert_eq!(
+            classify(Ok(overloaded), 201),
+            Verdict::Retry {
+                reason: "HTTP 503 overloaded: m".into(),
+                retry_after: Some(Duration::from_secs(2)),
+                failover: true
+            }
+        );
+        assert!(matches!(
+            classify(answer(429, &err_body("rate_limited", "")), 201),
+            Verdict::Retry {
+                failover: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(answer(409, &err_body("request_in_progress", "")), 201),
+            Verdict::Retry {
+                failover: false,
+                ..
+            }
+        ));
+        // Garbage, HTML and unexpected statuses are an error for this attempt only.
+        assert!(matches!(
+            classify(answer(200, "<html>"), 201),
+            Verdict::Retry { failover: true, .. }
+        ));
+        assert!(matches!(
+            classify(answer(404, "not found"), 201),
+            Verdict::Retry { failover: true, .. }
+        ));
+        assert!(matches!(
+            classify(answer(502, ""), 201),
+            Verdict::Retry { failover: true, .. }
+        ));
+    }
+
+    #[test]
+    fn chain_skew_auth_and_stops() {
+        assert_eq!(
+            classify(
+                answer(409, &err_body("chain_gap", r#", "expected_seq": 4"#)),
+                201
+            ),
+            Verdict::ChainGap {
+                expected_seq: 4,
+                message: "m".into()
+            }
+        );
+        assert!(matches!(
+            classify(answer(409, &err_body("chain_gap", "")), 201),
+            Verdict::Retry { .. }
+        ));
+        match classify(
+            answer(
+                401,
+                &err_body("clock_skew", r#", "server_time": "2026-01-01T00:00:00Z""#),
+            ),
+            200,
+        ) {
+            Verdict::ClockSkew { server_time } => {
+                assert_eq!(server_time.timestamp(), 1_767_225_600)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            classify(answer(401, &err_body("unknown_device", "")), 200),
+            Verdict::Unauthorized { .. }
+        ));
+        assert!(matches!(
+            classify(answer(401, "nope"), 200),
+            Verdict::Unauthorized { .. }
+        ));
+        assert!(matches!(
+            classify(answer(422, &err_body("integrity", "")), 201),
+            Verdict::Stop { .. }
+        ));
+        assert!(matches!(
+            classify(answer(422, &err_body("idempotency_key_reused", "")), 201),
+            Verdict::Stop { .. }
+        ));
+        assert!(matches!(
+            classify(answer(400, &err_body("invalid_request", "")), 201),
+            Verdict::Refused { status: 400, .. }
+        ));
+        assert!(matches!(
+            classify(answer(403, &err_body("enrollment_token_invalid", "")), 201),
+            Verdict::Refused { status: 403, .. }
+        ));
+    }
+
+    #[test]
+    fn server_addresses() {
+        assert_eq!(
+            normalize_server(" http://127.0.0.1:8787/ ").ok().as_deref(),
+            Some("http://127.0.0.1:8787")
+        );
+        assert_eq!(
+            normalize_server("https://tax.example/base/")
+                .ok()
+                .as_deref(),
+            Some("https://tax.example/base")
+        );
+        assert!(normalize_server("ftp://x").is_err());
+        assert!(normalize_server("127.0.0.1:8787").is_err());
+        assert!(normalize_server("http://x/?a=1").is_err());
+        assert!(normalize_server("").is_err());
+    }
+}

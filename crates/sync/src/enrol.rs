@@ -1,0 +1,241 @@
+//! Enrolment and leases: registering the device with the authority, pinning the
+//! authority's key, and taking blocks of invoice numbers before they run short.
+
+use crate::client::Client;
+use crate::error::SyncError;
+use crate::link::{Call, Link, Signer};
+use crate::{Progress, SyncOptions};
+use chrono::Utc;
+use kaipiao_core::wire::{AuthorityInfo, EnrollRequest, EnrollResponse};
+use kaipiao_core::{DeviceKey, Lease, PublicKey};
+use kaipiao_ledger::{Ledger, LedgerError, LocalDevice};
+use reqwest::Method;
+use serde::Serialize;
+
+/// What `enroll` got from the authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnrollOutcome {
+    pub device_id: String,
+    pub authority_public_key: String,
+    /// The first lease, already stored.
+    pub lease: Lease,
+}
+
+/// A new lease is taken when fewer than 1/`TOP_UP_FRACTION` of the last lease's numbers
+/// are left (20%).
+const TOP_UP_FRACTION: u64 = 5;
+
+fn no_progress(_: Progress) {}
+
+/// The device, with the key checked against it.
+fn local_device(ledger: &Ledger, key: &DeviceKey) -> Result<LocalDevice, SyncError> {
+    let device = ledger.device()?.ok_or(LedgerError::NotInitialized)?;
+    if key.public().to_base64() != device.public_key {
+        return Err(SyncError::WrongKey);
+    }
+    Ok(device)
+}
+
+/// Registers the device with the authority (`POST /v1/devices`), checks that the
+/// authority's key is the one `GET /v1/authority` advertises (on every endpoint that
+/// answers), records the enrolment (pinning that key and the servers, primary first),
+/// then takes and stores the first lease.
+///
+/// A device already enrolled but without a lease (the lease request failed last time)
+/// just takes its lease; one that has a lease is refused with `already_enrolled`.
+pub async fn enroll(
+    ledger: &Ledger,
+    key: &DeviceKey,
+    servers: &[String],
+    token: &str,
+    opts: &SyncOptions,
+) -> Result<EnrollOutcome, SyncError> {
+    let device = local_device(ledger, key)?;
+    let client = Client::new(servers, opts)?;
+    if let Some(device_id) = device.device_id.clone() {
+        if !ledger.leases()?.is_empty() {
+            return Err(SyncError::AlreadyEnrolled { device_id });
+        }
+        let authority_public_key = device
+            .authority_public_key
+            .clone()
+            .ok_or(LedgerError::NotEnrolled)?;
+        let stored = if device.servers.is_empty() {
+            client.endpoints().to_vec()
+        } else {
+            device.servers.clone()
+        };
+        let mut link = Link::new(Client::new(&stored, opts)?, opts, &no_progress);
+        let lease = take_lease(&mut link, ledger, key, &device_id, true).await?;
+        return Ok(EnrollOutcome {
+            device_id,
+            authority_public_key,
+            lease,
+        });
+    }
+
+    let endpoints = client.endpoints().to_vec();
+    let mut link = Link::new(client, opts, &no_progress);
+    let request = EnrollRequest {
+        enrollment_token: token.to_string(),
+        seller: device.seller.clone(),
+        device_name: device.device_name.clone(),
+        public_key: device.public_key.clone(),
+    };
+    let body = serde_json::to_vec(&request)
+        .map_err(|e| SyncError::InvalidResponse(format!("enrolment request: {e}")))?;
+    let enrolled = link
+        .call(
+            Call {
+                method: Method::POST,
+                path: "/v1/devices",
+                body: Some(&body),
+                success: 201,
+                patient: true,
+            },
+            None,
+            parse_enrollment,
+        )
+        .await?;
+    let authority = PublicKey::from_base64(&enrolled.authority_public_key).map_err(|_| {
+        SyncError::InvalidResponse("authority_public_key is not a base64 Ed25519 key".into())
+    })?;
+
+    // The key must be the one the authority publishes, on every endpoint that answers;
+    // at least one must confirm it.
+    link.progressed();
+    let advertised = link
+        .call(
+            Call {
+                method: Method::GET,
+                path: "/v1/authority",
+                body: None,
+                success: 200,
+                patient: true,
+            },
+            None,
+            |b| serde_json::from_str::<AuthorityInfo>(b).map_err(|e| e.to_string()),
+        )
+        .await?;
+    check_authority_key(&authority, &advertised, "the enrolling server")?;
+    for endpoint in &endpoints {
+        // Backups that are down now are checked by every receipt and lease later.
+        if let Ok(info) = link.client.authority(endpoint).await {
+            check_authority_key(&authority, &info, endpoint)?;
+        }
+    }
+
+    ledger.record_enrollment(
+        &enrolled.device_id,
+        &authority.to_base64(),
+        &endpoints,
+        Utc::now(),
+    )?;
+    link.progressed();
+    let lease = take_lease(&mut link, ledger, key, &enrolled.device_id, true).await?;
+    Ok(EnrollOutcome {
+        device_id: enrolled.device_id,
+        authority_public_key: authority.to_base64(),
+        lease,
+    })
+}
+
+fn parse_enrollment(body: &str) -> Result<EnrollResponse, String> {
+    let r: EnrollResponse = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    if uuid::Uuid::parse_str(&r.device_id).is_err() {
+        return Err(format!("device_id {:?} is not a UUID", r.device_id));
+    }
+    Ok(r)
+}
+
+fn check_authority_key(
+    expected: &PublicKey,
+    info: &AuthorityInfo,
+    endpoint: &str,
+) -> Result<(), SyncError> {
+    match PublicKey::from_base64(&info.public_key) {
+        Ok(found) if found == *expected => Ok(()),
+        _ => Err(SyncError::AuthorityKeyMismatch {
+            endpoint: endpoint.to_string(),
+            expected: expected.to_base64(),
+            found: info.public_key.clone(),
+        }),
+    }
+}
+
+/// Whether the device should take a new lease: no numbers left, or fewer than 20% of
+/// the last lease's size.
+pub(crate) fn needs_lease(ledger: &Ledger) -> Result<bool, SyncError> {
+    let leases = ledger.leases()?;
+    let left: u64 = leases.iter().map(|l| l.numbers_left).sum();
+    let Some(last) = leases.last() else {
+        return Ok(true);
+    };
+    let size = last
+        .lease
+        .last
+        .saturating_sub(last.lease.first)
+        .saturating_add(1);
+    Ok(left == 0 || left.saturating_mul(TOP_UP_FRACTION) < size)
+}
+
+/// Takes a lease (`POST /v1/leases`, device-signed) and stores it; the ledger verifies it
+/// against the pinned authority key and the device id. A lease that does not verify is
+/// not stored and raises an alert.
+pub(crate) async fn take_lease(
+    link: &mut Link<'_>,
+    ledger: &Ledger,
+    key: &DeviceKey,
+    device_id: &str,
+    patient: bool,
+) -> Result<Lease, SyncError> {
+    let signer = Signer {
+        ledger,
+        key,
+        device_id,
+    };
+    let lease = link
+        .call(
+            Call {
+                method: Method::POST,
+                path: "/v1/leases",
+                body: Some(b"{}"),
+                success: 201,
+                patient,
+            },
+            Some(&signer),
+            |b| serde_json::from_str::<Lease>(b).map_err(|e| e.to_string()),
+        )
+        .await?;
+    match ledger.store_lease(&lease, Utc::now()) {
+        Ok(()) => Ok(lease),
+        Err(e @ (LedgerError::Sqlite(_) | LedgerError::Io(_))) => Err(e.into()),
+        Err(e) => {
+            let text = format!(
+                "the lease {} granted by the authority was refused: {e}",
+                lease.lease_id
+            );
+            link.alert(ledger, "bad_lease", &text, None)?;
+            Err(e.into())
+        }
+    }
+}
+
+/// Takes a new lease when the device's numbers run short (fewer than 20% of the last
+/// lease's size left, or none), retrying like a sync run; `Ok(None)` when none is needed.
+pub async fn top_up_leases(
+    ledger: &Ledger,
+    key: &DeviceKey,
+    opts: &SyncOptions,
+) -> Result<Option<Lease>, SyncError> {
+    let device = local_device(ledger, key)?;
+    let device_id = device.device_id.ok_or(LedgerError::NotEnrolled)?;
+    if !needs_lease(ledger)? {
+        return Ok(None);
+    }
+    let client = Client::new(&device.servers, opts)?;
+    let mut link = Link::new(client, opts, &no_progress);
+    take_lease(&mut link, ledger, key, &device_id, true)
+        .await
+        .map(Some)
+}

@@ -1,0 +1,121 @@
+//! The sync engine's errors: each with a stable `code` the UI branches on, the `field` it
+//! concerns and the CLI exit code of SPEC 9.
+//!
+//! These are what make a call fail outright (nothing could be attempted, the ledger could
+//! not be written, enrolment was refused). A sync run that reached the authority but could
+//! not finish reports that in [`crate::SyncOutcome`] instead, so its counts survive.
+
+use kaipiao_core::Lang;
+use kaipiao_ledger::LedgerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// No endpoint answered (transport errors, timeouts, 5xx, 429) before giving up.
+    #[error("the tax authority could not be reached: {0}")]
+    Http(String),
+    /// The authority answered with an error that retrying will not fix.
+    #[error("the tax authority refused the request ({status} {code}): {message}")]
+    Authority {
+        status: u16,
+        code: String,
+        message: String,
+        field: String,
+    },
+    /// The authority's answer did not have the shape of SPEC 7.
+    #[error("the tax authority sent an unexpected answer: {0}")]
+    InvalidResponse(String),
+    /// A server URL that is not `http://` or `https://` with a host.
+    #[error("invalid server address {url:?}: {reason}")]
+    InvalidServer { url: String, reason: String },
+    #[error("no tax authority server is configured; run `kaipiao enroll --server URL`")]
+    NoServers,
+    #[error("this device is already enrolled as {device_id}")]
+    AlreadyEnrolled { device_id: String },
+    /// Two answers that should name the same authority key do not: possibly a wrong or
+    /// impersonated server. Nothing was recorded.
+    #[error("the authority key of {endpoint} ({found}) does not match {expected}; check the server addresses")]
+    AuthorityKeyMismatch {
+        endpoint: String,
+        expected: String,
+        found: String,
+    },
+    /// The unsealed key is not the one the ledger's device was set up with.
+    #[error("the device key does not match this ledger's device")]
+    WrongKey,
+}
+
+impl SyncError {
+    /// Stable code for the UI and `--json` output.
+    pub fn code(&self) -> &str {
+        match self {
+            SyncError::Ledger(e) => e.code(),
+            SyncError::Http(_) => "unreachable",
+            SyncError::Authority { code, .. } => code,
+            SyncError::InvalidResponse(_) => "invalid_response",
+            SyncError::InvalidServer { .. } => "invalid_server",
+            SyncError::NoServers => "no_servers",
+            SyncError::AlreadyEnrolled { .. } => "already_enrolled",
+            SyncError::AuthorityKeyMismatch { .. } => "authority_key_mismatch",
+            SyncError::WrongKey => "wrong_key",
+        }
+    }
+
+    /// The input field the error concerns, "" when none.
+    pub fn field(&self) -> &str {
+        match self {
+            SyncError::Ledger(e) => e.field(),
+            SyncError::Authority { field, .. } => field,
+            SyncError::InvalidServer { .. } | SyncError::NoServers => "server",
+            _ => "",
+        }
+    }
+
+    /// SPEC 9: 2 invalid input or refused, 3 transient, 4 integrity, 1 anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SyncError::Ledger(e) => e.exit_code(),
+            SyncError::Http(_) => 3,
+            SyncError::Authority { status, code, .. } => match (*status, code.as_str()) {
+                (_, "integrity" | "idempotency_key_reused") => 4,
+                (401, _) => 4,
+                (429, _) | (500..=599, _) | (409, "request_in_progress") => 3,
+                (400..=499, _) => 2,
+                _ => 1,
+            },
+            SyncError::InvalidResponse(_) => 1,
+            SyncError::InvalidServer { .. } | SyncError::NoServers => 2,
+            SyncError::AlreadyEnrolled { .. } => 2,
+            SyncError::AuthorityKeyMismatch { .. } | SyncError::WrongKey => 4,
+        }
+    }
+
+    /// The message in the clerk's language.
+    pub fn message(&self, lang: Lang) -> String {
+        match (self, lang) {
+            (SyncError::Ledger(e), _) => e.message(lang),
+            (SyncError::Http(w), Lang::Zh) => format!("无法连接税务机关：{w}"),
+            (SyncError::Authority { code, message, .. }, Lang::Zh) => {
+                format!("税务机关拒绝了请求（{code}）：{message}")
+            }
+            (SyncError::InvalidResponse(w), Lang::Zh) => {
+                format!("税务机关返回了无法识别的应答：{w}")
+            }
+            (SyncError::InvalidServer { url, reason }, Lang::Zh) => {
+                format!("服务器地址 {url:?} 无效：{reason}")
+            }
+            (SyncError::NoServers, Lang::Zh) => {
+                "尚未配置税务机关服务器，请运行 `kaipiao enroll --server URL`".into()
+            }
+            (SyncError::AlreadyEnrolled { device_id }, Lang::Zh) => {
+                format!("本设备已登记，设备编号 {device_id}")
+            }
+            (SyncError::AuthorityKeyMismatch { endpoint, .. }, Lang::Zh) => {
+                format!("{endpoint} 的税务机关公钥与已登记的不一致，请核对服务器地址")
+            }
+            (SyncError::WrongKey, Lang::Zh) => "设备密钥与本账本的设备不一致".into(),
+            (e, _) => e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! The sync engine against a real `taxd` process on loopback, with a real ledger.
+
+mod common;
+
+use common::*;
+use kaipiao_core::wire::Head;
+use kaipiao_ledger::Status;
+use kaipiao_sync::{sync_now, top_up_leases, Progress, SyncError, SyncOptions, SyncOutcome};
+use std::time::{Duration, Instant};
+
+fn no_progress(_: Progress) {}
+
+#[tokio::test]
+async fn enrol_pins_the_authority_key_and_takes_a_lease() {
+    let taxd = Taxd::start(&[]);
+    let dev = Device::new();
+    let out = dev.enroll(&taxd).await;
+
+    let local = dev.ledger.device().unwrap().unwrap();
+    assert_eq!(local.device_id.as_deref(), Some(out.device_id.as_str()));
+    assert_eq!(
+        local.authority_public_key.as_deref(),
+        Some(out.authority_public_key.as_str())
+    );
+    assert_eq!(local.servers, vec![taxd.url.clone()]);
+    let authority: serde_json::Value = reqwest::get(format!("{}/v1/authority", taxd.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(authority["public_key"], out.authority_public_key.as_str());
+
+    let leases = dev.ledger.leases().unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0].lease, out.lease);
+    assert_eq!(out.lease.device_id, out.device_id);
+
+    // Plenty of numbers left: no top-up.
+    assert!(top_up_leases(&dev.ledger, &dev.key, &SyncOptions::default())
+        .await
+        .unwrap()
+        .is_none());
+
+    // Enrolling again is refused without touching the authority.
+    let again = kaipiao_sync::enroll(
+        &dev.ledger,
+        &dev.key,
+        std::slice::from_ref(&taxd.url),
+        TOKEN,
+        &SyncOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(again.code(), "already_enrolled");
+    assert_eq!(again.exit_code(), 2);
+}
+
+#[tokio::test]
+async fn a_wrong_enrolment_token_is_refused_and_nothing_is_recorded() {
+    let taxd = Taxd::start(&[]);
+    let dev = Device::new();
+    let err = kaipiao_sync::enroll(
+        &dev.ledger,
+        &dev.key,
+        std::slice::from_ref(&taxd.url),
+        "not-the-token",
+        &SyncOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, SyncError::Authority { status: 403, code, .. } if code == "enrollment_token_invalid"),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), 2);
+    assert!(dev.ledger.device().unwrap().unwrap().device_id.is_none());
+}
+
+#[tokio::test]
+async fn small_leases_are_topped_up() {
+    let taxd = Taxd::start(&["--lease-size", "10"]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    dev.issue(8); // 2 of 10 left: not under 20% yet
+    assert!(top_up_leases(&dev.ledger, &dev.key, &SyncOptions::default())
+        .await
+        .unwrap()
+        .is_none());
+    dev.issue(1); // 1 of 10 left
+    let lease = top_up_leases(&dev.ledger, &dev.key, &SyncOptions::default())
+        .await
+        .unwrap()
+        .expect("a new lease");
+    let leases = dev.ledger.leases().unwrap();
+    assert_eq!(leases.len(), 2);
+    assert_eq!(leases[1].lease, lease);
+
+    // sync tops up by itself when numbers run short: 11 left, 10 issued.
+    dev.issue(10);
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete);
+    assert_eq!(report.accepted, 19);
+    assert_eq!(dev.ledger.leases().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn three_invoices_are_accepted_and_the_heads_match() {
+    let taxd = Taxd::start(&[]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    let issued = dev.issue(3);
+    assert_eq!(dev.pending(), 3);
+
+    let events = Events::default();
+    let sink = events.sink();
+    let report = sync_now(&dev.ledger, &dev.key, &SyncOptions::default(), &sink)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!(
+        (report.submitted, report.accepted, report.rejected, report.pending),
+        (3, 3, 0, 0)
+    );
+    let local = dev.ledger.head().unwrap();
+    assert_eq!(local.seq, 3);
+    assert_eq!(report.server_head.as_ref(), Some(&local));
+    assert!(report.head_mismatch.is_none());
+    assert!(report.alerts.is_empty());
+    assert!(dev.ledger.status(chrono::Utc::now()).unwrap().last_sync_at.is_some());
+
+    let submitted: Vec<(String, String)> = events
+        .all()
+        .into_iter()
+        .filter_map(|p| match p {
+            Progress::Submitted { number, status } => Some((number, status)),
+            _ => None,
+        })
+        .collect();
+    let numbers: Vec<(String, String)> = issued
+        .iter()
+        .map(|i| (i.envelope.invoice.number.clone(), "accepted".to_string()))
+        .collect();
+    assert_eq!(submitted, numbers);
+    assert!(events
+        .all()
+        .iter()
+        .any(|p| matches!(p, Progress::Connecting { endpoint } if *endpoint == taxd.url)));
+
+    // Each stored receipt is the one the authority keeps for the invoice.
+    for i in &issued {
+        let rec = dev.ledger.show(&i.envelope.invoice.id).unwrap();
+        assert_eq!(rec.status, Status::Accepted);
+        let (status, body) = signed_get(
+            &taxd.url,
+            &format!("/v1/invoices/{}", i.envelope.invoice.id),
+            &dev,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let server: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(rec.receipt.as_ref(), Some(&server));
+    }
+
+    // Nothing left: a second run is a no-op that still compares heads.
+    let again = sync_now(&dev.ledger, &dev.key, &SyncOptions::default(), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, SyncOutcome::Complete);
+    assert_eq!((again.submitted, again.pending), (0, 0));
+    assert_eq!(again.server_head, Some(local));
+
+    // The report prints as SPEC 9 asks.
+    let json = serde_json::to_value(&again).unwrap();
+    assert_eq!(json["server_head"]["seq"], 3);
+    assert!(json.get("outcome").is_none());
+}
+
+#[tokio::test]
+async fn batches_are_handled_item_by_item() {
+    let taxd = Taxd::start(&[]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    dev.issue(7);
+    let options = SyncOptions {
+        batch_size: 3,
+        ..SyncOptions::default()
+    };
+    let report = sync_now(&dev.ledger, &dev.key, &options, &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!((report.submitted, report.accepted, report.pending), (7, 7, 0));
+    assert_eq!(report.server_head, Some(dev.ledger.head().unwrap()));
+}
+
+#[tokio::test]
+async fn an_unreachable_authority_is_transient_and_quick() {
+    let taxd = Taxd::start(&[]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    let issued = dev.issue(2);
+    dev.ledger.set_servers(&[closed_port_url()]).unwrap();
+
+    let started = Instant::now();
+    let events = Events::default();
+    let sink = events.sink();
+    let report = sync_now(&dev.ledger, &dev.key, &opts(2), &sink)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        matches!(&report.outcome, SyncOutcome::Transient(why) if why.contains("connect")),
+        "{report:?}"
+    );
+    assert_eq!(report.outcome.exit_code(), 3);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(
+        (report.submitted, report.accepted, report.pending),
+        (0, 0, 2)
+    );
+    assert!(report.server_head.is_none());
+    // Backed off in between, and every failed attempt is on the item.
+    assert!(events
+        .all()
+        .iter()
+        .any(|p| matches!(p, Progress::Retrying { .. })));
+    assert!(events
+        .all()
+        .iter()
+        .any(|p| matches!(p, Progress::Endpoint { up: false, .. })));
+    let rec = dev.ledger.show(&issued[0].envelope.invoice.id).unwrap();
+    let outbox = rec.outbox.expect("still in the outbox");
+    assert!(outbox.attempts >= 1);
+    assert!(outbox.last_error.is_some());
+    assert_eq!(outbox.envelope_json, issued[0].envelope_json);
+    assert!(dev.ledger.status(chrono::Utc::now()).unwrap().last_sync_at.is_none());
+
+    // Back online: everything goes, with the same bytes and keys.
+    dev.ledger.set_servers(std::slice::from_ref(&taxd.url)).unwrap();
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete);
+    assert_eq!((report.accepted, report.pending), (2, 0));
+}
+
+#[tokio::test]
+async fn a_backup_endpoint_takes_over() {
+    let taxd = Taxd::start(&[]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    dev.issue(3);
+    let dead = closed_port_url();
+    dev.ledger
+        .set_servers(&[dead.clone(), taxd.url.clone()])
+        .unwrap();
+    let events = Events::default();
+    let sink = events.sink();
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &sink)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!(report.accepted, 3);
+    let all = events.all();
+    assert!(all
+        .iter()
+        .any(|p| matches!(p, Progress::Endpoint { endpoint, up: false } if *endpoint == dead)));
+    assert!(all
+        .iter()
+        .any(|p| matches!(p, Progress::Endpoint { endpoint, up: true } if *endpoint == taxd.url)));
+}
+
+#[tokio::test]
+async fn an_outage_is_waited_out_then_drained() {
+    let taxd = Taxd::start(&[]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    dev.issue(2);
+    taxd.faults(serde_json::json!({"outage": true})).await;
+    let report = sync_now(&dev.ledger, &dev.key, &opts(2), &no_progress)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&report.outcome, SyncOutcome::Transient(why) if why.contains("503")),
+        "{report:?}"
+    );
+    assert_eq!(report.pending, 2);
+
+    taxd.faults(serde_json::json!({"outage": false})).await;
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete);
+    assert_eq!((report.accepted, report.pending), (2, 0));
+    assert_eq!(report.server_head, Some(dev.ledger.head().unwrap()));
+}
+
+#[tokio::test]
+async fn half_the_requests_failing_still_gets_everything_accepted() {
+    let taxd = Taxd::start(&["--fault-error-rate", "0.5"]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    dev.issue(6);
+    let report = sync_now(&dev.ledger, &dev.key, &SyncOptions::default(), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!((report.submitted, report.accepted, report.pending), (6, 6, 0));
+    // The head request itself may have met a 503; when it answered it must match.
+    if let Some(head) = &report.server_head {
+        assert_eq!(*head, dev.ledger.head().unwrap());
+    }
+}
+
+#[tokio::test]
+async fn dropped_answers_after_commit_are_accepted_exactly_once() {
+    let taxd = Taxd::start(&["--fault-drop-after-commit", "0.5"]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    let issued = dev.issue(6);
+    let report = sync_now(&dev.ledger, &dev.key, &SyncOptions::default(), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!((report.submitted, report.accepted, report.pending), (6, 6, 0));
+
+    // Exactly once: the authority's chain for the device is our chain, seq for seq.
+    let (status, body) = signed_get(
+        &taxd.url,
+        &format!("/v1/devices/{}/head", dev.device_id()),
+        &dev,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let head: Head = serde_json::from_str(&body).unwrap();
+    assert_eq!(head, dev.ledger.head().unwrap());
+    for i in &issued {
+        let (status, body) = signed_get(
+            &taxd.url,
+            &format!("/v1/invoices/{}", i.envelope.invoice.id),
+            &dev,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let server: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let rec = dev.ledger.show(&i.envelope.invoice.id).unwrap();
+        assert_eq!(rec.receipt.as_ref(), Some(&server));
+    }
+}
+
+#[tokio::test]
+async fn a_batch_survives_dropped_answers_too() {
+    let taxd = Taxd::start(&["--fault-drop-after-commit", "0.5", "--fault-error-rate", "0.2"]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    dev.issue(9);
+    let options = SyncOptions {
+        batch_size: 4,
+        ..SyncOptions::default()
+    };
+    let report = sync_now(&dev.ledger, &dev.key, &options, &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!((report.accepted, report.pending), (9, 0));
+}
+
+#[tokio::test]
+async fn a_forked_chain_stops_the_queue_with_diagnostics() {
+    let taxd = Taxd::start(&[]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    dev.issue(2);
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.accepted, 2);
+
+    // An old copy of the ledger (restored from a backup) issues its own seq 3 after the
+    // real one did: the authority sees a fork.
+    let old = dev.copy();
+    dev.issue(1);
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.accepted, 1);
+
+    let forked = old.issue(1);
+    let report = sync_now(&old.ledger, &old.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    let SyncOutcome::Stopped(why) = &report.outcome else {
+        panic!("{report:?}")
+    };
+    assert_eq!(report.outcome.exit_code(), 4);
+    let number = &forked[0].envelope.invoice.number;
+    assert!(why.contains(number.as_str()) && why.contains("seq 3"), "{why}");
+    assert_eq!(report.pending, 1);
+    assert!(!report.alerts.is_empty());
+    let stopped = old.ledger.queue_stopped().unwrap().expect("queue stopped");
+    assert!(stopped.contains(number.as_str()), "{stopped}");
+    let status = old.ledger.status(chrono::Utc::now()).unwrap();
+    assert!(!status.alerts.is_empty());
+
+    // The stop holds until a human clears it; nothing is dropped meanwhile.
+    let report = sync_now(&old.ledger, &old.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert!(matches!(report.outcome, SyncOutcome::Stopped(_)));
+    assert_eq!((report.submitted, report.pending), (0, 1));
+}
+
+#[tokio::test]
+async fn an_authority_restored_from_a_backup_gets_the_lost_invoices_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("taxd.db");
+    let mut taxd = Taxd::start_on(&db, &[]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    dev.issue(2);
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.accepted, 2);
+
+    // Back up the authority's database (with its WAL) while it holds seq 1..2.
+    taxd.stop();
+    let backup = dir.path().join("backup");
+    std::fs::create_dir(&backup).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let from = dir.path().join(format!("taxd.db{suffix}"));
+        if from.exists() {
+            std::fs::copy(&from, backup.join(format!("taxd.db{suffix}"))).unwrap();
+        }
+    }
+    let taxd = Taxd::start_on(&db, &[]);
+    dev.ledger.set_servers(std::slice::from_ref(&taxd.url)).unwrap();
+    dev.issue(2);
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.accepted, 2);
+    drop(taxd);
+
+    // The authority comes back from the backup: it lost seq 3 and 4. A new invoice (5)
+    // meets chain_gap; 3 and 4 are resubmitted from the ledger, then 5 goes through.
+    let restored = Taxd::start_on(&backup.join("taxd.db"), &[]);
+    dev.ledger
+        .set_servers(std::slice::from_ref(&restored.url))
+        .unwrap();
+    dev.issue(1);
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!((report.submitted, report.accepted, report.pending), (1, 1, 0));
+    assert_eq!(report.server_head, Some(dev.ledger.head().unwrap()));
+    assert_eq!(dev.ledger.head().unwrap().seq, 5);
+}
+
+#[tokio::test]
+async fn an_authority_behind_with_nothing_pending_is_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("taxd.db");
+    let mut taxd = Taxd::start_on(&db, &[]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    dev.issue(1);
+    sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    taxd.stop();
+    let backup = dir.path().join("backup");
+    std::fs::create_dir(&backup).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let from = dir.path().join(format!("taxd.db{suffix}"));
+        if from.exists() {
+            std::fs::copy(&from, backup.join(format!("taxd.db{suffix}"))).unwrap();
+        }
+    }
+    let taxd = Taxd::start_on(&db, &[]);
+    dev.ledger.set_servers(std::slice::from_ref(&taxd.url)).unwrap();
+    dev.issue(2);
+    sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    drop(taxd);
+
+    let restored = Taxd::start_on(&backup.join("taxd.db"), &[]);
+    dev.ledger
+        .set_servers(std::slice::from_ref(&restored.url))
+        .unwrap();
+    assert_eq!(dev.pending(), 0);
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!(report.server_head, Some(dev.ledger.head().unwrap()));
+    assert!(report.head_mismatch.is_none());
+}
+
+#[tokio::test]
+async fn a_skewed_clock_is_corrected_from_the_authority() {
+    let taxd = Taxd::start(&[]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    dev.issue(1);
+    dev.ledger.set_clock_offset(-3600).unwrap();
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!(report.server_head, Some(dev.ledger.head().unwrap()));
+    assert!(dev.ledger.clock_offset().unwrap().abs() <= 5);
+}
+
+#[tokio::test]
+async fn a_second_sync_of_the_same_directory_is_refused_while_one_runs() {
+    let taxd = Taxd::start(&[]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    let _held = dev.ledger.lock_outbox().unwrap();
+    let other = kaipiao_ledger::Ledger::open(dev.dir.path()).unwrap();
+    let err = sync_now(&other, &dev.key, &opts(2), &no_progress)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "busy");
+}

@@ -1,0 +1,435 @@
+//! Test helpers: a real `taxd` process on loopback, a real ledger in a temp directory,
+//! and a scripted HTTP server that misbehaves in front of taxd.
+#![allow(dead_code)]
+
+use chrono::Utc;
+use kaipiao_core::draft::{Draft, DraftLine};
+use kaipiao_core::sign::sign_request;
+use kaipiao_core::taxid::check_digit;
+use kaipiao_core::wire::{HEADER_DEVICE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use kaipiao_core::{DeviceKey, Party};
+use kaipiao_ledger::{Issued, KeySource, Ledger};
+use kaipiao_sync::{Progress, SyncOptions};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const TOKEN: &str = "sync-test-token";
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The taxd binary, built once per test binary so the tests run against the current
+/// source (`cargo test -p kaipiao-sync` does not build other packages' binaries).
+pub fn taxd_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"));
+        let bin = target.join("debug").join("taxd");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let built = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "taxd"])
+            .current_dir(workspace_root())
+            .status();
+        assert!(
+            bin.exists(),
+            "taxd binary missing at {} (build: {built:?}); run `cargo build -p taxd`",
+            bin.display()
+        );
+        bin
+    })
+    .clone()
+}
+
+/// A taxd process on 127.0.0.1 with its own database; killed when dropped.
+pub struct Taxd {
+    child: Child,
+    pub url: String,
+    pub db: PathBuf,
+    _dir: Option<TempDir>,
+}
+
+impl Taxd {
+    pub fn start(extra: &[&str]) -> Taxd {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("taxd.db");
+        let mut t = Taxd::start_on(&db, extra);
+        t._dir = Some(dir);
+        t
+    }
+
+    /// Starts on an existing (or new) database file; waits for the "listening" line.
+    pub fn start_on(db: &Path, extra: &[&str]) -> Taxd {
+        let mut child = Command::new(taxd_bin())
+            .args(["--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .args(["--enrollment-token", TOKEN])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout);
+        let mut url = None;
+        let mut line = String::new();
+        while lines.read_line(&mut line).unwrap_or(0) > 0 {
+            if let Some(rest) = line.trim().strip_prefix("taxd listening on ") {
+                url = Some(rest.to_string());
+                break;
+            }
+            line.clear();
+        }
+        let Some(url) = url else {
+            let _ = child.kill();
+            panic!("taxd exited without printing its address");
+        };
+        // Keep draining stdout so a chatty server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = lines.read_to_end(&mut sink);
+        });
+        Taxd {
+            child,
+            url,
+            db: db.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `PUT /admin/faults`.
+    pub async fn faults(&self, update: serde_json::Value) {
+        let r = reqwest::Client::new()
+            .put(format!("{}/admin/faults", self.url))
+            .json(&update)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "admin faults: {}", r.status());
+    }
+}
+
+impl Drop for Taxd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A valid 18-character unified social credit code.
+pub fn tax_id(body17: &str) -> String {
+    format!("{body17}{}", check_digit(body17).unwrap())
+}
+
+pub fn seller() -> Party {
+    Party {
+        name: "同步测试商贸有限公司".into(),
+        tax_id: tax_id("91310115MA1H7GXQ2"),
+        address: "上海市浦东新区".into(),
+        bank: String::new(),
+    }
+}
+
+/// A device with a real ledger in a temp directory.
+pub struct Device {
+    pub dir: TempDir,
+    pub ledger: Ledger,
+    pub key: DeviceKey,
+}
+
+impl Device {
+    pub fn new() -> Device {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let keys = KeySource::with_passphrase(PASSPHRASE);
+        ledger.init(&seller(), "柜台一", &keys, Utc::now()).unwrap();
+        let key = ledger.unseal_key(&keys).unwrap();
+        Device { dir, ledger, key }
+    }
+
+    /// Opens a copy of this device's data directory (an old backup of the ledger).
+    pub fn copy(&self) -> Device {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+            }
+        }
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let key = ledger
+            .unseal_key(&KeySource::with_passphrase(PASSPHRASE))
+            .unwrap();
+        Device { dir, ledger, key }
+    }
+
+    pub async fn enroll(&self, taxd: &Taxd) -> kaipiao_sync::EnrollOutcome {
+        kaipiao_sync::enroll(
+            &self.ledger,
+            &self.key,
+            std::slice::from_ref(&taxd.url),
+            TOKEN,
+            &SyncOptions::default(),
+        )
+        .await
+        .unwrap()
+    }
+
+    pub fn issue(&self, n: usize) -> Vec<Issued> {
+        (0..n)
+            .map(|i| self.ledger.issue(&draft(i), &self.key, Utc::now()).unwrap())
+            .collect()
+    }
+
+    pub fn device_id(&self) -> String {
+        self.ledger.device().unwrap().unwrap().device_id.unwrap()
+    }
+
+    pub fn pending(&self) -> u64 {
+        self.ledger.status(Utc::now()).unwrap().pending
+    }
+}
+
+pub fn draft(i: usize) -> Draft {
+    Draft {
+        kind: "ordinary".into(),
+        buyer: Party {
+            name: format!("买方{i}"),
+            ..Party::default()
+        },
+        lines: vec![DraftLine {
+            name: "办公用品".into(),
+            quantity: format!("{}", i + 1),
+            unit_price: "12.5".into(),
+            tax_rate: "0.13".into(),
+            ..DraftLine::default()
+        }],
+        price_includes_tax: false,
+        original: None,
+        remarks: String::new(),
+        issuer: "王会计".into(),
+    }
+}
+
+pub fn opts(give_up_secs: u64) -> SyncOptions {
+    SyncOptions {
+        give_up_after: Duration::from_secs(give_up_secs),
+        ..SyncOptions::default()
+    }
+}
+
+/// Collects progress events.
+#[derive(Clone, Default)]
+pub struct Events(pub Arc<Mutex<Vec<Progress>>>);
+
+impl Events {
+    pub fn sink(&self) -> impl Fn(Progress) + Send + Sync {
+        let events = self.0.clone();
+        move |p| events.lock().unwrap().push(p)
+    }
+
+    pub fn all(&self) -> Vec<Progress> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A device-signed GET, as a third party checking the authority would do it.
+pub async fn signed_get(base: &str, path: &str, device: &Device) -> (u16, String) {
+    let ts = Utc::now().timestamp();
+    let sig = sign_request(&device.key, "GET", path, ts, b"");
+    let r = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .header(HEADER_DEVICE, device.device_id())
+        .header(HEADER_TIMESTAMP, ts.to_string())
+        .header(HEADER_SIGNATURE, sig)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
+/// A free loopback port with nothing listening on it.
+pub fn closed_port_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
+
+/// A request as the scripted server saw it.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Req {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the scripted server does with one request.
+pub enum Act {
+    Reply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Forward to the upstream taxd and relay its answer.
+    Proxy,
+    /// Close the connection without answering (after reading the request).
+    Drop,
+}
+
+pub type Script = Arc<dyn Fn(&Req, usize) -> Act + Send + Sync>;
+
+/// An HTTP/1.1 server on loopback that answers by a script, forwarding to taxd when
+/// told to. Counts requests; every connection is `Connection: close`.
+pub struct Scripted {
+    pub url: String,
+    pub seen: Arc<Mutex<Vec<Req>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Scripted {
+    pub async fn start(upstream: Option<String>, script: Script) -> Scripted {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen: Arc<Mutex<Vec<Req>>> = Arc::default();
+        let seen2 = seen.clone();
+        let task = tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let Some(req) = read_request(&mut sock).await else {
+                    continue;
+                };
+                let n = {
+                    let mut s = seen2.lock().unwrap();
+                    s.push(req.clone());
+                    s.len() - 1
+                };
+                let act = script(&req, n);
+                let (status, headers, body) = match act {
+                    Act::Drop => continue,
+                    Act::Reply {
+                        status,
+                        headers,
+                        body,
+                    } => (status, headers, body),
+                    Act::Proxy => {
+                        let Some(up) = &upstream else { continue };
+                        let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap();
+                        let mut r = http.request(method, format!("{up}{}", req.path));
+                        for (k, v) in &req.headers {
+                            let lk = k.to_ascii_lowercase();
+                            if lk != "host" && lk != "content-length" && lk != "connection" {
+                                r = r.header(k.as_str(), v.as_str());
+                            }
+                        }
+                        let Ok(resp) = r.body(req.body.clone()).send().await else {
+                            continue;
+                        };
+                        let status = resp.status().as_u16();
+                        let mut headers = Vec::new();
+                        for (k, v) in resp.headers() {
+                            let lk = k.as_str();
+                            if lk != "content-length" && lk != "connection" && lk != "transfer-encoding" {
+                                headers.push((k.to_string(), v.to_str().unwrap_or("").to_string()));
+                            }
+                        }
+                        let body = resp.text().await.unwrap_or_default();
+                        (status, headers, body)
+                    }
+                };
+                let mut head = format!("HTTP/1.1 {status} X\r\n");
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str(&format!(
+                    "content-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                ));
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            }
+        });
+        Scripted { url, seen, task }
+    }
+
+    pub fn requests(&self) -> Vec<Req> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Req> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let method = first.next()?.to_string();
+    let path = first.next()?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some(Req {
+        method,
+        path,
+        headers,
+        body,
+    })
+}

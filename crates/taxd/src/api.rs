@@ -1,0 +1,465 @@
+//! The endpoints other than submission: health, authority key, enrolment, leases, chain
+//! head, receipt look-up, and the loopback-only admin API for faults.
+
+use crate::auth::authenticate;
+use crate::config::MAX_SEQUENCE;
+use crate::error::{json_response, Failure, TaxdError};
+use crate::{AppState, Shared, AUTHORITY_NAME};
+use axum::body::{Body, Bytes};
+use axum::extract::connect_info::{ConnectInfo, MockConnectInfo};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use kaipiao_core::draft::{timestamp, validate_seller};
+use kaipiao_core::lease::Lease;
+use kaipiao_core::model::Party;
+use kaipiao_core::money::money_string;
+use kaipiao_core::sign::PublicKey;
+use kaipiao_core::wire::{AuthorityInfo, EnrollResponse, Head, Health};
+use kaipiao_core::ZERO_HASH;
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+use serde_json::Value;
+use std::net::{IpAddr, SocketAddr};
+
+/// Bodies of enrolment, lease and admin requests are small; this bounds what is read.
+const MAX_SMALL_BODY: usize = 64 * 1024;
+/// Device names are shown to a person; the same limit as other names (SPEC 2).
+const MAX_DEVICE_NAME_CHARS: usize = 100;
+
+/// Reads a body, refusing more than `limit` bytes with 413 `payload_too_large` as soon as
+/// that is known (from Content-Length or while reading), so a client gets our JSON error.
+pub(crate) async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Failure> {
+    let too_large = || {
+        Failure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is over {limit} bytes"),
+            "",
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(Failure::bad_request(
+            "invalid_request",
+            format!("the request body could not be read: {e}"),
+            "",
+        )),
+    }
+}
+
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => json_response(status, bytes),
+        Err(e) => Failure::from(TaxdError::Json(e)).into_response(),
+    }
+}
+
+pub(crate) async fn health() -> Response {
+    json(
+        StatusCode::OK,
+        &Health {
+            status: "ok".into(),
+            time: timestamp(Utc::now()),
+        },
+    )
+}
+
+pub(crate) async fn authority(State(state): State<AppState>) -> Response {
+    json(
+        StatusCode::OK,
+        &AuthorityInfo {
+            name: AUTHORITY_NAME.into(),
+            public_key: state.authority_public_key(),
+        },
+    )
+}
+
+pub(crate) async fn no_route() -> Response {
+    Failure::not_found("no such endpoint").into_response()
+}
+
+pub(crate) async fn no_method() -> Response {
+    Failure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take this method",
+        "",
+    )
+    .into_response()
+}
+
+fn invalid(message: impl Into<String>, field: &str) -> Failure {
+    Failure::bad_request("invalid_request", message, field)
+}
+
+/// Compares without an early exit, so the time taken says nothing about the token.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+fn text_field<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<&'a str, Failure> {
+    match obj.get(field) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(invalid("expected text", field)),
+        None => Err(invalid("is required", field)),
+    }
+}
+
+/// POST /v1/devices: `{enrollment_token, seller, device_name, public_key}` -> 201.
+pub(crate) async fn enroll(State(state): State<AppState>, req: Request) -> Response {
+    match enroll_inner(state, req).await {
+        Ok(r) => r,
+        Err(f) => f.into_response(),
+    }
+}
+
+async fn enroll_inner(state: AppState, req: Request) -> Result<Response, Failure> {
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(&parts.headers, body, MAX_SMALL_BODY).await?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| invalid(format!("the body is not JSON: {e}"), ""))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| invalid("expected a JSON object", ""))?;
+    for key in obj.keys() {
+        if !["enrollment_token", "seller", "device_name", "public_key"].contains(&key.as_str()) {
+            return Err(invalid(
+                "unknown field; allowed: enrollment_token, seller, device_name, public_key",
+                key,
+            ));
+        }
+    }
+    let token = text_field(obj, "enrollment_token")?;
+    if !same_secret(token, &state.0.config.enrollment_token) {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "enrollment_token_invalid",
+            "the enrolment token is not the one this authority issued; ask for the right token",
+            "enrollment_token",
+        ));
+    }
+    let public_key = text_field(obj, "public_key")?;
+    PublicKey::from_base64(public_key).map_err(|_| {
+        invalid(
+            "expected the device's Ed25519 public key: 32 bytes in standard padded base64",
+            "public_key",
+        )
+    })?;
+    let device_name = text_field(obj, "device_name")?.trim().to_string();
+    let name_chars = device_name.chars().count();
+    if name_chars == 0
+        || name_chars > MAX_DEVICE_NAME_CHARS
+        || device_name.chars().any(char::is_control)
+    {
+        return Err(invalid(
+            format!("expected 1 to {MAX_DEVICE_NAME_CHARS} characters without control characters"),
+            "device_name",
+        ));
+    }
+    let seller_value = obj
+        .get("seller")
+        .ok_or_else(|| invalid("is required", "seller"))?;
+    let seller: Party = serde_path_to_error::deserialize(seller_value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." || path.is_empty() {
+            "seller".to_string()
+        } else {
+            format!("seller.{path}")
+        };
+        invalid(format!("{}", e.inner()), &field)
+    })?;
+    let seller = validate_seller(&seller).map_err(|fe| invalid(fe.en, &fe.field))?;
+    let seller_json = serde_json::to_string(&seller).map_err(TaxdError::Json)?;
+    let public_key = public_key.to_string();
+    let device_id = state
+        .blocking(move |shared| insert_device(shared, &public_key, &seller_json, &device_name))
+        .await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &EnrollResponse {
+            device_id,
+            authority_public_key: state.authority_public_key(),
+        },
+    ))
+}
+
+fn insert_device(
+    shared: &Shared,
+    public_key: &str,
+    seller_json: &str,
+    device_name: &str,
+) -> Result<String, Failure> {
+    shared.db.with(|conn| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let serial: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(prefix_serial), 0) + 1 FROM devices",
+            [],
+            |r| r.get(0),
+        )?;
+        // "26" + a 10-digit counter: distinct 12-digit prefixes for 10^10 devices.
+        if serial > 9_999_999_999 {
+            return Err(Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "prefixes_exhausted",
+                "this sandbox authority has no invoice-number prefixes left; start a new database",
+                "",
+            ));
+        }
+        let prefix = format!("26{serial:010}");
+        let device_id = uuid::Uuid::new_v4().to_string();
+        let now = timestamp(Utc::now());
+        tx.execute(
+            "INSERT INTO devices (device_id, public_key, seller, device_name, prefix_serial, prefix, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![device_id, public_key, seller_json, device_name, serial, prefix, now],
+        )?;
+        tx.execute(
+            "INSERT INTO chain_heads (device_id, seq, hash, updated_at) VALUES (?1, 0, ?2, ?3)",
+            params![device_id, ZERO_HASH, now],
+        )?;
+        tx.commit()?;
+        Ok(device_id)
+    })
+}
+
+/// POST /v1/leases (device-signed): the next block of numbers, signed.
+pub(crate) async fn grant_lease(State(state): State<AppState>, req: Request) -> Response {
+    match grant_lease_inner(state, req).await {
+        Ok(r) => r,
+        Err(f) => f.into_response(),
+    }
+}
+
+async fn grant_lease_inner(state: AppState, req: Request) -> Result<Response, Failure> {
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(&parts.headers, body, MAX_SMALL_BODY).await?;
+    let device = authenticate(&state, &parts, &bytes).await?;
+    // The body is `{}`; an empty body is taken as the same. Fields are ignored so a later
+    // client may say more (e.g. how many numbers it wants) without breaking this one.
+    if !bytes.iter().all(u8::is_ascii_whitespace) {
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(format!("the body is not JSON: {e}"), ""))?;
+        if !value.is_object() {
+            return Err(invalid("expected a JSON object such as {}", ""));
+        }
+    }
+    let lease = state
+        .blocking(move |shared| store_lease(shared, &device))
+        .await?;
+    Ok(json(StatusCode::CREATED, &lease))
+}
+
+fn store_lease(shared: &Shared, device: &str) -> Result<Lease, Failure> {
+    let config = &shared.config;
+    shared.db.with(|conn| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let prefix: String = tx.query_row(
+            "SELECT prefix FROM devices WHERE device_id = ?1",
+            [device],
+            |r| r.get(0),
+        )?;
+        let granted: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(last), 0) FROM leases WHERE device_id = ?1",
+            [device],
+            |r| r.get(0),
+        )?;
+        // Ranges continue: the first lease is 1..=size, the next size+1..=2*size, ...
+        let first = u64::try_from(granted).unwrap_or(0) + 1;
+        if first > MAX_SEQUENCE {
+            return Err(Failure::new(
+                StatusCode::CONFLICT,
+                "numbers_exhausted",
+                "this device has used every 8-digit sequence number of its prefix; enrol a new device",
+                "",
+            ));
+        }
+        let last = first
+            .saturating_add(config.lease_size - 1)
+            .min(MAX_SEQUENCE);
+        let lease = Lease {
+            lease_id: uuid::Uuid::now_v7().to_string(),
+            device_id: device.to_string(),
+            prefix: prefix.clone(),
+            first,
+            last,
+            offline_hours: config.offline_hours,
+            offline_amount_cap: money_string(config.offline_amount_cap),
+            single_invoice_cap: money_string(config.single_invoice_cap),
+            granted_at: timestamp(Utc::now()),
+            signature: String::new(),
+        }
+        .signed(&shared.authority);
+        let body = serde_json::to_string(&lease).map_err(TaxdError::Json)?;
+        tx.execute(
+            "INSERT INTO leases (lease_id, device_id, prefix, first, last, single_invoice_cap, granted_at, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                lease.lease_id,
+                device,
+                prefix,
+                first as i64,
+                last as i64,
+                lease.single_invoice_cap,
+                lease.granted_at,
+                body
+            ],
+        )?;
+        tx.commit()?;
+        Ok(lease)
+    })
+}
+
+/// GET /v1/devices/{id}/head (device-signed): only a device's own head.
+pub(crate) async fn head(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let result = async {
+        let (parts, body) = req.into_parts();
+        let bytes = read_body(&parts.headers, body, MAX_SMALL_BODY).await?;
+        let device = authenticate(&state, &parts, &bytes).await?;
+        if device != id {
+            return Err(Failure::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "a device may read only its own chain head",
+                "",
+            ));
+        }
+        let head = state
+            .blocking(move |shared| {
+                shared.db.with(|conn| {
+                    conn.query_row(
+                        "SELECT seq, hash FROM chain_heads WHERE device_id = ?1",
+                        [&device],
+                        |r| {
+                            Ok(Head {
+                                seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                                hash: r.get(1)?,
+                            })
+                        },
+                    )
+                    .map_err(Failure::from)
+                })
+            })
+            .await?;
+        Ok(json(StatusCode::OK, &head))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// GET /v1/invoices/{id} (device-signed): the receipt exactly as first sent, only to the
+/// device that submitted the invoice; anyone else learns nothing, not even that it exists.
+pub(crate) async fn receipt(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let result = async {
+        let (parts, body) = req.into_parts();
+        let bytes = read_body(&parts.headers, body, MAX_SMALL_BODY).await?;
+        let device = authenticate(&state, &parts, &bytes).await?;
+        let stored: Option<Vec<u8>> = state
+            .blocking(move |shared| {
+                shared.db.with(|conn| {
+                    conn.query_row(
+                        "SELECT body FROM receipts WHERE invoice_id = ?1 AND device_id = ?2",
+                        [&id, &device],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(Failure::from)
+                })
+            })
+            .await?;
+        match stored {
+            Some(body) => Ok(json_response(StatusCode::OK, body)),
+            None => Err(Failure::not_found(
+                "this device has no receipt for that invoice id; submit the invoice",
+            )),
+        }
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The admin API answers only to loopback peers: it can take the authority down.
+fn loopback_only(req: &Request) -> Result<(), Failure> {
+    // As axum's ConnectInfo extractor: the real connection first, else a test's mock.
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .or_else(|| {
+            req.extensions()
+                .get::<MockConnectInfo<SocketAddr>>()
+                .map(|MockConnectInfo(addr)| addr.ip())
+        });
+    let loopback = match peer {
+        Some(IpAddr::V4(ip)) => ip.is_loopback(),
+        Some(IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        None => false,
+    };
+    if loopback {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the admin API answers only on loopback",
+            "",
+        ))
+    }
+}
+
+/// GET /admin/faults
+pub(crate) async fn get_faults(State(state): State<AppState>, req: Request) -> Response {
+    match loopback_only(&req) {
+        Ok(()) => json(StatusCode::OK, &state.faults()),
+        Err(f) => f.into_response(),
+    }
+}
+
+/// PUT /admin/faults with any of `{drop_after_commit, error_rate, delay_ms, outage}`;
+/// answers with the faults now in force.
+pub(crate) async fn put_faults(State(state): State<AppState>, req: Request) -> Response {
+    let result = async {
+        loopback_only(&req)?;
+        let (parts, body) = req.into_parts();
+        let bytes = read_body(&parts.headers, body, MAX_SMALL_BODY).await?;
+        let update: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(format!("the body is not JSON: {e}"), ""))?;
+        let next = state.faults().updated(&update)?;
+        state.set_faults(next);
+        Ok::<_, Failure>(json(StatusCode::OK, &next))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}

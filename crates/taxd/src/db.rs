@@ -1,0 +1,212 @@
+//! The authority's SQLite database: connections, embedded migrations, the signing key.
+//!
+//! Every connection runs in WAL mode with synchronous=FULL (an answer that was sent has
+//! been persisted), foreign keys on and a busy timeout, so two taxd processes on one file
+//! wait for each other instead of failing. Writes use IMMEDIATE transactions: a deferred
+//! transaction that upgrades to a write can get SQLITE_BUSY despite the timeout.
+
+use crate::error::TaxdError;
+use kaipiao_core::sign::DeviceKey;
+use rand::RngCore;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Numbered migrations; `PRAGMA user_version` is the number applied last.
+const MIGRATIONS: &[&str] = &[
+    // 1: the whole authority.
+    r#"
+CREATE TABLE authority (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    secret_key  BLOB NOT NULL,
+    public_key  TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE devices (
+    device_id     TEXT PRIMARY KEY,
+    public_key    TEXT NOT NULL,
+    seller        TEXT NOT NULL,
+    device_name   TEXT NOT NULL,
+    prefix_serial INTEGER NOT NULL UNIQUE,
+    prefix        TEXT NOT NULL UNIQUE,
+    created_at    TEXT NOT NULL
+);
+CREATE TABLE chain_heads (
+    device_id   TEXT PRIMARY KEY REFERENCES devices(device_id),
+    seq         INTEGER NOT NULL,
+    hash        TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE leases (
+    lease_id            TEXT PRIMARY KEY,
+    device_id           TEXT NOT NULL REFERENCES devices(device_id),
+    prefix              TEXT NOT NULL,
+    first               INTEGER NOT NULL,
+    last                INTEGER NOT NULL,
+    single_invoice_cap  TEXT NOT NULL,
+    granted_at          TEXT NOT NULL,
+    body                TEXT NOT NULL,
+    UNIQUE (device_id, first)
+);
+CREATE TABLE receipts (
+    invoice_id       TEXT PRIMARY KEY,
+    device_id        TEXT NOT NULL REFERENCES devices(device_id),
+    seq              INTEGER NOT NULL,
+    number           TEXT NOT NULL UNIQUE,
+    kind             TEXT NOT NULL,
+    original_number  TEXT,
+    hash             TEXT NOT NULL,
+    signature        TEXT NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN ('accepted', 'rejected')),
+    status_code      INTEGER NOT NULL,
+    authority_code   TEXT NOT NULL,
+    received_at      TEXT NOT NULL,
+    issued_at        TEXT NOT NULL,
+    invoice          TEXT NOT NULL,
+    body             BLOB NOT NULL,
+    UNIQUE (device_id, seq)
+);
+CREATE INDEX receipts_by_original ON receipts(device_id, original_number)
+    WHERE original_number IS NOT NULL;
+CREATE TABLE in_flight (
+    idempotency_key  TEXT PRIMARY KEY,
+    owner            TEXT NOT NULL,
+    started_at_ms    INTEGER NOT NULL
+);
+"#,
+];
+
+/// Opens a connection with the pragmas every connection needs.
+fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // The timeout first: switching to WAL itself can meet another process's lock.
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// A small pool: connections are taken for one blocking unit of work and put back.
+pub(crate) struct Db {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Connections kept open when idle; more are opened under load and closed after use.
+const MAX_IDLE: usize = 8;
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database.
+    pub fn open(path: &Path) -> Result<Db, TaxdError> {
+        let mut conn = connect(path).map_err(|source| TaxdError::OpenDb {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        migrate(&mut conn, path)?;
+        Ok(Db {
+            path: path.to_path_buf(),
+            idle: Mutex::new(vec![conn]),
+        })
+    }
+
+    /// Runs `f` on a connection of the pool. Blocking: call from `spawn_blocking`.
+    pub fn with<T, E>(&self, f: impl FnOnce(&mut Connection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<TaxdError>,
+    {
+        let taken = match self.idle.lock() {
+            Ok(mut idle) => idle.pop(),
+            // A panic elsewhere while holding the lock leaves only a Vec behind: still usable.
+            Err(poisoned) => poisoned.into_inner().pop(),
+        };
+        let mut conn = match taken {
+            Some(c) => c,
+            None => connect(&self.path).map_err(|e| E::from(TaxdError::Db(e)))?,
+        };
+        let result = f(&mut conn);
+        let mut idle = match self.idle.lock() {
+            Ok(idle) => idle,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), TaxdError> {
+    let latest = MIGRATIONS.len() as i64;
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > latest {
+        return Err(TaxdError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: current,
+            supported: latest,
+        });
+    }
+    if current == latest {
+        return Ok(());
+    }
+    if current > 0 {
+        // A copy of the data as it was, in case a migration goes wrong on real data.
+        let mut backup_path = path.as_os_str().to_owned();
+        backup_path.push(format!(".before-v{latest}.bak"));
+        conn.backup(rusqlite::DatabaseName::Main, Path::new(&backup_path), None)?;
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Another process may have migrated while we waited for the write lock.
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > latest {
+        return Err(TaxdError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: current,
+            supported: latest,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The authority's signing key: read from the database, or generated from OS randomness
+/// and stored on first start (inside one IMMEDIATE transaction, so two processes starting
+/// together agree on one key).
+pub(crate) fn authority_key(conn: &mut Connection, now: &str) -> Result<DeviceKey, TaxdError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let stored: Option<Vec<u8>> = tx
+        .query_row("SELECT secret_key FROM authority WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let key = match stored {
+        Some(bytes) => {
+            let secret: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| TaxdError::Corrupt("the authority key is not 32 bytes".into()))?;
+            DeviceKey::from_bytes(&secret)
+        }
+        None => {
+            let mut secret = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut secret);
+            let key = DeviceKey::from_bytes(&secret);
+            tx.execute(
+                "INSERT INTO authority (id, secret_key, public_key, created_at) VALUES (1, ?1, ?2, ?3)",
+                rusqlite::params![secret.to_vec(), key.public().to_base64(), now],
+            )?;
+            key
+        }
+    };
+    tx.commit()?;
+    Ok(key)
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks for building and testing Kaipiao.
+# Idempotent: installs only what is missing.
+set -euo pipefail
+
+missing=()
+for pkg in "$@"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
+  echo "installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+# The independent export verifier (shared/tools/verify_export.py) needs these.
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import rfc8785, cryptography' 2>/dev/null; then
+  echo "installing Python packages: rfc8785 cryptography"
+  "$PY" -m pip install --quiet --disable-pip-version-check rfc8785 cryptography
+fi

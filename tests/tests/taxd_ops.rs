@@ -1,0 +1,56 @@
+//! taxd's operational surface as the other tests rely on it: the ready line, restarts on
+//! the same database and address keeping the authority's identity, the request log format
+//! and the admin faults API.
+
+use kaipiao_tests::*;
+use serde_json::json;
+
+#[test]
+fn taxd_restarts_on_the_same_address_and_keeps_its_identity() {
+    let mut taxd = Taxd::start(&[]);
+    let url = taxd.url();
+    let health = taxd.get("/v1/health");
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert_eq!(health.json()["status"], json!("ok"));
+    let key = taxd.authority_key();
+
+    taxd.restart();
+    assert_eq!(taxd.url(), url);
+    assert_eq!(taxd.authority_key(), key, "the signing key lives in --db and survives restarts");
+    taxd.kill9();
+    taxd.restart();
+    assert_eq!(taxd.authority_key(), key, "and survives SIGKILL");
+
+    // An unknown enrolment token.
+    let body = json!({"enrollment_token": "wrong", "seller": {"name": "x", "tax_id": seller_tax_id(), "address": "", "bank": ""},
+                      "device_name": "d", "public_key": key});
+    taxd.post_raw("/v1/devices", &[], body.to_string().into_bytes())
+        .expect_error(403, "enrollment_token_invalid");
+
+    let log = taxd.requests();
+    assert!(log.len() >= 4, "one line per request: {log:?}");
+    for entry in &log {
+        for k in ["time", "device", "method", "path", "status"] {
+            assert!(entry.get(k).is_some(), "request log line lacks `{k}`: {entry}");
+        }
+    }
+    assert!(log.iter().any(|r| r["path"] == json!("/v1/devices") && r["status"] == json!(403)), "{log:?}");
+}
+
+#[test]
+fn admin_faults_round_trip() {
+    let taxd = Taxd::start(&["--fault-error-rate", "0.25", "--fault-delay-ms", "1..3"]);
+    let f = taxd.faults();
+    assert_eq!(f["error_rate"], json!(0.25), "{f}");
+    assert_eq!(f["delay_ms"], json!([1, 3]), "{f}");
+    assert_eq!(f["outage"], json!(false), "{f}");
+    let want = json!({"drop_after_commit": 0.0, "error_rate": 1.0, "delay_ms": null, "outage": false});
+    taxd.set_faults(want.clone());
+    assert_eq!(taxd.faults(), want);
+    let r = taxd.get("/v1/health");
+    assert_eq!(r.status, 503, "error_rate 1.0 answers 503: {}", r.text());
+    taxd.set_faults(json!({"drop_after_commit": 0.0, "error_rate": 0.0, "delay_ms": null, "outage": true}));
+    assert_ne!(taxd.get("/v1/health").status, 200, "an outage answers nothing useful");
+    taxd.set_faults(json!({"drop_after_commit": 0.0, "error_rate": 0.0, "delay_ms": null, "outage": false}));
+    assert_eq!(taxd.get("/v1/health").status, 200);
+}
