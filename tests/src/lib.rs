@@ -95,6 +95,8 @@ pub fn verifier_path() -> PathBuf {
     }
     let ws = workspace_dir();
     candidates.push(ws.join("../shared/tools/verify_export.py"));
+    // The verbatim copy in the repository, for a clone that has no shared/ beside it.
+    candidates.push(ws.join("tools/verify_export.py"));
     candidates.push(ws.join("shared/tools/verify_export.py"));
     candidates.push(PathBuf::from("/work/shared/tools/verify_export.py"));
     for c in &candidates {
@@ -311,11 +313,23 @@ impl Background {
         child.try_wait().ok().flatten().map(exit_code)
     }
 
-    /// Blocks until one byte arrives on stdout (or stdout closes). True if a byte came.
-    pub fn wait_first_stdout_byte(&mut self) -> bool {
-        let out = self.stdout.as_mut().expect("stdout not yet taken");
-        let mut b = [0u8; 1];
-        matches!(out.read(&mut b), Ok(1))
+    /// Waits until one byte arrives on stdout (true) or stdout closes (false); panics
+    /// after `deadline` (the process is killed when this is dropped).
+    pub fn wait_first_stdout_byte(&mut self, deadline: Duration) -> bool {
+        let mut out = self.stdout.take().expect("stdout not yet taken");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut b = [0u8; 1];
+            let got = matches!(out.read(&mut b), Ok(1));
+            let _ = tx.send((got, out));
+        });
+        match rx.recv_timeout(deadline) {
+            Ok((got, out)) => {
+                self.stdout = Some(out);
+                got
+            }
+            Err(_) => panic!("{} printed nothing within {deadline:?}", self.label),
+        }
     }
 
     /// SIGKILL (if still running) and reap. Returns the exit code as observed.

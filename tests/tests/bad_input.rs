@@ -138,3 +138,73 @@ fn json_output_is_exactly_one_document() {
     out.expect_code(2);
     let _ = out.json();
 }
+
+#[test]
+fn import_stops_at_the_first_refused_line_and_keeps_what_came_before() {
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    let good1 = small_draft("导入一", "10");
+    let bad = draft("ordinary", buyer("导入二", ""), vec![line("商品", "1", "10", "0.07", "")]);
+    let good3 = small_draft("导入三", "30");
+    let text = format!("{good1}\n{bad}\n{good3}\n");
+    let p = shop.write_file("drafts.jsonl", text.as_bytes());
+    let out = shop.kaipiao(&["--json", "import", "--file", p.to_str().unwrap()]);
+    out.expect_code(2);
+    let doc = out.json();
+    assert_eq!(doc["issued"], json!(1), "{out}");
+    assert!(doc["first_number"].is_string() && doc["first_number"] == doc["last_number"], "{out}");
+    assert!(
+        out.stderr.contains("line 2") || doc.pointer("/error/line") == Some(&json!(2)),
+        "the refused line (2) is named\n{out}"
+    );
+    assert!(out.stderr.contains("lines[0].tax_rate"), "and its field\n{out}");
+    let rows = shop.list(None);
+    assert_eq!(rows.len(), 1, "line 1 stays issued, line 3 is not: {rows:?}");
+    assert_eq!(rows[0]["number"], doc["first_number"]);
+}
+
+#[test]
+fn credit_notes_are_bounded_by_their_original() {
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    let original = shop.issue(&draft(
+        "ordinary",
+        buyer("退货客户", ""),
+        vec![line("台灯", "2", "80", "0.13", "")],
+    ));
+    let number = s(&original, "/invoice/number").to_string();
+    let credit = |qty: &str| {
+        let mut d = draft("credit", buyer("退货客户", ""), vec![line("台灯", qty, "80", "0.13", "")]);
+        d["original"] = json!(number);
+        d
+    };
+    // Crediting more than was sold is refused, naming the line.
+    let out = shop.try_issue(&credit("-3"));
+    out.expect_code(2);
+    assert!(out.stderr.contains("lines[0]"), "names the credit line\n{out}");
+    // One lamp, then the other: the second credit takes the exact remainder.
+    let c1 = shop.issue(&credit("-1"));
+    assert_eq!(s(&c1, "/invoice/total"), "-90.40");
+    let c2 = shop.issue(&credit("-1"));
+    assert_eq!(s(&c2, "/invoice/total"), "-90.40");
+    // Nothing is left to credit, in this process or any later one.
+    shop.try_issue(&credit("-1")).expect_code(2);
+    // A credit note cannot itself be credited; a line that is not on the original cannot either.
+    let mut d = credit("-1");
+    d["original"] = c1["invoice"]["number"].clone();
+    shop.try_issue(&d).expect_code(2);
+    let mut d = credit("-1");
+    d["lines"][0]["name"] = json!("不是这件商品");
+    shop.try_issue(&d).expect_code(2);
+    // A special invoice may not carry an exempt line.
+    let special = draft(
+        "special",
+        buyer("某公司", &buyer_tax_id()),
+        vec![line("图书", "1", "10", "0", "exempt")],
+    );
+    shop.try_issue(&special).expect_code(2);
+    assert_eq!(shop.list(None).len(), 3);
+    shop.kaipiao(&["verify"]).expect_code(0);
+    let doc = shop.sync_until_complete(3);
+    assert_eq!((doc["accepted"].clone(), doc["rejected"].clone()), (json!(3), json!(0)), "{doc}");
+}

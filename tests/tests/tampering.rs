@@ -47,6 +47,7 @@ fn one_changed_byte_in_the_ledger_file_is_named_by_verify() {
         "the envelope text of seq 2 (with \"remarks\":\"{MARKER}\") is not in {}",
         db.display()
     );
+    eprintln!("tampering: {} stored cop(ies) of the envelope of seq 2 edited", hits.len());
     for &i in &hits {
         // "...-two-7QX" -> "...-twO-7QX": one byte, the same length.
         let at = i + MARKER.find("two").unwrap() + 2;

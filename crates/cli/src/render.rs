@@ -109,19 +109,19 @@ pub fn table(rows: &[InvoiceSummary], lang: Lang) -> String {
 pub fn invoice(rec: &InvoiceRecord, words: &str, lang: Lang) -> String {
     let inv = &rec.envelope.invoice;
     let mut o = String::new();
-    let l = |zh: &'static str, en: &'static str| lang.pick(zh, en);
+    let l = |zh: &'static str, en: &'static str| lbl(lang.pick(zh, en), 14);
     let kind = inv.kind;
     let _ = writeln!(o, "{}  {}", kind.label_zh(), if lang == Lang::En { kind.as_str() } else { "" });
-    let _ = writeln!(o, "{:<10} {}", l("发票号码", "Number"), inv.number);
-    let _ = writeln!(o, "{:<10} {}", l("开票日期", "Issued at"), inv.issued_at);
-    let _ = writeln!(o, "{:<10} {}", l("状态", "Status"), status_label(rec.status, lang));
+    let _ = writeln!(o, "{} {}", l("发票号码", "Number"), inv.number);
+    let _ = writeln!(o, "{} {}", l("开票日期", "Issued at"), inv.issued_at);
+    let _ = writeln!(o, "{} {}", l("状态", "Status"), status_label(rec.status, lang));
     if let Some(orig) = &inv.original {
-        let _ = writeln!(o, "{:<10} {}", l("原发票", "Original"), orig.number);
+        let _ = writeln!(o, "{} {}", l("原发票", "Original"), orig.number);
     }
     for (label, p) in [(l("销售方", "Seller"), &inv.seller), (l("购买方", "Buyer"), &inv.buyer)] {
-        let _ = writeln!(o, "{label:<10} {}  {}", p.name, p.tax_id);
+        let _ = writeln!(o, "{} {}  {}", label, p.name, p.tax_id);
         if !p.address.is_empty() || !p.bank.is_empty() {
-            let _ = writeln!(o, "{:<10} {}  {}", "", p.address, p.bank);
+            let _ = writeln!(o, "{} {}  {}", lbl("", 14), p.address, p.bank);
         }
     }
     let _ = writeln!(o);
@@ -162,28 +162,28 @@ pub fn invoice(rec: &InvoiceRecord, words: &str, lang: Lang) -> String {
         let _ = writeln!(o, "  {}", cols.join("  ").trim_end());
     }
     let _ = writeln!(o);
-    let _ = writeln!(o, "{:<10} {}", l("合计金额", "Amount"), inv.total_amount);
-    let _ = writeln!(o, "{:<10} {}", l("合计税额", "Tax"), inv.total_tax);
-    let _ = writeln!(o, "{:<10} {}", l("价税合计", "Total"), inv.total);
-    let _ = writeln!(o, "{:<10} {}", l("价税合计(大写)", "In words"), words);
+    let _ = writeln!(o, "{} {}", l("合计金额", "Amount"), inv.total_amount);
+    let _ = writeln!(o, "{} {}", l("合计税额", "Tax"), inv.total_tax);
+    let _ = writeln!(o, "{} {}", l("价税合计", "Total"), inv.total);
+    let _ = writeln!(o, "{} {}", l("价税合计(大写)", "In words"), words);
     if !inv.remarks.is_empty() {
-        let _ = writeln!(o, "{:<10} {}", l("备注", "Remarks"), inv.remarks);
+        let _ = writeln!(o, "{} {}", l("备注", "Remarks"), inv.remarks);
     }
     if !inv.issuer.is_empty() {
-        let _ = writeln!(o, "{:<10} {}", l("开票人", "Issuer"), inv.issuer);
+        let _ = writeln!(o, "{} {}", l("开票人", "Issuer"), inv.issuer);
     }
     let _ = writeln!(o);
-    let _ = writeln!(o, "{:<10} {} (seq {})", l("哈希", "Hash"), rec.envelope.hash, inv.seq);
-    let _ = writeln!(o, "{:<10} {}", l("签名", "Signature"), rec.envelope.signature);
+    let _ = writeln!(o, "{} {} (seq {})", l("哈希", "Hash"), rec.envelope.hash, inv.seq);
+    let _ = writeln!(o, "{} {}", l("签名", "Signature"), rec.envelope.signature);
     if let Some(r) = &rec.receipt {
         let code = r.get("authority_code").and_then(|v| v.as_str()).unwrap_or("");
         let at = r.get("received_at").and_then(|v| v.as_str()).unwrap_or("");
-        let _ = writeln!(o, "{:<10} {code}  {at}", l("校验码", "Auth. code"));
+        let _ = writeln!(o, "{} {code}  {at}", l("校验码", "Auth. code"));
         if let Some(reasons) = r.get("reasons").and_then(|v| v.as_array()) {
             for reason in reasons {
                 let _ = writeln!(
                     o,
-                    "{:<10} {}: {}",
+                    "{} {}: {}",
                     l("拒绝原因", "Reason"),
                     reason.get("field").and_then(|v| v.as_str()).unwrap_or(""),
                     reason.get("message").and_then(|v| v.as_str()).unwrap_or("")
@@ -207,6 +207,11 @@ pub fn invoice(rec: &InvoiceRecord, words: &str, lang: Lang) -> String {
     o
 }
 
+/// A label padded to a display width (CJK characters take two columns).
+fn lbl(s: &str, width: usize) -> String {
+    pad(s, width, false)
+}
+
 fn rate_percent(rate: &str) -> String {
     match kaipiao_core::money::parse_decimal(rate, 8) {
         Ok(d) => format!("{}%", kaipiao_core::money::decimal_string(d * rust_decimal::Decimal::from(100))),
@@ -217,20 +222,21 @@ fn rate_percent(rate: &str) -> String {
 pub fn status(st: &LedgerStatus, lang: Lang) -> String {
     let mut o = String::new();
     let l = |zh: &'static str, en: &'static str| lang.pick(zh, en);
+    let k = |zh: &'static str, en: &'static str| lbl(lang.pick(zh, en), 20);
     let none = l("无", "none");
-    let _ = writeln!(o, "{:<20} {}", l("设备", "Device"), st.device_id.as_deref().unwrap_or(l("未登记", "not enrolled")));
-    let _ = writeln!(o, "{:<20} {}", l("待上传发票", "Pending invoices"), st.pending);
-    let _ = writeln!(o, "{:<20} {}", l("最早待上传", "Oldest pending"), st.oldest_pending_at.as_deref().unwrap_or(none));
-    let _ = writeln!(o, "{:<20} {}", l("离线时限剩余(小时)", "Offline hours left"), st.offline_hours_left.as_deref().unwrap_or(none));
-    let _ = writeln!(o, "{:<20} {}", l("离线金额剩余", "Offline amount left"), st.offline_amount_left.as_deref().unwrap_or(none));
-    let _ = writeln!(o, "{:<20} {}", l("剩余发票号码", "Numbers left"), st.numbers_left);
-    let _ = writeln!(o, "{:<20} {} {}", l("链头", "Chain head"), st.head.seq, st.head.hash);
-    let _ = writeln!(o, "{:<20} {}", l("上次同步", "Last sync"), st.last_sync_at.as_deref().unwrap_or(none));
+    let _ = writeln!(o, "{} {}", k("设备", "Device"), st.device_id.as_deref().unwrap_or(l("未登记", "not enrolled")));
+    let _ = writeln!(o, "{} {}", k("待上传发票", "Pending invoices"), st.pending);
+    let _ = writeln!(o, "{} {}", k("最早待上传", "Oldest pending"), st.oldest_pending_at.as_deref().unwrap_or(none));
+    let _ = writeln!(o, "{} {}", k("离线时限剩余(小时)", "Offline hours left"), st.offline_hours_left.as_deref().unwrap_or(none));
+    let _ = writeln!(o, "{} {}", k("离线金额剩余", "Offline amount left"), st.offline_amount_left.as_deref().unwrap_or(none));
+    let _ = writeln!(o, "{} {}", k("剩余发票号码", "Numbers left"), st.numbers_left);
+    let _ = writeln!(o, "{} {} {}", k("链头", "Chain head"), st.head.seq, st.head.hash);
+    let _ = writeln!(o, "{} {}", k("上次同步", "Last sync"), st.last_sync_at.as_deref().unwrap_or(none));
     if let Some(why) = &st.queue_stopped {
-        let _ = writeln!(o, "{:<20} {why}", l("上传已暂停", "QUEUE STOPPED"));
+        let _ = writeln!(o, "{} {why}", k("上传已暂停", "QUEUE STOPPED"));
     }
     for a in &st.alerts {
-        let _ = writeln!(o, "{:<20} {} {}: {}", l("警报", "Alert"), a.at, a.code, a.message);
+        let _ = writeln!(o, "{} {} {}: {}", k("警报", "Alert"), a.at, a.code, a.message);
     }
     o
 }

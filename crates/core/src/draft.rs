@@ -17,9 +17,11 @@ pub const MAX_REMARKS_CHARS: usize = 200;
 pub const MAX_TEXT_CHARS: usize = 200;
 /// Quantities and prices above this are refused before any arithmetic (no overflow).
 pub(crate) const MAX_MAGNITUDE: i64 = 999_999_999_999;
-/// No line amount or tax the issuer can compute reaches this (|qty x price| < 10^24), and
-/// 2000 lines of it still add up inside a `Decimal`: the audit refuses anything larger
-/// before it sums, so a crafted invoice cannot make it overflow.
+/// The audit's bounds on a line, above anything the issuer produces: quantities stop at
+/// MAX_MAGNITUDE, a stored tax-inclusive unit price at MAX_MAGNITUDE + 0.005 / qty (the
+/// amount rounds up), amounts and taxes below 10^24. 2000 lines of such amounts still add
+/// up inside a `Decimal`, so a crafted invoice gets a finding instead of an overflow.
+pub(crate) const MAX_AUDIT_QUANTITY_OR_PRICE: i64 = 10_000_000_000_000;
 pub(crate) const MAX_LINE_MONEY: i128 = 1_000_000_000_000_000_000_000_000;
 
 /// A draft as SPEC 9 defines it. Decimals stay text until validated so every error can
@@ -291,7 +293,10 @@ pub(crate) fn check_text(field: &str, value: &str, min: usize, max: usize) -> Re
             format!("共 {n} 个字符，最多 {max} 个"),
         ));
     }
-    if value.chars().any(char::is_control) {
+    // U+2028/U+2029 are line breaks too: JSON writers leave them unescaped, and a reader
+    // that splits an export into lines (Python's splitlines, as the SPEC 4 verifier does)
+    // would cut the invoice in two.
+    if value.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
         return Err(err(
             "control_character",
             field,
@@ -500,9 +505,10 @@ impl Remaining {
 
     /// First original line with the same item and at least `need` left, else the first
     /// with the same item and anything left, else the first with the same item (so that
-    /// crediting a fully credited line is refused as exceeding it, not as unknown). When `l` carries a unit price, lines at that
-    /// price come first: the same item sold at two prices is two lines, and a credit at the
-    /// second price must not be matched against the first (nor refused as a price mismatch).
+    /// crediting a fully credited line is refused as exceeding it, not as unknown). When
+    /// `l` carries a unit price, lines at that price come first: the same item sold at two
+    /// prices is two lines, and a credit at the second price must not be matched against
+    /// the first (nor refused as a price mismatch).
     pub(crate) fn find(&self, original: &Invoice, l: &Line, need: Decimal) -> Option<usize> {
         let mut candidates: Vec<usize> = original
             .lines

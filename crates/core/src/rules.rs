@@ -2,7 +2,7 @@
 //! on every submission and turns each finding into a `reason` of a rejected receipt; the
 //! client's `verify` runs it too, so an invoice the issuer built always passes it.
 
-use crate::draft::{check_original, check_text, tolerance_checks, validate_buyer, validate_seller, CreditContext, Remaining, MAX_LINES, MAX_LINE_MONEY, MAX_MAGNITUDE, MAX_NAME_CHARS, MAX_REMARKS_CHARS};
+use crate::draft::{check_original, check_text, tolerance_checks, validate_buyer, validate_seller, CreditContext, Remaining, MAX_AUDIT_QUANTITY_OR_PRICE, MAX_LINES, MAX_LINE_MONEY, MAX_NAME_CHARS, MAX_REMARKS_CHARS};
 use crate::error::FieldError;
 use crate::model::{Invoice, Kind, Treatment};
 use crate::money::{is_normalized_decimal, money_string, parse_decimal, parse_money};
@@ -78,9 +78,9 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         };
         // Bounded before anything is summed: a crafted invoice must get a finding, not
         // overflow the audit (taxd runs it on what devices send).
-        let (max_qp, max_money) = (Decimal::from(MAX_MAGNITUDE), Decimal::from_i128_with_scale(MAX_LINE_MONEY, 0));
-        if q.abs() > max_qp || p.abs() > max_qp || a.abs() >= max_money || t.abs() >= max_money {
-            out.push(finding("out_of_range", &f("quantity"), format!("quantity, unit_price, amount or tax is out of range (quantity and price at most {MAX_MAGNITUDE})"), format!("数量、单价、金额或税额超出范围（数量和单价最多 {MAX_MAGNITUDE}）")));
+        let (max_qp, max_money) = (Decimal::from(MAX_AUDIT_QUANTITY_OR_PRICE), Decimal::from_i128_with_scale(MAX_LINE_MONEY, 0));
+        if q.abs() >= max_qp || p.abs() >= max_qp || a.abs() >= max_money || t.abs() >= max_money {
+            out.push(finding("out_of_range", &f("quantity"), "quantity, unit_price, amount or tax is out of range".into(), "数量、单价、金额或税额超出范围".into()));
             numbers_ok = false;
             continue;
         }

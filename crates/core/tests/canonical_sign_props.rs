@@ -42,11 +42,21 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn treatment() -> impl Strategy<Value = Treatment> {
-    prop::sample::select(vec![Treatment::Standard, Treatment::ZeroRated, Treatment::Exempt, Treatment::NonTaxable])
+    prop::sample::select(vec![
+        Treatment::Standard,
+        Treatment::ZeroRated,
+        Treatment::Exempt,
+        Treatment::NonTaxable,
+    ])
 }
 
 fn party() -> impl Strategy<Value = Party> {
-    (text(), text(), text(), text()).prop_map(|(name, tax_id, address, bank)| Party { name, tax_id, address, bank })
+    (text(), text(), text(), text()).prop_map(|(name, tax_id, address, bank)| Party {
+        name,
+        tax_id,
+        address,
+        bank,
+    })
 }
 
 fn gen_line_value() -> impl Strategy<Value = Line> {
@@ -54,26 +64,51 @@ fn gen_line_value() -> impl Strategy<Value = Line> {
         (text(), text(), text(), text()),
         (text(), text(), text(), text(), treatment(), text()),
     )
-        .prop_map(|((name, tax_code, spec, unit), (quantity, unit_price, amount, tax_rate, treatment, tax))| Line {
-            name,
-            tax_code,
-            spec,
-            unit,
-            quantity,
-            unit_price,
-            amount,
-            tax_rate,
-            treatment,
-            tax,
-        })
+        .prop_map(
+            |(
+                (name, tax_code, spec, unit),
+                (quantity, unit_price, amount, tax_rate, treatment, tax),
+            )| Line {
+                name,
+                tax_code,
+                spec,
+                unit,
+                quantity,
+                unit_price,
+                amount,
+                tax_rate,
+                treatment,
+                tax,
+            },
+        )
 }
 
 fn invoice() -> impl Strategy<Value = Invoice> {
     (
-        (0u32..3, text(), text(), 0u64..(1 << 53), "[0-9a-f]{64}", "[0-9]{20}"),
-        (prop::sample::select(vec![Kind::Ordinary, Kind::Special, Kind::Credit]), text(), text(), party(), party()),
+        (
+            0u32..3,
+            text(),
+            text(),
+            0u64..(1 << 53),
+            "[0-9a-f]{64}",
+            "[0-9]{20}",
+        ),
+        (
+            prop::sample::select(vec![Kind::Ordinary, Kind::Special, Kind::Credit]),
+            text(),
+            text(),
+            party(),
+            party(),
+        ),
         prop::collection::vec(gen_line_value(), 1..4),
-        (text(), text(), text(), prop::option::of((text(), text())), text(), text()),
+        (
+            text(),
+            text(),
+            text(),
+            prop::option::of((text(), text())),
+            text(),
+            text(),
+        ),
     )
         .prop_map(|(a, b, lines, c)| Invoice {
             version: a.0,
@@ -134,7 +169,9 @@ fn jcs(v: &Value, out: &mut String) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => {
-            let i = n.as_u64().expect("only non-negative integers in an invoice");
+            let i = n
+                .as_u64()
+                .expect("only non-negative integers in an invoice");
             assert!(i < 1 << 53);
             out.push_str(&i.to_string());
         }
@@ -187,7 +224,11 @@ fn any_string(s: &str, rng: &mut StdRng, out: &mut String) {
             }
             let mut units = [0u16; 2];
             for u in c.encode_utf16(&mut units) {
-                out.push_str(&if rng.gen_bool(0.5) { format!("\\u{u:04x}") } else { format!("\\u{u:04X}") });
+                out.push_str(&if rng.gen_bool(0.5) {
+                    format!("\\u{u:04x}")
+                } else {
+                    format!("\\u{u:04X}")
+                });
             }
         } else {
             out.push(c);
@@ -399,8 +440,18 @@ fn change(s: &mut String, rng: &mut StdRng) {
 }
 
 fn other_treatment(t: Treatment, rng: &mut StdRng) -> Treatment {
-    let all = [Treatment::Standard, Treatment::ZeroRated, Treatment::Exempt, Treatment::NonTaxable];
-    *all.iter().filter(|&&x| x != t).collect::<Vec<_>>().choose(rng).unwrap().to_owned()
+    let all = [
+        Treatment::Standard,
+        Treatment::ZeroRated,
+        Treatment::Exempt,
+        Treatment::NonTaxable,
+    ];
+    *all.iter()
+        .filter(|&&x| x != t)
+        .collect::<Vec<_>>()
+        .choose(rng)
+        .unwrap()
+        .to_owned()
 }
 
 fn some_line(inv: &mut Invoice, rng: &mut StdRng) -> usize {
@@ -415,23 +466,37 @@ macro_rules! text_field {
 
 macro_rules! line_field {
     ($name:literal, $field:ident) => {
-        ($name, (|inv: &mut Invoice, rng: &mut StdRng| {
-            let i = some_line(inv, rng);
-            change(&mut inv.lines[i].$field, rng)
-        }) as Mutate)
+        (
+            $name,
+            (|inv: &mut Invoice, rng: &mut StdRng| {
+                let i = some_line(inv, rng);
+                change(&mut inv.lines[i].$field, rng)
+            }) as Mutate,
+        )
     };
 }
 
 fn ensure_original(inv: &mut Invoice) -> &mut OriginalRef {
-    inv.original.get_or_insert_with(|| OriginalRef { id: String::new(), number: String::new() })
+    inv.original.get_or_insert_with(|| OriginalRef {
+        id: String::new(),
+        number: String::new(),
+    })
 }
 
 fn mutators() -> Vec<(&'static str, Mutate)> {
     vec![
-        ("version", |inv, rng| inv.version = inv.version.wrapping_add(rng.gen_range(1..3))),
+        ("version", |inv, rng| {
+            inv.version = inv.version.wrapping_add(rng.gen_range(1..3))
+        }),
         text_field!("id", id),
         text_field!("device_id", device_id),
-        ("seq", |inv, rng| inv.seq = if inv.seq == 0 { 1 } else { inv.seq - rng.gen_range(1..=inv.seq.min(2)) }),
+        ("seq", |inv, rng| {
+            inv.seq = if inv.seq == 0 {
+                1
+            } else {
+                inv.seq - rng.gen_range(1..=inv.seq.min(2))
+            }
+        }),
         text_field!("prev_hash", prev_hash),
         text_field!("number", number),
         ("kind", |inv, rng| {
@@ -481,11 +546,18 @@ fn mutators() -> Vec<(&'static str, Mutate)> {
         ("original", |inv, _| {
             inv.original = match inv.original.take() {
                 Some(_) => None,
-                None => Some(OriginalRef { id: String::new(), number: String::new() }),
+                None => Some(OriginalRef {
+                    id: String::new(),
+                    number: String::new(),
+                }),
             }
         }),
-        ("original.id", |inv, rng| change(&mut ensure_original(inv).id, rng)),
-        ("original.number", |inv, rng| change(&mut ensure_original(inv).number, rng)),
+        ("original.id", |inv, rng| {
+            change(&mut ensure_original(inv).id, rng)
+        }),
+        ("original.number", |inv, rng| {
+            change(&mut ensure_original(inv).number, rng)
+        }),
         text_field!("remarks", remarks),
         text_field!("issuer", issuer),
     ]
@@ -495,7 +567,11 @@ fn field_paths(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
     match v {
         Value::Object(map) => {
             for (k, child) in map {
-                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 out.insert(path.clone());
                 field_paths(child, &path, out);
             }
@@ -512,14 +588,24 @@ fn field_paths(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
 #[test]
 fn mutators_cover_every_field() {
     let mut inv = build(&draft("ordinary", vec![line("纸", "1", "1", "0.13")])).unwrap();
-    inv.original = Some(OriginalRef { id: "i".into(), number: "n".into() });
+    inv.original = Some(OriginalRef {
+        id: "i".into(),
+        number: "n".into(),
+    });
     let mut paths = BTreeSet::new();
     field_paths(&serde_json::to_value(&inv).unwrap(), "", &mut paths);
-    let covered: BTreeSet<String> = mutators().iter().map(|(name, _)| name.to_string()).collect();
+    let covered: BTreeSet<String> = mutators()
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
     let missing: Vec<&String> = paths
         .iter()
         .filter(|p| !covered.contains(*p) && !matches!(p.as_str(), "seller" | "buyer" | "lines"))
         .collect();
     assert!(missing.is_empty(), "fields without a mutator: {missing:?}");
-    assert_eq!(paths.len(), 18 + 4 + 4 + 10 + 2, "the invoice has the fields of SPEC 4");
+    assert_eq!(
+        paths.len(),
+        18 + 4 + 4 + 10 + 2,
+        "the invoice has the fields of SPEC 4"
+    );
 }

@@ -90,15 +90,31 @@ proptest! {
 /// price, where round(amount / qty, 8) x qty drifts from the amount.
 #[test]
 fn large_tax_inclusive_quantities_are_refused_naming_the_line() {
-    let mut d = draft("ordinary", vec![line("纸", "1", "1", "0.13"), line("煤", "123456789.12345678", "0.03", "0.13")]);
+    let mut d = draft(
+        "ordinary",
+        vec![
+            line("纸", "1", "1", "0.13"),
+            line("煤", "123456789.12345678", "0.03", "0.13"),
+        ],
+    );
     d.price_includes_tax = true;
     let q = Fixed::parse("123456789.12345678");
     let e = expected_line(q, Fixed::parse("0.03"), "0.13", true);
-    assert!(!line_within_tolerance(&e.quantity, &e.unit_price, e.amount_cents, e.tax_cents, "0.13"));
+    assert!(!line_within_tolerance(
+        &e.quantity,
+        &e.unit_price,
+        e.amount_cents,
+        e.tax_cents,
+        "0.13"
+    ));
     let err = compute_lines(&d, None).unwrap_err();
     assert_eq!(err.code, "rounding_tolerance");
     assert_eq!(err.field, "lines[1].quantity");
-    assert!(err.en.contains("change the quantity or price"), "{}", err.en);
+    assert!(
+        err.en.contains("change the quantity or price"),
+        "{}",
+        err.en
+    );
 }
 
 /// The invoice-level tolerance: 2000 lines whose tax each rounds down by 0.004 add up to
@@ -108,10 +124,20 @@ fn invoice_tolerance_refuses_naming_lines() {
     // 0.80 x 0.13 = 0.104 -> tax 0.10, 0.004 under amount x rate on every line.
     let lines = vec![line("服务费", "1", "0.8", "0.13"); 2000];
     let err = compute_lines(&draft("ordinary", lines), None).unwrap_err();
-    assert_eq!((err.code.as_str(), err.field.as_str()), ("rounding_tolerance", "lines"));
+    assert_eq!(
+        (err.code.as_str(), err.field.as_str()),
+        ("rounding_tolerance", "lines")
+    );
     assert!(err.en.contains("split the invoice"), "{}", err.en);
     // 300 such lines are 1.20 off: still accepted.
     let lines = vec![line("服务费", "1", "0.8", "0.13"); 300];
     let c = compute_lines(&draft("ordinary", lines), None).unwrap();
-    assert_eq!((c.total_amount.as_str(), c.total_tax.as_str(), c.total.as_str()), ("240.00", "30.00", "270.00"));
+    assert_eq!(
+        (
+            c.total_amount.as_str(),
+            c.total_tax.as_str(),
+            c.total.as_str()
+        ),
+        ("240.00", "30.00", "270.00")
+    );
 }

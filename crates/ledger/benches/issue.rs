@@ -1,1 +1,156 @@
-fn main() {}
+//! What durable issuance costs, next to what SQLite itself costs for one durable commit.
+//!
+//! Run: `cargo bench -p kaipiao-ledger --bench issue -- --warm-up-time 1 --measurement-time 3`
+//! (a few minutes on a 2-core machine). In one run it measures:
+//! (a) `sqlite_commit`: a bare one-row INSERT commit, WAL + synchronous=FULL, own file;
+//! (b) `ledger_issue`: `Ledger::issue` of a 1-line draft (validate, sign, insert, commit);
+//! (c) `import`: 10,000 drafts issued one by one, each durable (the CLI's `import` path),
+//!     timed once and printed as time per item;
+//! (d) `verify`: `Ledger::verify` of those 10,000 invoices.
+//! The ledgers live in temporary directories on the default temp filesystem; fsync cost
+//! dominates (a) and (b), so figures depend on the disk far more than on the CPU.
+//! Under `cargo test --benches` everything runs once on 200 drafts instead of 10,000.
+
+use chrono::{DateTime, TimeZone, Utc};
+use criterion::{black_box, Criterion, Throughput};
+use kaipiao_core::{DeviceKey, Draft, Lease, Party};
+use kaipiao_ledger::{KeySource, Ledger};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const DEVICE_ID: &str = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+fn seller() -> Party {
+    let first17 = "91330100MA2B3C4D5";
+    let check = kaipiao_core::taxid::check_digit(first17).unwrap_or('0');
+    Party {
+        name: "杭州开票测试有限公司".into(),
+        tax_id: format!("{first17}{check}"),
+        address: "杭州市西湖区文三路 1 号".into(),
+        bank: "工商银行杭州分行 1202020209000000001".into(),
+    }
+}
+
+/// An enrolled ledger with one lease large enough for any run, and its unsealed key.
+fn ready_ledger(dir: &std::path::Path) -> (Ledger, DeviceKey) {
+    let authority = DeviceKey::from_bytes(&[9u8; 32]);
+    let keys = KeySource::with_passphrase("bench");
+    let ledger = Ledger::open(dir).expect("open");
+    ledger.init(&seller(), "bench", &keys, t0()).expect("init");
+    ledger
+        .record_enrollment(DEVICE_ID, &authority.public().to_base64(), &[], t0())
+        .expect("enrol");
+    let lease = Lease {
+        lease_id: "bench".into(),
+        device_id: DEVICE_ID.into(),
+        prefix: "260330000001".into(),
+        first: 1,
+        last: 99_999_999,
+        offline_hours: 100_000,
+        offline_amount_cap: "999999999999999.00".into(),
+        single_invoice_cap: "999999999999999.00".into(),
+        granted_at: "2026-03-01T08:00:00Z".into(),
+        signature: String::new(),
+    }
+    .signed(&authority);
+    ledger.store_lease(&lease, t0()).expect("lease");
+    let key = ledger.unseal_key(&keys).expect("unseal");
+    (ledger, key)
+}
+
+fn one_line_draft(i: u64) -> Draft {
+    Draft::from_json(&json!({
+        "buyer": {"name": "张三"},
+        "lines": [{"name": "办公用品", "unit": "件", "quantity": (i % 9 + 1).to_string(), "unit_price": "12.5", "tax_rate": "0.13"}],
+        "issuer": "bench"
+    }))
+    .expect("draft")
+}
+
+fn bare_sqlite(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conn = rusqlite::Connection::open(dir.path().join("bare.sqlite3")).expect("open");
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+        .expect("wal");
+    conn.pragma_update(None, "synchronous", "FULL")
+        .expect("full");
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        .expect("table");
+    // About the size of a stored one-line envelope.
+    let body = "x".repeat(1500);
+    let mut g = c.benchmark_group("a_sqlite_commit");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("insert_one_row_wal_full", |b| {
+        b.iter(|| {
+            conn.execute("INSERT INTO t (body) VALUES (?1)", [&body])
+                .expect("insert");
+        })
+    });
+    g.finish();
+}
+
+fn ledger_issue(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ledger, key) = ready_ledger(dir.path());
+    let draft = one_line_draft(1);
+    let mut g = c.benchmark_group("b_ledger_issue");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("issue_one_line_durable", |b| {
+        b.iter(|| black_box(ledger.issue(&draft, &key, t0()).expect("issue")))
+    });
+    g.finish();
+}
+
+fn import_then_verify(c: &mut Criterion, n: u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ledger, key) = ready_ledger(dir.path());
+    let drafts: Vec<Draft> = (0..n).map(one_line_draft).collect();
+    let tenth = (n / 10).max(1) as usize;
+    let mut chunks = Vec::new();
+    let started = Instant::now();
+    let mut chunk_started = started;
+    for (i, d) in drafts.iter().enumerate() {
+        let now = t0() + chrono::Duration::seconds(i as i64 / 10);
+        ledger.issue(d, &key, now).expect("issue");
+        if (i + 1) % tenth == 0 {
+            chunks.push(chunk_started.elapsed().as_secs_f64() * 1000.0 / tenth as f64);
+            chunk_started = Instant::now();
+        }
+    }
+    let took = started.elapsed();
+    // All invoices stay pending here, the worst case for the offline-limit sums: the
+    // per-tenth figures show whether the cost grows with the pending count.
+    let per_tenth: Vec<String> = chunks.iter().map(|ms| format!("{ms:.2}")).collect();
+    println!("c_import/{n}_drafts: ms per item by tenth of the run: [{}]", per_tenth.join(", "));
+    println!(
+        "c_import/{n}_drafts: total {:.2} s, {:.3} ms per item, {:.0} items/s",
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1000.0 / n as f64,
+        n as f64 / took.as_secs_f64()
+    );
+    let mut g = c.benchmark_group("d_verify");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n));
+    g.bench_function(format!("verify_{n}_invoices"), |b| {
+        b.iter(|| black_box(ledger.verify().expect("verify")))
+    });
+    g.finish();
+}
+
+fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    bare_sqlite(&mut c);
+    ledger_issue(&mut c);
+    import_then_verify(&mut c, if benching { 10_000 } else { 200 });
+    c.final_summary();
+}

@@ -32,7 +32,8 @@ struct Row {
     in_outbox: bool,
 }
 
-const ROWS_SQL: &str = "SELECT i.seq, i.id, i.number, i.kind, i.issued_at, i.buyer_name, i.buyer_tax_id,
+const ROWS_SQL: &str =
+    "SELECT i.seq, i.id, i.number, i.kind, i.issued_at, i.buyer_name, i.buyer_tax_id,
         i.total, i.total_amount, i.hash, i.envelope, i.status, i.original_id,
         r.receipt, r.status, o.invoice_id IS NOT NULL
  FROM invoices i
@@ -72,7 +73,13 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
     for l in &leases {
         let ok = pinned.as_ref().is_some_and(|k| l.lease.verify(k).is_ok());
         if !ok {
-            return Err(corrupt(0, format!("stored lease {} does not verify against the pinned authority key", l.lease.lease_id)));
+            return Err(corrupt(
+                0,
+                format!(
+                    "stored lease {} does not verify against the pinned authority key",
+                    l.lease.lease_id
+                ),
+            ));
         }
     }
     let mut stmt = conn.prepare(ROWS_SQL)?;
@@ -86,7 +93,10 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
         if row.seq != expected_seq {
             return Err(corrupt(
                 expected_seq,
-                format!("invoice seq {expected_seq} is missing (the chain jumps to seq {})", row.seq),
+                format!(
+                    "invoice seq {expected_seq} is missing (the chain jumps to seq {})",
+                    row.seq
+                ),
             ));
         }
         let seq = row.seq;
@@ -95,14 +105,25 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
         let inv = &env.invoice;
         match verify_envelope(&device_key, &env) {
             Ok(()) => {}
-            Err(SignatureError::HashMismatch) => return Err(fail("hash does not match the invoice (edited?)".into())),
-            Err(e) => return Err(fail(format!("the device signature does not verify ({e}): forged or edited"))),
+            Err(SignatureError::HashMismatch) => {
+                return Err(fail("hash does not match the invoice (edited?)".into()))
+            }
+            Err(e) => {
+                return Err(fail(format!(
+                    "the device signature does not verify ({e}): forged or edited"
+                )))
+            }
         }
         if env.hash != row.hash {
-            return Err(fail("the hash column differs from the signed envelope (edited?)".into()));
+            return Err(fail(
+                "the hash column differs from the signed envelope (edited?)".into(),
+            ));
         }
         if inv.prev_hash != prev_hash {
-            return Err(fail(format!("prev_hash does not link to seq {} (chain broken)", seq - 1)));
+            return Err(fail(format!(
+                "prev_hash does not link to seq {} (chain broken)",
+                seq - 1
+            )));
         }
         let columns = [
             ("seq", inv.seq.to_string(), seq.to_string()),
@@ -111,23 +132,40 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
             ("kind", inv.kind.as_str().to_string(), row.kind.clone()),
             ("issued_at", inv.issued_at.clone(), row.issued_at.clone()),
             ("buyer_name", inv.buyer.name.clone(), row.buyer_name.clone()),
-            ("buyer_tax_id", inv.buyer.tax_id.clone(), row.buyer_tax_id.clone()),
+            (
+                "buyer_tax_id",
+                inv.buyer.tax_id.clone(),
+                row.buyer_tax_id.clone(),
+            ),
             ("total", inv.total.clone(), row.total.clone()),
-            ("total_amount", inv.total_amount.clone(), row.total_amount.clone()),
+            (
+                "total_amount",
+                inv.total_amount.clone(),
+                row.total_amount.clone(),
+            ),
         ];
         for (name, signed, column) in columns {
             if signed != column {
-                return Err(fail(format!("the {name} column ({column}) differs from the signed invoice ({signed})")));
+                return Err(fail(format!(
+                    "the {name} column ({column}) differs from the signed invoice ({signed})"
+                )));
             }
         }
         if Some(&inv.device_id) != dev.device_id.as_ref() {
-            return Err(fail(format!("device_id {} is not this device", inv.device_id)));
+            return Err(fail(format!(
+                "device_id {} is not this device",
+                inv.device_id
+            )));
         }
         if inv.seller != dev.seller {
             return Err(fail("the seller differs from the device's seller".into()));
         }
         if inv.issued_at < prev_issued_at {
-            return Err(fail(format!("issued_at {} goes back before seq {}", inv.issued_at, seq - 1)));
+            return Err(fail(format!(
+                "issued_at {} goes back before seq {}",
+                inv.issued_at,
+                seq - 1
+            )));
         }
         let in_lease = leases.iter().any(|l| {
             inv.number.len() == 20
@@ -139,7 +177,10 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
                     .is_some_and(|n| n >= l.lease.first && n < l.next)
         });
         if !in_lease {
-            return Err(fail(format!("number {} lies outside the numbers taken from the stored leases", inv.number)));
+            return Err(fail(format!(
+                "number {} lies outside the numbers taken from the stored leases",
+                inv.number
+            )));
         }
         check_rules(conn, seq, inv, row.original_id.as_deref())?;
         check_status(&row, pinned.as_ref(), &env.hash)?;
@@ -158,18 +199,31 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
 
 /// The authority's business rules (kaipiao_core::rules): what the issuer built always
 /// passes them, so a finding means the row was not built by this program.
-fn check_rules(conn: &Connection, seq: u64, inv: &kaipiao_core::Invoice, original_id: Option<&str>) -> Result<()> {
+fn check_rules(
+    conn: &Connection,
+    seq: u64,
+    inv: &kaipiao_core::Invoice,
+    original_id: Option<&str>,
+) -> Result<()> {
     let fail = |what: String| corrupt(seq, what);
     let credit = match (&inv.original, inv.kind) {
         (Some(orig), Kind::Credit) => {
             if original_id != Some(orig.id.as_str()) {
-                return Err(fail("the original_id column differs from the signed invoice".into()));
+                return Err(fail(
+                    "the original_id column differs from the signed invoice".into(),
+                ));
             }
             let Some((orig_seq, original, _)) = rows::invoice_by_number(conn, &orig.number)? else {
-                return Err(fail(format!("credits {} which is not in this ledger", orig.number)));
+                return Err(fail(format!(
+                    "credits {} which is not in this ledger",
+                    orig.number
+                )));
             };
             if orig_seq >= seq {
-                return Err(fail(format!("credits {} which comes later in the chain", orig.number)));
+                return Err(fail(format!(
+                    "credits {} which comes later in the chain",
+                    orig.number
+                )));
             }
             Some(CreditContext {
                 prior_credits: rows::prior_credits(conn, &original.id, Some(seq))?,
@@ -181,7 +235,9 @@ fn check_rules(conn: &Connection, seq: u64, inv: &kaipiao_core::Invoice, origina
         }
         _ => {
             if original_id.is_some() {
-                return Err(fail("original_id is set on an invoice that is not a credit note".into()));
+                return Err(fail(
+                    "original_id is set on an invoice that is not a credit note".into(),
+                ));
             }
             None
         }
@@ -200,30 +256,47 @@ fn check_status(row: &Row, pinned: Option<&PublicKey>, hash: &str) -> Result<()>
     match (row.status.as_str(), &row.receipt) {
         ("pending", None) => {
             if !row.in_outbox {
-                return Err(fail("pending but missing from the outbox: it would never be submitted".into()));
+                return Err(fail(
+                    "pending but missing from the outbox: it would never be submitted".into(),
+                ));
             }
             Ok(())
         }
         ("pending", Some(_)) => Err(fail("pending although a receipt is stored".into())),
-        ("accepted" | "rejected", None) => Err(fail(format!("{} without a stored receipt", row.status))),
+        ("accepted" | "rejected", None) => {
+            Err(fail(format!("{} without a stored receipt", row.status)))
+        }
         ("accepted" | "rejected", Some(text)) => {
             if row.in_outbox {
                 return Err(fail(format!("{} but still in the outbox", row.status)));
             }
-            let value: serde_json::Value =
-                serde_json::from_str(text).map_err(|_| fail("the stored receipt is not JSON".into()))?;
+            let value: serde_json::Value = serde_json::from_str(text)
+                .map_err(|_| fail("the stored receipt is not JSON".into()))?;
             let Some(key) = pinned else {
-                return Err(fail("a receipt is stored but no authority key is pinned".into()));
+                return Err(fail(
+                    "a receipt is stored but no authority key is pinned".into(),
+                ));
             };
-            verify_object(key, RECEIPT_DOMAIN, &value, "authority_signature")
-                .map_err(|e| fail(format!("the receipt's authority signature does not verify ({e})")))?;
-            let receipt: Receipt =
-                serde_json::from_value(value).map_err(|e| fail(format!("the stored receipt is malformed ({e})")))?;
-            if receipt.invoice_id != row.id || receipt.number != row.number || receipt.hash != hash {
-                return Err(fail("the receipt is for another invoice (id, number or hash differ)".into()));
+            verify_object(key, RECEIPT_DOMAIN, &value, "authority_signature").map_err(|e| {
+                fail(format!(
+                    "the receipt's authority signature does not verify ({e})"
+                ))
+            })?;
+            let receipt: Receipt = serde_json::from_value(value)
+                .map_err(|e| fail(format!("the stored receipt is malformed ({e})")))?;
+            if receipt.invoice_id != row.id || receipt.number != row.number || receipt.hash != hash
+            {
+                return Err(fail(
+                    "the receipt is for another invoice (id, number or hash differ)".into(),
+                ));
             }
-            if receipt.status != row.status || row.receipt_status.as_deref() != Some(row.status.as_str()) {
-                return Err(fail(format!("status {} differs from the receipt's {}", row.status, receipt.status)));
+            if receipt.status != row.status
+                || row.receipt_status.as_deref() != Some(row.status.as_str())
+            {
+                return Err(fail(format!(
+                    "status {} differs from the receipt's {}",
+                    row.status, receipt.status
+                )));
             }
             Ok(())
         }
@@ -261,6 +334,28 @@ struct ExportLine<'a> {
     receipt: Option<&'a RawValue>,
 }
 
+/// JSON Lines needs one record per line, and readers split lines on more than LF
+/// (Python's `splitlines` also on CR, NEL, U+2028 and U+2029). A raw CR or LF can only be
+/// insignificant whitespace (JSON escapes them inside strings) and becomes a space; NEL,
+/// U+2028 and U+2029 can only be inside strings and become their `\u` escapes. Either way
+/// the JSON value, and so every hash and signature over it, stays exactly as received.
+fn line_safe(raw: &str) -> std::borrow::Cow<'_, str> {
+    if !raw.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']) {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = String::with_capacity(raw.len() + 16);
+    for c in raw.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '\u{85}' => out.push_str("\\u0085"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub(crate) fn export(conn: &Connection, out: &mut dyn Write) -> Result<u64> {
     let dev = require_device(conn)?;
     let mut w = std::io::BufWriter::new(out);
@@ -285,19 +380,22 @@ pub(crate) fn export(conn: &Connection, out: &mut dyn Write) -> Result<u64> {
         let text: String = r.get(1)?;
         let status: String = r.get(2)?;
         let receipt: Option<String> = r.get(3)?;
-        let env: StoredEnvelope<'_> = serde_json::from_str(&text)
-            .map_err(|e| corrupt(seq, format!("the stored envelope is not a valid envelope ({e})")))?;
+        let env: StoredEnvelope<'_> = serde_json::from_str(&text).map_err(|e| {
+            corrupt(
+                seq,
+                format!("the stored envelope is not a valid envelope ({e})"),
+            )
+        })?;
+        let invoice = RawValue::from_string(line_safe(env.invoice.get()).into_owned())
+            .map_err(|_| corrupt(seq, "the stored invoice is not JSON"))?;
         let receipt = receipt
             .map(|t| {
-                // JSON Lines needs one record per line. A raw CR or LF can only be
-                // insignificant whitespace (JSON strings escape them), so replacing it keeps
-                // every value, and the signed content, exactly as received.
-                let single_line = if t.contains(['\n', '\r']) { t.replace(['\n', '\r'], " ") } else { t };
-                RawValue::from_string(single_line).map_err(|_| corrupt(seq, "the stored receipt is not JSON"))
+                RawValue::from_string(line_safe(&t).into_owned())
+                    .map_err(|_| corrupt(seq, "the stored receipt is not JSON"))
             })
             .transpose()?;
         let line = ExportLine {
-            invoice: env.invoice,
+            invoice: &invoice,
             hash: &env.hash,
             signature: &env.signature,
             status: &status,

@@ -154,7 +154,9 @@ pub(crate) fn unseal(
         }
         Protection::OsKeyring => keyring_load(key_id)?,
     };
-    let derived = kaipiao_core::DeviceKey::from_bytes(&secret).public().to_base64();
+    let derived = kaipiao_core::DeviceKey::from_bytes(&secret)
+        .public()
+        .to_base64();
     if derived != public_key {
         return Err(key_error(
             "the unsealed key is not this device's key (its public key differs from the ledger's); restore the data directory's own key",
@@ -171,8 +173,11 @@ fn derive(
     t: u32,
     p: u32,
 ) -> Result<Zeroizing<[u8; 64]>, LedgerError> {
-    let params = Params::new(m, t, p, Some(64))
-        .map_err(|e| key_error(format!("unusable Argon2 parameters in the sealed key file: {e}")))?;
+    let params = Params::new(m, t, p, Some(64)).map_err(|e| {
+        key_error(format!(
+            "unusable Argon2 parameters in the sealed key file: {e}"
+        ))
+    })?;
     let mut out = Zeroizing::new([0u8; 64]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(pass.as_bytes(), salt, out.as_mut())
@@ -184,7 +189,12 @@ fn check_value(derived: &[u8; 64]) -> String {
     kaipiao_core::sha256_hex(&derived[32..])
 }
 
-fn seal_file(path: &Path, secret: &[u8; 32], public_key: &str, pass: &str) -> Result<(), LedgerError> {
+fn seal_file(
+    path: &Path,
+    secret: &[u8; 32],
+    public_key: &str,
+    pass: &str,
+) -> Result<(), LedgerError> {
     if pass.is_empty() {
         return Err(LedgerError::Invalid(FieldError::new(
             "passphrase_empty",
@@ -257,7 +267,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LedgerError> {
     Ok(())
 }
 
-fn unseal_file(path: &Path, public_key: &str, pass: &str) -> Result<Zeroizing<[u8; 32]>, LedgerError> {
+fn unseal_file(
+    path: &Path,
+    public_key: &str,
+    pass: &str,
+) -> Result<Zeroizing<[u8; 32]>, LedgerError> {
     let shown = path.display();
     let text = match std::fs::read(path) {
         Ok(t) => t,
@@ -268,8 +282,11 @@ fn unseal_file(path: &Path, public_key: &str, pass: &str) -> Result<Zeroizing<[u
         }
         Err(e) => return Err(LedgerError::Io(e)),
     };
-    let damaged = |why: &str| key_error(format!("the sealed key file {shown} is damaged or was edited ({why}); restore it from a backup"));
-    let sealed: SealedKey = serde_json::from_slice(&text).map_err(|_| damaged("not the expected JSON"))?;
+    let damaged = |why: &str| {
+        key_error(format!("the sealed key file {shown} is damaged or was edited ({why}); restore it from a backup"))
+    };
+    let sealed: SealedKey =
+        serde_json::from_slice(&text).map_err(|_| damaged("not the expected JSON"))?;
     if sealed.version != FORMAT_VERSION || sealed.kdf != KDF || sealed.cipher != CIPHER {
         return Err(damaged("unknown version, KDF or cipher"));
     }
@@ -282,7 +299,9 @@ fn unseal_file(path: &Path, public_key: &str, pass: &str) -> Result<Zeroizing<[u
     }
     let salt = B64.decode(&sealed.salt).map_err(|_| damaged("salt"))?;
     let nonce = B64.decode(&sealed.nonce).map_err(|_| damaged("nonce"))?;
-    let ciphertext = B64.decode(&sealed.ciphertext).map_err(|_| damaged("ciphertext"))?;
+    let ciphertext = B64
+        .decode(&sealed.ciphertext)
+        .map_err(|_| damaged("ciphertext"))?;
     if salt.len() < 8 || nonce.len() != NONCE_LEN {
         return Err(damaged("salt or nonce length"));
     }
@@ -343,7 +362,9 @@ fn keyring_store(key_id: &str, secret: &[u8; 32]) -> Result<(), LedgerError> {
     let encoded = Zeroizing::new(B64.encode(secret));
     // Probe by storing and reading back: a Secret Service that is present but locked or
     // broken must not be trusted with the only copy of the key.
-    entry.set_password(&encoded).map_err(|_| key_error(NO_KEYRING))?;
+    entry
+        .set_password(&encoded)
+        .map_err(|_| key_error(NO_KEYRING))?;
     let back = Zeroizing::new(entry.get_password().map_err(|_| key_error(NO_KEYRING))?);
     if *back != *encoded {
         let _ = entry.delete_credential();
@@ -378,9 +399,14 @@ mod tests {
     fn file_round_trip_wrong_passphrase_and_tamper() {
         let dir = tempfile::tempdir().unwrap();
         let secret = [42u8; 32];
-        let public = kaipiao_core::DeviceKey::from_bytes(&secret).public().to_base64();
+        let public = kaipiao_core::DeviceKey::from_bytes(&secret)
+            .public()
+            .to_base64();
         let keys = KeySource::with_passphrase("correct horse");
-        assert_eq!(seal(dir.path(), "k", &secret, &public, &keys).unwrap(), Protection::PassphraseFile);
+        assert_eq!(
+            seal(dir.path(), "k", &secret, &public, &keys).unwrap(),
+            Protection::PassphraseFile
+        );
         let back = unseal(dir.path(), "k", Protection::PassphraseFile, &public, &keys).unwrap();
         assert_eq!(*back, secret);
 
@@ -389,7 +415,8 @@ mod tests {
         assert!(e.to_string().contains("wrong passphrase"), "{e}");
 
         let path = dir.path().join(SEALED_KEY_FILE);
-        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         let mut ct = B64.decode(v["ciphertext"].as_str().unwrap()).unwrap();
         ct[0] ^= 1;
         v["ciphertext"] = B64.encode(ct).into();
@@ -402,10 +429,19 @@ mod tests {
     fn the_secret_is_not_in_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let secret = [7u8; 32];
-        let public = kaipiao_core::DeviceKey::from_bytes(&secret).public().to_base64();
-        seal(dir.path(), "k", &secret, &public, &KeySource::with_passphrase("p")).unwrap();
+        let public = kaipiao_core::DeviceKey::from_bytes(&secret)
+            .public()
+            .to_base64();
+        seal(
+            dir.path(),
+            "k",
+            &secret,
+            &public,
+            &KeySource::with_passphrase("p"),
+        )
+        .unwrap();
         let text = std::fs::read_to_string(dir.path().join(SEALED_KEY_FILE)).unwrap();
         assert!(!text.contains(&B64.encode(secret)));
-        assert!(!format!("{:?}", KeySource::with_passphrase("p")).contains('p'));
+        assert!(!format!("{:?}", KeySource::with_passphrase("hunter2")).contains("hunter2"));
     }
 }

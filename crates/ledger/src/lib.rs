@@ -27,7 +27,9 @@ use kaipiao_core::lease::{check_limits, headroom, OfflineExposure};
 use kaipiao_core::money::{money_string, parse_money};
 use kaipiao_core::sign::{verify_object, RECEIPT_DOMAIN};
 use kaipiao_core::wire::{Head, Receipt};
-use kaipiao_core::{DeviceKey, Draft, Envelope, FieldError, Kind, Lease, LimitWarning, Party, PublicKey};
+use kaipiao_core::{
+    DeviceKey, Draft, Envelope, FieldError, Kind, Lease, LimitWarning, Party, PublicKey,
+};
 use rows::corrupt;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
@@ -225,7 +227,8 @@ fn json_error(e: serde_json::Error) -> LedgerError {
 
 /// Millisecond RFC 3339 for retry times: backoff starts at 0.5 s, whole seconds are too coarse.
 fn millis_string(ms: i64) -> Option<String> {
-    DateTime::<Utc>::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 /// Endpoints must be http(s) URLs; anything else would only fail later, at sync time.
@@ -332,23 +335,39 @@ impl Ledger {
     /// An IMMEDIATE transaction: takes the write lock up front, so the busy timeout applies
     /// (a deferred one that upgrades later fails with SQLITE_BUSY at once).
     fn write_tx(&self) -> Result<Transaction<'_>> {
-        Ok(Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?)
+        Ok(Transaction::new_unchecked(
+            &self.conn,
+            TransactionBehavior::Immediate,
+        )?)
     }
 
     /// A read transaction: one consistent snapshot for multi-query reads (WAL).
     fn read_tx(&self) -> Result<Transaction<'_>> {
-        Ok(Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)?)
+        Ok(Transaction::new_unchecked(
+            &self.conn,
+            TransactionBehavior::Deferred,
+        )?)
     }
 
     /// Sets up the device: validates the seller, creates and seals the key. Refused when
     /// the directory already holds a device.
-    pub fn init(&self, seller: &Party, device_name: &str, keys: &KeySource, now: DateTime<Utc>) -> Result<LocalDevice> {
+    pub fn init(
+        &self,
+        seller: &Party,
+        device_name: &str,
+        keys: &KeySource,
+        now: DateTime<Utc>,
+    ) -> Result<LocalDevice> {
         let seller = kaipiao_core::draft::validate_seller(seller)?;
         let name = device_name.trim();
         let chars = name.chars().count();
         if chars == 0 || chars > 100 || name.chars().any(char::is_control) {
             return Err(invalid(
-                if chars == 0 { "missing_field" } else { "invalid_text" },
+                if chars == 0 {
+                    "missing_field"
+                } else {
+                    "invalid_text"
+                },
                 "device_name",
                 format!("needs 1 to 100 characters without line breaks (got {chars})"),
                 format!("应为 1 至 100 个字符且不含换行（当前 {chars} 个）"),
@@ -392,12 +411,24 @@ impl Ledger {
     /// Unseals the device key (only issue, import, enroll and sync need it).
     pub fn unseal_key(&self, keys: &KeySource) -> Result<DeviceKey> {
         let dev = rows::require_device(&self.conn)?;
-        let secret = keystore::unseal(&self.dir, &dev.key_id, dev.protection, &dev.public_key, keys)?;
+        let secret = keystore::unseal(
+            &self.dir,
+            &dev.key_id,
+            dev.protection,
+            &dev.public_key,
+            keys,
+        )?;
         Ok(DeviceKey::from_bytes(&secret))
     }
 
     /// Records the authority's answer to enrolment; pins its key.
-    pub fn record_enrollment(&self, device_id: &str, authority_public_key: &str, servers: &[String], now: DateTime<Utc>) -> Result<()> {
+    pub fn record_enrollment(
+        &self,
+        device_id: &str,
+        authority_public_key: &str,
+        servers: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let device_id = device_id.trim();
         let canonical = uuid::Uuid::parse_str(device_id).map(|u| u.hyphenated().to_string());
         if canonical.as_deref() != Ok(device_id) {
@@ -445,7 +476,12 @@ impl Ledger {
             "UPDATE device SET device_id = ?1, authority_public_key = ?2, servers = ?3,
                     enrolled_at = COALESCE(enrolled_at, ?4)
              WHERE id = 1",
-            params![device_id, authority_public_key, servers_json, timestamp(now)],
+            params![
+                device_id,
+                authority_public_key,
+                servers_json,
+                timestamp(now)
+            ],
         )?;
         tx.commit()?;
         Ok(())
@@ -481,14 +517,21 @@ impl Ledger {
             return Err(invalid(
                 "lease_wrong_device",
                 "lease.device_id",
-                format!("the lease is for device {}, this is {device_id}", lease.device_id),
+                format!(
+                    "the lease is for device {}, this is {device_id}",
+                    lease.device_id
+                ),
                 format!("号码段属于设备 {}，本设备为 {device_id}", lease.device_id),
             ));
         }
         lease.terms()?;
         let json = serde_json::to_string(lease).map_err(json_error)?;
         let existing: Option<String> = tx
-            .query_row("SELECT lease_json FROM leases WHERE lease_id = ?1", [&lease.lease_id], |r| r.get(0))
+            .query_row(
+                "SELECT lease_json FROM leases WHERE lease_id = ?1",
+                [&lease.lease_id],
+                |r| r.get(0),
+            )
             .optional()?;
         if let Some(stored) = existing {
             let same = serde_json::from_str::<Lease>(&stored).is_ok_and(|l| &l == lease);
@@ -498,7 +541,10 @@ impl Ledger {
             return Err(invalid(
                 "lease_conflict",
                 "lease.lease_id",
-                format!("lease {} is already stored with other terms", lease.lease_id),
+                format!(
+                    "lease {} is already stored with other terms",
+                    lease.lease_id
+                ),
                 format!("号码段 {} 已以不同内容保存", lease.lease_id),
             ));
         }
@@ -539,12 +585,21 @@ impl Ledger {
 
     /// Resolves `draft.original` for a credit note: the original and the credits already
     /// issued against it that were not rejected.
-    fn credit_context(conn: &rusqlite::Connection, draft: &Draft, kind: Kind) -> Result<Option<kaipiao_core::CreditContext>> {
+    fn credit_context(
+        conn: &rusqlite::Connection,
+        draft: &Draft,
+        kind: Kind,
+    ) -> Result<Option<kaipiao_core::CreditContext>> {
         if kind != Kind::Credit {
             return Ok(None);
         }
         // A missing number is reported by build_invoice / compute_lines, naming `original`.
-        let Some(number) = draft.original.as_deref().map(str::trim).filter(|n| !n.is_empty()) else {
+        let Some(number) = draft
+            .original
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        else {
             return Ok(None);
         };
         let Some((_, original, status)) = rows::invoice_by_number(conn, number)? else {
@@ -571,7 +626,8 @@ impl Ledger {
         let device_id = dev.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
         if key.public().to_base64() != dev.public_key {
             return Err(LedgerError::Key(
-                "this key is not the device's key (its public key differs from the ledger's)".into(),
+                "this key is not the device's key (its public key differs from the ledger's)"
+                    .into(),
             ));
         }
         let kind = draft.kind()?;
@@ -634,13 +690,22 @@ impl Ledger {
         ])?;
         tx.prepare_cached("INSERT INTO outbox (invoice_id, seq) VALUES (?1, ?2)")?
             .execute(params![inv.id, inv.seq])?;
-        tx.prepare_cached("INSERT INTO history (invoice_id, at, status, detail) VALUES (?1, ?2, 'issued', ?3)")?
-            .execute(params![inv.id, inv.issued_at, format!("number {}", inv.number)])?;
+        tx.prepare_cached(
+            "INSERT INTO history (invoice_id, at, status, detail) VALUES (?1, ?2, 'issued', ?3)",
+        )?
+        .execute(params![
+            inv.id,
+            inv.issued_at,
+            format!("number {}", inv.number)
+        ])?;
         let advanced = tx
             .prepare_cached("UPDATE leases SET next = next + 1 WHERE lease_id = ?1 AND next = ?2")?
             .execute(params![lease.lease.lease_id, lease.next])?;
         if advanced != 1 {
-            return Err(corrupt(seq, format!("lease {} moved during issuance", lease.lease.lease_id)));
+            return Err(corrupt(
+                seq,
+                format!("lease {} moved during issuance", lease.lease.lease_id),
+            ));
         }
         tx.commit()?;
         Ok(Issued {
@@ -655,7 +720,9 @@ impl Ledger {
     /// refuses what the current lease's single-invoice or amount cap would certainly refuse.
     pub fn preview(&self, draft: &Draft) -> Result<Computed> {
         let tx = self.read_tx()?;
-        let seller = rows::load_device(&tx)?.map(|d| d.seller).unwrap_or_default();
+        let seller = rows::load_device(&tx)?
+            .map(|d| d.seller)
+            .unwrap_or_default();
         let kind = draft.kind()?;
         let credit = Self::credit_context(&tx, draft, kind)?;
         let ctx = IssueContext {
@@ -689,7 +756,11 @@ impl Ledger {
 
     /// Pending items in seq order (all of them when `due_before` is None, else those whose
     /// next_attempt_at is unset or not after it), at most `limit`.
-    pub fn outbox(&self, due_before: Option<DateTime<Utc>>, limit: usize) -> Result<Vec<OutboxItem>> {
+    pub fn outbox(
+        &self,
+        due_before: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>> {
         let due = due_before.map(|t| t.timestamp_millis());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
@@ -716,7 +787,12 @@ impl Ledger {
 
     /// Records a failed attempt on an outbox item (kept, with its key and bytes). A no-op
     /// when the item already left the outbox (its receipt arrived meanwhile).
-    pub fn record_attempt(&self, invoice_id: &str, error: &str, next_attempt_at: Option<DateTime<Utc>>) -> Result<()> {
+    pub fn record_attempt(
+        &self,
+        invoice_id: &str,
+        error: &str,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
         let tx = self.write_tx()?;
         tx.prepare_cached(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3 WHERE invoice_id = ?1",
@@ -730,27 +806,46 @@ impl Ledger {
     /// (id, number, hash), then in one transaction stores it exactly as received, sets
     /// the final status, appends history and deletes the outbox row. Idempotent for the
     /// same receipt.
-    pub fn store_receipt(&self, invoice_id: &str, receipt_json: &str, now: DateTime<Utc>) -> Result<Status> {
+    pub fn store_receipt(
+        &self,
+        invoice_id: &str,
+        receipt_json: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Status> {
         let bad = |w: String| LedgerError::BadReceipt(w);
         let value: serde_json::Value =
             serde_json::from_str(receipt_json).map_err(|e| bad(format!("not JSON ({e})")))?;
         let dev = rows::require_device(&self.conn)?;
         let pinned = dev.pinned_key()?;
         verify_object(&pinned, RECEIPT_DOMAIN, &value, "authority_signature").map_err(|e| {
-            bad(format!("the authority signature does not verify against the key pinned at enrolment ({e})"))
+            bad(format!(
+                "the authority signature does not verify against the key pinned at enrolment ({e})"
+            ))
         })?;
-        let receipt: Receipt =
-            serde_json::from_value(value.clone()).map_err(|e| bad(format!("not a receipt ({e})")))?;
+        let receipt: Receipt = serde_json::from_value(value.clone())
+            .map_err(|e| bad(format!("not a receipt ({e})")))?;
         let status = match receipt.status.as_str() {
             "accepted" => Status::Accepted,
             "rejected" => Status::Rejected,
-            other => return Err(bad(format!("status {other:?} is neither accepted nor rejected"))),
+            other => {
+                return Err(bad(format!(
+                    "status {other:?} is neither accepted nor rejected"
+                )))
+            }
         };
         if receipt.invoice_id != invoice_id {
-            return Err(bad(format!("it is for invoice {}, not {invoice_id}", receipt.invoice_id)));
+            return Err(bad(format!(
+                "it is for invoice {}, not {invoice_id}",
+                receipt.invoice_id
+            )));
         }
-        if receipt.authority_code.len() != 20 || !receipt.authority_code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad(format!("authority_code {:?} is not 20 digits", receipt.authority_code)));
+        if receipt.authority_code.len() != 20
+            || !receipt.authority_code.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad(format!(
+                "authority_code {:?} is not 20 digits",
+                receipt.authority_code
+            )));
         }
         let tx = self.write_tx()?;
         let row: Option<(String, String, String)> = tx
@@ -761,7 +856,10 @@ impl Ledger {
             return Err(bad(format!("no invoice {invoice_id} in this ledger")));
         };
         if receipt.number != number {
-            return Err(bad(format!("number {} does not match the invoice's {number}", receipt.number)));
+            return Err(bad(format!(
+                "number {} does not match the invoice's {number}",
+                receipt.number
+            )));
         }
         if receipt.hash != hash {
             return Err(bad(format!(
@@ -786,18 +884,34 @@ impl Ledger {
             Status::Rejected => receipt
                 .reasons
                 .iter()
-                .map(|r| if r.field.is_empty() { format!("{}: {}", r.code, r.message) } else { format!("{} ({}): {}", r.code, r.field, r.message) })
+                .map(|r| {
+                    if r.field.is_empty() {
+                        format!("{}: {}", r.code, r.message)
+                    } else {
+                        format!("{} ({}): {}", r.code, r.field, r.message)
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("; "),
             _ => format!("authority code {}", receipt.authority_code),
         };
-        tx.prepare_cached("INSERT INTO receipts (invoice_id, receipt, status, stored_at) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![invoice_id, receipt_json, status.as_str(), timestamp(now)])?;
+        tx.prepare_cached(
+            "INSERT INTO receipts (invoice_id, receipt, status, stored_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            invoice_id,
+            receipt_json,
+            status.as_str(),
+            timestamp(now)
+        ])?;
         tx.prepare_cached("UPDATE invoices SET status = ?2 WHERE id = ?1")?
             .execute(params![invoice_id, status.as_str()])?;
-        tx.prepare_cached("INSERT INTO history (invoice_id, at, status, detail) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![invoice_id, timestamp(now), status.as_str(), detail])?;
-        tx.prepare_cached("DELETE FROM outbox WHERE invoice_id = ?1")?.execute([invoice_id])?;
+        tx.prepare_cached(
+            "INSERT INTO history (invoice_id, at, status, detail) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![invoice_id, timestamp(now), status.as_str(), detail])?;
+        tx.prepare_cached("DELETE FROM outbox WHERE invoice_id = ?1")?
+            .execute([invoice_id])?;
         tx.commit()?;
         Ok(status)
     }
@@ -807,8 +921,14 @@ impl Ledger {
         let dev = rows::require_device(&tx)?;
         let (exposure, pending, oldest) = rows::exposure(&tx)?;
         let leases = rows::leases(&tx)?;
-        let numbers_left = leases.iter().map(|l| l.numbers_left()).fold(0u64, u64::saturating_add);
-        let in_force = leases.iter().find(|l| l.numbers_left() > 0).or(leases.last());
+        let numbers_left = leases
+            .iter()
+            .map(|l| l.numbers_left())
+            .fold(0u64, u64::saturating_add);
+        let in_force = leases
+            .iter()
+            .find(|l| l.numbers_left() > 0)
+            .or(leases.last());
         let (mut hours_left, mut amount_left, mut warnings) = (None, None, Vec::new());
         if let Some(lease) = in_force {
             let terms = lease.lease.terms()?;
@@ -819,7 +939,11 @@ impl Ledger {
                 Ok(w) => w,
                 // Used up: shown as a 100% warning, since nothing more can be issued offline.
                 Err(e) => vec![LimitWarning {
-                    limit: if e.code == "offline_hours_exceeded" { "offline_hours" } else { "offline_amount" },
+                    limit: if e.code == "offline_hours_exceeded" {
+                        "offline_hours"
+                    } else {
+                        "offline_amount"
+                    },
                     threshold: 100,
                     en: e.en,
                     zh: e.zh,
@@ -877,8 +1001,16 @@ impl Ledger {
             args.push(status.as_str().to_string().into());
             sql.push_str(&format!(" AND status = ?{}", args.len()));
         }
-        if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            let escaped = search.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        if let Some(search) = filter
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let escaped = search
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             args.push(format!("%{escaped}%").into());
             let n = args.len();
             sql.push_str(&format!(
@@ -894,8 +1026,12 @@ impl Ledger {
             sql.push_str(&format!(" AND issued_at <= ?{}", args.len()));
         }
         sql.push_str(" ORDER BY seq");
-        let limit = filter.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let offset = filter.offset.map_or(0, |o| i64::try_from(o).unwrap_or(i64::MAX));
+        let limit = filter
+            .limit
+            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let offset = filter
+            .offset
+            .map_or(0, |o| i64::try_from(o).unwrap_or(i64::MAX));
         args.push(limit.into());
         sql.push_str(&format!(" LIMIT ?{}", args.len()));
         args.push(offset.into());
@@ -940,16 +1076,21 @@ impl Ledger {
             return Err(LedgerError::NotFound(key.to_string()));
         };
         let envelope = rows::parse_envelope(seq, &text)?;
-        let status = Status::parse(&status).ok_or_else(|| corrupt(seq, format!("unknown status {status:?}")))?;
+        let status = Status::parse(&status)
+            .ok_or_else(|| corrupt(seq, format!("unknown status {status:?}")))?;
         let receipt: Option<String> = tx
             .prepare_cached("SELECT receipt FROM receipts WHERE invoice_id = ?1")?
             .query_row([&id], |r| r.get(0))
             .optional()?;
         let receipt = receipt
-            .map(|t| serde_json::from_str(&t).map_err(|_| corrupt(seq, "the stored receipt is not JSON")))
+            .map(|t| {
+                serde_json::from_str(&t).map_err(|_| corrupt(seq, "the stored receipt is not JSON"))
+            })
             .transpose()?;
         let history = tx
-            .prepare_cached("SELECT at, status, detail FROM history WHERE invoice_id = ?1 ORDER BY id")?
+            .prepare_cached(
+                "SELECT at, status, detail FROM history WHERE invoice_id = ?1 ORDER BY id",
+            )?
             .query_map([&id], |r| {
                 Ok(StatusEvent {
                     at: r.get(0)?,
@@ -995,7 +1136,10 @@ impl Ledger {
     }
 
     pub fn set_last_sync(&self, now: DateTime<Utc>) -> Result<()> {
-        self.update_device("UPDATE device SET last_sync_at = ?1 WHERE id = 1", params![timestamp(now)])
+        self.update_device(
+            "UPDATE device SET last_sync_at = ?1 WHERE id = 1",
+            params![timestamp(now)],
+        )
     }
 
     fn update_device(&self, sql: &str, args: impl rusqlite::Params) -> Result<()> {
@@ -1008,7 +1152,13 @@ impl Ledger {
     }
 
     /// Raises an alert for a human (integrity, key reuse, bad receipt signature, auth).
-    pub fn raise_alert(&self, code: &str, message: &str, invoice_id: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+    pub fn raise_alert(
+        &self,
+        code: &str,
+        message: &str,
+        invoice_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let tx = self.write_tx()?;
         tx.execute(
             "INSERT INTO alerts (at, code, message, invoice_id) VALUES (?1, ?2, ?3, ?4)",

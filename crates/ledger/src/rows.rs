@@ -52,14 +52,25 @@ impl DeviceRow {
 
     /// The authority key pinned at enrolment.
     pub fn pinned_key(&self) -> Result<kaipiao_core::PublicKey> {
-        let b64 = self.authority_public_key.as_deref().ok_or(LedgerError::NotEnrolled)?;
-        kaipiao_core::PublicKey::from_base64(b64)
-            .map_err(|_| corrupt(0, "the pinned authority public key in the device row is not a valid key"))
+        let b64 = self
+            .authority_public_key
+            .as_deref()
+            .ok_or(LedgerError::NotEnrolled)?;
+        kaipiao_core::PublicKey::from_base64(b64).map_err(|_| {
+            corrupt(
+                0,
+                "the pinned authority public key in the device row is not a valid key",
+            )
+        })
     }
 
     pub fn device_key(&self) -> Result<kaipiao_core::PublicKey> {
-        kaipiao_core::PublicKey::from_base64(&self.public_key)
-            .map_err(|_| corrupt(0, "the device public key in the device row is not a valid key"))
+        kaipiao_core::PublicKey::from_base64(&self.public_key).map_err(|_| {
+            corrupt(
+                0,
+                "the device public key in the device row is not a valid key",
+            )
+        })
     }
 }
 
@@ -104,12 +115,30 @@ pub(crate) fn load_device(conn: &Connection) -> Result<Option<DeviceRow>> {
             ))
         })
         .optional()?;
-    let Some((key_id, protection, device_id, device_name, seller, public_key, authority_public_key, servers, created_at, enrolled_at, clock_offset, last_sync_at, queue_stopped)) = raw
+    let Some((
+        key_id,
+        protection,
+        device_id,
+        device_name,
+        seller,
+        public_key,
+        authority_public_key,
+        servers,
+        created_at,
+        enrolled_at,
+        clock_offset,
+        last_sync_at,
+        queue_stopped,
+    )) = raw
     else {
         return Ok(None);
     };
-    let protection = Protection::parse(&protection)
-        .ok_or_else(|| corrupt(0, format!("the device row names an unknown key protection {protection:?}")))?;
+    let protection = Protection::parse(&protection).ok_or_else(|| {
+        corrupt(
+            0,
+            format!("the device row names an unknown key protection {protection:?}"),
+        )
+    })?;
     let seller: Party = serde_json::from_str(&seller)
         .map_err(|_| corrupt(0, "the seller in the device row is not valid JSON"))?;
     let servers: Vec<String> = serde_json::from_str(&servers)
@@ -164,15 +193,21 @@ fn parse_lease((lease_id, json, next): (String, String, u64)) -> Result<LeaseRow
     let lease: Lease = serde_json::from_str(&json)
         .map_err(|_| corrupt(0, format!("stored lease {lease_id} is not a valid lease")))?;
     if lease.lease_id != lease_id {
-        return Err(corrupt(0, format!("stored lease {lease_id} carries another id")));
+        return Err(corrupt(
+            0,
+            format!("stored lease {lease_id} carries another id"),
+        ));
     }
     Ok(LeaseRow { lease, next })
 }
 
 /// All leases in the order they were stored (the order they are used in).
 pub(crate) fn leases(conn: &Connection) -> Result<Vec<LeaseRow>> {
-    let mut stmt = conn.prepare_cached("SELECT lease_id, lease_json, next FROM leases ORDER BY position")?;
-    let raw = stmt.query_map([], lease_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt =
+        conn.prepare_cached("SELECT lease_id, lease_json, next FROM leases ORDER BY position")?;
+    let raw = stmt
+        .query_map([], lease_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     raw.into_iter().map(parse_lease).collect()
 }
 
@@ -193,7 +228,9 @@ pub(crate) fn lease_in_force(conn: &Connection) -> Result<Option<LeaseRow>> {
         return Ok(Some(l));
     }
     let raw = conn
-        .prepare_cached("SELECT lease_id, lease_json, next FROM leases ORDER BY position DESC LIMIT 1")?
+        .prepare_cached(
+            "SELECT lease_id, lease_json, next FROM leases ORDER BY position DESC LIMIT 1",
+        )?
         .query_row([], lease_row)
         .optional()?;
     raw.map(parse_lease).transpose()
@@ -207,11 +244,18 @@ pub(crate) fn exposure(conn: &Connection) -> Result<(OfflineExposure, u64, Optio
         )?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let oldest: Option<String> = conn
-        .prepare_cached("SELECT issued_at FROM invoices WHERE status = 'pending' ORDER BY seq LIMIT 1")?
+        .prepare_cached(
+            "SELECT issued_at FROM invoices WHERE status = 'pending' ORDER BY seq LIMIT 1",
+        )?
         .query_row([], |r| r.get(0))
         .optional()?;
     let oldest_at: Option<DateTime<Utc>> = match &oldest {
-        Some(s) => Some(parse_timestamp(s).ok_or_else(|| corrupt(0, format!("a pending invoice has an unreadable issued_at {s:?}")))?),
+        Some(s) => Some(parse_timestamp(s).ok_or_else(|| {
+            corrupt(
+                0,
+                format!("a pending invoice has an unreadable issued_at {s:?}"),
+            )
+        })?),
         None => None,
     };
     Ok((
@@ -226,11 +270,19 @@ pub(crate) fn exposure(conn: &Connection) -> Result<(OfflineExposure, u64, Optio
 
 /// Parses a stored envelope; `seq` names the row in the error.
 pub(crate) fn parse_envelope(seq: u64, text: &str) -> Result<Envelope> {
-    serde_json::from_str(text).map_err(|e| corrupt(seq, format!("the stored envelope is not a valid envelope ({e})")))
+    serde_json::from_str(text).map_err(|e| {
+        corrupt(
+            seq,
+            format!("the stored envelope is not a valid envelope ({e})"),
+        )
+    })
 }
 
 /// An invoice by number: (seq, envelope, status).
-pub(crate) fn invoice_by_number(conn: &Connection, number: &str) -> Result<Option<(u64, Invoice, String)>> {
+pub(crate) fn invoice_by_number(
+    conn: &Connection,
+    number: &str,
+) -> Result<Option<(u64, Invoice, String)>> {
     let row: Option<(u64, String, String)> = conn
         .prepare_cached("SELECT seq, envelope, status FROM invoices WHERE number = ?1")?
         .query_row([number], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -243,14 +295,22 @@ pub(crate) fn invoice_by_number(conn: &Connection, number: &str) -> Result<Optio
 
 /// Credit notes against `original_id` that were not rejected, issued before `before_seq`
 /// (all of them when None).
-pub(crate) fn prior_credits(conn: &Connection, original_id: &str, before_seq: Option<u64>) -> Result<Vec<Invoice>> {
+pub(crate) fn prior_credits(
+    conn: &Connection,
+    original_id: &str,
+    before_seq: Option<u64>,
+) -> Result<Vec<Invoice>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, envelope FROM invoices
          WHERE original_id = ?1 AND kind = 'credit' AND status != 'rejected' AND (?2 IS NULL OR seq < ?2)
          ORDER BY seq",
     )?;
     let rows = stmt
-        .query_map(rusqlite::params![original_id, before_seq], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))?
+        .query_map(rusqlite::params![original_id, before_seq], |r| {
+            Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.iter().map(|(seq, text)| Ok(parse_envelope(*seq, text)?.invoice)).collect()
+    rows.iter()
+        .map(|(seq, text)| Ok(parse_envelope(*seq, text)?.invoice))
+        .collect()
 }

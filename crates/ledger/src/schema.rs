@@ -170,7 +170,8 @@ pub(crate) fn version(conn: &Connection) -> Result<i64, LedgerError> {
     if !has_table {
         return Ok(0);
     }
-    let v: Option<i64> = conn.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))?;
+    let v: Option<i64> =
+        conn.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))?;
     Ok(v.unwrap_or(0))
 }
 

@@ -13,8 +13,14 @@ fn verifier() -> Option<PathBuf> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let candidates = [
         std::env::var_os("KAIPIAO_VERIFY_EXPORT").map(PathBuf::from),
-        manifest.ancestors().nth(3).map(|p| p.join("shared/tools/verify_export.py")),
-        manifest.ancestors().nth(2).map(|p| p.join("shared/tools/verify_export.py")),
+        manifest
+            .ancestors()
+            .nth(3)
+            .map(|p| p.join("shared/tools/verify_export.py")),
+        manifest
+            .ancestors()
+            .nth(2)
+            .map(|p| p.join("shared/tools/verify_export.py")),
     ];
     candidates.into_iter().flatten().find(|p| p.exists())
 }
@@ -24,7 +30,10 @@ fn verifier() -> Option<PathBuf> {
 fn mixed_ledger() -> Setup {
     let s = with_lease(&Terms::default());
     let l = &s.ledger;
-    let a = l.issue(&ordinary("10", "99.99", "0.13"), &s.key, t0()).unwrap().envelope;
+    let a = l
+        .issue(&ordinary("10", "99.99", "0.13"), &s.key, t0())
+        .unwrap()
+        .envelope;
     let special = draft(json!({
         "kind": "special",
         "buyer": {"name": "北京采购有限公司", "tax_id": buyer_tax_id(), "address": "北京市海淀区", "bank": "建设银行"},
@@ -59,10 +68,35 @@ fn mixed_ledger() -> Setup {
     }));
     l.issue(&zero, &s.key, at_hours(4)).unwrap();
 
-    let pretty = serde_json::to_string_pretty(&receipt_value(&s.authority, &a, "accepted", "00000000000000000001")).unwrap();
-    l.store_receipt(&a.invoice.id, &pretty, at_hours(5)).unwrap();
-    l.store_receipt(&b.invoice.id, &receipt(&s.authority, &b, "rejected"), at_hours(5)).unwrap();
-    l.store_receipt(&d.invoice.id, &receipt(&s.authority, &d, "accepted"), at_hours(5)).unwrap();
+    let pretty = serde_json::to_string_pretty(&receipt_value(
+        &s.authority,
+        &a,
+        "accepted",
+        "00000000000000000001",
+    ))
+    .unwrap();
+    l.store_receipt(&a.invoice.id, &pretty, at_hours(5))
+        .unwrap();
+    // The authority's text may hold characters that some readers take for line breaks.
+    let mut rejected = receipt_value(&s.authority, &b, "rejected", "20000000000000000002");
+    rejected["reasons"][0]["message"] = json!("第一行\u{2028}第二行\u{85}第三行");
+    let rejected = kaipiao_core::sign::sign_object(
+        &s.authority,
+        kaipiao_core::sign::RECEIPT_DOMAIN,
+        rejected,
+        "authority_signature",
+    )
+    .unwrap();
+    let rejected = serde_json::to_string_pretty(&rejected).unwrap();
+    assert!(rejected.contains('\u{2028}'));
+    l.store_receipt(&b.invoice.id, &rejected, at_hours(5))
+        .unwrap();
+    l.store_receipt(
+        &d.invoice.id,
+        &receipt(&s.authority, &d, "accepted"),
+        at_hours(5),
+    )
+    .unwrap();
     let _ = c;
     s
 }
@@ -77,22 +111,38 @@ fn export_shape_and_exact_bytes() {
     assert_eq!(lines.len(), 6);
     let head: Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(head["device"]["id"], DEVICE_ID);
-    assert_eq!(head["device"]["seller"], serde_json::to_value(seller()).unwrap());
+    assert_eq!(
+        head["device"]["seller"],
+        serde_json::to_value(seller()).unwrap()
+    );
     assert_eq!(head["device"]["public_key"], s.key.public().to_base64());
     let first: Value = serde_json::from_str(lines[1]).unwrap();
-    let keys: Vec<&str> = first.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = first
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(keys.len(), 5);
     for k in ["invoice", "hash", "signature", "status", "receipt"] {
         assert!(keys.contains(&k));
     }
     // The invoice object is the stored bytes, verbatim.
     let (_, stored) = s.ledger.envelope_at(1).unwrap().unwrap();
-    let stored_invoice = &stored[stored.find("{\"version\"").unwrap()..stored.find(",\"hash\"").unwrap()];
-    assert!(lines[1].starts_with(&format!("{{\"invoice\":{stored_invoice},")), "{}", lines[1]);
+    let stored_invoice =
+        &stored[stored.find("{\"version\"").unwrap()..stored.find(",\"hash\"").unwrap()];
+    assert!(
+        lines[1].starts_with(&format!("{{\"invoice\":{stored_invoice},")),
+        "{}",
+        lines[1]
+    );
     assert_eq!(first["status"], "accepted");
     assert_eq!(first["receipt"]["authority_code"], "00000000000000000001");
     let pending: Value = serde_json::from_str(lines[3]).unwrap();
-    assert_eq!((pending["status"].as_str(), pending["receipt"].is_null()), (Some("pending"), true));
+    assert_eq!(
+        (pending["status"].as_str(), pending["receipt"].is_null()),
+        (Some("pending"), true)
+    );
 }
 
 #[test]
@@ -129,6 +179,13 @@ fn export_passes_the_independent_verifier() {
         .output()
         .expect("verifier runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "verifier: {stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("verified 5 invoices, 3 receipts"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "verifier: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("verified 5 invoices, 3 receipts"),
+        "{stdout}"
+    );
 }

@@ -27,7 +27,9 @@ struct DraftSpec {
 }
 
 fn decimal(units: u64, scale: u32) -> String {
-    rust_decimal::Decimal::new(units as i64, scale).normalize().to_string()
+    rust_decimal::Decimal::new(units as i64, scale)
+        .normalize()
+        .to_string()
 }
 
 fn line_spec() -> impl Strategy<Value = LineSpec> {
@@ -37,7 +39,12 @@ fn line_spec() -> impl Strategy<Value = LineSpec> {
         0usize..kaipiao_core::RATES.len(),
         0usize..3,
     )
-        .prop_map(|(qty, price, rate, zero_treatment)| LineSpec { qty, price, rate, zero_treatment })
+        .prop_map(|(qty, price, rate, zero_treatment)| LineSpec {
+            qty,
+            price,
+            rate,
+            zero_treatment,
+        })
 }
 
 fn draft_spec() -> impl Strategy<Value = DraftSpec> {
@@ -47,7 +54,12 @@ fn draft_spec() -> impl Strategy<Value = DraftSpec> {
         prop::collection::vec(line_spec(), 1..6),
         prop::option::of(1u64..=10),
     )
-        .prop_map(|(special, inclusive, lines, credit_tenths)| DraftSpec { special, inclusive, lines, credit_tenths })
+        .prop_map(|(special, inclusive, lines, credit_tenths)| DraftSpec {
+            special,
+            inclusive,
+            lines,
+            credit_tenths,
+        })
 }
 
 fn to_draft(spec: &DraftSpec) -> Value {
@@ -59,7 +71,11 @@ fn to_draft(spec: &DraftSpec) -> Value {
             let rate = kaipiao_core::RATES[l.rate];
             let treatment = if rate == "0" {
                 // A special invoice takes no exempt or non-taxable lines.
-                if spec.special { "zero_rated" } else { ["zero_rated", "exempt", "non_taxable"][l.zero_treatment] }
+                if spec.special {
+                    "zero_rated"
+                } else {
+                    ["zero_rated", "exempt", "non_taxable"][l.zero_treatment]
+                }
             } else {
                 ""
             };
@@ -91,7 +107,11 @@ fn issued_drafts_always_verify() {
         single: "9999999999999999.00",
     });
     let mut runner = TestRunner::new(Config {
-        cases: 40,
+        // PROPTEST_CASES=1000 for a longer run; 40 keeps `cargo test` quick.
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(40),
         failure_persistence: None,
         ..Config::default()
     });
@@ -106,7 +126,10 @@ fn issued_drafts_always_verify() {
                 .map_err(|e| TestCaseError::fail(format!("refused {spec:?}: {e}")))?;
             if let Some(tenths) = spec.credit_tenths {
                 let first = &issued.envelope.invoice.lines[0];
-                let qty: rust_decimal::Decimal = first.quantity.parse().map_err(|_| TestCaseError::fail("qty"))?;
+                let qty: rust_decimal::Decimal = first
+                    .quantity
+                    .parse()
+                    .map_err(|_| TestCaseError::fail("qty"))?;
                 let part = (qty * rust_decimal::Decimal::new(tenths as i64, 1)).round_dp(8);
                 if part.is_zero() {
                     continue;
@@ -135,5 +158,16 @@ fn issued_drafts_always_verify() {
     }
     // And the same holds for a fresh reader of the file.
     let again = Ledger::open(s.dir.path()).unwrap();
-    assert!(again.verify().unwrap().invoices > 0);
+    let report = again.verify().unwrap();
+    assert!(
+        report.invoices >= u64::from(runner.config().cases),
+        "{report:?}"
+    );
+    let credits = again
+        .list(&kaipiao_ledger::ListFilter::default())
+        .unwrap()
+        .iter()
+        .filter(|i| i.kind == "credit")
+        .count();
+    assert!(credits > 0, "the strategy must produce credit notes too");
 }

@@ -11,10 +11,17 @@ fn ledger_with_history() -> Setup {
     let s = with_lease(&Terms::default());
     let mut envs = Vec::new();
     for i in 1..=4 {
-        envs.push(s.ledger.issue(&ordinary(&i.to_string(), "100", "0.13"), &s.key, t0()).unwrap().envelope);
+        envs.push(
+            s.ledger
+                .issue(&ordinary(&i.to_string(), "100", "0.13"), &s.key, t0())
+                .unwrap()
+                .envelope,
+        );
     }
     for e in &envs[..2] {
-        s.ledger.store_receipt(&e.invoice.id, &receipt(&s.authority, e, "accepted"), t0()).unwrap();
+        s.ledger
+            .store_receipt(&e.invoice.id, &receipt(&s.authority, e, "accepted"), t0())
+            .unwrap();
     }
     assert_eq!(s.ledger.verify().unwrap().invoices, 4);
     s
@@ -42,11 +49,16 @@ fn integrity(s: &Setup) -> (u64, String) {
 fn one_edited_byte_in_an_envelope() {
     let s = ledger_with_history();
     let c = unguard(&s);
-    let env: String = c.query_row("SELECT envelope FROM invoices WHERE seq = 3", [], |r| r.get(0)).unwrap();
+    let env: String = c
+        .query_row("SELECT envelope FROM invoices WHERE seq = 3", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     let edited = env.replacen("\"issuer\":\"clerk1\"", "\"issuer\":\"clerk2\"", 1);
     assert_eq!(edited.len(), env.len());
     assert_ne!(edited, env);
-    c.execute("UPDATE invoices SET envelope = ?1 WHERE seq = 3", [&edited]).unwrap();
+    c.execute("UPDATE invoices SET envelope = ?1 WHERE seq = 3", [&edited])
+        .unwrap();
     let (seq, what) = integrity(&s);
     assert_eq!(seq, 3);
     assert!(what.contains("hash does not match the invoice"), "{what}");
@@ -59,7 +71,8 @@ fn one_edited_byte_in_an_envelope() {
 fn an_edited_amount_column() {
     let s = ledger_with_history();
     let c = unguard(&s);
-    c.execute("UPDATE invoices SET total = '1.00' WHERE seq = 2", []).unwrap();
+    c.execute("UPDATE invoices SET total = '1.00' WHERE seq = 2", [])
+        .unwrap();
     let (seq, what) = integrity(&s);
     assert_eq!(seq, 2);
     assert!(what.contains("total"), "{what}");
@@ -85,7 +98,11 @@ fn a_re_signed_envelope_with_a_broken_link() {
     // Even with the device key, an invoice cannot be slipped into the chain.
     let s = ledger_with_history();
     let c = unguard(&s);
-    let env: String = c.query_row("SELECT envelope FROM invoices WHERE seq = 3", [], |r| r.get(0)).unwrap();
+    let env: String = c
+        .query_row("SELECT envelope FROM invoices WHERE seq = 3", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     let mut env: kaipiao_core::Envelope = serde_json::from_str(&env).unwrap();
     env.invoice.prev_hash = "f".repeat(64);
     let forged = kaipiao_core::sign::seal_invoice(&s.key, env.invoice);
@@ -117,7 +134,10 @@ fn a_deleted_invoice_leaves_a_gap() {
 fn a_status_flipped_without_a_receipt() {
     let s = ledger_with_history();
     let c = unguard(&s);
-    c.execute_batch("DELETE FROM outbox WHERE seq = 4; UPDATE invoices SET status = 'accepted' WHERE seq = 4;").unwrap();
+    c.execute_batch(
+        "DELETE FROM outbox WHERE seq = 4; UPDATE invoices SET status = 'accepted' WHERE seq = 4;",
+    )
+    .unwrap();
     let (seq, what) = integrity(&s);
     assert_eq!(seq, 4);
     assert!(what.contains("without a stored receipt"), "{what}");
@@ -134,10 +154,19 @@ fn garbage_in_the_file_is_an_error_not_a_panic() {
          UPDATE device SET seller = '[';",
     )
     .unwrap();
-    assert!(matches!(s.ledger.verify(), Err(LedgerError::Integrity { .. })));
-    assert!(matches!(s.ledger.status(t0()), Err(LedgerError::Integrity { .. })));
+    assert!(matches!(
+        s.ledger.verify(),
+        Err(LedgerError::Integrity { .. })
+    ));
+    assert!(matches!(
+        s.ledger.status(t0()),
+        Err(LedgerError::Integrity { .. })
+    ));
     assert!(s.ledger.show("26033000000100000001").is_err());
-    assert!(s.ledger.issue(&ordinary("1", "1", "0.13"), &s.key, t0()).is_err());
+    assert!(s
+        .ledger
+        .issue(&ordinary("1", "1", "0.13"), &s.key, t0())
+        .is_err());
     let mut out = Vec::new();
     assert!(s.ledger.export(&mut out).is_err());
 }

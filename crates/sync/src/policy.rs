@@ -48,7 +48,9 @@ impl Backoff {
         } else {
             1.0
         };
-        let jittered = self.ceiling(attempt).mul_f64(unit);
+        let ceiling = self.ceiling(attempt);
+        // try_from: a caller-made Backoff with a huge cap must not panic on rounding.
+        let jittered = Duration::try_from_secs_f64(ceiling.as_secs_f64() * unit).unwrap_or(ceiling);
         match retry_after {
             Some(floor) => jittered.max(floor),
             None => jittered,
@@ -113,6 +115,12 @@ mod tests {
         assert_eq!(b.delay_with(3, None, 7.0), Duration::from_secs(4));
         assert_eq!(b.delay_with(3, None, -1.0), Duration::ZERO);
         assert_eq!(b.delay_with(3, None, f64::NAN), Duration::from_secs(4));
+        let huge = Backoff {
+            base: Duration::MAX,
+            cap: Duration::MAX,
+        };
+        assert_eq!(huge.delay_with(40, None, 1.0), Duration::MAX);
+        assert!(huge.delay_with(40, None, 0.5) > Duration::from_secs(1 << 62));
     }
 
     #[test]

@@ -164,6 +164,12 @@ impl Run<'_> {
             }
         }
 
+        if server_head.is_none() && outcome == SyncOutcome::Complete {
+            // Everything was filed but the heads could not be compared: work remains.
+            outcome = SyncOutcome::Transient(
+                "the authority's head could not be read, so the chains were not compared".into(),
+            );
+        }
         let now = Utc::now();
         if self.link.answered {
             self.ledger.set_last_sync(now)?;
@@ -190,13 +196,18 @@ impl Run<'_> {
         Ok(self.report)
     }
 
-    /// Best-effort lease top-up; true when a lease was stored.
+    /// Best-effort lease top-up; true when a lease was stored. A stored lease is
+    /// progress: a slow lease answer must not eat the submissions' time.
     async fn top_up(&mut self) -> bool {
         let (ledger, key) = (self.ledger, self.key);
         let device_id = self.device_id.clone();
-        take_lease(&mut self.link, ledger, key, &device_id, false)
+        let stored = take_lease(&mut self.link, ledger, key, &device_id, false)
             .await
-            .is_ok()
+            .is_ok();
+        if stored {
+            self.link.progressed();
+        }
+        stored
     }
 
     /// `GET /v1/devices/{id}/head`, one try per endpoint.
@@ -214,7 +225,9 @@ impl Run<'_> {
                     path: &path,
                     body: None,
                     success: 200,
-                    patient: false,
+                    // A 429/503 here is waited out like any other request: SPEC 6 wants
+                    // the heads compared, and server_head null means "no endpoint answered".
+                    patient: true,
                 },
                 Some(&signer),
                 |b| serde_json::from_str::<Head>(b).map_err(|e| e.to_string()),

@@ -283,7 +283,13 @@ pub fn expected_line(q: Fixed, p: Fixed, rate: &str, includes_tax: bool) -> Expe
 }
 
 /// The authority's per-line tolerances of SPEC 2, exactly.
-pub fn line_within_tolerance(q: &str, unit_price: &str, amount: i128, tax: i128, rate: &str) -> bool {
+pub fn line_within_tolerance(
+    q: &str,
+    unit_price: &str,
+    amount: i128,
+    tax: i128,
+    rate: &str,
+) -> bool {
     let amount_f = Fixed::new(amount, 2);
     let product = Fixed::parse(q).mul(Fixed::parse(unit_price));
     let amount_ok = product.sub(amount_f).abs_le(Fixed::new(1, 2));
@@ -307,9 +313,8 @@ pub fn invoice_within_tolerance(lines: &[(i128, i128, &str)]) -> bool {
 /// A positive decimal with up to 8 places and at most `int_digits` integer digits, as
 /// (value, text as typed). The text keeps the generated scale, so "2.50" happens.
 pub fn positive_decimal(int_digits: u32) -> impl Strategy<Value = Fixed> {
-    (0u32..=8).prop_flat_map(move |s| {
-        (1i128..pow10(int_digits + s)).prop_map(move |m| Fixed::new(m, s))
-    })
+    (0u32..=8)
+        .prop_flat_map(move |s| (1i128..pow10(int_digits + s)).prop_map(move |m| Fixed::new(m, s)))
 }
 
 /// Like `positive_decimal` but zero one time in ten (free goods).
@@ -340,7 +345,10 @@ pub fn rate_and_treatment(special: bool) -> impl Strategy<Value = (String, Strin
         vec!["zero_rated", "exempt", "non_taxable"]
     };
     prop_oneof![
-        (prop::sample::select(&kaipiao_core::RATES[..7]), prop::sample::select(vec!["", "standard"]))
+        (
+            prop::sample::select(&kaipiao_core::RATES[..7]),
+            prop::sample::select(vec!["", "standard"])
+        )
             .prop_map(|(r, t)| (r.to_string(), t.to_string())),
         prop::sample::select(zero_treatments).prop_map(|t| ("0".to_string(), t.to_string())),
     ]
@@ -359,7 +367,10 @@ pub struct GenLine {
 }
 
 pub fn gen_line(special: bool, names: &'static [&'static str]) -> impl Strategy<Value = GenLine> {
-    (prop::sample::select(vec![1u32, 1, 3, 3, 6, 6, 9]), prop::sample::select(vec![1u32, 4, 8]))
+    (
+        prop::sample::select(vec![1u32, 1, 3, 3, 6, 6, 9]),
+        prop::sample::select(vec![1u32, 4, 8]),
+    )
         .prop_flat_map(move |(qd, pd)| {
             let pd = pd.min(12 - qd);
             (
@@ -415,17 +426,29 @@ impl GenDraft {
 }
 
 pub const DISTINCT_NAMES: &[&str] = &[
-    "办公用品", "打印纸", "服务费", "咨询费", "运输服务", "软件许可", "矿泉水", "电脑",
+    "办公用品",
+    "打印纸",
+    "服务费",
+    "咨询费",
+    "运输服务",
+    "软件许可",
+    "矿泉水",
+    "电脑",
 ];
 /// Few names, so that originals often hold the same item on several lines.
 pub const FEW_NAMES: &[&str] = &["打印纸", "服务费"];
 
-pub fn gen_draft(max_lines: usize, names: &'static [&'static str]) -> impl Strategy<Value = GenDraft> {
+pub fn gen_draft(
+    max_lines: usize,
+    names: &'static [&'static str],
+) -> impl Strategy<Value = GenDraft> {
     (any::<bool>(), any::<bool>()).prop_flat_map(move |(special, includes_tax)| {
-        prop::collection::vec(gen_line(special, names), 1..=max_lines).prop_map(move |lines| GenDraft {
-            special,
-            includes_tax,
-            lines,
+        prop::collection::vec(gen_line(special, names), 1..=max_lines).prop_map(move |lines| {
+            GenDraft {
+                special,
+                includes_tax,
+                lines,
+            }
         })
     })
 }

@@ -13,7 +13,9 @@ pub const PASS: &str = "correct horse battery staple";
 pub const DEVICE_ID: &str = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
 
 pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0)
+        .single()
+        .expect("valid time")
 }
 
 pub fn at_hours(h: i64) -> DateTime<Utc> {
@@ -94,7 +96,9 @@ pub fn lease(id: &str, prefix: &str, terms: &Terms) -> Lease {
 pub fn enrolled() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger = Ledger::open(dir.path()).expect("open");
-    ledger.init(&seller(), "前台电脑", &keys(), t0()).expect("init");
+    ledger
+        .init(&seller(), "前台电脑", &keys(), t0())
+        .expect("init");
     ledger
         .record_enrollment(
             DEVICE_ID,
@@ -115,7 +119,9 @@ pub fn enrolled() -> Setup {
 /// Enrolled, with one lease of these terms.
 pub fn with_lease(terms: &Terms) -> Setup {
     let s = enrolled();
-    s.ledger.store_lease(&lease("lease-1", "260330000001", terms), t0()).expect("lease");
+    s.ledger
+        .store_lease(&lease("lease-1", "260330000001", terms), t0())
+        .expect("lease");
     s
 }
 
@@ -159,12 +165,20 @@ pub fn receipt_value(authority: &DeviceKey, env: &Envelope, status: &str, code: 
 }
 
 pub fn receipt(authority: &DeviceKey, env: &Envelope, status: &str) -> String {
-    serde_json::to_string(&receipt_value(authority, env, status, "12345678901234567890")).expect("json")
+    serde_json::to_string(&receipt_value(
+        authority,
+        env,
+        status,
+        "12345678901234567890",
+    ))
+    .expect("json")
 }
 
 /// A raw connection to the ledger file, as a tamperer (or the sqlite3 shell) would open it.
 pub fn raw(s: &Setup) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open(s.dir.path().join(kaipiao_ledger::DB_FILE)).expect("raw open");
-    c.busy_timeout(std::time::Duration::from_secs(5)).expect("timeout");
+    let c =
+        rusqlite::Connection::open(s.dir.path().join(kaipiao_ledger::DB_FILE)).expect("raw open");
+    c.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("timeout");
     c
 }

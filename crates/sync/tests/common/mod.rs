@@ -277,6 +277,7 @@ pub struct Req {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    pub at: std::time::Instant,
 }
 
 impl Req {
@@ -285,6 +286,10 @@ impl Req {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    pub fn is_submission(&self) -> bool {
+        self.method == "POST" && self.path == "/v1/invoices"
     }
 }
 
@@ -297,14 +302,39 @@ pub enum Act {
     },
     /// Forward to the upstream taxd and relay its answer.
     Proxy,
+    /// Wait, then forward (the client may have timed out by then).
+    ProxyAfter(Duration),
+    /// Forward, then close the connection without answering: committed, outcome unknown.
+    ProxyThenDrop,
     /// Close the connection without answering (after reading the request).
     Drop,
+}
+
+impl Act {
+    pub fn json(status: u16, body: serde_json::Value) -> Act {
+        Act::Reply {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string(),
+        }
+    }
+
+    pub fn error(status: u16, code: &str, extra: serde_json::Value) -> Act {
+        let mut error =
+            serde_json::json!({"code": code, "message": format!("scripted {code}"), "field": ""});
+        if let (Some(e), Some(x)) = (error.as_object_mut(), extra.as_object()) {
+            for (k, v) in x {
+                e.insert(k.clone(), v.clone());
+            }
+        }
+        Act::json(status, serde_json::json!({ "error": error }))
+    }
 }
 
 pub type Script = Arc<dyn Fn(&Req, usize) -> Act + Send + Sync>;
 
 /// An HTTP/1.1 server on loopback that answers by a script, forwarding to taxd when
-/// told to. Counts requests; every connection is `Connection: close`.
+/// told to. Records requests; every connection is `Connection: close`.
 pub struct Scripted {
     pub url: String,
     pub seen: Arc<Mutex<Vec<Req>>>,
@@ -326,61 +356,18 @@ impl Scripted {
         let task = tokio::spawn(async move {
             let http = reqwest::Client::new();
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
+                let Ok((sock, _)) = listener.accept().await else {
                     return;
                 };
-                let Some(req) = read_request(&mut sock).await else {
-                    continue;
-                };
-                let n = {
-                    let mut s = seen2.lock().unwrap();
-                    s.push(req.clone());
-                    s.len() - 1
-                };
-                let act = script(&req, n);
-                let (status, headers, body) = match act {
-                    Act::Drop => continue,
-                    Act::Reply {
-                        status,
-                        headers,
-                        body,
-                    } => (status, headers, body),
-                    Act::Proxy => {
-                        let Some(up) = &upstream else { continue };
-                        let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap();
-                        let mut r = http.request(method, format!("{up}{}", req.path));
-                        for (k, v) in &req.headers {
-                            let lk = k.to_ascii_lowercase();
-                            if lk != "host" && lk != "content-length" && lk != "connection" {
-                                r = r.header(k.as_str(), v.as_str());
-                            }
-                        }
-                        let Ok(resp) = r.body(req.body.clone()).send().await else {
-                            continue;
-                        };
-                        let status = resp.status().as_u16();
-                        let mut headers = Vec::new();
-                        for (k, v) in resp.headers() {
-                            let lk = k.as_str();
-                            if lk != "content-length" && lk != "connection" && lk != "transfer-encoding" {
-                                headers.push((k.to_string(), v.to_str().unwrap_or("").to_string()));
-                            }
-                        }
-                        let body = resp.text().await.unwrap_or_default();
-                        (status, headers, body)
-                    }
-                };
-                let mut head = format!("HTTP/1.1 {status} X\r\n");
-                for (k, v) in headers {
-                    head.push_str(&format!("{k}: {v}\r\n"));
-                }
-                head.push_str(&format!(
-                    "content-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                ));
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(body.as_bytes()).await;
-                let _ = sock.shutdown().await;
+                let (seen, script, http, upstream) = (
+                    seen2.clone(),
+                    script.clone(),
+                    http.clone(),
+                    upstream.clone(),
+                );
+                tokio::spawn(async move {
+                    serve_one(sock, seen, script, http, upstream).await;
+                });
             }
         });
         Scripted { url, seen, task }
@@ -389,6 +376,91 @@ impl Scripted {
     pub fn requests(&self) -> Vec<Req> {
         self.seen.lock().unwrap().clone()
     }
+
+    pub fn submissions(&self) -> Vec<Req> {
+        self.requests()
+            .into_iter()
+            .filter(Req::is_submission)
+            .collect()
+    }
+}
+
+async fn serve_one(
+    mut sock: tokio::net::TcpStream,
+    seen: Arc<Mutex<Vec<Req>>>,
+    script: Script,
+    http: reqwest::Client,
+    upstream: Option<String>,
+) {
+    let Some(req) = read_request(&mut sock).await else {
+        return;
+    };
+    let n = {
+        let mut s = seen.lock().unwrap();
+        s.push(req.clone());
+        s.len() - 1
+    };
+    let (status, headers, body) = match script(&req, n) {
+        Act::Drop => return,
+        Act::Reply {
+            status,
+            headers,
+            body,
+        } => (status, headers, body),
+        Act::Proxy => match proxy(&http, upstream.as_deref(), &req).await {
+            Some(r) => r,
+            None => return,
+        },
+        Act::ProxyAfter(d) => {
+            tokio::time::sleep(d).await;
+            match proxy(&http, upstream.as_deref(), &req).await {
+                Some(r) => r,
+                None => return,
+            }
+        }
+        Act::ProxyThenDrop => {
+            let _ = proxy(&http, upstream.as_deref(), &req).await;
+            return;
+        }
+    };
+    let mut head = format!("HTTP/1.1 {status} X\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    let _ = sock.write_all(head.as_bytes()).await;
+    let _ = sock.write_all(body.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}
+
+async fn proxy(
+    http: &reqwest::Client,
+    upstream: Option<&str>,
+    req: &Req,
+) -> Option<(u16, Vec<(String, String)>, String)> {
+    let up = upstream?;
+    let method = reqwest::Method::from_bytes(req.method.as_bytes()).ok()?;
+    let mut r = http.request(method, format!("{up}{}", req.path));
+    for (k, v) in &req.headers {
+        let lk = k.to_ascii_lowercase();
+        if lk != "host" && lk != "content-length" && lk != "connection" {
+            r = r.header(k.as_str(), v.as_str());
+        }
+    }
+    let resp = r.body(req.body.clone()).send().await.ok()?;
+    let status = resp.status().as_u16();
+    let mut headers = Vec::new();
+    for (k, v) in resp.headers() {
+        let lk = k.as_str();
+        if lk != "content-length" && lk != "connection" && lk != "transfer-encoding" {
+            headers.push((k.to_string(), v.to_str().unwrap_or("").to_string()));
+        }
+    }
+    let body = resp.text().await.ok()?;
+    Some((status, headers, body))
 }
 
 async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Req> {
@@ -431,5 +503,6 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Req> {
         path,
         headers,
         body,
+        at: std::time::Instant::now(),
     })
 }
