@@ -127,7 +127,10 @@ fn import_then_verify(c: &mut Criterion, n: u64) {
     // All invoices stay pending here, the worst case for the offline-limit sums: the
     // per-tenth figures show whether the cost grows with the pending count.
     let per_tenth: Vec<String> = chunks.iter().map(|ms| format!("{ms:.2}")).collect();
-    println!("c_import/{n}_drafts: ms per item by tenth of the run: [{}]", per_tenth.join(", "));
+    println!(
+        "c_import/{n}_drafts: ms per item by tenth of the run: [{}]",
+        per_tenth.join(", ")
+    );
     println!(
         "c_import/{n}_drafts: total {:.2} s, {:.3} ms per item, {:.0} items/s",
         took.as_secs_f64(),
