@@ -55,7 +55,13 @@ pub fn workspace_dir() -> PathBuf {
 /// binary itself was built into, and `<workspace>/target/debug`.
 fn bin_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    let absolute = |p: PathBuf| if p.is_absolute() { p } else { workspace_dir().join(p) };
+    let absolute = |p: PathBuf| {
+        if p.is_absolute() {
+            p
+        } else {
+            workspace_dir().join(p)
+        }
+    };
     if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
         dirs.push(absolute(PathBuf::from(d)).join("debug"));
     }
@@ -144,7 +150,13 @@ pub fn buyer(name: &str, tax_id: &str) -> Value {
 }
 
 /// A draft line; `treatment` "" means `standard` for a non-zero rate.
-pub fn line(name: &str, quantity: &str, unit_price: &str, tax_rate: &str, treatment: &str) -> Value {
+pub fn line(
+    name: &str,
+    quantity: &str,
+    unit_price: &str,
+    tax_rate: &str,
+    treatment: &str,
+) -> Value {
     json!({
         "name": name, "tax_code": "", "spec": "", "unit": "个",
         "quantity": quantity, "unit_price": unit_price,
@@ -244,9 +256,18 @@ fn signal(pid: u32, sig: libc::c_int) {
 }
 
 /// Runs a command to completion with a deadline, capturing stdout and stderr.
-pub fn run_with_deadline(mut cmd: Command, label: String, stdin: Option<Vec<u8>>, deadline: Duration) -> Output {
+pub fn run_with_deadline(
+    mut cmd: Command,
+    label: String,
+    stdin: Option<Vec<u8>>,
+    deadline: Duration,
+) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
@@ -366,7 +387,11 @@ impl Background {
             cmd: self.label.clone(),
             code: exit_code(status),
             stdout: out.join().unwrap_or_default(),
-            stderr: self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default(),
+            stderr: self
+                .stderr
+                .take()
+                .map(|h| h.join().unwrap_or_default())
+                .unwrap_or_default(),
         }
     }
 }
@@ -442,11 +467,17 @@ fn http_client() -> reqwest::blocking::Client {
 }
 
 fn send(rb: reqwest::blocking::RequestBuilder) -> Resp {
-    let r = rb.send().unwrap_or_else(|e| panic!("HTTP request failed: {e}"));
+    let r = rb
+        .send()
+        .unwrap_or_else(|e| panic!("HTTP request failed: {e}"));
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let body = r.bytes().map(|b| b.to_vec()).unwrap_or_default();
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -730,8 +761,14 @@ pub fn unix_now() -> i64 {
 /// Removes what could send loopback traffic elsewhere or change the CLI's language.
 fn scrub_env(cmd: &mut Command) {
     for v in [
-        "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
-        "KAIPIAO_DATA", "LANGUAGE",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "KAIPIAO_DATA",
+        "LANGUAGE",
     ] {
         cmd.env_remove(v);
     }
@@ -766,7 +803,14 @@ impl Shop {
     /// `init` + `enroll` against `taxd` (which must be running).
     pub fn new(taxd: &Taxd) -> Shop {
         let mut shop = Shop::init_only();
-        let out = shop.kaipiao(&["--json", "enroll", "--server", &taxd.url(), "--token", TOKEN]);
+        let out = shop.kaipiao(&[
+            "--json",
+            "enroll",
+            "--server",
+            &taxd.url(),
+            "--token",
+            TOKEN,
+        ]);
         out.expect_code(0);
         let doc = out.json();
         let device_id = doc["device_id"]
@@ -834,7 +878,12 @@ impl Shop {
 
     /// Runs `kaipiao --data DIR ARGS...` to completion.
     pub fn kaipiao(&self, args: &[&str]) -> Output {
-        run_with_deadline(self.command(args), Self::label(args), None, COMMAND_DEADLINE)
+        run_with_deadline(
+            self.command(args),
+            Self::label(args),
+            None,
+            COMMAND_DEADLINE,
+        )
     }
 
     /// Runs with `stdin` as standard input.
@@ -935,7 +984,10 @@ impl Shop {
                 0 => return out.json(),
                 3 => {
                     let doc = out.json();
-                    assert!(doc.get("pending").is_some(), "sync exit 3 must still print its summary\n{out}");
+                    assert!(
+                        doc.get("pending").is_some(),
+                        "sync exit 3 must still print its summary\n{out}"
+                    );
                     last = Some(out);
                 }
                 _ => panic!("sync must exit 0 or 3 here\n{out}"),
@@ -986,7 +1038,10 @@ impl Shop {
         let records = text
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("export line not JSON ({e}): {l}")))
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("export line not JSON ({e}): {l}"))
+            })
             .collect();
         (p, records)
     }
@@ -1033,11 +1088,17 @@ pub fn verify_export(file: &Path, authority_key: &str) -> (u64, u64) {
         .arg(authority_key);
     let out = run_with_deadline(
         cmd,
-        format!("python3 verify_export.py {} --authority-key {authority_key}", file.display()),
+        format!(
+            "python3 verify_export.py {} --authority-key {authority_key}",
+            file.display()
+        ),
         None,
         COMMAND_DEADLINE,
     );
-    assert_eq!(out.code, 0, "the independent verifier rejects the export\n{out}");
+    assert_eq!(
+        out.code, 0,
+        "the independent verifier rejects the export\n{out}"
+    );
     let last = out.stdout.lines().last().unwrap_or_default().to_string();
     let figures: Vec<u64> = last
         .split(|c: char| !c.is_ascii_digit())

@@ -17,45 +17,81 @@ fn refused_drafts_name_the_field_and_change_nothing() {
     shop.issue(&small_draft("先开一张", "10"));
     let before = shop.status();
     for k in [
-        "device_id", "pending", "oldest_pending_at", "offline_hours_left", "offline_amount_left",
-        "numbers_left", "head", "last_sync_at",
+        "device_id",
+        "pending",
+        "oldest_pending_at",
+        "offline_hours_left",
+        "offline_amount_left",
+        "numbers_left",
+        "head",
+        "last_sync_at",
     ] {
-        assert!(before.get(k).is_some(), "status --json lacks `{k}`: {before}");
+        assert!(
+            before.get(k).is_some(),
+            "status --json lacks `{k}`: {before}"
+        );
     }
     assert_eq!(before["device_id"], json!(shop.device_id));
     assert_eq!(u(&before, "/head/seq"), 1);
 
     // A rate that does not exist.
-    let bad_rate = draft("ordinary", buyer("某人", ""), vec![line("商品", "1", "10", "0.07", "")]);
+    let bad_rate = draft(
+        "ordinary",
+        buyer("某人", ""),
+        vec![line("商品", "1", "10", "0.07", "")],
+    );
     let out = shop.try_issue(&bad_rate);
     out.expect_code(2);
-    assert!(out.stderr.contains("lines[0].tax_rate"), "names lines[0].tax_rate\n{out}");
+    assert!(
+        out.stderr.contains("lines[0].tax_rate"),
+        "names lines[0].tax_rate\n{out}"
+    );
     for rate in RATES.iter().filter(|r| **r != "0") {
-        assert!(out.stderr.contains(rate), "lists the allowed rate {rate}\n{out}");
+        assert!(
+            out.stderr.contains(rate),
+            "lists the allowed rate {rate}\n{out}"
+        );
     }
     unchanged(&before, &shop.status());
 
     // A special invoice needs the buyer's tax ID.
-    let special = draft("special", buyer("某公司", ""), vec![line("服务", "1", "10", "0.06", "")]);
+    let special = draft(
+        "special",
+        buyer("某公司", ""),
+        vec![line("服务", "1", "10", "0.06", "")],
+    );
     let out = shop.try_issue(&special);
     out.expect_code(2);
-    assert!(out.stderr.contains("buyer.tax_id"), "names buyer.tax_id\n{out}");
+    assert!(
+        out.stderr.contains("buyer.tax_id"),
+        "names buyer.tax_id\n{out}"
+    );
     unchanged(&before, &shop.status());
 
     // A special invoice with an invalid buyer tax ID.
-    let special = draft("special", buyer("某公司", &invalid_tax_id()), vec![line("服务", "1", "10", "0.06", "")]);
+    let special = draft(
+        "special",
+        buyer("某公司", &invalid_tax_id()),
+        vec![line("服务", "1", "10", "0.06", "")],
+    );
     let out = shop.try_issue(&special);
     out.expect_code(2);
-    assert!(out.stderr.contains("buyer.tax_id"), "names buyer.tax_id\n{out}");
+    assert!(
+        out.stderr.contains("buyer.tax_id"),
+        "names buyer.tax_id\n{out}"
+    );
 
     // Malformed JSON, from a file and from stdin.
     let p = shop.write_file("broken.json", b"{\"kind\": \"ordinary\", \"lines\": [");
-    shop.kaipiao(&["issue", "--file", p.to_str().unwrap()]).expect_code(2);
-    shop.kaipiao_stdin(&["issue", "--file", "-"], b"not json at all").expect_code(2);
+    shop.kaipiao(&["issue", "--file", p.to_str().unwrap()])
+        .expect_code(2);
+    shop.kaipiao_stdin(&["issue", "--file", "-"], b"not json at all")
+        .expect_code(2);
     unchanged(&before, &shop.status());
 
     // An unknown flag.
-    shop.kaipiao(&["issue", "--no-such-flag", "x"]).expect_code(2);
+    shop.kaipiao(&["issue", "--no-such-flag", "x"])
+        .expect_code(2);
     shop.kaipiao(&["status", "--bogus"]).expect_code(2);
 
     // Omitted optional fields take their defaults; a draft from stdin works.
@@ -86,7 +122,8 @@ fn check_tax_id_and_words_print_one_line_per_argument() {
         .strip_prefix(&format!("{bad} invalid: "))
         .unwrap_or_else(|| panic!("`ID invalid: reason`\n{out}"));
     assert!(!reason.trim().is_empty(), "a reason is given\n{out}");
-    shop.kaipiao(&["check-tax-id", &good, &seller_tax_id()]).expect_code(0);
+    shop.kaipiao(&["check-tax-id", &good, &seller_tax_id()])
+        .expect_code(0);
     // Normalised before checking: trimmed, upper-cased, inner spaces removed.
     let spaced = format!(" {} {} ", &good[..9].to_lowercase(), &good[9..]);
     shop.kaipiao(&["check-tax-id", &spaced]).expect_code(0);
@@ -95,14 +132,23 @@ fn check_tax_id_and_words_print_one_line_per_argument() {
     out.expect_code(0);
     assert_eq!(
         out.stdout.lines().collect::<Vec<_>>(),
-        ["壹仟贰佰叁拾肆元伍角陆分", "壹仟零伍元整", "负陆拾贰元叁角叁分"],
+        [
+            "壹仟贰佰叁拾肆元伍角陆分",
+            "壹仟零伍元整",
+            "负陆拾贰元叁角叁分"
+        ],
         "{out}"
     );
     let out = shop.kaipiao(&["words", "100010000", "0.05", "20000.05", "1409.50"]);
     out.expect_code(0);
     assert_eq!(
         out.stdout.lines().collect::<Vec<_>>(),
-        ["壹亿零壹万元整", "伍分", "贰万元零伍分", "壹仟肆佰零玖元伍角"],
+        [
+            "壹亿零壹万元整",
+            "伍分",
+            "贰万元零伍分",
+            "壹仟肆佰零玖元伍角"
+        ],
         "{out}"
     );
 }
@@ -144,7 +190,11 @@ fn import_stops_at_the_first_refused_line_and_keeps_what_came_before() {
     let taxd = Taxd::start(&[]);
     let shop = Shop::new(&taxd);
     let good1 = small_draft("导入一", "10");
-    let bad = draft("ordinary", buyer("导入二", ""), vec![line("商品", "1", "10", "0.07", "")]);
+    let bad = draft(
+        "ordinary",
+        buyer("导入二", ""),
+        vec![line("商品", "1", "10", "0.07", "")],
+    );
     let good3 = small_draft("导入三", "30");
     let text = format!("{good1}\n{bad}\n{good3}\n");
     let p = shop.write_file("drafts.jsonl", text.as_bytes());
@@ -152,14 +202,24 @@ fn import_stops_at_the_first_refused_line_and_keeps_what_came_before() {
     out.expect_code(2);
     let doc = out.json();
     assert_eq!(doc["issued"], json!(1), "{out}");
-    assert!(doc["first_number"].is_string() && doc["first_number"] == doc["last_number"], "{out}");
+    assert!(
+        doc["first_number"].is_string() && doc["first_number"] == doc["last_number"],
+        "{out}"
+    );
     assert!(
         out.stderr.contains("line 2") || doc.pointer("/error/line") == Some(&json!(2)),
         "the refused line (2) is named\n{out}"
     );
-    assert!(out.stderr.contains("lines[0].tax_rate"), "and its field\n{out}");
+    assert!(
+        out.stderr.contains("lines[0].tax_rate"),
+        "and its field\n{out}"
+    );
     let rows = shop.list(None);
-    assert_eq!(rows.len(), 1, "line 1 stays issued, line 3 is not: {rows:?}");
+    assert_eq!(
+        rows.len(),
+        1,
+        "line 1 stays issued, line 3 is not: {rows:?}"
+    );
     assert_eq!(rows[0]["number"], doc["first_number"]);
 }
 
@@ -174,14 +234,21 @@ fn credit_notes_are_bounded_by_their_original() {
     ));
     let number = s(&original, "/invoice/number").to_string();
     let credit = |qty: &str| {
-        let mut d = draft("credit", buyer("退货客户", ""), vec![line("台灯", qty, "80", "0.13", "")]);
+        let mut d = draft(
+            "credit",
+            buyer("退货客户", ""),
+            vec![line("台灯", qty, "80", "0.13", "")],
+        );
         d["original"] = json!(number);
         d
     };
     // Crediting more than was sold is refused, naming the line.
     let out = shop.try_issue(&credit("-3"));
     out.expect_code(2);
-    assert!(out.stderr.contains("lines[0]"), "names the credit line\n{out}");
+    assert!(
+        out.stderr.contains("lines[0]"),
+        "names the credit line\n{out}"
+    );
     // One lamp, then the other: the second credit takes the exact remainder.
     let c1 = shop.issue(&credit("-1"));
     assert_eq!(s(&c1, "/invoice/total"), "-90.40");
@@ -206,5 +273,9 @@ fn credit_notes_are_bounded_by_their_original() {
     assert_eq!(shop.list(None).len(), 3);
     shop.kaipiao(&["verify"]).expect_code(0);
     let doc = shop.sync_until_complete(3);
-    assert_eq!((doc["accepted"].clone(), doc["rejected"].clone()), (json!(3), json!(0)), "{doc}");
+    assert_eq!(
+        (doc["accepted"].clone(), doc["rejected"].clone()),
+        (json!(3), json!(0)),
+        "{doc}"
+    );
 }

@@ -16,7 +16,9 @@ fn concurrent_issuers_share_one_gapless_chain() {
     for p in 0..PROCS {
         let mut text = String::new();
         for i in 0..EACH {
-            text.push_str(&small_draft(&format!("进程{p}-{i}"), &format!("{}.{p}{i}", i + 1)).to_string());
+            text.push_str(
+                &small_draft(&format!("进程{p}-{i}"), &format!("{}.{p}{i}", i + 1)).to_string(),
+            );
             text.push('\n');
         }
         let f = shop.write_file("drafts.jsonl", text.as_bytes());
@@ -32,7 +34,11 @@ fn concurrent_issuers_share_one_gapless_chain() {
     let mut numbers = HashSet::new();
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(u(r, "/seq"), i as u64 + 1, "one gapless chain: {rows:?}");
-        assert!(numbers.insert(r["number"].clone()), "duplicate number {}", r["number"]);
+        assert!(
+            numbers.insert(r["number"].clone()),
+            "duplicate number {}",
+            r["number"]
+        );
     }
     shop.kaipiao(&["verify"]).expect_code(0);
 }
@@ -41,7 +47,9 @@ fn concurrent_issuers_share_one_gapless_chain() {
 fn concurrent_syncs_submit_each_invoice_once() {
     let taxd = Taxd::start(&["--fault-delay-ms", "5..20"]);
     let shop = Shop::new(&taxd);
-    let drafts: Vec<_> = (1..=12).map(|i| small_draft(&format!("并发{i}"), &format!("{i}"))).collect();
+    let drafts: Vec<_> = (1..=12)
+        .map(|i| small_draft(&format!("并发{i}"), &format!("{i}")))
+        .collect();
     shop.import(&drafts);
     let a = shop.spawn(&["--json", "sync"]);
     let b = shop.spawn(&["--json", "sync"]);

@@ -82,9 +82,16 @@ fn kill_9_during_issue_never_breaks_the_chain() {
     let mut numbers = HashSet::new();
     let mut last = 0u128;
     for (i, row) in rows.iter().enumerate() {
-        assert_eq!(u(row, "/seq"), i as u64 + 1, "seqs must run 1..n without gaps: {rows:?}");
+        assert_eq!(
+            u(row, "/seq"),
+            i as u64 + 1,
+            "seqs must run 1..n without gaps: {rows:?}"
+        );
         let num = number_value(s(row, "/number"));
-        assert!(num > last, "numbers strictly increasing: {num} after {last}");
+        assert!(
+            num > last,
+            "numbers strictly increasing: {num} after {last}"
+        );
         assert!(numbers.insert(num), "duplicate number {num}");
         last = num;
         assert_eq!(row["status"], json!("pending"));
@@ -111,5 +118,8 @@ fn kill_9_during_issue_never_breaks_the_chain() {
     assert_eq!(st["head"], doc["server_head"], "local head == server head");
     assert_eq!(u(&st, "/head/seq"), n as u64);
     let (file, _) = shop.export();
-    assert_eq!(verify_export(&file, &taxd.authority_key()), (n as u64, n as u64));
+    assert_eq!(
+        verify_export(&file, &taxd.authority_key()),
+        (n as u64, n as u64)
+    );
 }

@@ -57,33 +57,67 @@ fn offline_invoices_survive_an_outage_and_sync_when_the_authority_returns() {
     let mut prev = ZERO_HASH.to_string();
     let mut last_number = 0u128;
     for (i, e) in envs.iter().enumerate() {
-        assert_eq!(u(e, "/invoice/seq"), i as u64 + 1, "seq of invoice {}", i + 1);
-        assert_eq!(s(e, "/invoice/prev_hash"), prev, "prev_hash of seq {}", i + 1);
+        assert_eq!(
+            u(e, "/invoice/seq"),
+            i as u64 + 1,
+            "seq of invoice {}",
+            i + 1
+        );
+        assert_eq!(
+            s(e, "/invoice/prev_hash"),
+            prev,
+            "prev_hash of seq {}",
+            i + 1
+        );
         assert_eq!(s(e, "/invoice/device_id"), shop.device_id);
         assert_eq!(s(e, "/invoice/seller/tax_id"), seller_tax_id());
         assert_eq!(s(e, "/invoice/currency"), "CNY");
         let n = number_value(s(e, "/invoice/number"));
-        assert!(n > last_number, "numbers must increase: {n} after {last_number}");
+        assert!(
+            n > last_number,
+            "numbers must increase: {n} after {last_number}"
+        );
         last_number = n;
         prev = s(e, "/hash").to_string();
     }
     let l = |e: &Value, i: usize, f: &str| s(e, &format!("/invoice/lines/{i}/{f}")).to_string();
     assert_eq!(
-        (l(&e1, 0, "quantity"), l(&e1, 0, "unit_price"), l(&e1, 0, "amount"), l(&e1, 0, "tax")),
+        (
+            l(&e1, 0, "quantity"),
+            l(&e1, 0, "unit_price"),
+            l(&e1, 0, "amount"),
+            l(&e1, 0, "tax")
+        ),
         ("2".into(), "50".into(), "100.00".into(), "13.00".into())
     );
     assert_eq!(l(&e1, 0, "treatment"), "standard");
     assert_eq!(s(&e1, "/invoice/total"), "113.00");
     assert_eq!(s(&e2, "/invoice/kind"), "special");
     assert_eq!(s(&e2, "/invoice/buyer/tax_id"), buyer_tax_id());
-    assert_eq!((s(&e2, "/invoice/total_amount"), s(&e2, "/invoice/total_tax")), ("1000.00", "60.00"));
     assert_eq!(
-        (l(&e3, 0, "unit_price"), l(&e3, 0, "amount"), l(&e3, 0, "tax")),
+        (
+            s(&e2, "/invoice/total_amount"),
+            s(&e2, "/invoice/total_tax")
+        ),
+        ("1000.00", "60.00")
+    );
+    assert_eq!(
+        (
+            l(&e3, 0, "unit_price"),
+            l(&e3, 0, "amount"),
+            l(&e3, 0, "tax")
+        ),
         ("100".into(), "300.00".into(), "39.00".into())
     );
     assert_eq!(s(&e3, "/invoice/total"), "339.00");
-    assert_eq!((l(&e4, 0, "treatment"), l(&e4, 1, "treatment")), ("zero_rated".into(), "exempt".into()));
-    assert_eq!((s(&e4, "/invoice/total_tax"), s(&e4, "/invoice/total")), ("0.00", "300.00"));
+    assert_eq!(
+        (l(&e4, 0, "treatment"), l(&e4, 1, "treatment")),
+        ("zero_rated".into(), "exempt".into())
+    );
+    assert_eq!(
+        (s(&e4, "/invoice/total_tax"), s(&e4, "/invoice/total")),
+        ("0.00", "300.00")
+    );
     assert_eq!(s(&e5, "/invoice/kind"), "credit");
     assert_eq!(
         e5["invoice"]["original"],
@@ -101,11 +135,17 @@ fn offline_invoices_survive_an_outage_and_sync_when_the_authority_returns() {
     let doc = out.json();
     assert_eq!(doc["pending"], json!(5), "sync during the outage\n{out}");
     assert_eq!(doc["accepted"], json!(0), "sync during the outage\n{out}");
-    assert!(doc["server_head"].is_null(), "server_head must be null when no endpoint answered\n{out}");
+    assert!(
+        doc["server_head"].is_null(),
+        "server_head must be null when no endpoint answered\n{out}"
+    );
     let st = shop.status();
     assert_eq!(st["pending"], json!(5));
     assert_eq!(st["head"], json!({"seq": 5, "hash": s(&e5, "/hash")}));
-    assert!(st["oldest_pending_at"].is_string(), "oldest_pending_at while pending: {st}");
+    assert!(
+        st["oldest_pending_at"].is_string(),
+        "oldest_pending_at while pending: {st}"
+    );
 
     // The authority comes back on the same address and database.
     taxd.restart();
@@ -116,20 +156,36 @@ fn offline_invoices_survive_an_outage_and_sync_when_the_authority_returns() {
     assert_eq!(doc["rejected"], json!(0), "sync after the outage\n{out}");
     assert_eq!(doc["pending"], json!(0), "sync after the outage\n{out}");
     let server_head = doc["server_head"].clone();
-    assert_eq!(server_head, json!({"seq": 5, "hash": s(&e5, "/hash")}), "server head\n{out}");
+    assert_eq!(
+        server_head,
+        json!({"seq": 5, "hash": s(&e5, "/hash")}),
+        "server head\n{out}"
+    );
 
     let st = shop.status();
     assert_eq!(st["pending"], json!(0), "status after sync: {st}");
-    assert_eq!(st["head"], server_head, "local head must equal the server's head");
+    assert_eq!(
+        st["head"], server_head,
+        "local head must equal the server's head"
+    );
     assert!(st["oldest_pending_at"].is_null(), "nothing pending: {st}");
-    assert!(st["last_sync_at"].is_string(), "last_sync_at after a sync: {st}");
+    assert!(
+        st["last_sync_at"].is_string(),
+        "last_sync_at after a sync: {st}"
+    );
     let accepted = shop.list(Some("accepted"));
     assert_eq!(accepted.len(), 5, "list --status accepted: {accepted:?}");
     assert!(shop.list(Some("pending")).is_empty());
 
     // 大写 on show.
-    assert_eq!(shop.show(&number1)["total_in_words"], json!("壹佰壹拾叁元整"));
-    assert_eq!(shop.show(s(&e5, "/invoice/id"))["total_in_words"], json!("负伍拾陆元伍角"));
+    assert_eq!(
+        shop.show(&number1)["total_in_words"],
+        json!("壹佰壹拾叁元整")
+    );
+    assert_eq!(
+        shop.show(s(&e5, "/invoice/id"))["total_in_words"],
+        json!("负伍拾陆元伍角")
+    );
 
     // Export, checked by the independent verifier against the authority's key.
     let (file, records) = shop.export();
@@ -138,7 +194,12 @@ fn offline_invoices_survive_an_outage_and_sync_when_the_authority_returns() {
     for (i, rec) in records[1..].iter().enumerate() {
         assert_eq!(rec["status"], json!("accepted"), "export record {}", i + 1);
         assert_eq!(rec["hash"], envs[i]["hash"], "export record {} hash", i + 1);
-        assert_eq!(rec["invoice"], envs[i]["invoice"], "export record {} invoice", i + 1);
+        assert_eq!(
+            rec["invoice"],
+            envs[i]["invoice"],
+            "export record {} invoice",
+            i + 1
+        );
     }
     assert_eq!(verify_export(&file, &authority_key), (5, 5));
 

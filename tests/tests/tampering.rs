@@ -47,7 +47,10 @@ fn one_changed_byte_in_the_ledger_file_is_named_by_verify() {
         "the envelope text of seq 2 (with \"remarks\":\"{MARKER}\") is not in {}",
         db.display()
     );
-    eprintln!("tampering: {} stored cop(ies) of the envelope of seq 2 edited", hits.len());
+    eprintln!(
+        "tampering: {} stored cop(ies) of the envelope of seq 2 edited",
+        hits.len()
+    );
     for &i in &hits {
         // "...-two-7QX" -> "...-twO-7QX": one byte, the same length.
         let at = i + MARKER.find("two").unwrap() + 2;
@@ -67,15 +70,24 @@ fn one_changed_byte_in_the_ledger_file_is_named_by_verify() {
         .stderr
         .split(|c: char| !c.is_ascii_digit())
         .any(|tok| tok == "2");
-    assert!(named_in_json || named_in_stderr, "verify must name seq 2\n{out}");
-    if let Some(seq) = json_documents(&out.stdout).ok().and_then(|d| d.into_iter().next()).and_then(|d| d.get("seq").cloned()) {
+    assert!(
+        named_in_json || named_in_stderr,
+        "verify must name seq 2\n{out}"
+    );
+    if let Some(seq) = json_documents(&out.stdout)
+        .ok()
+        .and_then(|d| d.into_iter().next())
+        .and_then(|d| d.get("seq").cloned())
+    {
         assert_eq!(seq, json!(2), "verify names the first bad seq\n{out}");
     }
     // Without --json too.
     let plain = shop.kaipiao(&["verify"]);
     plain.expect_code(4);
     assert!(
-        format!("{}{}", plain.stdout, plain.stderr).split(|c: char| !c.is_ascii_digit()).any(|t| t == "2"),
+        format!("{}{}", plain.stdout, plain.stderr)
+            .split(|c: char| !c.is_ascii_digit())
+            .any(|t| t == "2"),
         "verify names seq 2\n{plain}"
     );
 }

@@ -16,7 +16,11 @@ fn taxd_restarts_on_the_same_address_and_keeps_its_identity() {
 
     taxd.restart();
     assert_eq!(taxd.url(), url);
-    assert_eq!(taxd.authority_key(), key, "the signing key lives in --db and survives restarts");
+    assert_eq!(
+        taxd.authority_key(),
+        key,
+        "the signing key lives in --db and survives restarts"
+    );
     taxd.kill9();
     taxd.restart();
     assert_eq!(taxd.authority_key(), key, "and survives SIGKILL");
@@ -31,10 +35,17 @@ fn taxd_restarts_on_the_same_address_and_keeps_its_identity() {
     assert!(log.len() >= 4, "one line per request: {log:?}");
     for entry in &log {
         for k in ["time", "device", "method", "path", "status"] {
-            assert!(entry.get(k).is_some(), "request log line lacks `{k}`: {entry}");
+            assert!(
+                entry.get(k).is_some(),
+                "request log line lacks `{k}`: {entry}"
+            );
         }
     }
-    assert!(log.iter().any(|r| r["path"] == json!("/v1/devices") && r["status"] == json!(403)), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|r| r["path"] == json!("/v1/devices") && r["status"] == json!(403)),
+        "{log:?}"
+    );
 }
 
 #[test]
@@ -44,13 +55,22 @@ fn admin_faults_round_trip() {
     assert_eq!(f["error_rate"], json!(0.25), "{f}");
     assert_eq!(f["delay_ms"], json!([1, 3]), "{f}");
     assert_eq!(f["outage"], json!(false), "{f}");
-    let want = json!({"drop_after_commit": 0.0, "error_rate": 1.0, "delay_ms": null, "outage": false});
+    let want =
+        json!({"drop_after_commit": 0.0, "error_rate": 1.0, "delay_ms": null, "outage": false});
     taxd.set_faults(want.clone());
     assert_eq!(taxd.faults(), want);
     let r = taxd.get("/v1/health");
     assert_eq!(r.status, 503, "error_rate 1.0 answers 503: {}", r.text());
-    taxd.set_faults(json!({"drop_after_commit": 0.0, "error_rate": 0.0, "delay_ms": null, "outage": true}));
-    assert_ne!(taxd.get("/v1/health").status, 200, "an outage answers nothing useful");
-    taxd.set_faults(json!({"drop_after_commit": 0.0, "error_rate": 0.0, "delay_ms": null, "outage": false}));
+    taxd.set_faults(
+        json!({"drop_after_commit": 0.0, "error_rate": 0.0, "delay_ms": null, "outage": true}),
+    );
+    assert_ne!(
+        taxd.get("/v1/health").status,
+        200,
+        "an outage answers nothing useful"
+    );
+    taxd.set_faults(
+        json!({"drop_after_commit": 0.0, "error_rate": 0.0, "delay_ms": null, "outage": false}),
+    );
     assert_eq!(taxd.get("/v1/health").status, 200);
 }

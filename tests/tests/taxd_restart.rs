@@ -11,7 +11,9 @@ fn taxd_killed_and_restarted_mid_sync() {
     let mut taxd = Taxd::start(&["--fault-delay-ms", "50..150"]);
     let shop = Shop::new(&taxd);
     taxd.stop();
-    let drafts: Vec<_> = (1..=30).map(|i| small_draft(&format!("客户{i}"), &format!("{i}.50"))).collect();
+    let drafts: Vec<_> = (1..=30)
+        .map(|i| small_draft(&format!("客户{i}"), &format!("{i}.50")))
+        .collect();
     shop.import(&drafts);
     assert_eq!(shop.status()["pending"], json!(30));
 
@@ -24,17 +26,29 @@ fn taxd_killed_and_restarted_mid_sync() {
     };
     let before = submissions(&taxd);
     let bg = shop.spawn(&["--json", "sync"]);
-    wait_until("the request log to show submissions", Duration::from_secs(60), || {
-        submissions(&taxd) > before
-    });
+    wait_until(
+        "the request log to show submissions",
+        Duration::from_secs(60),
+        || submissions(&taxd) > before,
+    );
     taxd.kill9();
     let seen = submissions(&taxd) - before;
     taxd.restart();
     let out = bg.wait(Duration::from_secs(90));
-    eprintln!("taxd killed after {seen} logged submissions; the running sync ended with {}: {}", out.code, out.stdout.trim());
-    assert!(out.code == 0 || out.code == 3, "the interrupted sync ends with 0 or 3\n{out}");
+    eprintln!(
+        "taxd killed after {seen} logged submissions; the running sync ended with {}: {}",
+        out.code,
+        out.stdout.trim()
+    );
+    assert!(
+        out.code == 0 || out.code == 3,
+        "the interrupted sync ends with 0 or 3\n{out}"
+    );
     let doc = out.json();
-    assert!(doc.get("pending").is_some(), "sync prints its summary whatever its exit code\n{out}");
+    assert!(
+        doc.get("pending").is_some(),
+        "sync prints its summary whatever its exit code\n{out}"
+    );
 
     let doc = shop.sync_until_complete(5);
     assert_eq!(doc["pending"], json!(0), "{doc}");

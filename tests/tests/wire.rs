@@ -29,7 +29,11 @@ fn submission_protocol_over_raw_http() {
     // A first submission: 201 with a signed receipt.
     let first = taxd.submit(Some(&id1), &compact(&e1));
     assert_eq!(first.status, 201, "first submission: {}", first.text());
-    assert_ne!(first.header("Idempotent-Replayed").as_deref(), Some("true"), "a first answer is no replay");
+    assert_ne!(
+        first.header("Idempotent-Replayed").as_deref(),
+        Some("true"),
+        "a first answer is no replay"
+    );
     let receipt = first.json();
     assert_eq!(receipt["invoice_id"], json!(id1));
     assert_eq!(receipt["number"], e1["invoice"]["number"]);
@@ -37,45 +41,75 @@ fn submission_protocol_over_raw_http() {
     assert_eq!(receipt["status"], json!("accepted"), "receipt: {receipt}");
     assert_eq!(receipt["reasons"], json!([]));
     let code = s(&receipt, "/authority_code");
-    assert!(code.len() == 20 && code.bytes().all(|b| b.is_ascii_digit()), "authority_code {code:?}");
+    assert!(
+        code.len() == 20 && code.bytes().all(|b| b.is_ascii_digit()),
+        "authority_code {code:?}"
+    );
     verify_object(&authority, RECEIPT_DOMAIN, &receipt, "authority_signature")
         .expect("the receipt's authority signature verifies");
 
     // The same envelope, re-spaced and re-ordered: the same status and body, flagged.
     let again = taxd.submit(Some(&id1), &respaced_reordered(&e1));
     assert_eq!(again.status, 201, "replay: {}", again.text());
-    assert_eq!(again.body, first.body, "a replay returns the original body byte for byte");
+    assert_eq!(
+        again.body, first.body,
+        "a replay returns the original body byte for byte"
+    );
     assert_eq!(again.header("Idempotent-Replayed").as_deref(), Some("true"));
 
     // Same key, another envelope (a line amount changed): the key is not reusable.
     let mut other = e1.clone();
     other["invoice"]["lines"][0]["amount"] = json!("11.00");
-    taxd.submit(Some(&id1), &compact(&other)).expect_error(422, "idempotency_key_reused");
+    taxd.submit(Some(&id1), &compact(&other))
+        .expect_error(422, "idempotency_key_reused");
 
     // Key problems come first.
-    taxd.submit(None, &compact(&e2)).expect_error(400, "idempotency_key_missing");
-    taxd.post_raw("/v1/invoices", &[("Idempotency-Key", id2.as_str())], compact(&e2).into_bytes())
-        .expect_error(400, "idempotency_key_missing"); // a bare token is not an sf-string
-    taxd.submit(Some(&id3), &compact(&e2)).expect_error(400, "idempotency_key_mismatch");
-    taxd.submit(Some(&id2), "{\"invoice\": ").expect_error(400, "invalid_request");
+    taxd.submit(None, &compact(&e2))
+        .expect_error(400, "idempotency_key_missing");
+    taxd.post_raw(
+        "/v1/invoices",
+        &[("Idempotency-Key", id2.as_str())],
+        compact(&e2).into_bytes(),
+    )
+    .expect_error(400, "idempotency_key_missing"); // a bare token is not an sf-string
+    taxd.submit(Some(&id3), &compact(&e2))
+        .expect_error(400, "idempotency_key_mismatch");
+    taxd.submit(Some(&id2), "{\"invoice\": ")
+        .expect_error(400, "invalid_request");
 
     // Forgeries are integrity failures.
     let mut forged_sig = e2.clone();
     let sig = s(&e2, "/signature").to_string();
-    let flipped = if sig.starts_with('A') { format!("B{}", &sig[1..]) } else { format!("A{}", &sig[1..]) };
+    let flipped = if sig.starts_with('A') {
+        format!("B{}", &sig[1..])
+    } else {
+        format!("A{}", &sig[1..])
+    };
     forged_sig["signature"] = json!(flipped);
-    taxd.submit(Some(&id2), &compact(&forged_sig)).expect_error(422, "integrity");
+    taxd.submit(Some(&id2), &compact(&forged_sig))
+        .expect_error(422, "integrity");
     let mut forged_amount = e2.clone();
     forged_amount["invoice"]["lines"][0]["amount"] = json!("2.00");
-    taxd.submit(Some(&id2), &compact(&forged_amount)).expect_error(422, "integrity");
+    taxd.submit(Some(&id2), &compact(&forged_amount))
+        .expect_error(422, "integrity");
 
     // Seq 3 while the head is at 1: a gap, with where to resume.
-    let gap = taxd.submit(Some(&id3), &compact(&e3)).expect_error(409, "chain_gap");
-    assert_eq!(gap["error"]["expected_seq"], json!(2), "chain_gap body: {gap}");
+    let gap = taxd
+        .submit(Some(&id3), &compact(&e3))
+        .expect_error(409, "chain_gap");
+    assert_eq!(
+        gap["error"]["expected_seq"],
+        json!(2),
+        "chain_gap body: {gap}"
+    );
 
     // The device's own view of the server head.
     let key = shop.device_key();
-    let head = taxd.device_get(&shop.device_id, &key, &format!("/v1/devices/{}/head", shop.device_id));
+    let head = taxd.device_get(
+        &shop.device_id,
+        &key,
+        &format!("/v1/devices/{}/head", shop.device_id),
+    );
     assert_eq!(head.status, 200, "head: {}", head.text());
     assert_eq!(head.json(), json!({"seq": 1, "hash": s(&e1, "/hash")}));
 
@@ -84,20 +118,32 @@ fn submission_protocol_over_raw_http() {
     let doc = shop.sync_until_complete(3);
     assert_eq!(doc["pending"], json!(0), "sync: {doc}");
     assert_eq!(doc["rejected"], json!(0), "sync: {doc}");
-    assert_eq!(doc["server_head"], json!({"seq": 3, "hash": s(&e3, "/hash")}), "sync: {doc}");
+    assert_eq!(
+        doc["server_head"],
+        json!({"seq": 3, "hash": s(&e3, "/hash")}),
+        "sync: {doc}"
+    );
     assert_eq!(shop.status()["head"], doc["server_head"]);
     assert_eq!(shop.list(Some("accepted")).len(), 3);
 
     let (file, records) = shop.export();
     assert_eq!(records.len(), 4);
-    assert_eq!(records[1]["receipt"], receipt, "the stored receipt is the one first issued");
+    assert_eq!(
+        records[1]["receipt"], receipt,
+        "the stored receipt is the one first issued"
+    );
     assert_eq!(verify_export(&file, &taxd.authority_key()), (3, 3));
 
     // Exactly one receipt per invoice on the server, the same the client stored.
     for (i, id) in [&id1, &id2, &id3].iter().enumerate() {
         let r = taxd.device_get(&shop.device_id, &key, &format!("/v1/invoices/{id}"));
         assert_eq!(r.status, 200, "GET invoice {id}: {}", r.text());
-        assert_eq!(r.json(), records[i + 1]["receipt"], "server receipt of seq {}", i + 1);
+        assert_eq!(
+            r.json(),
+            records[i + 1]["receipt"],
+            "server receipt of seq {}",
+            i + 1
+        );
     }
 
     // A batch answers each item exactly as if sent alone.
@@ -111,9 +157,17 @@ fn submission_protocol_over_raw_http() {
     assert_eq!(results.len(), 2, "batch: {}", r.text());
     for (i, res) in results.iter().enumerate() {
         assert_eq!(res["status"], json!(201), "batch item {i}: {res}");
-        assert_eq!(res["body"], records[i + 1]["receipt"], "batch item {i} body");
+        assert_eq!(
+            res["body"],
+            records[i + 1]["receipt"],
+            "batch item {i} body"
+        );
     }
-    let unknown = taxd.device_get(&shop.device_id, &key, &format!("/v1/invoices/{}", "0190a000-0000-7000-8000-000000000000"));
+    let unknown = taxd.device_get(
+        &shop.device_id,
+        &key,
+        &format!("/v1/invoices/{}", "0190a000-0000-7000-8000-000000000000"),
+    );
     unknown.expect_error(404, "not_found");
     assert_eq!(s(&taxd.get("/v1/health").json(), "/status"), "ok");
 }

@@ -185,7 +185,11 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let data = match cli.data.clone().or_else(|| dirs::data_dir().map(|d| d.join("kaipiao"))) {
+    let data = match cli
+        .data
+        .clone()
+        .or_else(|| dirs::data_dir().map(|d| d.join("kaipiao")))
+    {
         Some(d) => d,
         None => {
             eprintln!(
@@ -285,14 +289,16 @@ fn key_source(ctx: &Ctx, confirm: bool) -> Result<KeySource, Failure> {
     let first = rpassword::prompt_password(prompt)
         .map_err(|e| Failure::new(1, "io", "", format!("passphrase prompt: {e}")))?;
     if confirm {
-        let again = rpassword::prompt_password(ctx.lang.pick("再次输入口令：", "Repeat passphrase: "))
-            .map_err(|e| Failure::new(1, "io", "", format!("passphrase prompt: {e}")))?;
+        let again =
+            rpassword::prompt_password(ctx.lang.pick("再次输入口令：", "Repeat passphrase: "))
+                .map_err(|e| Failure::new(1, "io", "", format!("passphrase prompt: {e}")))?;
         if again != first {
             return Err(Failure::new(
                 2,
                 "passphrase_mismatch",
                 "passphrase",
-                ctx.lang.pick("两次输入的口令不一致", "the passphrases differ"),
+                ctx.lang
+                    .pick("两次输入的口令不一致", "the passphrases differ"),
             ));
         }
     }
@@ -383,7 +389,10 @@ fn read_input(path: &str, lang: Lang) -> Result<String, Failure> {
             2,
             "unreadable_file",
             "file",
-            format!("{path}: {e} ({})", lang.pick("无法读取文件", "cannot read the file")),
+            format!(
+                "{path}: {e} ({})",
+                lang.pick("无法读取文件", "cannot read the file")
+            ),
         )
     })?;
     Ok(text)
@@ -437,10 +446,7 @@ fn issue(ctx: &Ctx, file: &str) -> CmdResult {
     let doc: Value = serde_json::to_value(&issued.envelope)
         .map_err(|e| Failure::new(1, "internal", "", e.to_string()))?;
     if !ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
     Ok(doc)
 }
@@ -453,9 +459,7 @@ fn import(ctx: &Ctx, file: &str) -> CmdResult {
         .map_err(|e| Failure::ledger(&e, ctx.lang))?;
     let mut issued = 0u64;
     let (mut first, mut last): (Option<String>, Option<String>) = (None, None);
-    let summary = |issued: u64, first: &Option<String>, last: &Option<String>| {
-        json!({"issued": issued, "first_number": first, "last_number": last})
-    };
+    let summary = |issued: u64, first: &Option<String>, last: &Option<String>| json!({"issued": issued, "first_number": first, "last_number": last});
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -482,7 +486,8 @@ fn import(ctx: &Ctx, file: &str) -> CmdResult {
                     ctx.lang.pick("此前已开具", "issued before it:")
                 );
                 let mut doc = summary(issued, &first, &last);
-                doc["error"] = json!({"line": lineno, "code": f.code, "field": f.field, "message": f.message});
+                doc["error"] =
+                    json!({"line": lineno, "code": f.code, "field": f.field, "message": f.message});
                 f.json = Some(doc);
                 return Err(f);
             }
@@ -567,7 +572,10 @@ fn sync(ctx: &Ctx) -> CmdResult {
         "server_head": report.server_head,
     });
     if let Some(m) = &report.head_mismatch {
-        eprintln!("{}: {m}", lang.pick("警告：链头不一致", "warning: chain heads differ"));
+        eprintln!(
+            "{}: {m}",
+            lang.pick("警告：链头不一致", "warning: chain heads differ")
+        );
     }
     for a in &report.alerts {
         eprintln!("{}: {a}", lang.pick("警报", "alert"));
@@ -634,7 +642,9 @@ fn verify(ctx: &Ctx) -> CmdResult {
         Err(e) => {
             let mut f = Failure::ledger(&e, ctx.lang);
             if let LedgerError::Integrity { seq, what } = &e {
-                f.json = Some(json!({"ok": false, "seq": seq, "error": {"code": "integrity", "message": what, "field": format!("seq {seq}")}}));
+                f.json = Some(
+                    json!({"ok": false, "seq": seq, "error": {"code": "integrity", "message": what, "field": format!("seq {seq}")}}),
+                );
             }
             Err(f)
         }
@@ -643,14 +653,8 @@ fn verify(ctx: &Ctx) -> CmdResult {
 
 fn export(ctx: &Ctx, out: &Path) -> CmdResult {
     let ledger = open(ctx)?;
-    let io_err = |e: std::io::Error| {
-        Failure::new(
-            1,
-            "io",
-            "out",
-            format!("{}: {e}", out.display()),
-        )
-    };
+    let io_err =
+        |e: std::io::Error| Failure::new(1, "io", "out", format!("{}: {e}", out.display()));
     // Write beside the target and rename, so a reader never sees half an export.
     let tmp = out.with_extension(format!("partial-{}", std::process::id()));
     let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io_err)?);
@@ -683,7 +687,10 @@ fn check_tax_ids(ctx: &Ctx, ids: &[String]) -> ExitCode {
         match kaipiao_core::taxid::check_tax_id(id) {
             Ok(normalized) => {
                 if ctx.json {
-                    println!("{}", json!({"id": id, "normalized": normalized, "valid": true}));
+                    println!(
+                        "{}",
+                        json!({"id": id, "normalized": normalized, "valid": true})
+                    );
                 } else {
                     println!("{id} valid");
                 }

@@ -44,7 +44,10 @@ fn truncate(s: &str, max_width: usize) -> String {
     }
     let mut out = String::new();
     for c in s.chars() {
-        if UnicodeWidthStr::width(out.as_str()) + unicode_width::UnicodeWidthChar::width(c).unwrap_or(1) > max_width.saturating_sub(1) {
+        if UnicodeWidthStr::width(out.as_str())
+            + unicode_width::UnicodeWidthChar::width(c).unwrap_or(1)
+            > max_width.saturating_sub(1)
+        {
             break;
         }
         out.push(c);
@@ -56,8 +59,24 @@ fn truncate(s: &str, max_width: usize) -> String {
 /// The aligned table of `kaipiao list`.
 pub fn table(rows: &[InvoiceSummary], lang: Lang) -> String {
     let headers: [&str; 7] = match lang {
-        Lang::Zh => ["序号", "发票号码", "种类", "开票时间", "购买方", "价税合计", "状态"],
-        Lang::En => ["seq", "number", "kind", "issued at", "buyer", "total", "status"],
+        Lang::Zh => [
+            "序号",
+            "发票号码",
+            "种类",
+            "开票时间",
+            "购买方",
+            "价税合计",
+            "状态",
+        ],
+        Lang::En => [
+            "seq",
+            "number",
+            "kind",
+            "issued at",
+            "buyer",
+            "total",
+            "status",
+        ],
     };
     let cells: Vec<[String; 7]> = rows
         .iter()
@@ -92,16 +111,19 @@ pub fn table(rows: &[InvoiceSummary], lang: Lang) -> String {
     };
     let head: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
     let _ = writeln!(out, "{}", line(&head));
-    let _ = writeln!(out, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+    let _ = writeln!(
+        out,
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  ")
+    );
     for row in &cells {
         let _ = writeln!(out, "{}", line(row));
     }
-    let _ = writeln!(
-        out,
-        "{} {}",
-        rows.len(),
-        lang.pick("张发票", "invoices")
-    );
+    let _ = writeln!(out, "{} {}", rows.len(), lang.pick("张发票", "invoices"));
     out
 }
 
@@ -111,14 +133,27 @@ pub fn invoice(rec: &InvoiceRecord, words: &str, lang: Lang) -> String {
     let mut o = String::new();
     let l = |zh: &'static str, en: &'static str| lbl(lang.pick(zh, en), 14);
     let kind = inv.kind;
-    let _ = writeln!(o, "{}  {}", kind.label_zh(), if lang == Lang::En { kind.as_str() } else { "" });
+    let _ = writeln!(
+        o,
+        "{}  {}",
+        kind.label_zh(),
+        if lang == Lang::En { kind.as_str() } else { "" }
+    );
     let _ = writeln!(o, "{} {}", l("发票号码", "Number"), inv.number);
     let _ = writeln!(o, "{} {}", l("开票日期", "Issued at"), inv.issued_at);
-    let _ = writeln!(o, "{} {}", l("状态", "Status"), status_label(rec.status, lang));
+    let _ = writeln!(
+        o,
+        "{} {}",
+        l("状态", "Status"),
+        status_label(rec.status, lang)
+    );
     if let Some(orig) = &inv.original {
         let _ = writeln!(o, "{} {}", l("原发票", "Original"), orig.number);
     }
-    for (label, p) in [(l("销售方", "Seller"), &inv.seller), (l("购买方", "Buyer"), &inv.buyer)] {
+    for (label, p) in [
+        (l("销售方", "Seller"), &inv.seller),
+        (l("购买方", "Buyer"), &inv.buyer),
+    ] {
         let _ = writeln!(o, "{} {}  {}", label, p.name, p.tax_id);
         if !p.address.is_empty() || !p.bank.is_empty() {
             let _ = writeln!(o, "{} {}  {}", lbl("", 14), p.address, p.bank);
@@ -126,8 +161,26 @@ pub fn invoice(rec: &InvoiceRecord, words: &str, lang: Lang) -> String {
     }
     let _ = writeln!(o);
     let heads = match lang {
-        Lang::Zh => ["项目名称", "规格型号", "单位", "数量", "单价", "金额", "税率", "税额"],
-        Lang::En => ["item", "spec", "unit", "qty", "unit price", "amount", "rate", "tax"],
+        Lang::Zh => [
+            "项目名称",
+            "规格型号",
+            "单位",
+            "数量",
+            "单价",
+            "金额",
+            "税率",
+            "税额",
+        ],
+        Lang::En => [
+            "item",
+            "spec",
+            "unit",
+            "qty",
+            "unit price",
+            "amount",
+            "rate",
+            "tax",
+        ],
     };
     let mut rows: Vec<[String; 8]> = vec![heads.map(String::from)];
     for line in &inv.lines {
@@ -173,10 +226,19 @@ pub fn invoice(rec: &InvoiceRecord, words: &str, lang: Lang) -> String {
         let _ = writeln!(o, "{} {}", l("开票人", "Issuer"), inv.issuer);
     }
     let _ = writeln!(o);
-    let _ = writeln!(o, "{} {} (seq {})", l("哈希", "Hash"), rec.envelope.hash, inv.seq);
+    let _ = writeln!(
+        o,
+        "{} {} (seq {})",
+        l("哈希", "Hash"),
+        rec.envelope.hash,
+        inv.seq
+    );
     let _ = writeln!(o, "{} {}", l("签名", "Signature"), rec.envelope.signature);
     if let Some(r) = &rec.receipt {
-        let code = r.get("authority_code").and_then(|v| v.as_str()).unwrap_or("");
+        let code = r
+            .get("authority_code")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         let at = r.get("received_at").and_then(|v| v.as_str()).unwrap_or("");
         let _ = writeln!(o, "{} {code}  {at}", l("校验码", "Auth. code"));
         if let Some(reasons) = r.get("reasons").and_then(|v| v.as_array()) {
@@ -214,7 +276,10 @@ fn lbl(s: &str, width: usize) -> String {
 
 fn rate_percent(rate: &str) -> String {
     match kaipiao_core::money::parse_decimal(rate, 8) {
-        Ok(d) => format!("{}%", kaipiao_core::money::decimal_string(d * rust_decimal::Decimal::from(100))),
+        Ok(d) => format!(
+            "{}%",
+            kaipiao_core::money::decimal_string(d * rust_decimal::Decimal::from(100))
+        ),
         Err(_) => rate.to_string(),
     }
 }
@@ -224,19 +289,64 @@ pub fn status(st: &LedgerStatus, lang: Lang) -> String {
     let l = |zh: &'static str, en: &'static str| lang.pick(zh, en);
     let k = |zh: &'static str, en: &'static str| lbl(lang.pick(zh, en), 20);
     let none = l("无", "none");
-    let _ = writeln!(o, "{} {}", k("设备", "Device"), st.device_id.as_deref().unwrap_or(l("未登记", "not enrolled")));
+    let _ = writeln!(
+        o,
+        "{} {}",
+        k("设备", "Device"),
+        st.device_id
+            .as_deref()
+            .unwrap_or(l("未登记", "not enrolled"))
+    );
     let _ = writeln!(o, "{} {}", k("待上传发票", "Pending invoices"), st.pending);
-    let _ = writeln!(o, "{} {}", k("最早待上传", "Oldest pending"), st.oldest_pending_at.as_deref().unwrap_or(none));
-    let _ = writeln!(o, "{} {}", k("离线时限剩余(小时)", "Offline hours left"), st.offline_hours_left.as_deref().unwrap_or(none));
-    let _ = writeln!(o, "{} {}", k("离线金额剩余", "Offline amount left"), st.offline_amount_left.as_deref().unwrap_or(none));
-    let _ = writeln!(o, "{} {}", k("剩余发票号码", "Numbers left"), st.numbers_left);
-    let _ = writeln!(o, "{} {} {}", k("链头", "Chain head"), st.head.seq, st.head.hash);
-    let _ = writeln!(o, "{} {}", k("上次同步", "Last sync"), st.last_sync_at.as_deref().unwrap_or(none));
+    let _ = writeln!(
+        o,
+        "{} {}",
+        k("最早待上传", "Oldest pending"),
+        st.oldest_pending_at.as_deref().unwrap_or(none)
+    );
+    let _ = writeln!(
+        o,
+        "{} {}",
+        k("离线时限剩余(小时)", "Offline hours left"),
+        st.offline_hours_left.as_deref().unwrap_or(none)
+    );
+    let _ = writeln!(
+        o,
+        "{} {}",
+        k("离线金额剩余", "Offline amount left"),
+        st.offline_amount_left.as_deref().unwrap_or(none)
+    );
+    let _ = writeln!(
+        o,
+        "{} {}",
+        k("剩余发票号码", "Numbers left"),
+        st.numbers_left
+    );
+    let _ = writeln!(
+        o,
+        "{} {} {}",
+        k("链头", "Chain head"),
+        st.head.seq,
+        st.head.hash
+    );
+    let _ = writeln!(
+        o,
+        "{} {}",
+        k("上次同步", "Last sync"),
+        st.last_sync_at.as_deref().unwrap_or(none)
+    );
     if let Some(why) = &st.queue_stopped {
         let _ = writeln!(o, "{} {why}", k("上传已暂停", "QUEUE STOPPED"));
     }
     for a in &st.alerts {
-        let _ = writeln!(o, "{} {} {}: {}", k("警报", "Alert"), a.at, a.code, a.message);
+        let _ = writeln!(
+            o,
+            "{} {} {}: {}",
+            k("警报", "Alert"),
+            a.at,
+            a.code,
+            a.message
+        );
     }
     o
 }
@@ -261,7 +371,9 @@ pub fn sync_summary(r: &SyncReport, lang: Lang) -> String {
 
 pub fn progress(p: &Progress, lang: Lang) -> String {
     match p {
-        Progress::Connecting { endpoint } => format!("{} {endpoint}", lang.pick("连接", "connecting to")),
+        Progress::Connecting { endpoint } => {
+            format!("{} {endpoint}", lang.pick("连接", "connecting to"))
+        }
         Progress::Submitted { number, status } => format!("{number} {status}"),
         Progress::Retrying { after, reason } => format!(
             "{} {:.1}s: {reason}",
@@ -270,7 +382,11 @@ pub fn progress(p: &Progress, lang: Lang) -> String {
         ),
         Progress::Endpoint { endpoint, up } => format!(
             "{endpoint} {}",
-            if *up { lang.pick("可用", "up") } else { lang.pick("不可用", "down") }
+            if *up {
+                lang.pick("可用", "up")
+            } else {
+                lang.pick("不可用", "down")
+            }
         ),
     }
 }

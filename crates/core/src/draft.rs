@@ -4,7 +4,9 @@
 
 use crate::error::FieldError;
 use crate::model::{Invoice, Kind, Line, OriginalRef, Party, Treatment};
-use crate::money::{decimal_string, money_string, parse_decimal, parse_money, round, DecimalProblem};
+use crate::money::{
+    decimal_string, money_string, parse_decimal, parse_money, round, DecimalProblem,
+};
 use crate::taxid::check_tax_id;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
@@ -107,10 +109,22 @@ impl Draft {
         reject_unknown(
             obj,
             "",
-            &["kind", "buyer", "lines", "price_includes_tax", "original", "remarks", "issuer"],
+            &[
+                "kind",
+                "buyer",
+                "lines",
+                "price_includes_tax",
+                "original",
+                "remarks",
+                "issuer",
+            ],
         )?;
         let kind = opt_text(obj, "kind", "")?;
-        let kind = if kind.is_empty() { "ordinary".to_string() } else { kind };
+        let kind = if kind.is_empty() {
+            "ordinary".to_string()
+        } else {
+            kind
+        };
         let buyer = match obj.get("buyer") {
             None | Some(Value::Null) => Party::default(),
             Some(b) => {
@@ -142,7 +156,16 @@ impl Draft {
             reject_unknown(
                 o,
                 &p,
-                &["name", "tax_code", "spec", "unit", "quantity", "unit_price", "tax_rate", "treatment"],
+                &[
+                    "name",
+                    "tax_code",
+                    "spec",
+                    "unit",
+                    "quantity",
+                    "unit_price",
+                    "tax_rate",
+                    "treatment",
+                ],
             )?;
             let prefix = format!("{p}.");
             lines.push(DraftLine {
@@ -159,7 +182,13 @@ impl Draft {
         let price_includes_tax = match obj.get("price_includes_tax") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(wrong_type("price_includes_tax", "true or false", "true 或 false")),
+            Some(_) => {
+                return Err(wrong_type(
+                    "price_includes_tax",
+                    "true or false",
+                    "true 或 false",
+                ))
+            }
         };
         let original = match obj.get("original") {
             None | Some(Value::Null) => None,
@@ -212,10 +241,18 @@ fn wrong_type(field: &str, en: &str, zh: &str) -> FieldError {
     )
 }
 
-fn reject_unknown(obj: &Map<String, Value>, prefix: &str, known: &[&str]) -> Result<(), FieldError> {
+fn reject_unknown(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    known: &[&str],
+) -> Result<(), FieldError> {
     for key in obj.keys() {
         if !known.contains(&key.as_str()) {
-            let field = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            let field = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
             return Err(err(
                 "unknown_field",
                 &field,
@@ -275,7 +312,12 @@ fn json_number_text(n: &serde_json::Number, field: &str) -> Result<String, Field
     Ok(decimal_string(d))
 }
 
-pub(crate) fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), FieldError> {
+pub(crate) fn check_text(
+    field: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+) -> Result<(), FieldError> {
     let n = value.chars().count();
     if n < min {
         return Err(err(
@@ -296,7 +338,10 @@ pub(crate) fn check_text(field: &str, value: &str, min: usize, max: usize) -> Re
     // U+2028/U+2029 are line breaks too: JSON writers leave them unescaped, and a reader
     // that splits an export into lines (Python's splitlines, as the SPEC 4 verifier does)
     // would cut the invoice in two.
-    if value.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
+    if value
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
         return Err(err(
             "control_character",
             field,
@@ -307,7 +352,12 @@ pub(crate) fn check_text(field: &str, value: &str, min: usize, max: usize) -> Re
     Ok(())
 }
 
-fn decimal_field(field: &str, text: &str, what_en: &str, what_zh: &str) -> Result<Decimal, FieldError> {
+fn decimal_field(
+    field: &str,
+    text: &str,
+    what_en: &str,
+    what_zh: &str,
+) -> Result<Decimal, FieldError> {
     if text.is_empty() {
         return Err(err(
             "missing_field",
@@ -341,6 +391,11 @@ fn decimal_field(field: &str, text: &str, what_en: &str, what_zh: &str) -> Resul
     Ok(d)
 }
 
+/// A tax classification code (税收分类编码): empty, or exactly 19 digits.
+pub fn is_tax_code(code: &str) -> bool {
+    code.is_empty() || (code.len() == 19 && code.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Parses a rate and returns it as written in SPEC 2 ("0.13"); names the field otherwise.
 pub fn parse_rate(field: &str, text: &str) -> Result<(&'static str, Decimal), FieldError> {
     let list = crate::RATES.join(", ");
@@ -348,8 +403,14 @@ pub fn parse_rate(field: &str, text: &str) -> Result<(&'static str, Decimal), Fi
         err(
             "invalid_tax_rate",
             field,
-            format!("{} is not a VAT rate ({list})", if text.is_empty() { "(empty)" } else { text }),
-            format!("{} 不是增值税税率（{list}）", if text.is_empty() { "（空）" } else { text }),
+            format!(
+                "{} is not a VAT rate ({list})",
+                if text.is_empty() { "(empty)" } else { text }
+            ),
+            format!(
+                "{} 不是增值税税率（{list}）",
+                if text.is_empty() { "（空）" } else { text }
+            ),
         )
     };
     let d = parse_decimal(text, 8).map_err(|_| bad())?;
@@ -416,10 +477,14 @@ pub(crate) fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
         };
         // Checked arithmetic: the audit runs this on invoices a device sent, and an overflow
         // is simply outside the tolerance.
-        let amount_off = q.checked_mul(p).and_then(|x| x.checked_sub(a)).map(|x| x.abs());
+        let amount_off = q
+            .checked_mul(p)
+            .and_then(|x| x.checked_sub(a))
+            .map(|x| x.abs());
         let tax = a.checked_mul(r);
         let tax_off = tax.and_then(|x| x.checked_sub(t)).map(|x| x.abs());
-        let within = matches!((amount_off, tax_off), (Some(da), Some(dt)) if da <= cent && dt <= six);
+        let within =
+            matches!((amount_off, tax_off), (Some(da), Some(dt)) if da <= cent && dt <= six);
         if !within {
             return Err(err(
                 "rounding_tolerance",
@@ -448,7 +513,10 @@ pub(crate) fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
         rate_sum = rs;
         tax_sum = ts;
     }
-    if rate_sum.checked_sub(tax_sum).is_none_or(|d| d.abs() > Decimal::new(127, 2)) {
+    if rate_sum
+        .checked_sub(tax_sum)
+        .is_none_or(|d| d.abs() > Decimal::new(127, 2))
+    {
         return Err(err(
             "rounding_tolerance",
             "lines",
@@ -474,8 +542,21 @@ pub(crate) struct Remaining {
     pub(crate) tax: Vec<Decimal>,
 }
 
-fn same_item(a: &Line, name: &str, tax_code: &str, spec: &str, unit: &str, rate: &str, tr: Treatment) -> bool {
-    a.name == name && a.tax_code == tax_code && a.spec == spec && a.unit == unit && a.tax_rate == rate && a.treatment == tr
+fn same_item(
+    a: &Line,
+    name: &str,
+    tax_code: &str,
+    spec: &str,
+    unit: &str,
+    rate: &str,
+    tr: Treatment,
+) -> bool {
+    a.name == name
+        && a.tax_code == tax_code
+        && a.spec == spec
+        && a.unit == unit
+        && a.tax_rate == rate
+        && a.treatment == tr
 }
 
 impl Remaining {
@@ -486,7 +567,8 @@ impl Remaining {
             tax: Vec::new(),
         };
         for l in &original.lines {
-            r.quantity.push(parse_decimal(&l.quantity, 28).unwrap_or_default());
+            r.quantity
+                .push(parse_decimal(&l.quantity, 28).unwrap_or_default());
             r.amount.push(parse_money(&l.amount).unwrap_or_default());
             r.tax.push(parse_money(&l.tax).unwrap_or_default());
         }
@@ -514,7 +596,17 @@ impl Remaining {
             .lines
             .iter()
             .enumerate()
-            .filter(|(_, o)| same_item(o, &l.name, &l.tax_code, &l.spec, &l.unit, &l.tax_rate, l.treatment))
+            .filter(|(_, o)| {
+                same_item(
+                    o,
+                    &l.name,
+                    &l.tax_code,
+                    &l.spec,
+                    &l.unit,
+                    &l.tax_rate,
+                    l.treatment,
+                )
+            })
             .map(|(i, _)| i)
             .collect();
         if let Ok(price) = parse_decimal(&l.unit_price, 28) {
@@ -531,21 +623,35 @@ impl Remaining {
             .iter()
             .copied()
             .find(|&i| self.quantity[i] >= need)
-            .or_else(|| candidates.iter().copied().find(|&i| self.quantity[i] > Decimal::ZERO))
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|&i| self.quantity[i] > Decimal::ZERO)
+            })
             .or_else(|| candidates.first().copied())
     }
 }
 
 /// Validates the draft's lines and computes amounts, taxes and totals (SPEC 2).
 /// `credit` is required for a credit note and ignored otherwise.
-pub fn compute_lines(draft: &Draft, credit: Option<&CreditContext>) -> Result<Computed, FieldError> {
+pub fn compute_lines(
+    draft: &Draft,
+    credit: Option<&CreditContext>,
+) -> Result<Computed, FieldError> {
     let kind = draft.kind()?;
     if draft.lines.is_empty() || draft.lines.len() > MAX_LINES {
         return Err(err(
             "line_count",
             "lines",
-            format!("has {} lines; an invoice has 1 to {MAX_LINES}", draft.lines.len()),
-            format!("共 {} 行；一张发票应有 1 至 {MAX_LINES} 行", draft.lines.len()),
+            format!(
+                "has {} lines; an invoice has 1 to {MAX_LINES}",
+                draft.lines.len()
+            ),
+            format!(
+                "共 {} 行；一张发票应有 1 至 {MAX_LINES} 行",
+                draft.lines.len()
+            ),
         ));
     }
     let credit = if kind == Kind::Credit {
@@ -577,7 +683,7 @@ pub fn compute_lines(draft: &Draft, credit: Option<&CreditContext>) -> Result<Co
         let f = |name: &str| format!("lines[{i}].{name}");
         check_text(&f("name"), dl.name.trim(), 1, MAX_NAME_CHARS)?;
         let tax_code = dl.tax_code.trim();
-        if !tax_code.is_empty() && !(tax_code.len() == 19 && tax_code.chars().all(|c| c.is_ascii_digit())) {
+        if !is_tax_code(tax_code) {
             return Err(err(
                 "invalid_tax_code",
                 &f("tax_code"),
@@ -597,7 +703,12 @@ pub fn compute_lines(draft: &Draft, credit: Option<&CreditContext>) -> Result<Co
                 format!("专用发票不得开具{}项目，请开具普通发票", if treatment == Treatment::Exempt { "免税" } else { "不征税" }),
             ));
         }
-        let quantity = decimal_field(&f("quantity"), &dl.quantity, "a decimal such as 2 or 0.5", "十进制数字，如 2 或 0.5")?;
+        let quantity = decimal_field(
+            &f("quantity"),
+            &dl.quantity,
+            "a decimal such as 2 or 0.5",
+            "十进制数字，如 2 或 0.5",
+        )?;
         let mut line = Line {
             name: dl.name.trim().to_string(),
             tax_code: tax_code.to_string(),
@@ -617,11 +728,19 @@ pub fn compute_lines(draft: &Draft, credit: Option<&CreditContext>) -> Result<Co
                 return Err(err(
                     "invalid_quantity",
                     &f("quantity"),
-                    format!("{} must be positive; corrections are issued as credit notes (红字发票)", dl.quantity),
+                    format!(
+                        "{} must be positive; corrections are issued as credit notes (红字发票)",
+                        dl.quantity
+                    ),
                     format!("{} 必须为正数；冲减请开具红字发票", dl.quantity),
                 ));
             }
-            let price = decimal_field(&f("unit_price"), &dl.unit_price, "a price such as 12.5", "单价，如 12.5")?;
+            let price = decimal_field(
+                &f("unit_price"),
+                &dl.unit_price,
+                "a price such as 12.5",
+                "单价，如 12.5",
+            )?;
             if price < Decimal::ZERO {
                 return Err(err(
                     "invalid_unit_price",
@@ -691,7 +810,10 @@ fn credit_line(
         return Err(err(
             "invalid_quantity",
             &f("quantity"),
-            format!("{} must be negative on a credit note (e.g. -1)", dl.quantity),
+            format!(
+                "{} must be negative on a credit note (e.g. -1)",
+                dl.quantity
+            ),
             format!("{} 在红字发票上必须为负数（如 -1）", dl.quantity),
         ));
     }
@@ -699,7 +821,12 @@ fn credit_line(
     let given_price = if dl.unit_price.is_empty() {
         None
     } else {
-        Some(decimal_field(&f("unit_price"), &dl.unit_price, "the original line's price", "原发票行的单价")?)
+        Some(decimal_field(
+            &f("unit_price"),
+            &dl.unit_price,
+            "the original line's price",
+            "原发票行的单价",
+        )?)
     };
     // Lets `find` pick the original line at the price the clerk named.
     line.unit_price = given_price.map(decimal_string).unwrap_or_default();
@@ -711,7 +838,10 @@ fn credit_line(
                 "no line of {} matches this one in name, tax code, spec, unit, rate and treatment",
                 ctx.original.number
             ),
-            format!("原发票 {} 中没有名称、税收分类编码、规格、单位、税率和征税方式都相同的行", ctx.original.number),
+            format!(
+                "原发票 {} 中没有名称、税收分类编码、规格、单位、税率和征税方式都相同的行",
+                ctx.original.number
+            ),
         ));
     };
     let orig = &ctx.original.lines[idx];
@@ -727,13 +857,29 @@ fn credit_line(
         }
     }
     line.unit_price = orig.unit_price.clone();
-    let (left_q, left_a, left_t) = (remaining.quantity[idx], remaining.amount[idx], remaining.tax[idx]);
+    let (left_q, left_a, left_t) = (
+        remaining.quantity[idx],
+        remaining.amount[idx],
+        remaining.tax[idx],
+    );
     if need > left_q {
         return Err(err(
             "credit_exceeds_original",
             &f("quantity"),
-            format!("{} credits more than the {} left on line {} of {}", dl.quantity, decimal_string(left_q), idx, ctx.original.number),
-            format!("{} 超过原发票 {} 第 {} 行剩余可冲红数量 {}", dl.quantity, ctx.original.number, idx + 1, decimal_string(left_q)),
+            format!(
+                "{} credits more than the {} left on line {} of {}",
+                dl.quantity,
+                decimal_string(left_q),
+                idx,
+                ctx.original.number
+            ),
+            format!(
+                "{} 超过原发票 {} 第 {} 行剩余可冲红数量 {}",
+                dl.quantity,
+                ctx.original.number,
+                idx + 1,
+                decimal_string(left_q)
+            ),
         ));
     }
     let (amount, tax) = if need == left_q {
@@ -746,8 +892,20 @@ fn credit_line(
         return Err(err(
             "credit_exceeds_original",
             &f("quantity"),
-            format!("credits {} against the {} left on line {} of {}", money_string(amount.abs()), money_string(left_a), idx, ctx.original.number),
-            format!("冲红金额 {} 超过原发票 {} 第 {} 行剩余金额 {}", money_string(amount.abs()), ctx.original.number, idx + 1, money_string(left_a)),
+            format!(
+                "credits {} against the {} left on line {} of {}",
+                money_string(amount.abs()),
+                money_string(left_a),
+                idx,
+                ctx.original.number
+            ),
+            format!(
+                "冲红金额 {} 超过原发票 {} 第 {} 行剩余金额 {}",
+                money_string(amount.abs()),
+                ctx.original.number,
+                idx + 1,
+                money_string(left_a)
+            ),
         ));
     }
     remaining.quantity[idx] -= need;

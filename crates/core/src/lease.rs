@@ -63,7 +63,12 @@ impl Lease {
         }
         let amount_cap = parse_money(&self.offline_amount_cap)
             .filter(|d| !d.is_sign_negative())
-            .ok_or_else(|| bad("offline_amount_cap", "expected money such as \"1000000.00\""))?;
+            .ok_or_else(|| {
+                bad(
+                    "offline_amount_cap",
+                    "expected money such as \"1000000.00\"",
+                )
+            })?;
         let single_cap = parse_money(&self.single_invoice_cap)
             .filter(|d| !d.is_sign_negative())
             .ok_or_else(|| bad("single_invoice_cap", "expected money such as \"100000.00\""))?;
@@ -276,7 +281,8 @@ mod tests {
         let w = check_limits(&terms(), &e, Decimal::from(200), now).unwrap();
         assert_eq!(w[0].threshold, 90);
         e.pending_amount = Decimal::from(900);
-        let err = check_limits(&terms(), &e, Decimal::from_str("100.01").unwrap(), now).unwrap_err();
+        let err =
+            check_limits(&terms(), &e, Decimal::from_str("100.01").unwrap(), now).unwrap_err();
         assert_eq!(err.code, "offline_amount_exceeded");
         assert!(err.en.contains("over by 0.01"), "{}", err.en);
     }
@@ -289,9 +295,17 @@ mod tests {
             pending_amount: Decimal::ZERO,
         };
         let at = |h: i64| t0 + chrono::Duration::hours(h);
-        assert!(check_limits(&terms(), &e, Decimal::ONE, at(10)).unwrap().is_empty());
-        assert_eq!(check_limits(&terms(), &e, Decimal::ONE, at(55)).unwrap()[0].threshold, 75);
-        assert_eq!(check_limits(&terms(), &e, Decimal::ONE, at(66)).unwrap()[0].threshold, 90);
+        assert!(check_limits(&terms(), &e, Decimal::ONE, at(10))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            check_limits(&terms(), &e, Decimal::ONE, at(55)).unwrap()[0].threshold,
+            75
+        );
+        assert_eq!(
+            check_limits(&terms(), &e, Decimal::ONE, at(66)).unwrap()[0].threshold,
+            90
+        );
         assert!(check_limits(&terms(), &e, Decimal::ONE, at(72)).is_ok());
         let err = check_limits(&terms(), &e, Decimal::ONE, at(73)).unwrap_err();
         assert_eq!(err.code, "offline_hours_exceeded");

@@ -60,7 +60,9 @@ pub fn parse_decimal(s: &str, max_dp: u32) -> Result<Decimal, DecimalProblem> {
 /// authority wrote; returns None when the text is not money.
 pub fn parse_money(s: &str) -> Option<Decimal> {
     let (int, frac) = s.strip_prefix('-').unwrap_or(s).split_once('.')?;
-    if int.is_empty() || frac.len() != 2 || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
+    if int.is_empty()
+        || frac.len() != 2
+        || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
     {
         return None;
     }
@@ -112,7 +114,10 @@ mod tests {
         assert_eq!(parse_decimal("", 8), Err(DecimalProblem::NotANumber));
         assert_eq!(parse_decimal("1.", 8), Err(DecimalProblem::NotANumber));
         assert_eq!(parse_decimal("abc", 8), Err(DecimalProblem::NotANumber));
-        assert_eq!(parse_decimal("0.123456789", 8), Err(DecimalProblem::TooManyPlaces(9)));
+        assert_eq!(
+            parse_decimal("0.123456789", 8),
+            Err(DecimalProblem::TooManyPlaces(9))
+        );
         assert_eq!(parse_money("12.30"), Some(d("12.30")));
         assert_eq!(parse_money("12.3"), None);
     }

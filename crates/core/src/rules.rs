@@ -2,7 +2,11 @@
 //! on every submission and turns each finding into a `reason` of a rejected receipt; the
 //! client's `verify` runs it too, so an invoice the issuer built always passes it.
 
-use crate::draft::{check_original, check_text, tolerance_checks, validate_buyer, validate_seller, CreditContext, Remaining, MAX_AUDIT_QUANTITY_OR_PRICE, MAX_LINES, MAX_LINE_MONEY, MAX_NAME_CHARS, MAX_REMARKS_CHARS};
+use crate::draft::{
+    check_original, check_text, tolerance_checks, validate_buyer, validate_seller, CreditContext,
+    Remaining, MAX_AUDIT_QUANTITY_OR_PRICE, MAX_LINES, MAX_LINE_MONEY, MAX_NAME_CHARS,
+    MAX_REMARKS_CHARS,
+};
 use crate::error::FieldError;
 use crate::model::{Invoice, Kind, Treatment};
 use crate::money::{is_normalized_decimal, money_string, parse_decimal, parse_money};
@@ -18,18 +22,38 @@ fn finding(code: &str, field: &str, en: String, zh: String) -> FieldError {
 pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<FieldError> {
     let mut out = Vec::new();
     if inv.version != 1 {
-        out.push(finding("invalid_version", "version", format!("version {} is not 1", inv.version), format!("版本 {} 不是 1", inv.version)));
+        out.push(finding(
+            "invalid_version",
+            "version",
+            format!("version {} is not 1", inv.version),
+            format!("版本 {} 不是 1", inv.version),
+        ));
     }
     if inv.currency != "CNY" {
-        out.push(finding("invalid_currency", "currency", format!("{:?} is not CNY", inv.currency), format!("{:?} 不是 CNY", inv.currency)));
+        out.push(finding(
+            "invalid_currency",
+            "currency",
+            format!("{:?} is not CNY", inv.currency),
+            format!("{:?} 不是 CNY", inv.currency),
+        ));
     }
     match validate_seller(&inv.seller) {
-        Ok(s) if s != inv.seller => out.push(finding("not_normalized", "seller", "is not in normalised form".into(), "销售方信息未规范化".into())),
+        Ok(s) if s != inv.seller => out.push(finding(
+            "not_normalized",
+            "seller",
+            "is not in normalised form".into(),
+            "销售方信息未规范化".into(),
+        )),
         Ok(_) => {}
         Err(e) => out.push(e),
     }
     match validate_buyer(&inv.buyer, inv.kind) {
-        Ok(b) if b != inv.buyer => out.push(finding("not_normalized", "buyer", "is not in normalised form".into(), "购买方信息未规范化".into())),
+        Ok(b) if b != inv.buyer => out.push(finding(
+            "not_normalized",
+            "buyer",
+            "is not in normalised form".into(),
+            "购买方信息未规范化".into(),
+        )),
         Ok(_) => {}
         Err(e) => out.push(e),
     }
@@ -40,7 +64,12 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         out.push(e);
     }
     if inv.lines.is_empty() || inv.lines.len() > MAX_LINES {
-        out.push(finding("line_count", "lines", format!("has {} lines; 1 to {MAX_LINES} allowed", inv.lines.len()), format!("共 {} 行，应为 1 至 {MAX_LINES} 行", inv.lines.len())));
+        out.push(finding(
+            "line_count",
+            "lines",
+            format!("has {} lines; 1 to {MAX_LINES} allowed", inv.lines.len()),
+            format!("共 {} 行，应为 1 至 {MAX_LINES} 行", inv.lines.len()),
+        ));
         return out;
     }
     let credit_note = inv.kind == Kind::Credit;
@@ -48,45 +77,118 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
     let mut numbers_ok = true;
     for (i, l) in inv.lines.iter().enumerate() {
         let f = |n: &str| format!("lines[{i}].{n}");
-        for (name, v, max) in [("name", &l.name, MAX_NAME_CHARS), ("spec", &l.spec, MAX_NAME_CHARS), ("unit", &l.unit, MAX_NAME_CHARS)] {
+        for (name, v, max) in [
+            ("name", &l.name, MAX_NAME_CHARS),
+            ("spec", &l.spec, MAX_NAME_CHARS),
+            ("unit", &l.unit, MAX_NAME_CHARS),
+        ] {
             if let Err(e) = check_text(&f(name), v, usize::from(name == "name"), max) {
                 out.push(e);
             }
         }
-        if !l.tax_code.is_empty() && !(l.tax_code.len() == 19 && l.tax_code.chars().all(|c| c.is_ascii_digit())) {
-            out.push(finding("invalid_tax_code", &f("tax_code"), "is not 19 digits".into(), "不是 19 位数字".into()));
+        if !crate::draft::is_tax_code(&l.tax_code) {
+            out.push(finding(
+                "invalid_tax_code",
+                &f("tax_code"),
+                "is not 19 digits".into(),
+                "不是 19 位数字".into(),
+            ));
         }
         if !crate::RATES.contains(&l.tax_rate.as_str()) {
-            out.push(finding("invalid_tax_rate", &f("tax_rate"), format!("{} is not a VAT rate ({})", l.tax_rate, crate::RATES.join(", ")), format!("{} 不是增值税税率", l.tax_rate)));
+            out.push(finding(
+                "invalid_tax_rate",
+                &f("tax_rate"),
+                format!(
+                    "{} is not a VAT rate ({})",
+                    l.tax_rate,
+                    crate::RATES.join(", ")
+                ),
+                format!("{} 不是增值税税率", l.tax_rate),
+            ));
             numbers_ok = false;
             continue;
         }
         let zero = l.tax_rate == "0";
         if zero == (l.treatment == Treatment::Standard) {
-            out.push(finding("invalid_treatment", &f("treatment"), format!("{} does not go with rate {}", l.treatment.as_str(), l.tax_rate), format!("征税方式 {} 与税率 {} 不符", l.treatment.as_str(), l.tax_rate)));
+            out.push(finding(
+                "invalid_treatment",
+                &f("treatment"),
+                format!(
+                    "{} does not go with rate {}",
+                    l.treatment.as_str(),
+                    l.tax_rate
+                ),
+                format!(
+                    "征税方式 {} 与税率 {} 不符",
+                    l.treatment.as_str(),
+                    l.tax_rate
+                ),
+            ));
         }
-        if inv.kind == Kind::Special && matches!(l.treatment, Treatment::Exempt | Treatment::NonTaxable) {
-            out.push(finding("special_treatment", &f("treatment"), format!("{} lines are not allowed on a special invoice", l.treatment.as_str()), "专用发票不得开具免税或不征税项目".into()));
+        if inv.kind == Kind::Special
+            && matches!(l.treatment, Treatment::Exempt | Treatment::NonTaxable)
+        {
+            out.push(finding(
+                "special_treatment",
+                &f("treatment"),
+                format!(
+                    "{} lines are not allowed on a special invoice",
+                    l.treatment.as_str()
+                ),
+                "专用发票不得开具免税或不征税项目".into(),
+            ));
         }
-        let q = (is_normalized_decimal(&l.quantity) && parse_decimal(&l.quantity, 8).is_ok()).then(|| parse_decimal(&l.quantity, 8).unwrap_or_default());
-        let p = (is_normalized_decimal(&l.unit_price) && parse_decimal(&l.unit_price, 8).is_ok()).then(|| parse_decimal(&l.unit_price, 8).unwrap_or_default());
+        let q = (is_normalized_decimal(&l.quantity) && parse_decimal(&l.quantity, 8).is_ok())
+            .then(|| parse_decimal(&l.quantity, 8).unwrap_or_default());
+        let p = (is_normalized_decimal(&l.unit_price) && parse_decimal(&l.unit_price, 8).is_ok())
+            .then(|| parse_decimal(&l.unit_price, 8).unwrap_or_default());
         let (a, t) = (parse_money(&l.amount), parse_money(&l.tax));
         let (Some(q), Some(p), Some(a), Some(t)) = (q, p, a, t) else {
-            out.push(finding("invalid_number", &f("quantity"), "quantity, unit_price, amount or tax is not written as SPEC 2 requires".into(), "数量、单价、金额或税额的书写格式不符合规范".into()));
+            out.push(finding(
+                "invalid_number",
+                &f("quantity"),
+                "quantity, unit_price, amount or tax is not written as SPEC 2 requires".into(),
+                "数量、单价、金额或税额的书写格式不符合规范".into(),
+            ));
             numbers_ok = false;
             continue;
         };
         // Bounded before anything is summed: a crafted invoice must get a finding, not
         // overflow the audit (taxd runs it on what devices send).
-        let (max_qp, max_money) = (Decimal::from(MAX_AUDIT_QUANTITY_OR_PRICE), Decimal::from_i128_with_scale(MAX_LINE_MONEY, 0));
+        let (max_qp, max_money) = (
+            Decimal::from(MAX_AUDIT_QUANTITY_OR_PRICE),
+            Decimal::from_i128_with_scale(MAX_LINE_MONEY, 0),
+        );
         if q.abs() >= max_qp || p.abs() >= max_qp || a.abs() >= max_money || t.abs() >= max_money {
-            out.push(finding("out_of_range", &f("quantity"), "quantity, unit_price, amount or tax is out of range".into(), "数量、单价、金额或税额超出范围".into()));
+            out.push(finding(
+                "out_of_range",
+                &f("quantity"),
+                "quantity, unit_price, amount or tax is out of range".into(),
+                "数量、单价、金额或税额超出范围".into(),
+            ));
             numbers_ok = false;
             continue;
         }
-        let sign_ok = if credit_note { q < Decimal::ZERO && p >= Decimal::ZERO } else { q > Decimal::ZERO && p >= Decimal::ZERO };
+        let sign_ok = if credit_note {
+            q < Decimal::ZERO && p >= Decimal::ZERO
+        } else {
+            q > Decimal::ZERO && p >= Decimal::ZERO
+        };
         if !sign_ok {
-            out.push(finding("invalid_quantity", &f("quantity"), if credit_note { "a credit line needs a negative quantity and a non-negative price".into() } else { "needs a positive quantity and a non-negative price".into() }, if credit_note { "红字发票行须为负数量、非负单价".into() } else { "须为正数量、非负单价".into() }));
+            out.push(finding(
+                "invalid_quantity",
+                &f("quantity"),
+                if credit_note {
+                    "a credit line needs a negative quantity and a non-negative price".into()
+                } else {
+                    "needs a positive quantity and a non-negative price".into()
+                },
+                if credit_note {
+                    "红字发票行须为负数量、非负单价".into()
+                } else {
+                    "须为正数量、非负单价".into()
+                },
+            ));
         }
         sum_a += a;
         sum_t += t;
@@ -95,18 +197,46 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         if let Err(e) = tolerance_checks(&inv.lines) {
             out.push(e);
         }
-        let totals = [("total_amount", &inv.total_amount, sum_a), ("total_tax", &inv.total_tax, sum_t), ("total", &inv.total, sum_a + sum_t)];
+        let totals = [
+            ("total_amount", &inv.total_amount, sum_a),
+            ("total_tax", &inv.total_tax, sum_t),
+            ("total", &inv.total, sum_a + sum_t),
+        ];
         for (field, written, expected) in totals {
             if parse_money(written) != Some(expected) || *written != money_string(expected) {
-                out.push(finding("total_mismatch", field, format!("{written} is not the sum of the lines ({})", money_string(expected)), format!("{written} 不等于各行合计 {}", money_string(expected))));
+                out.push(finding(
+                    "total_mismatch",
+                    field,
+                    format!(
+                        "{written} is not the sum of the lines ({})",
+                        money_string(expected)
+                    ),
+                    format!("{written} 不等于各行合计 {}", money_string(expected)),
+                ));
             }
         }
     }
     match (inv.kind, &inv.original) {
-        (Kind::Credit, None) => out.push(finding("missing_field", "original", "a credit note needs its original".into(), "红字发票须引用原发票".into())),
+        (Kind::Credit, None) => out.push(finding(
+            "missing_field",
+            "original",
+            "a credit note needs its original".into(),
+            "红字发票须引用原发票".into(),
+        )),
         (Kind::Credit, Some(orig)) => match credit {
-            None => out.push(finding("original_unknown", "original", format!("{} is not an invoice of this device", orig.number), format!("{} 不是本设备开具的发票", orig.number))),
-            Some(ctx) if ctx.original.id != orig.id || ctx.original.number != orig.number => out.push(finding("original_unknown", "original", format!("{} does not match the original's id", orig.number), format!("{} 与原发票标识不符", orig.number))),
+            None => out.push(finding(
+                "original_unknown",
+                "original",
+                format!("{} is not an invoice of this device", orig.number),
+                format!("{} 不是本设备开具的发票", orig.number),
+            )),
+            Some(ctx) if ctx.original.id != orig.id || ctx.original.number != orig.number => out
+                .push(finding(
+                    "original_unknown",
+                    "original",
+                    format!("{} does not match the original's id", orig.number),
+                    format!("{} 与原发票标识不符", orig.number),
+                )),
             Some(ctx) => {
                 if let Err(e) = check_original(ctx) {
                     out.push(e);
@@ -115,7 +245,12 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
                 }
             }
         },
-        (_, Some(_)) => out.push(finding("original_not_allowed", "original", "only a credit note refers to an original".into(), "只有红字发票才引用原发票".into())),
+        (_, Some(_)) => out.push(finding(
+            "original_not_allowed",
+            "original",
+            "only a credit note refers to an original".into(),
+            "只有红字发票才引用原发票".into(),
+        )),
         (_, None) => {}
     }
     out
@@ -132,14 +267,42 @@ fn check_credit_lines(inv: &Invoice, ctx: &CreditContext) -> Vec<FieldError> {
         let t = parse_money(&l.tax).unwrap_or_default();
         let need = q.abs();
         let Some(idx) = remaining.find(&ctx.original, l, need) else {
-            out.push(finding("credit_line_not_in_original", &format!("lines[{i}].name"), format!("matches no line of {}", ctx.original.number), format!("与原发票 {} 的任何行都不匹配", ctx.original.number)));
+            out.push(finding(
+                "credit_line_not_in_original",
+                &format!("lines[{i}].name"),
+                format!("matches no line of {}", ctx.original.number),
+                format!("与原发票 {} 的任何行都不匹配", ctx.original.number),
+            ));
             continue;
         };
         if ctx.original.lines[idx].unit_price != l.unit_price {
-            out.push(finding("credit_price_mismatch", &format!("lines[{i}].unit_price"), format!("{} is not the original's price {}", l.unit_price, ctx.original.lines[idx].unit_price), format!("{} 不是原发票单价 {}", l.unit_price, ctx.original.lines[idx].unit_price)));
+            out.push(finding(
+                "credit_price_mismatch",
+                &format!("lines[{i}].unit_price"),
+                format!(
+                    "{} is not the original's price {}",
+                    l.unit_price, ctx.original.lines[idx].unit_price
+                ),
+                format!(
+                    "{} 不是原发票单价 {}",
+                    l.unit_price, ctx.original.lines[idx].unit_price
+                ),
+            ));
         }
         if need > remaining.quantity[idx] || a.abs() > remaining.amount[idx] {
-            out.push(finding("credit_exceeds_original", &format!("lines[{i}].quantity"), format!("credits more than is left on line {idx} of {}", ctx.original.number), format!("超过原发票 {} 第 {} 行剩余可冲红数量或金额", ctx.original.number, idx + 1)));
+            out.push(finding(
+                "credit_exceeds_original",
+                &format!("lines[{i}].quantity"),
+                format!(
+                    "credits more than is left on line {idx} of {}",
+                    ctx.original.number
+                ),
+                format!(
+                    "超过原发票 {} 第 {} 行剩余可冲红数量或金额",
+                    ctx.original.number,
+                    idx + 1
+                ),
+            ));
             continue;
         }
         remaining.quantity[idx] -= need;
