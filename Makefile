@@ -4,10 +4,12 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 PYTHON ?= python3
-APT_PACKAGES := build-essential pkg-config libssl-dev libdbus-1-dev
-STAMP := target/.deps-installed
+APT_PACKAGES := build-essential pkg-config libssl-dev libdbus-1-dev \
+  libwebkit2gtk-4.1-dev xvfb xauth webkit2gtk-driver fonts-noto-cjk imagemagick
+# Bumped when install-deps.sh learns something new, so existing machines run it again.
+STAMP := target/.deps-installed-2
 
-.PHONY: run test deps build bench fmt clean-demo
+.PHONY: run demo test deps build bench fmt clean-demo ui ui-test bindings app
 
 ## Installs the system and Python packages the build and the tests need (once per machine).
 deps: $(STAMP)
@@ -19,13 +21,36 @@ $(STAMP):
 build: deps
 	$(CARGO) build --workspace --bins
 
-## The narrated terminal demo against a local sandbox taxd (CLI until the app lands).
-run: build
+## The front end (ui/dist, embedded in the app at compile time).
+ui: deps
+	cd ui && npm run build
+
+## Front-end unit tests (vitest, jsdom, mocked IPC).
+ui-test: deps
+	cd ui && npm test
+
+## The desktop app (debug build, front end embedded).
+app: ui
+	$(CARGO) build -p kaipiao-app
+
+## Regenerates ui/src/lib/bindings from src-tauri/src/dto.rs (ts-rs).
+bindings:
+	UPDATE_BINDINGS=1 $(CARGO) test -p kaipiao-app --test commands bindings_are_fresh
+
+## The desktop app against a local sandbox taxd (fresh data in .demo/app; taxd stops on exit).
+run: ui
+	$(CARGO) build -p kaipiao-app -p taxd
+	@src-tauri/run-demo.sh
+
+## The narrated terminal demo against a local sandbox taxd.
+demo: build
 	@scripts/demo.sh
 
-## Every test: unit, property, integration and end-to-end over real processes.
-## Ends with nextest's own summary line.
+## Every test: unit, property, integration and end-to-end over real processes, the
+## front end's vitest suite, and the real app window over WebDriver (kaipiao-app's
+## `window` tests, run by nextest). Ends with nextest's own summary line.
 test: deps
+	cd ui && npm test && npm run build
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --no-fail-fast
 

@@ -19,6 +19,19 @@ if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev
   cargo install cargo-nextest --locked
 fi
 
+# The real-window tests drive the app through tauri-driver (it finds /usr/bin/WebKitWebDriver).
+if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+  echo "installing tauri-driver"
+  cargo install tauri-driver --locked
+fi
+
+# The front end's packages, exactly as locked.
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [ -f "$ROOT/ui/package-lock.json" ] && [ ! -d "$ROOT/ui/node_modules" ]; then
+  echo "installing the front end's npm packages"
+  (cd "$ROOT/ui" && npm ci --no-audit --no-fund)
+fi
+
 # The independent export verifier (shared/tools/verify_export.py) needs these.
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import rfc8785, cryptography' 2>/dev/null; then

@@ -1,0 +1,498 @@
+//! The background sync: its own thread, its own `Ledger::open` of the data directory and
+//! a current-thread tokio runtime (the sync futures borrow a `Ledger`, which is not Sync).
+//!
+//! While the authority answers it drains the outbox as soon as something is issued and
+//! tops up leases; while it does not, it probes `GET /v1/health` with a growing, jittered
+//! interval, and after an outage waits a random moment before the first sends so a
+//! recovering server does not meet every client at once (SPEC 6). "Sync now" runs here
+//! too: this thread is the only one of the app that drains the outbox.
+
+use crate::dto::*;
+use crate::error::{ApiError, ApiResult};
+use chrono::Utc;
+use kaipiao_core::{DeviceKey, Lang};
+use kaipiao_ledger::{Ledger, LedgerError};
+use kaipiao_sync::{Progress, SyncError, SyncOptions, SyncOutcome};
+use rand::Rng;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use zeroize::Zeroizing;
+
+/// Where the events go: Tauri events in the app, a recorder in tests.
+pub trait Notify: Send + Sync {
+    fn connectivity(&self, c: &ConnectivityDto);
+    fn outbox(&self, o: &OutboxChanged);
+}
+
+/// A notifier that drops everything.
+pub struct Silent;
+
+impl Notify for Silent {
+    fn connectivity(&self, _: &ConnectivityDto) {}
+    fn outbox(&self, _: &OutboxChanged) {}
+}
+
+pub type ProgressFn = Arc<dyn Fn(SyncEvent) + Send + Sync>;
+
+/// What the command side and the sync thread both see.
+pub struct SyncShared {
+    lang: RwLock<Lang>,
+    connectivity: Mutex<ConnectivityDto>,
+    pub syncing: AtomicBool,
+    /// Bumped whenever invoices or statuses change (list cache key).
+    pub data_version: AtomicU64,
+}
+
+impl SyncShared {
+    pub fn new(lang: Lang) -> SyncShared {
+        SyncShared {
+            lang: RwLock::new(lang),
+            connectivity: Mutex::new(ConnectivityDto::default()),
+            syncing: AtomicBool::new(false),
+            data_version: AtomicU64::new(0),
+        }
+    }
+
+    pub fn lang(&self) -> Lang {
+        *self.lang.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_lang(&self, lang: Lang) {
+        *self.lang.write().unwrap_or_else(|p| p.into_inner()) = lang;
+    }
+
+    pub fn connectivity(&self) -> ConnectivityDto {
+        self.connectivity.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+enum Msg {
+    Key(Zeroizing<[u8; 32]>),
+    SyncNow {
+        progress: ProgressFn,
+        reply: oneshot::Sender<ApiResult<SyncSummaryDto>>,
+    },
+    Wake,
+    Reconfigure,
+    Shutdown,
+}
+
+/// The command side's end of the sync thread.
+pub struct SyncHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl SyncHandle {
+    pub fn send_key(&self, secret: Zeroizing<[u8; 32]>) {
+        let _ = self.tx.send(Msg::Key(secret));
+    }
+
+    /// Something was issued: drain soon if the authority answers.
+    pub fn wake(&self) {
+        let _ = self.tx.send(Msg::Wake);
+    }
+
+    /// The endpoints changed: probe them now.
+    pub fn reconfigure(&self) {
+        let _ = self.tx.send(Msg::Reconfigure);
+    }
+
+    pub fn sync_now(&self, progress: ProgressFn) -> oneshot::Receiver<ApiResult<SyncSummaryDto>> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::SyncNow { progress, reply });
+        rx
+    }
+
+    /// Stops the thread and waits for it (a run in progress ends at its next await).
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Msg::Shutdown);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Timing of the loop; short in tests through `KAIPIAO_PROBE_MS` (the first offline
+/// probe interval, in milliseconds).
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    first_probe: Duration,
+    max_probe: Duration,
+    heartbeat: Duration,
+    /// Upper bound of the random delay before the first sends after an outage.
+    recovery_delay: Duration,
+}
+
+impl Timing {
+    fn from_env() -> Timing {
+        let first = std::env::var("KAIPIAO_PROBE_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(Duration::from_secs(2));
+        Timing {
+            first_probe: first,
+            max_probe: (first * 30).min(Duration::from_secs(60)).max(first),
+            heartbeat: (first * 10).min(Duration::from_secs(30)).max(first),
+            recovery_delay: (first * 2).min(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// Full jitter around `base`: uniformly in [base/2, 3·base/2].
+fn jittered(base: Duration) -> Duration {
+    let ms = base.as_millis().max(2) as u64;
+    Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms + ms / 2))
+}
+
+pub fn start(dir: PathBuf, shared: Arc<SyncShared>, notify: Arc<dyn Notify>) -> std::io::Result<SyncHandle> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let thread = std::thread::Builder::new().name("kaipiao-sync".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(_) => return,
+        };
+        let ledger = match Ledger::open(&dir) {
+            Ok(l) => l,
+            Err(_) => return,
+        };
+        let mut worker = Worker {
+            ledger,
+            key: None,
+            shared,
+            notify,
+            timing: Timing::from_env(),
+            failures: 0,
+        };
+        rt.block_on(worker.run(rx));
+    })?;
+    Ok(SyncHandle {
+        tx,
+        thread: Mutex::new(Some(thread)),
+    })
+}
+
+struct Worker {
+    ledger: Ledger,
+    key: Option<Zeroizing<[u8; 32]>>,
+    shared: Arc<SyncShared>,
+    notify: Arc<dyn Notify>,
+    timing: Timing,
+    /// Consecutive failed probes: the offline interval grows with them.
+    failures: u32,
+}
+
+enum Probe {
+    Up { endpoint: String, primary: bool },
+    Busy { endpoint: String, detail: String },
+    Down { endpoint: Option<String>, detail: String },
+}
+
+impl Worker {
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        let mut next_tick = Instant::now();
+        // A drain waits for this after an outage (the random start delay of SPEC 6).
+        let mut drain_after: Option<Instant> = None;
+        loop {
+            let msg = tokio::select! {
+                m = rx.recv() => m,
+                _ = tokio::time::sleep_until(next_tick) => {
+                    next_tick = self.tick(&mut drain_after).await;
+                    continue;
+                }
+            };
+            match msg {
+                None | Some(Msg::Shutdown) => break,
+                Some(Msg::Key(k)) => {
+                    self.key = Some(k);
+                    next_tick = Instant::now();
+                }
+                Some(Msg::Wake) => {
+                    if matches!(self.shared.connectivity().state, ConnectivityState::Online | ConnectivityState::Degraded | ConnectivityState::Unknown) {
+                        // Coalesce a burst of issues into one run.
+                        next_tick = next_tick.min(Instant::now() + Duration::from_millis(200));
+                    }
+                }
+                Some(Msg::Reconfigure) => {
+                    self.failures = 0;
+                    next_tick = Instant::now();
+                }
+                Some(Msg::SyncNow { progress, reply }) => {
+                    let result = self.drain(Some(progress), true).await;
+                    let _ = reply.send(result);
+                    drain_after = None;
+                    next_tick = Instant::now() + self.interval();
+                }
+            }
+        }
+    }
+
+    fn lang(&self) -> Lang {
+        self.shared.lang()
+    }
+
+    fn interval(&self) -> Duration {
+        match self.shared.connectivity().state {
+            ConnectivityState::Online => jittered(self.timing.heartbeat),
+            _ => {
+                let factor = 1u32 << self.failures.min(5);
+                jittered((self.timing.first_probe * factor).min(self.timing.max_probe))
+            }
+        }
+    }
+
+    fn set_connectivity(&self, state: ConnectivityState, endpoint: Option<String>, detail: String) {
+        let changed = {
+            let mut c = self.shared.connectivity.lock().unwrap_or_else(|p| p.into_inner());
+            if c.state == state && c.endpoint == endpoint && c.detail == detail {
+                false
+            } else {
+                if c.state != state {
+                    c.since = Some(kaipiao_core::draft::timestamp(Utc::now()));
+                }
+                c.state = state;
+                c.endpoint = endpoint;
+                c.detail = detail;
+                true
+            }
+        };
+        if changed {
+            self.notify.connectivity(&self.shared.connectivity());
+        }
+    }
+
+    fn pending(&self) -> u32 {
+        self.ledger
+            .status(Utc::now())
+            .map(|s| u32::try_from(s.pending).unwrap_or(u32::MAX))
+            .unwrap_or(0)
+    }
+
+    async fn tick(&mut self, drain_after: &mut Option<Instant>) -> Instant {
+        let device = match self.ledger.device() {
+            Ok(Some(d)) if d.device_id.is_some() && !d.servers.is_empty() => d,
+            _ => return Instant::now() + Duration::from_secs(2),
+        };
+        let was = self.shared.connectivity().state;
+        match self.probe(&device.servers).await {
+            Probe::Up { endpoint, primary } => {
+                self.failures = 0;
+                let state = if primary { ConnectivityState::Online } else { ConnectivityState::Degraded };
+                self.set_connectivity(state, Some(endpoint), String::new());
+                if matches!(was, ConnectivityState::Offline) {
+                    // Back after an outage: start after a random delay (SPEC 6).
+                    let ms = self.timing.recovery_delay.as_millis() as u64;
+                    let delay = Duration::from_millis(rand::thread_rng().gen_range(0..=ms));
+                    *drain_after = Some(Instant::now() + delay);
+                    return Instant::now() + delay;
+                }
+            }
+            Probe::Busy { endpoint, detail } => {
+                self.failures = self.failures.saturating_add(1);
+                self.set_connectivity(ConnectivityState::Degraded, Some(endpoint), detail);
+                return Instant::now() + self.interval();
+            }
+            Probe::Down { endpoint, detail } => {
+                self.failures = self.failures.saturating_add(1);
+                self.set_connectivity(ConnectivityState::Offline, endpoint, detail);
+                return Instant::now() + self.interval();
+            }
+        }
+        if drain_after.is_some_and(|t| t > Instant::now()) {
+            return drain_after.unwrap_or_else(Instant::now);
+        }
+        *drain_after = None;
+        if self.key.is_some() {
+            if self.pending() > 0 {
+                let _ = self.drain(None, false).await;
+            } else if let Some(key) = self.device_key() {
+                let opts = SyncOptions {
+                    give_up_after: Duration::from_secs(10),
+                    ..SyncOptions::default()
+                };
+                if let Ok(Some(_)) = kaipiao_sync::top_up_leases(&self.ledger, &key, &opts).await {
+                    self.shared.data_version.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        Instant::now() + self.interval()
+    }
+
+    fn device_key(&self) -> Option<DeviceKey> {
+        self.key.as_ref().map(|s| DeviceKey::from_bytes(s))
+    }
+
+    /// `GET /v1/health` on each endpoint in order until one answers.
+    async fn probe(&self, servers: &[String]) -> Probe {
+        let lang = self.lang();
+        let opts = SyncOptions {
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(5),
+            ..SyncOptions::default()
+        };
+        let client = match kaipiao_sync::Client::new(servers, &opts) {
+            Ok(c) => c,
+            Err(e) => {
+                return Probe::Down {
+                    endpoint: servers.first().cloned(),
+                    detail: e.message(lang),
+                }
+            }
+        };
+        let mut first_failure: Option<(String, String)> = None;
+        let mut busy: Option<(String, String)> = None;
+        for (i, endpoint) in client.endpoints().iter().enumerate() {
+            match client.health(endpoint).await {
+                Ok(_) => {
+                    if let Some((ep, detail)) = busy {
+                        if i > 0 {
+                            return Probe::Busy { endpoint: ep, detail };
+                        }
+                    }
+                    return Probe::Up {
+                        endpoint: endpoint.clone(),
+                        primary: i == 0,
+                    };
+                }
+                Err(e) => {
+                    let overloaded = matches!(&e, SyncError::Authority { status, code, .. }
+                        if *status == 429 || (*status == 503 && code == "overloaded"));
+                    let detail = describe_failure(&e, lang);
+                    if overloaded && busy.is_none() {
+                        busy = Some((endpoint.clone(), detail.clone()));
+                    }
+                    if first_failure.is_none() {
+                        first_failure = Some((endpoint.clone(), detail));
+                    }
+                }
+            }
+        }
+        if let Some((endpoint, detail)) = busy {
+            return Probe::Busy { endpoint, detail };
+        }
+        let (endpoint, detail) = first_failure.map(|(e, d)| (Some(e), d)).unwrap_or((None, String::new()));
+        Probe::Down { endpoint, detail }
+    }
+
+    /// One sync run (background or "Sync now").
+    async fn drain(&mut self, progress: Option<ProgressFn>, manual: bool) -> ApiResult<SyncSummaryDto> {
+        let lang = self.lang();
+        let Some(key) = self.device_key() else {
+            return Err(ApiError::say("locked", "passphrase", lang, "设备密钥尚未解锁，请输入口令", "The device key is locked; type its passphrase"));
+        };
+        let pending_before = self.pending();
+        if let Some(p) = &progress {
+            p(SyncEvent::Started { pending: pending_before });
+        }
+        self.shared.syncing.store(true, Ordering::SeqCst);
+        let done = AtomicU32::new(0);
+        let up: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
+        let notify = self.notify.clone();
+        let shared = self.shared.clone();
+        let callback = |p: Progress| {
+            let event = match p {
+                Progress::Connecting { endpoint } => SyncEvent::Connecting { endpoint },
+                Progress::Submitted { number, status } => {
+                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    let pending = pending_before.saturating_sub(n);
+                    shared.data_version.fetch_add(1, Ordering::SeqCst);
+                    notify.outbox(&OutboxChanged { pending });
+                    SyncEvent::Submitted { number, status, done: n, pending }
+                }
+                Progress::Retrying { after, reason } => SyncEvent::Retrying {
+                    after_ms: u32::try_from(after.as_millis()).unwrap_or(u32::MAX),
+                    reason,
+                },
+                Progress::Endpoint { endpoint, up: is_up } => {
+                    up.lock().unwrap_or_else(|p| p.into_inner()).push((endpoint.clone(), is_up));
+                    SyncEvent::Endpoint { endpoint, up: is_up }
+                }
+            };
+            if let Some(p) = &progress {
+                p(event);
+            }
+        };
+        let opts = SyncOptions {
+            give_up_after: Duration::from_secs(if manual { 20 } else { 15 }),
+            ..SyncOptions::default()
+        };
+        let result = kaipiao_sync::sync_now(&self.ledger, &key, &opts, &callback).await;
+        self.shared.syncing.store(false, Ordering::SeqCst);
+        self.shared.data_version.fetch_add(1, Ordering::SeqCst);
+        let pending = self.pending();
+        self.notify.outbox(&OutboxChanged { pending });
+        let endpoints = up.into_inner().unwrap_or_else(|p| p.into_inner());
+        let last_up = endpoints.iter().rev().find(|(_, u)| *u).map(|(e, _)| e.clone());
+        let report = match result {
+            Ok(r) => r,
+            Err(SyncError::Ledger(LedgerError::Busy)) => {
+                return Err(ApiError::say(
+                    "busy",
+                    "",
+                    lang,
+                    "另一个程序（如命令行 kaipiao sync）正在同步此数据目录，请稍后再试",
+                    "Another program (such as `kaipiao sync`) is syncing this data directory; try again in a moment",
+                ))
+            }
+            Err(e) => return Err(ApiError::sync(&e, lang)),
+        };
+        let servers = self.ledger.device().ok().flatten().map(|d| d.servers).unwrap_or_default();
+        let (outcome, reason) = match &report.outcome {
+            SyncOutcome::Complete => {
+                self.failures = 0;
+                let endpoint = last_up.clone().or_else(|| servers.first().cloned());
+                let primary = endpoint.as_deref() == servers.first().map(String::as_str);
+                self.set_connectivity(
+                    if primary { ConnectivityState::Online } else { ConnectivityState::Degraded },
+                    endpoint,
+                    String::new(),
+                );
+                (SyncOutcomeKind::Complete, None)
+            }
+            SyncOutcome::Transient(why) => {
+                match &last_up {
+                    Some(ep) => self.set_connectivity(ConnectivityState::Degraded, Some(ep.clone()), why.clone()),
+                    None => self.set_connectivity(ConnectivityState::Offline, servers.first().cloned(), why.clone()),
+                }
+                (SyncOutcomeKind::Transient, Some(transient_reason(why, lang)))
+            }
+            SyncOutcome::Stopped(why) => (SyncOutcomeKind::Stopped, Some(why.clone())),
+        };
+        let n = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Ok(SyncSummaryDto {
+            outcome,
+            reason,
+            submitted: n(report.submitted),
+            accepted: n(report.accepted),
+            rejected: n(report.rejected),
+            pending: n(report.pending),
+            head_mismatch: report.head_mismatch.clone(),
+            alerts: report.alerts.clone(),
+            finished_at: kaipiao_core::draft::timestamp(Utc::now()),
+        })
+    }
+}
+
+fn transient_reason(why: &str, lang: Lang) -> String {
+    match lang {
+        Lang::Zh => format!("税务机关暂时无法受理，发票已安全保存，稍后会自动重试（{why}）"),
+        Lang::En => format!("The tax authority cannot take invoices right now; they are safe here and will be retried automatically ({why})"),
+    }
+}
+
+fn describe_failure(e: &SyncError, lang: Lang) -> String {
+    match e {
+        SyncError::Authority { status, code, .. } => match lang {
+            Lang::Zh => format!("服务器应答 {status} {code}"),
+            Lang::En => format!("the server answered {status} {code}"),
+        },
+        other => other.message(lang),
+    }
+}

@@ -1,0 +1,113 @@
+//! The one error shape that crosses IPC: `{code, message, field}`. The UI branches on
+//! `code` and highlights `field`; `message` is already in the clerk's language.
+
+use kaipiao_core::{FieldError, Lang};
+use kaipiao_ledger::LedgerError;
+use kaipiao_sync::SyncError;
+use serde::Serialize;
+use ts_rs::TS;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct ApiError {
+    /// Stable machine code (`invalid_tax_id`, `offline_amount_exceeded`, `locked`, ...).
+    pub code: String,
+    /// What happened and what to do, in the UI language.
+    pub message: String,
+    /// Path of the field in the request (`buyer.tax_id`, `lines[0].quantity`), "" when none.
+    pub field: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    pub fn new(code: &str, field: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code: code.to_string(),
+            message: message.into(),
+            field: field.to_string(),
+        }
+    }
+
+    /// Picks the message of the clerk's language.
+    pub fn say(code: &str, field: &str, lang: Lang, zh: &str, en: &str) -> ApiError {
+        ApiError::new(code, field, lang.pick(zh, en))
+    }
+
+    /// The field's own text, without the `field:` prefix the CLI prints: the UI shows the
+    /// message next to the field.
+    pub fn field_error(e: &FieldError, lang: Lang) -> ApiError {
+        ApiError::new(&e.code, &e.field, e.text(lang))
+    }
+
+    pub fn ledger(e: &LedgerError, lang: Lang) -> ApiError {
+        match e {
+            LedgerError::Invalid(fe) => ApiError::field_error(fe, lang),
+            LedgerError::Key(_) if e.to_string().contains("wrong passphrase") => ApiError::say(
+                "wrong_passphrase",
+                "passphrase",
+                lang,
+                "口令不正确，请重新输入设备密钥口令",
+                "Wrong passphrase for the device key; type it again",
+            ),
+            LedgerError::NotInitialized => ApiError::say(
+                "not_initialized",
+                "",
+                lang,
+                "此数据目录尚未设置设备，请先完成首次设置",
+                "This data directory has no device yet; complete the first-run setup",
+            ),
+            LedgerError::NotEnrolled => ApiError::say(
+                "not_enrolled",
+                "",
+                lang,
+                "设备尚未向税务机关登记，请先完成首次设置",
+                "The device is not enrolled with the tax authority; complete the first-run setup",
+            ),
+            other => ApiError::new(other.code(), other.field(), other.message(lang)),
+        }
+    }
+
+    pub fn sync(e: &SyncError, lang: Lang) -> ApiError {
+        match e {
+            SyncError::Ledger(le) => ApiError::ledger(le, lang),
+            SyncError::Http(_) => ApiError::new(
+                "unreachable",
+                "servers",
+                format!(
+                    "{} ({})",
+                    lang.pick(
+                        "无法连接税务机关服务器，请检查地址和网络后重试",
+                        "The tax authority could not be reached; check the address and the network, then try again"
+                    ),
+                    e.message(lang)
+                ),
+            ),
+            SyncError::Authority { code, .. } if code == "enrollment_token_invalid" => ApiError::say(
+                "enrollment_token_invalid",
+                "token",
+                lang,
+                "税务机关不接受此登记令牌，请核对后重新输入",
+                "The tax authority did not accept this enrolment token; check it and type it again",
+            ),
+            other => {
+                let field = match other.field() {
+                    "server" => "servers",
+                    f => f,
+                };
+                ApiError::new(other.code(), field, other.message(lang))
+            }
+        }
+    }
+
+    pub fn internal(what: impl std::fmt::Display) -> ApiError {
+        ApiError::new("internal", "", what.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

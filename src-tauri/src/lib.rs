@@ -1,0 +1,105 @@
+//! kaipiao-app: the clerk's desktop window over the same ledger and sync engine as the
+//! CLI (SPEC 1). It wires the engine to Tauri and does nothing else: commands parse, call
+//! the engine and map errors to `{code, message, field}`; a background thread drains the
+//! outbox and reports connectivity through events.
+//!
+//! It must never compute money (the engine's `preview` does), never hold the key in
+//! plain text on disk, never let the web view reach the network (the authority is
+//! called only from Rust), and never run two drainers of one outbox (single instance,
+//! one sync thread, and the ledger's advisory lock against the CLI).
+
+pub mod background;
+mod commands;
+pub mod dto;
+pub mod engine;
+pub mod error;
+
+use background::Notify;
+use dto::{ConnectivityDto, OutboxChanged};
+use engine::{Engine, EngineConfig};
+use error::{ApiError, ApiResult};
+use std::sync::{Arc, RwLock};
+use tauri::{Emitter, Manager};
+
+/// The identifier of release builds; any other (the dev config's) keeps its own data.
+pub const RELEASE_IDENTIFIER: &str = "cn.kaipiao.app";
+
+/// The engine of the open data directory (replaced by "open another data directory"),
+/// or why it could not be opened.
+pub struct AppState {
+    engine: RwLock<Result<Arc<Engine>, ApiError>>,
+    notify: Arc<dyn Notify>,
+}
+
+impl AppState {
+    fn engine(&self) -> ApiResult<Arc<Engine>> {
+        self.engine.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn replace(&self, engine: Arc<Engine>) -> Result<Arc<Engine>, ApiError> {
+        std::mem::replace(&mut *self.engine.write().unwrap_or_else(|p| p.into_inner()), Ok(engine))
+    }
+}
+
+struct TauriNotify(tauri::AppHandle);
+
+impl Notify for TauriNotify {
+    fn connectivity(&self, c: &ConnectivityDto) {
+        let _ = self.0.emit("connectivity-changed", c);
+    }
+    fn outbox(&self, o: &OutboxChanged) {
+        let _ = self.0.emit("outbox-changed", o);
+    }
+}
+
+pub fn run() {
+    tauri::Builder::default()
+        // First: a second launch focuses this window instead of opening another drainer.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            if let Some(w) = app.get_webview_window("main") {
+                let _ = w.unminimize();
+                let _ = w.set_focus();
+            }
+        }))
+        .setup(|app| {
+            let identifier = app.config().identifier.clone();
+            let dev_build = identifier != RELEASE_IDENTIFIER;
+            // Release: the CLI's default directory, so both open the same ledger.
+            // Dev: the app's own directory, away from real data.
+            let default_dir = if dev_build {
+                app.path().app_data_dir().ok()
+            } else {
+                dirs::data_dir().map(|d| d.join("kaipiao"))
+            };
+            let config = EngineConfig::from_env(default_dir, app.path().app_config_dir().ok(), dev_build);
+            let notify: Arc<dyn Notify> = Arc::new(TauriNotify(app.handle().clone()));
+            let engine = Engine::open(config, notify.clone());
+            app.manage(AppState {
+                engine: RwLock::new(engine),
+                notify,
+            });
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app_state,
+            commands::set_settings,
+            commands::set_servers,
+            commands::open_data_dir,
+            commands::check_tax_id,
+            commands::setup,
+            commands::unlock,
+            commands::preview,
+            commands::issue,
+            commands::status,
+            commands::sync_now,
+            commands::list_invoices,
+            commands::show_invoice,
+            commands::credit_draft,
+            commands::reissue_draft,
+        ])
+        .run(tauri::generate_context!())
+        .unwrap_or_else(|e| {
+            eprintln!("kaipiao-app: {e}");
+            std::process::exit(1);
+        });
+}

@@ -1,0 +1,322 @@
+//! The app's commands on a temp data directory against a real taxd: what the window
+//! calls, without the window. The real window is driven in `window.rs`.
+
+use kaipiao_app::background::Notify;
+use kaipiao_app::dto::*;
+use kaipiao_app::engine::{Engine, EngineConfig};
+use kaipiao_tests::{buyer_tax_id, invalid_tax_id, seller_tax_id, wait_until, Shop, Taxd, PASSPHRASE, TOKEN};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+struct Recorder {
+    connectivity: Mutex<Vec<ConnectivityDto>>,
+    outbox: Mutex<Vec<u32>>,
+}
+
+impl Notify for Recorder {
+    fn connectivity(&self, c: &ConnectivityDto) {
+        self.connectivity.lock().unwrap().push(c.clone());
+    }
+    fn outbox(&self, o: &OutboxChanged) {
+        self.outbox.lock().unwrap().push(o.pending);
+    }
+}
+
+fn config(data: &Path, passphrase: Option<&str>, lang: &str) -> EngineConfig {
+    EngineConfig {
+        data_dir: data.to_path_buf(),
+        data_dir_from_env: true,
+        settings_file: data.join("app-settings.json"),
+        env_passphrase: passphrase.map(str::to_string),
+        system_locale: lang.to_string(),
+        dev_build: true,
+    }
+}
+
+fn fast_probes() {
+    // Read by the sync thread when it starts: probe every ~100 ms while offline.
+    std::env::set_var("KAIPIAO_PROBE_MS", "100");
+}
+
+fn setup_request(taxd: &Taxd) -> SetupRequest {
+    SetupRequest {
+        seller_name: "杭州小店贸易有限公司".into(),
+        seller_tax_id: seller_tax_id(),
+        seller_address: String::new(),
+        seller_bank: String::new(),
+        device_name: "前台 1".into(),
+        servers: vec![taxd.url()],
+        token: TOKEN.into(),
+        passphrase: Some("not used: KAIPIAO_PASSPHRASE wins".into()),
+    }
+}
+
+fn draft(kind: &str, buyer_tax: &str, qty: &str, price: &str) -> DraftDto {
+    DraftDto {
+        kind: kind.into(),
+        buyer: PartyDto {
+            name: "深圳市某某科技有限公司".into(),
+            tax_id: buyer_tax.into(),
+            address: String::new(),
+            bank: String::new(),
+        },
+        lines: vec![DraftLineDto {
+            name: "*计算机配套产品*键盘".into(),
+            unit: "台".into(),
+            quantity: qty.into(),
+            unit_price: price.into(),
+            tax_rate: "0.13".into(),
+            ..DraftLineDto::default()
+        }],
+        price_includes_tax: false,
+        original: None,
+        remarks: String::new(),
+        issuer: "李四".into(),
+    }
+}
+
+fn ready_engine(taxd: &Taxd) -> (tempfile::TempDir, Arc<Engine>, Arc<Recorder>) {
+    fast_probes();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Arc::new(Recorder::default());
+    let engine = Engine::open(config(dir.path(), Some(PASSPHRASE), "zh_CN.UTF-8"), rec.clone()).unwrap();
+    assert_eq!(engine.state().unwrap().phase, Phase::Setup);
+    let result = engine.setup(setup_request(taxd)).unwrap();
+    assert!(result.device.device_id.is_some());
+    assert_eq!(result.lease.first_number.len(), 20);
+    assert!(result.lease.numbers_left > 0);
+    assert_eq!(engine.state().unwrap().phase, Phase::Ready);
+    (dir, engine, rec)
+}
+
+fn sync(engine: &Engine) -> (SyncSummaryDto, Vec<SyncEvent>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let rx = engine
+        .sync_now(Arc::new(move |e| sink.lock().unwrap().push(e)))
+        .unwrap();
+    let summary = rx.blocking_recv().unwrap().unwrap();
+    let events = events.lock().unwrap().clone();
+    (summary, events)
+}
+
+#[test]
+fn setup_preview_issue_and_sync_now() {
+    let taxd = Taxd::start(&[]);
+    let (_dir, engine, rec) = ready_engine(&taxd);
+
+    // The UI never computes money: preview gives lines, totals and capitals.
+    let d = draft("special", &buyer_tax_id(), "10", "120");
+    let p = engine.preview(&d);
+    assert_eq!(p.problem, None);
+    assert_eq!((p.total_amount.as_str(), p.total_tax.as_str(), p.total.as_str()), ("1200.00", "156.00", "1356.00"));
+    assert_eq!(p.total_in_words, "壹仟叁佰伍拾陆元整");
+    assert_eq!(p.lines[0].as_ref().unwrap().amount, "1200.00");
+
+    // Totals while the buyer is still empty and a blank line was just added.
+    let mut partial = d.clone();
+    partial.buyer.name.clear();
+    partial.lines.push(DraftLineDto { tax_rate: "0.13".into(), ..DraftLineDto::default() });
+    let p = engine.preview(&partial);
+    assert_eq!(p.total, "1356.00");
+    assert!(p.totals_complete);
+    assert_eq!(p.problem.as_ref().unwrap().field, "buyer.name");
+
+    let issued = engine.issue(&d).unwrap();
+    assert_eq!(issued.status, "pending");
+    assert_eq!(issued.number.len(), 20);
+    assert_eq!(issued.total_in_words, "壹仟叁佰伍拾陆元整");
+    assert!(rec.outbox.lock().unwrap().contains(&1));
+
+    let (summary, events) = sync(&engine);
+    assert_eq!(summary.outcome, SyncOutcomeKind::Complete, "{summary:?}");
+    assert_eq!(engine.status().unwrap().pending, 0);
+    assert!(matches!(events.first(), Some(SyncEvent::Started { .. })), "{events:?}");
+    let detail = engine.show(&issued.number).unwrap();
+    assert_eq!(detail.status, "accepted");
+    let receipt = detail.receipt.unwrap();
+    assert_eq!(receipt.authority_code.len(), 20);
+    assert!(detail.history.iter().any(|h| h.status == "accepted"));
+    assert_eq!(engine.status().unwrap().connectivity.state, ConnectivityState::Online);
+}
+
+#[test]
+fn bad_buyer_tax_id_on_special_issues_nothing() {
+    let taxd = Taxd::start(&[]);
+    let (_dir, engine, _) = ready_engine(&taxd);
+    let check = engine.check_tax_id(&invalid_tax_id());
+    assert!(!check.valid && !check.message.is_empty(), "{check:?}");
+    let e = engine.issue(&draft("special", &invalid_tax_id(), "1", "100")).unwrap_err();
+    assert_eq!((e.code.as_str(), e.field.as_str()), ("invalid_tax_id", "buyer.tax_id"));
+    assert!(e.message.contains("纳税人识别号") || e.message.contains("校验"), "Chinese message: {e:?}");
+    let e = engine.issue(&draft("special", "", "1", "100")).unwrap_err();
+    assert_eq!(e.field, "buyer.tax_id");
+    assert_eq!(engine.status().unwrap().pending, 0);
+    assert_eq!(engine.list(&ListQuery { limit: 10, ..ListQuery::default() }).unwrap().total, 0);
+}
+
+#[test]
+fn outage_issue_offline_then_recover() {
+    let taxd = Taxd::start(&[]);
+    let (_dir, engine, rec) = ready_engine(&taxd);
+    wait_until("online", Duration::from_secs(20), || {
+        engine.status().unwrap().connectivity.state == ConnectivityState::Online
+    });
+    taxd.set_faults(serde_json::json!({"outage": true}));
+    let issued = engine.issue(&draft("ordinary", "", "2", "50")).unwrap();
+    wait_until("offline", Duration::from_secs(20), || {
+        engine.status().unwrap().connectivity.state == ConnectivityState::Offline
+    });
+    assert!(rec.connectivity.lock().unwrap().iter().any(|c| c.state == ConnectivityState::Offline));
+    let st = engine.status().unwrap();
+    assert_eq!(st.pending, 1);
+    assert!(st.oldest_pending_at.is_some());
+    assert!(st.offline_hours_left.is_some() && st.offline_amount_left.is_some());
+    // Issuing continues during the outage.
+    engine.issue(&draft("ordinary", "", "1", "10")).unwrap();
+    assert_eq!(engine.status().unwrap().pending, 2);
+
+    taxd.set_faults(serde_json::json!({"outage": false}));
+    // The background loop notices and drains by itself.
+    wait_until("drained", Duration::from_secs(30), || engine.status().unwrap().pending == 0);
+    assert_eq!(engine.show(&issued.number).unwrap().status, "accepted");
+    assert_eq!(engine.status().unwrap().connectivity.state, ConnectivityState::Online);
+}
+
+#[test]
+fn credit_note_prefilled_from_the_original() {
+    let taxd = Taxd::start(&[]);
+    let (_dir, engine, _) = ready_engine(&taxd);
+    let original = engine.issue(&draft("special", &buyer_tax_id(), "3", "100")).unwrap();
+    let credit = engine.credit_draft(&original.number).unwrap();
+    assert_eq!(credit.kind, "credit");
+    assert_eq!(credit.original.as_deref(), Some(original.number.as_str()));
+    assert_eq!(credit.lines[0].quantity, "-3");
+    let p = engine.preview(&credit);
+    assert_eq!(p.problem, None, "{p:?}");
+    assert_eq!(p.total, "-339.00");
+    assert_eq!(p.total_in_words, "负叁佰叁拾玖元整");
+    let issued = engine.issue(&credit).unwrap();
+    assert_eq!(issued.kind, "credit");
+    // Credited in full: a second credit note is refused by the engine.
+    assert!(engine.issue(&credit).is_err());
+    let detail = engine.show(&issued.number).unwrap();
+    assert!(!detail.can_credit);
+    assert_eq!(detail.invoice.original.unwrap().number, original.number);
+}
+
+#[test]
+fn list_filters_and_pages_newest_first() {
+    let taxd = Taxd::start(&[]);
+    let (_dir, engine, _) = ready_engine(&taxd);
+    let mut numbers = Vec::new();
+    for i in 0..30 {
+        let mut d = draft("ordinary", "", "1", &format!("{}", 10 + i));
+        d.buyer.name = if i % 3 == 0 { format!("甲方 {i}") } else { format!("乙方 {i}") };
+        numbers.push(engine.issue(&d).unwrap().number);
+    }
+    let page = engine.list(&ListQuery { offset: 0, limit: 10, ..ListQuery::default() }).unwrap();
+    assert_eq!(page.total, 30);
+    assert_eq!(page.rows.len(), 10);
+    assert_eq!(page.rows[0].number, numbers[29]);
+    let page = engine.list(&ListQuery { offset: 25, limit: 10, ..ListQuery::default() }).unwrap();
+    assert_eq!(page.rows.len(), 5);
+    let buyer = engine.list(&ListQuery { buyer: Some("甲方".into()), limit: 100, ..ListQuery::default() }).unwrap();
+    assert_eq!(buyer.total, 10);
+    let by_number = engine.list(&ListQuery { search: Some(numbers[7].clone()), limit: 100, ..ListQuery::default() }).unwrap();
+    assert_eq!(by_number.total, 1);
+    // The background sync may be draining meanwhile: together they are all.
+    let count = |s: &str| engine.list(&ListQuery { status: Some(s.into()), limit: 1, ..ListQuery::default() }).unwrap().total;
+    assert_eq!(count("accepted") + count("pending") + count("rejected"), 30);
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let dated = engine.list(&ListQuery { from: Some(today.clone()), to: Some(today), limit: 1, ..ListQuery::default() }).unwrap();
+    assert_eq!(dated.total, 30);
+    let e = engine.list(&ListQuery { from: Some("yesterday".into()), limit: 1, ..ListQuery::default() }).unwrap_err();
+    assert_eq!(e.field, "from");
+}
+
+/// The CLI and the app open the same data directory: each sees what the other issued,
+/// and the app's sync thread and the CLI's sync share the outbox lock.
+#[test]
+fn cli_and_app_share_a_data_directory() {
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    fast_probes();
+    let engine = Engine::open(config(&shop.data, Some(PASSPHRASE), "C"), Arc::new(kaipiao_app::background::Silent)).unwrap();
+    assert_eq!(engine.state().unwrap().phase, Phase::Ready);
+    let from_app = engine.issue(&draft("ordinary", "", "1", "100")).unwrap();
+    let cli_list = shop.kaipiao(&["--json", "list"]);
+    cli_list.expect_code(0);
+    assert!(cli_list.json().to_string().contains(&from_app.number));
+    let from_cli = shop.issue(&kaipiao_tests::small_draft("CLI 买方", "25"));
+    let number = from_cli["invoice"]["number"].as_str().unwrap().to_string();
+    let page = engine.list(&ListQuery { limit: 10, ..ListQuery::default() }).unwrap();
+    assert_eq!(page.total, 2);
+    assert_eq!(page.rows[0].number, number);
+    // Whoever drains, everything ends accepted exactly once.
+    wait_until("both accepted", Duration::from_secs(30), || {
+        let out = shop.kaipiao(&["--json", "sync"]);
+        out.code == 0 && engine.status().unwrap().pending == 0
+    });
+    assert_eq!(engine.show(&number).unwrap().status, "accepted");
+    shop.kaipiao(&["verify"]).expect_code(0);
+}
+
+#[test]
+fn locked_until_the_passphrase_is_typed() {
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    let engine = Engine::open(config(&shop.data, None, "en_US.UTF-8"), Arc::new(kaipiao_app::background::Silent)).unwrap();
+    let state = engine.state().unwrap();
+    assert_eq!((state.phase, state.lang.as_str()), (Phase::Locked, "en"));
+    let e = engine.issue(&draft("ordinary", "", "1", "1")).unwrap_err();
+    assert_eq!(e.code, "locked");
+    let e = engine.unlock("wrong passphrase").unwrap_err();
+    assert_eq!(e.code, "wrong_passphrase");
+    assert_eq!(engine.unlock(PASSPHRASE).unwrap().phase, Phase::Ready);
+    engine.issue(&draft("ordinary", "", "1", "1")).unwrap();
+}
+
+#[test]
+fn setup_errors_name_the_field() {
+    fast_probes();
+    let taxd = Taxd::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path(), None, "zh_CN.UTF-8"), Arc::new(kaipiao_app::background::Silent)).unwrap();
+    let mut req = setup_request(&taxd);
+    req.passphrase = Some("short".into());
+    assert_eq!(engine.setup(req.clone()).unwrap_err().field, "passphrase");
+    req.passphrase = Some("a long enough passphrase".into());
+    req.servers = vec!["ftp://nowhere".into()];
+    assert_eq!(engine.setup(req.clone()).unwrap_err().field, "servers");
+    req.servers = vec![taxd.url()];
+    req.seller_tax_id = invalid_tax_id();
+    assert_eq!(engine.setup(req.clone()).unwrap_err().field, "seller.tax_id");
+    req.seller_tax_id = seller_tax_id();
+    req.token = "wrong-token".into();
+    let e = engine.setup(req.clone()).unwrap_err();
+    assert_eq!((e.code.as_str(), e.field.as_str()), ("enrollment_token_invalid", "token"));
+    // The device exists now, not enrolled: the next attempt only enrols.
+    assert_eq!(engine.state().unwrap().phase, Phase::Enrol);
+    req.token = TOKEN.into();
+    engine.setup(req).unwrap();
+    assert_eq!(engine.state().unwrap().phase, Phase::Ready);
+}
+
+#[test]
+fn bindings_are_fresh() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/lib/bindings/index.ts");
+    let generated = kaipiao_app::dto::typescript_bindings();
+    if std::env::var_os("UPDATE_BINDINGS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "ui/src/lib/bindings/index.ts is stale: run `make bindings` and commit the result"
+    );
+}

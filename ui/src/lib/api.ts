@@ -1,0 +1,72 @@
+// Typed calls into the Rust side. Every type comes from the generated bindings: a field
+// renamed in src-tauri/src/dto.rs breaks this file at build time, not the clerk at run time.
+import { Channel, invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type {
+  ApiError,
+  AppStateDto,
+  ConnectivityDto,
+  DraftDto,
+  InvoiceDetailDto,
+  InvoicePage,
+  IssuedDto,
+  ListQuery,
+  OutboxChanged,
+  PreviewDto,
+  SettingsDto,
+  SetupRequest,
+  SetupResult,
+  StatusDto,
+  SyncEvent,
+  SyncSummaryDto,
+  TaxIdCheckDto,
+} from './bindings';
+
+export type * from './bindings';
+
+/** A rejected command: always `{code, message, field}` (message already translated). */
+export function asApiError(e: unknown): ApiError {
+  if (e && typeof e === 'object' && 'code' in e && 'message' in e) {
+    const o = e as Partial<ApiError>;
+    return { code: String(o.code), message: String(o.message), field: String(o.field ?? '') };
+  }
+  return { code: 'internal', message: String(e), field: '' };
+}
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw asApiError(e);
+  }
+}
+
+export const api = {
+  appState: () => call<AppStateDto>('app_state'),
+  setSettings: (settings: SettingsDto) => call<AppStateDto>('set_settings', { settings }),
+  setServers: (servers: string[]) => call<AppStateDto>('set_servers', { servers }),
+  openDataDir: (path: string) => call<AppStateDto>('open_data_dir', { path }),
+  checkTaxId: (input: string) => call<TaxIdCheckDto>('check_tax_id', { input }),
+  setup: (request: SetupRequest) => call<SetupResult>('setup', { request }),
+  unlock: (passphrase: string) => call<AppStateDto>('unlock', { passphrase }),
+  preview: (draft: DraftDto) => call<PreviewDto>('preview', { draft }),
+  issue: (draft: DraftDto) => call<IssuedDto>('issue', { draft }),
+  status: () => call<StatusDto>('status'),
+  syncNow: (onProgress: (e: SyncEvent) => void) => {
+    const channel = new Channel<SyncEvent>();
+    channel.onmessage = onProgress;
+    return call<SyncSummaryDto>('sync_now', { onProgress: channel });
+  },
+  listInvoices: (query: ListQuery) => call<InvoicePage>('list_invoices', { query }),
+  showInvoice: (number: string) => call<InvoiceDetailDto>('show_invoice', { number }),
+  creditDraft: (number: string) => call<DraftDto>('credit_draft', { number }),
+  reissueDraft: (number: string) => call<DraftDto>('reissue_draft', { number }),
+};
+
+export function onConnectivity(f: (c: ConnectivityDto) => void): Promise<UnlistenFn> {
+  return listen<ConnectivityDto>('connectivity-changed', (e) => f(e.payload));
+}
+
+export function onOutboxChanged(f: (o: OutboxChanged) => void): Promise<UnlistenFn> {
+  return listen<OutboxChanged>('outbox-changed', (e) => f(e.payload));
+}

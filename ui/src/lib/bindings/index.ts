@@ -1,0 +1,206 @@
+// Generated from src-tauri/src/dto.rs by ts-rs. Do not edit: run
+// `make bindings` (UPDATE_BINDINGS=1 cargo test -p kaipiao-app bindings) instead.
+
+export type ApiError = { 
+/**
+ * Stable machine code (`invalid_tax_id`, `offline_amount_exceeded`, `locked`, ...).
+ */
+code: string, 
+/**
+ * What happened and what to do, in the UI language.
+ */
+message: string, 
+/**
+ * Path of the field in the request (`buyer.tax_id`, `lines[0].quantity`), "" when none.
+ */
+field: string, };
+
+export type PartyDto = { name: string, tax_id: string, address: string, bank: string, };
+
+export type DraftLineDto = { name: string, tax_code: string, spec: string, unit: string, quantity: string, unit_price: string, 
+/**
+ * One of the SPEC rates ("0.13" ... "0").
+ */
+tax_rate: string, 
+/**
+ * "" (standard), "zero_rated", "exempt" or "non_taxable".
+ */
+treatment: string, };
+
+export type DraftDto = { 
+/**
+ * "ordinary" (普通发票), "special" (专用发票) or "credit" (红字发票).
+ */
+kind: string, buyer: PartyDto, lines: Array<DraftLineDto>, price_includes_tax: boolean, 
+/**
+ * Number of the original invoice (credit notes only).
+ */
+original: string | null, remarks: string, issuer: string, };
+
+export type LineDto = { name: string, tax_code: string, spec: string, unit: string, quantity: string, unit_price: string, amount: string, tax_rate: string, treatment: string, tax: string, };
+
+export type PreviewDto = { 
+/**
+ * One entry per draft line, in order; None for a line that cannot be computed yet.
+ */
+lines: Array<LineDto | null>, total_amount: string, total_tax: string, total: string, total_in_words: string, totals_complete: boolean, problem: ApiError | null, };
+
+export type WarningDto = { 
+/**
+ * "offline_hours" or "offline_amount".
+ */
+limit: string, 
+/**
+ * 75, 90, or 100 (used up).
+ */
+threshold: number, message: string, };
+
+export type IssuedDto = { number: string, id: string, kind: string, 
+/**
+ * Always "pending" right after issuance: the authority has not answered yet.
+ */
+status: string, total: string, total_in_words: string, warnings: Array<WarningDto>, };
+
+export type TaxIdCheckDto = { input: string, normalized: string, valid: boolean, 
+/**
+ * Why not, in the UI language; "" when valid or empty.
+ */
+message: string, };
+
+export type DeviceDto = { device_id: string | null, device_name: string, seller: PartyDto, public_key: string, authority_public_key: string | null, servers: Array<string>, created_at: string, enrolled_at: string | null, 
+/**
+ * "passphrase_file" or "os_keyring".
+ */
+key_protection: string, };
+
+export type LeaseDto = { lease_id: string, first_number: string, last_number: string, numbers_left: number, offline_hours: number, offline_amount_cap: string, single_invoice_cap: string, granted_at: string, };
+
+export type Phase = "setup" | "enrol" | "locked" | "ready";
+
+export type SettingsDto = { 
+/**
+ * "system", "zh" or "en".
+ */
+language: string, 
+/**
+ * "system", "light" or "dark".
+ */
+theme: string, };
+
+export type AppStateDto = { phase: Phase, data_dir: string, 
+/**
+ * The data directory was fixed by KAIPIAO_DATA and cannot be switched in the app.
+ */
+data_dir_from_env: boolean, 
+/**
+ * KAIPIAO_PASSPHRASE is set: the app never asks for the passphrase.
+ */
+passphrase_from_env: boolean, device: DeviceDto | null, leases: Array<LeaseDto>, 
+/**
+ * The resolved UI language: "zh" or "en".
+ */
+lang: string, settings: SettingsDto, dev_build: boolean, version: string, };
+
+export type SetupRequest = { seller_name: string, seller_tax_id: string, seller_address: string, seller_bank: string, device_name: string, 
+/**
+ * Primary first, then backups.
+ */
+servers: Array<string>, token: string, 
+/**
+ * Seals the device key; ignored when KAIPIAO_PASSPHRASE is set.
+ */
+passphrase: string | null, };
+
+export type SetupResult = { device: DeviceDto, lease: LeaseDto, };
+
+export type ConnectivityState = "unknown" | "online" | "degraded" | "offline";
+
+export type ConnectivityDto = { state: ConnectivityState, 
+/**
+ * The endpoint in use (online/degraded) or last tried (offline).
+ */
+endpoint: string | null, 
+/**
+ * When the state began (RFC 3339).
+ */
+since: string | null, 
+/**
+ * The last failure, in the UI language; "" when none.
+ */
+detail: string, };
+
+export type OutboxChanged = { pending: number, };
+
+export type AlertDto = { id: number, at: string, code: string, message: string, invoice_id: string | null, };
+
+export type StatusDto = { pending: number, oldest_pending_at: string | null, 
+/**
+ * Hours left in the offline window, 2 decimals; None without a lease.
+ */
+offline_hours_left: string | null, offline_hours: number | null, offline_amount_left: string | null, offline_amount_cap: string | null, 
+/**
+ * 0, 75, 90 or 100: the highest warning reached by either limit.
+ */
+warning_level: number, warnings: Array<WarningDto>, numbers_left: number, last_sync_at: string | null, queue_stopped: string | null, alerts: Array<AlertDto>, connectivity: ConnectivityDto, 
+/**
+ * A sync (background or "Sync now") is running.
+ */
+syncing: boolean, now: string, };
+
+export type SyncEvent = { "event": "started", pending: number, } | { "event": "connecting", endpoint: string, } | { "event": "submitted", number: string, status: string, done: number, pending: number, } | { "event": "retrying", after_ms: number, reason: string, } | { "event": "endpoint", endpoint: string, up: boolean, };
+
+export type SyncOutcomeKind = "complete" | "transient" | "stopped";
+
+export type SyncSummaryDto = { outcome: SyncOutcomeKind, 
+/**
+ * Why it did not complete, in the UI language where known.
+ */
+reason: string | null, submitted: number, accepted: number, rejected: number, pending: number, head_mismatch: string | null, alerts: Array<string>, finished_at: string, };
+
+export type ListQuery = { 
+/**
+ * "pending", "accepted", "rejected" or null for all.
+ */
+status: string | null, 
+/**
+ * Number or buyer (name or tax ID), any part.
+ */
+search: string | null, 
+/**
+ * Buyer name or tax ID, any part.
+ */
+buyer: string | null, 
+/**
+ * YYYY-MM-DD, inclusive.
+ */
+from: string | null, to: string | null, offset: number, limit: number, };
+
+export type InvoiceRowDto = { seq: number, number: string, id: string, kind: string, issued_at: string, buyer_name: string, buyer_tax_id: string, total: string, status: string, };
+
+export type InvoicePage = { total: number, offset: number, rows: Array<InvoiceRowDto>, };
+
+export type OriginalRefDto = { id: string, number: string, };
+
+export type InvoiceDto = { version: number, id: string, device_id: string, seq: number, prev_hash: string, number: string, kind: string, issued_at: string, currency: string, seller: PartyDto, buyer: PartyDto, lines: Array<LineDto>, total_amount: string, total_tax: string, total: string, original: OriginalRefDto | null, remarks: string, issuer: string, };
+
+export type ReasonDto = { code: string, message: string, field: string, };
+
+export type ReceiptDto = { status: string, 
+/**
+ * 校验码: 20 digits.
+ */
+authority_code: string, received_at: string, reasons: Array<ReasonDto>, authority_signature: string, 
+/**
+ * The receipt exactly as stored (pretty-printed for reading).
+ */
+json: string, };
+
+export type HistoryDto = { at: string, status: string, detail: string, };
+
+export type OutboxDto = { attempts: number, next_attempt_at: string | null, last_error: string | null, };
+
+export type InvoiceDetailDto = { invoice: InvoiceDto, hash: string, signature: string, status: string, total_in_words: string, receipt: ReceiptDto | null, history: Array<HistoryDto>, outbox: OutboxDto | null, 
+/**
+ * A credit note may be issued against it (not a credit note, not rejected).
+ */
+can_credit: boolean, };
