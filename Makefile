@@ -59,5 +59,9 @@ bench: deps
 	$(CARGO) bench -p kaipiao-core --bench core -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) bench -p kaipiao-ledger --bench issue -- --warm-up-time 1 --measurement-time 3
 
+## The fleet simulation (issue 4): docs/fleet.png and docs/fleet.md, figures for BENCHMARKS.md.
+fleet:
+	$(CARGO) run --release -p kaipiao-fleet -- --out docs/
+
 fmt:
 	$(CARGO) fmt --all

@@ -53,6 +53,8 @@ pub(crate) enum Verdict {
         reason: String,
         retry_after: Option<Duration>,
         failover: bool,
+        /// The HTTP status when there was an answer (503 feeds adaptive throttling).
+        status: Option<u16>,
     },
     /// 409 `chain_gap`.
     ChainGap { expected_seq: u64, message: String },
@@ -78,6 +80,7 @@ impl Verdict {
             reason: reason.into(),
             retry_after: None,
             failover,
+            status: None,
         }
     }
 }
@@ -122,6 +125,7 @@ pub(crate) fn classify(result: Result<Answer, TransportError>, success: u16) -> 
         reason: described.clone(),
         retry_after: answer.retry_after,
         failover,
+        status: Some(answer.status),
     };
     match answer.status {
         // The authority is overloaded, in an outage, or failing: another endpoint may do.
@@ -487,7 +491,8 @@ mod tests {
             Verdict::Retry {
                 reason: "HTTP 503 overloaded: m".into(),
                 retry_after: Some(Duration::from_secs(2)),
-                failover: true
+                failover: true,
+                status: Some(503),
             }
         );
         assert!(matches!(

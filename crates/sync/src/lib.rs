@@ -1,7 +1,8 @@
 //! kaipiao-sync: the client side of the wire (SPEC 6 and 7). It enrols the device with
 //! the tax authority, takes and tops up leases, drains the ledger's outbox to the
-//! authority with idempotency keys (one by one or in batches), retries with exponential
-//! backoff and full jitter while honouring Retry-After, fails over between endpoints,
+//! authority with idempotency keys (one by one or in batches), paces every request with
+//! the sending policy of [`policy`] (backoff with full jitter, Retry-After, a retry
+//! budget, adaptive throttling, a circuit breaker per endpoint), fails over between endpoints,
 //! resubmits when the authority is behind (`chain_gap`, a restored backup), stores the
 //! authority's signed receipts through the ledger and compares chain heads afterwards.
 //!
@@ -42,6 +43,10 @@ pub struct SyncOptions {
     /// 0: one `POST /v1/invoices` per invoice; otherwise up to this many per
     /// `POST /v1/invoices:batch` (at most 500).
     pub batch_size: usize,
+    /// The background loop's first run after an outage: the first send waits a random
+    /// time up to [`policy::START_SPREAD`] (SPEC 6), and the give-up clock starts after
+    /// it. "Sync now" and the CLI leave it false.
+    pub after_outage: bool,
 }
 
 impl Default for SyncOptions {
@@ -51,6 +56,7 @@ impl Default for SyncOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             batch_size: 0,
+            after_outage: false,
         }
     }
 }

@@ -1,16 +1,52 @@
-//! One run's view of the authority: which endpoint to use next, which are down or
-//! unusable, how long to back off, and when to give up for lack of progress.
+//! One run's view of the authority: the sending policy ([`Pacer`]) asked before every
+//! request and told every outcome, the give-up deadline, and the events and alerts of
+//! the run.
+//!
+//! The pacer's lasting state (Retry-After, breakers, budget, throttling window) is kept
+//! between runs in a small file in the data directory, so a second `kaipiao sync` or a
+//! "Sync now" right after a 503 honours the Retry-After and the budget the first run
+//! was given. The backoff timer is not kept: "Sync now" ignores it (SPEC 6).
 
 use crate::client::{classify, verdict_error, Client, Verdict};
 use crate::error::SyncError;
-use crate::policy::Backoff;
+use crate::policy::{Hold, Next, Outcome, Pacer, PacerState, Params};
 use crate::{Progress, SyncOptions};
 use chrono::Utc;
 use kaipiao_core::DeviceKey;
 use kaipiao_ledger::Ledger;
 use reqwest::Method;
-use std::time::Duration;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
+
+/// The pacer's state between runs, in the data directory (no secrets in it).
+const POLICY_FILE: &str = "sync-policy.json";
+
+/// The policy clock of the real client: the wall clock since the Unix epoch, so that
+/// saved Retry-After and cool-down times mean the same thing to the next process. A
+/// clock set back is handled by the policy (saved times are capped).
+pub(crate) fn clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// What [`POLICY_FILE`] holds: the pacer's state with its endpoints named, so a changed
+/// server list keeps what it can.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedPolicy {
+    endpoints: Vec<String>,
+    state: PacerState,
+}
+
+/// Why [`Link::slot`] ends a run instead of naming an endpoint.
+pub(crate) enum Ended {
+    /// Every endpoint refused this device.
+    NoEndpoint(String),
+    /// The policy's wait would end past the give-up deadline (or the call is not patient).
+    GaveUp(String),
+}
 
 /// What a device-signed request is signed with.
 pub(crate) struct Signer<'s> {
@@ -44,8 +80,6 @@ struct EndpointState {
     unusable: bool,
     announced: bool,
     up: Option<bool>,
-    /// Retry-After from this endpoint.
-    not_before: Option<Instant>,
 }
 
 pub(crate) struct Link<'a> {
@@ -53,10 +87,7 @@ pub(crate) struct Link<'a> {
     opts: &'a SyncOptions,
     progress: &'a (dyn Fn(Progress) + Send + Sync),
     endpoints: Vec<EndpointState>,
-    current: usize,
-    backoff: Backoff,
-    /// Consecutive failed attempts since the last progress.
-    failures: u32,
+    pacer: Pacer,
     deadline: Instant,
     /// Some endpoint gave an HTTP answer during this run.
     pub answered: bool,
@@ -79,17 +110,15 @@ impl<'a> Link<'a> {
                 unusable: false,
                 announced: false,
                 up: None,
-                not_before: None,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let pacer = Pacer::new(Params::default(), endpoints.len(), clock());
         Link {
             client,
             opts,
             progress,
             endpoints,
-            current: 0,
-            backoff: Backoff::default(),
-            failures: 0,
+            pacer,
             deadline: later(opts.give_up_after),
             answered: false,
             last_reason: String::new(),
@@ -101,20 +130,124 @@ impl<'a> Link<'a> {
         (self.progress)(event);
     }
 
-    /// The endpoint to use next (index and URL), None when every one is unusable.
-    pub fn endpoint(&mut self) -> Option<(usize, String)> {
-        let n = self.endpoints.len();
-        let i = (0..n)
-            .map(|k| (self.current + k) % n)
-            .find(|&i| !self.endpoints[i].unusable)?;
-        self.current = i;
-        let state = &mut self.endpoints[i];
-        if !state.announced {
-            state.announced = true;
-            let endpoint = state.url.clone();
-            self.emit(Progress::Connecting { endpoint });
+    /// Takes over the pacer state the last run left in `dir` (best effort: a missing or
+    /// unreadable file is a fresh start), as "Sync now" does: backoff timers are
+    /// forgotten, Retry-After, breakers, the budget and the throttling window are not.
+    pub fn resume(&mut self, dir: &Path) {
+        let now = clock();
+        let saved = std::fs::read(dir.join(POLICY_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<SavedPolicy>(&bytes).ok());
+        if let Some(saved) = saved {
+            let mut state = saved.state.clone();
+            // In this run's endpoint order, matched by address.
+            state.endpoints = self
+                .endpoints
+                .iter()
+                .map(|e| {
+                    saved
+                        .endpoints
+                        .iter()
+                        .position(|u| *u == e.url)
+                        .and_then(|k| saved.state.endpoints.get(k).copied().flatten())
+                })
+                .collect();
+            self.pacer = Pacer::restore(Params::default(), self.endpoints.len(), &state, now);
         }
-        Some((i, self.endpoints[i].url.clone()))
+        self.pacer.sync_now(now);
+    }
+
+    /// Keeps the pacer state for the next run (best effort, atomically replaced).
+    pub fn persist(&mut self, dir: &Path) {
+        let saved = SavedPolicy {
+            endpoints: self.endpoints.iter().map(|e| e.url.clone()).collect(),
+            state: self.pacer.save(clock()),
+        };
+        let Ok(bytes) = serde_json::to_vec_pretty(&saved) else {
+            return;
+        };
+        let tmp = dir.join(format!("{POLICY_FILE}.tmp"));
+        if std::fs::write(&tmp, bytes).is_ok() {
+            let _ = std::fs::rename(&tmp, dir.join(POLICY_FILE));
+        }
+    }
+
+    /// The background loop's first run after an outage: wait a random time up to the
+    /// policy's start spread before the first send (SPEC 6). The give-up clock starts
+    /// after it.
+    pub async fn delay_start(&mut self) {
+        let now = clock();
+        self.pacer.delay_start(now, &mut rand::thread_rng());
+        let wait = self.pacer.ready_at().saturating_sub(now);
+        if !wait.is_zero() {
+            self.emit(Progress::Retrying {
+                after: wait,
+                reason: Hold::Start.as_str().to_string(),
+            });
+            tokio::time::sleep(wait).await;
+        }
+        self.progressed();
+    }
+
+    /// Announces the first use of an endpoint.
+    fn announce(&mut self, i: usize) {
+        if let Some(state) = self.endpoints.get_mut(i) {
+            if !state.announced {
+                state.announced = true;
+                let endpoint = state.url.clone();
+                self.emit(Progress::Connecting { endpoint });
+            }
+        }
+    }
+
+    /// Waits until the policy lets a request go, and says where: the endpoint's index
+    /// and URL and the timeout for the request. `Err` with the reason when the run must
+    /// end instead: every endpoint refused this device (`Ok(None)` from the outer
+    /// layer's view), or the wait would end past the give-up deadline (`patient` false:
+    /// any wait at all).
+    pub async fn slot(&mut self, patient: bool) -> Result<(usize, String, Duration), Ended> {
+        loop {
+            let now = clock();
+            match self.pacer.next(now, &mut rand::thread_rng()) {
+                Next::Send { endpoint, .. } => {
+                    let Some(timeout) = self.request_timeout() else {
+                        return Err(Ended::GaveUp(self.give_up_reason()));
+                    };
+                    self.announce(endpoint);
+                    return Ok((endpoint, self.url(endpoint).to_string(), timeout));
+                }
+                Next::Wait { until, hold } => {
+                    let delay = until.saturating_sub(now);
+                    let cause = std::mem::take(&mut self.last_reason);
+                    let reason = if cause.is_empty() {
+                        hold.as_str().to_string()
+                    } else {
+                        format!("{cause} ({})", hold.as_str())
+                    };
+                    let waited = patient && self.wait(delay, &reason).await;
+                    // The failure stays the reason; the hold is only how it is waited out.
+                    self.last_reason = cause;
+                    if !waited {
+                        return Err(Ended::GaveUp(reason));
+                    }
+                }
+                Next::NoEndpoint => {
+                    return Err(Ended::NoEndpoint(format!(
+                        "no endpoint accepts this device: {}",
+                        self.last_reason
+                    )))
+                }
+            }
+        }
+    }
+
+    /// When the pacer will let the next request go, on the wall clock (for the outbox's
+    /// next_attempt_at).
+    pub fn next_attempt_at(&self) -> Option<chrono::DateTime<Utc>> {
+        let wait = self.pacer.ready_at().saturating_sub(clock());
+        chrono::Duration::from_std(wait)
+            .ok()
+            .and_then(|d| Utc::now().checked_add_signed(d))
     }
 
     pub fn url(&self, i: usize) -> &str {
@@ -138,39 +271,18 @@ impl<'a> Link<'a> {
         self.set_up(i, true);
     }
 
-    /// A failed attempt: remember Retry-After, and move to the next endpoint on transport
-    /// errors and 5xx (simple failover).
-    pub fn mark_failed(&mut self, i: usize, retry_after: Option<Duration>, failover: bool) {
-        if let (Some(state), Some(ra)) = (self.endpoints.get_mut(i), retry_after) {
-            state.not_before = Some(later(ra));
-        }
-        if failover {
-            self.set_up(i, false);
-            if self.endpoints.len() > 1 {
-                self.current = (i + 1) % self.endpoints.len();
-            }
-        } else {
-            // It answered (429, 409 in progress): reachable, just not now.
-            self.mark_answered(i);
-        }
-    }
-
     /// The endpoint refused this device (401): not used again this run.
-    pub fn mark_unusable(&mut self, i: usize) {
+    fn mark_unusable(&mut self, i: usize) {
         if let Some(state) = self.endpoints.get_mut(i) {
             state.unusable = true;
         }
         self.answered = true;
         self.set_up(i, false);
-        if self.endpoints.len() > 1 {
-            self.current = (i + 1) % self.endpoints.len();
-        }
     }
 
-    /// A stored receipt (or an advance of the authority's chain): reset the backoff and
-    /// the give-up clock.
+    /// A stored receipt (or an advance of the authority's chain): reset the give-up
+    /// clock. (The pacer resets its own backoff on every accepted request.)
     pub fn progressed(&mut self) {
-        self.failures = 0;
         self.deadline = later(self.opts.give_up_after);
     }
 
@@ -182,22 +294,6 @@ impl<'a> Link<'a> {
             return None;
         }
         Some(self.opts.request_timeout.min(left))
-    }
-
-    /// The wait before the next attempt: full-jitter backoff, at least the current
-    /// endpoint's Retry-After. Counts the failure.
-    pub fn next_delay(&mut self) -> Duration {
-        let now = Instant::now();
-        let floor = self
-            .endpoints
-            .get(self.current)
-            .and_then(|e| e.not_before)
-            .map(|t| t.saturating_duration_since(now));
-        let delay = self
-            .backoff
-            .delay(self.failures, floor, &mut rand::thread_rng());
-        self.failures = self.failures.saturating_add(1);
-        delay
     }
 
     /// Sleeps `delay`, unless it would end past the give-up deadline: then returns false
@@ -220,20 +316,44 @@ impl<'a> Link<'a> {
 }
 
 impl Link<'_> {
-    /// Updates the endpoint's state from a verdict about it.
+    /// Tells the policy what came of a request to endpoint `i`, and updates the
+    /// endpoint's state for the events.
     pub fn note(&mut self, i: usize, verdict: &Verdict) {
-        match verdict {
-            Verdict::Retry {
-                retry_after,
-                failover,
-                ..
-            } => self.mark_failed(i, *retry_after, *failover),
-            Verdict::Unauthorized { .. } => self.mark_unusable(i),
+        let outcome = match verdict {
             Verdict::Success(_)
             | Verdict::ChainGap { .. }
             | Verdict::ClockSkew { .. }
             | Verdict::Stop { .. }
-            | Verdict::Refused { .. } => self.mark_answered(i),
+            | Verdict::Refused { .. } => Outcome::Accepted,
+            // 5xx, transport errors, timeouts, nonsense: this endpoint failed; a 503 is
+            // the authority declining the work (overload, outage).
+            Verdict::Retry {
+                retry_after,
+                failover: true,
+                status,
+                ..
+            } => Outcome::Failed {
+                retry_after: *retry_after,
+                overload: *status == Some(503),
+            },
+            // 429 (per device) and 409 in progress (the key is in flight at the
+            // authority, whichever endpoint): the same on every endpoint.
+            Verdict::Retry {
+                retry_after,
+                failover: false,
+                ..
+            } => Outcome::Busy {
+                retry_after: *retry_after,
+                everywhere: true,
+            },
+            Verdict::Unauthorized { .. } => Outcome::Refused,
+        };
+        self.pacer
+            .record(clock(), i, outcome, &mut rand::thread_rng());
+        match outcome {
+            Outcome::Failed { .. } => self.set_up(i, false),
+            Outcome::Refused => self.mark_unusable(i),
+            Outcome::Accepted | Outcome::Busy { .. } => self.mark_answered(i),
         }
     }
 
@@ -307,18 +427,18 @@ impl Link<'_> {
         signer: Option<&Signer<'_>>,
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<T, SyncError> {
-        let mut tries = 0usize;
         loop {
-            let Some((i, endpoint)) = self.endpoint() else {
-                return Err(SyncError::Authority {
-                    status: 401,
-                    code: "no_usable_endpoint".into(),
-                    message: format!("no endpoint accepts this device: {}", self.last_reason),
-                    field: String::new(),
-                });
-            };
-            let Some(timeout) = self.request_timeout() else {
-                return Err(SyncError::Http(self.give_up_reason()));
+            let (i, endpoint, timeout) = match self.slot(call.patient).await {
+                Ok(slot) => slot,
+                Err(Ended::NoEndpoint(message)) => {
+                    return Err(SyncError::Authority {
+                        status: 401,
+                        code: "no_usable_endpoint".into(),
+                        message,
+                        field: String::new(),
+                    })
+                }
+                Err(Ended::GaveUp(reason)) => return Err(SyncError::Http(reason)),
             };
             let verdict = match signer {
                 Some(signer) => self.signed_send(signer, i, &call, timeout).await?,
@@ -359,17 +479,9 @@ impl Link<'_> {
             }
             match verdict {
                 Verdict::Retry { reason, .. } => {
-                    let reason = format!("{endpoint}: {reason}");
-                    self.last_reason = reason.clone();
-                    tries += 1;
-                    if call.patient {
-                        let delay = self.next_delay();
-                        if !self.wait(delay, &reason).await {
-                            return Err(SyncError::Http(reason));
-                        }
-                    } else if tries >= self.endpoints.len() {
-                        return Err(SyncError::Http(reason));
-                    }
+                    // The next slot waits as the policy says (or ends a call that is
+                    // not patient).
+                    self.last_reason = format!("{endpoint}: {reason}");
                 }
                 Verdict::Unauthorized { code, message } if signer.is_some() => {
                     let text = format!(

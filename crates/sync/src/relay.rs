@@ -5,7 +5,7 @@
 use crate::client::{classify, Answer, Verdict};
 use crate::enrol::{needs_lease, take_lease};
 use crate::error::SyncError;
-use crate::link::{Call, Link, Signer};
+use crate::link::{Call, Ended, Link, Signer};
 use crate::{Client, Progress, SyncOptions, SyncOutcome, SyncReport};
 use chrono::Utc;
 use kaipiao_core::sign::{invoice_hash, verify_object, RECEIPT_DOMAIN};
@@ -84,6 +84,7 @@ struct Run<'a> {
     rewinds: u32,
     /// Resubmit final invoices from this seq before going on with the outbox.
     cursor: Option<u64>,
+    after_outage: bool,
 }
 
 /// "Sync now": takes the outbox lock, tops up leases, submits every pending invoice in
@@ -130,12 +131,24 @@ pub async fn sync_now(
         taken: HashSet::new(),
         rewinds: 0,
         cursor: None,
+        after_outage: opts.after_outage,
     };
     run.execute().await
 }
 
 impl Run<'_> {
+    /// The run, then the policy's state kept for the next one whatever happened.
     async fn execute(mut self) -> Result<SyncReport, SyncError> {
+        self.link.resume(self.ledger.dir());
+        if self.after_outage {
+            self.link.delay_start().await;
+        }
+        let result = self.work().await;
+        self.link.persist(self.ledger.dir());
+        result.map(|()| self.report)
+    }
+
+    async fn work(&mut self) -> Result<(), SyncError> {
         // Leases first (best effort: one try per endpoint, no waiting).
         let leased = !needs_lease(self.ledger)? || self.top_up().await;
 
@@ -193,7 +206,7 @@ impl Run<'_> {
         self.report.server_head = server_head;
         self.report.outcome = outcome;
         self.report.alerts = std::mem::take(&mut self.link.alerts);
-        Ok(self.report)
+        Ok(())
     }
 
     /// Best-effort lease top-up; true when a lease was stored. A stored lease is
@@ -314,22 +327,18 @@ impl Run<'_> {
         }
     }
 
-    /// The endpoint and timeout for the next request, or how the run ends.
-    fn next_slot(&mut self) -> Result<(usize, String, std::time::Duration), SyncOutcome> {
-        let Some((i, endpoint)) = self.link.endpoint() else {
-            return Err(SyncOutcome::Stopped(format!(
-                "no endpoint accepts this device: {}",
-                self.link.last_reason
-            )));
-        };
-        let Some(timeout) = self.link.request_timeout() else {
-            return Err(SyncOutcome::Transient(self.link.give_up_reason()));
-        };
-        Ok((i, endpoint, timeout))
+    /// The endpoint and timeout for the next request once the policy lets it go, or how
+    /// the run ends.
+    async fn next_slot(&mut self) -> Result<(usize, String, std::time::Duration), SyncOutcome> {
+        match self.link.slot(true).await {
+            Ok(slot) => Ok(slot),
+            Err(Ended::NoEndpoint(reason)) => Err(SyncOutcome::Stopped(reason)),
+            Err(Ended::GaveUp(reason)) => Err(SyncOutcome::Transient(reason)),
+        }
     }
 
     async fn send_one(&mut self, item: Item) -> Result<Step, SyncError> {
-        let (i, endpoint, timeout) = match self.next_slot() {
+        let (i, endpoint, timeout) = match self.next_slot().await {
             Ok(slot) => slot,
             Err(outcome) => return Ok(Step::End(outcome)),
         };
@@ -351,7 +360,7 @@ impl Run<'_> {
     }
 
     async fn send_batch(&mut self, queue: &mut VecDeque<OutboxItem>) -> Result<Step, SyncError> {
-        let (i, endpoint, timeout) = match self.next_slot() {
+        let (i, endpoint, timeout) = match self.next_slot().await {
             Ok(slot) => slot,
             Err(outcome) => return Ok(Step::End(outcome)),
         };
@@ -512,20 +521,16 @@ impl Run<'_> {
                 }
             },
             Verdict::Retry { reason, .. } => {
+                // The next slot waits as the policy says (backoff, Retry-After, budget,
+                // throttling, breakers) or ends the run at the give-up deadline.
                 let reason = format!("{endpoint}: {reason}");
-                let delay = self.link.next_delay();
                 if item.pending {
-                    let next = chrono::Duration::from_std(delay)
-                        .ok()
-                        .and_then(|d| now.checked_add_signed(d));
+                    let next = self.link.next_attempt_at();
                     self.ledger
                         .record_attempt(&item.invoice_id, &reason, next)?;
                 }
-                if self.link.wait(delay, &reason).await {
-                    Ok(Step::Again)
-                } else {
-                    Ok(Step::End(SyncOutcome::Transient(reason)))
-                }
+                self.link.last_reason = reason;
+                Ok(Step::Again)
             }
             Verdict::ChainGap { expected_seq, .. } if expected_seq < item.seq => {
                 // The authority is behind us (restored from a backup): resubmit from

@@ -1,9 +1,5 @@
-//! The retry policy (SPEC 6): exponential backoff with full jitter, never sooner than the
-//! server's `Retry-After`.
-//!
-//! Pure on purpose: the clock and the random source are passed in, so the policy can be
-//! tested exactly and later grow a retry budget and adaptive throttling without touching
-//! the relay.
+//! Exponential backoff with full jitter (SPEC 6: base 0.5 s, cap 300 s), never sooner
+//! than the server's `Retry-After`, and the reading of that header.
 
 use chrono::{DateTime, Utc};
 use rand::Rng;

@@ -68,8 +68,13 @@ impl Taxd {
 
     /// Starts on an existing (or new) database file; waits for the "listening" line.
     pub fn start_on(db: &Path, extra: &[&str]) -> Taxd {
+        Taxd::start_at(db, "127.0.0.1:0", extra)
+    }
+
+    /// Like [`Taxd::start_on`], on a given address (to restart a server where it was).
+    pub fn start_at(db: &Path, listen: &str, extra: &[&str]) -> Taxd {
         let mut child = Command::new(taxd_bin())
-            .args(["--listen", "127.0.0.1:0", "--db"])
+            .args(["--listen", listen, "--db"])
             .arg(db)
             .args(["--enrollment-token", TOKEN])
             .args(extra)

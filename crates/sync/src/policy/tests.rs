@@ -1,0 +1,388 @@
+//! The pacer as a whole: what the relay and the fleet simulator rely on.
+
+use super::*;
+use rand::rngs::mock::StepRng;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::time::Duration;
+
+fn s(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs)
+}
+
+/// Draws 0 for every jitter: backoff waits are zero, breaker cool-downs half, and the
+/// throttle never rejects (0 < p is false only for p = 0, so tests that need throttling
+/// use a seeded RNG).
+fn low() -> StepRng {
+    StepRng::new(0, 0)
+}
+
+/// An endpoint that is down or broken (not the authority declining for overload).
+fn failed(ra: Option<f64>) -> Outcome {
+    Outcome::Failed {
+        retry_after: ra.map(s),
+        overload: false,
+    }
+}
+
+/// 503 overloaded.
+fn overloaded() -> Outcome {
+    Outcome::Failed {
+        retry_after: Some(s(1.0)),
+        overload: true,
+    }
+}
+
+#[test]
+fn a_healthy_authority_is_never_held_up() {
+    let mut p = Pacer::new(Params::default(), 1, s(0.0));
+    let mut rng = StdRng::seed_from_u64(1);
+    for i in 0..1000 {
+        let now = s(f64::from(i) * 0.01);
+        assert_eq!(
+            p.next(now, &mut rng),
+            Next::Send {
+                endpoint: 0,
+                retry: false
+            }
+        );
+        p.record(now, 0, Outcome::Accepted, &mut rng);
+    }
+}
+
+#[test]
+fn retry_after_is_a_floor_and_429_holds_every_endpoint() {
+    let mut rng = low();
+    let mut p = Pacer::new(Params::default(), 2, s(0.0));
+    assert!(matches!(
+        p.next(s(0.0), &mut rng),
+        Next::Send { endpoint: 0, .. }
+    ));
+    p.record(
+        s(0.0),
+        0,
+        Outcome::Busy {
+            retry_after: Some(s(7.0)),
+            everywhere: true,
+        },
+        &mut rng,
+    );
+    assert_eq!(
+        p.next(s(0.0), &mut rng),
+        Next::Wait {
+            until: s(7.0),
+            hold: Hold::RetryAfter
+        }
+    );
+    // "Sync now" does not skip it either.
+    p.sync_now(s(1.0));
+    assert!(matches!(p.next(s(1.0), &mut rng), Next::Wait { until, .. } if until == s(7.0)));
+    assert_eq!(
+        p.next(s(7.0), &mut rng),
+        Next::Send {
+            endpoint: 0,
+            retry: true
+        }
+    );
+}
+
+#[test]
+fn a_failed_endpoint_fails_over_at_once_and_a_503_floor_is_per_endpoint() {
+    let mut rng = low();
+    let mut p = Pacer::new(Params::default(), 2, s(0.0));
+    assert!(matches!(
+        p.next(s(0.0), &mut rng),
+        Next::Send { endpoint: 0, .. }
+    ));
+    p.record(s(0.0), 0, failed(Some(30.0)), &mut rng);
+    // Backoff drew zero: the retry goes to the backup now, not after the primary's 30 s.
+    assert_eq!(
+        p.next(s(0.0), &mut rng),
+        Next::Send {
+            endpoint: 1,
+            retry: true
+        }
+    );
+    p.record(s(0.1), 1, Outcome::Accepted, &mut rng);
+    // The primary's Retry-After still stands for the next item.
+    assert!(matches!(
+        p.next(s(0.2), &mut rng),
+        Next::Send { endpoint: 1, .. }
+    ));
+    p.record(s(0.2), 1, Outcome::Accepted, &mut rng);
+    assert!(matches!(
+        p.next(s(30.0), &mut rng),
+        Next::Send { endpoint: 0, .. }
+    ));
+}
+
+#[test]
+fn five_failures_open_the_primary_and_a_probe_brings_traffic_back() {
+    let mut rng = low();
+    let mut p = Pacer::new(Params::default(), 2, s(0.0));
+    let mut now = s(0.0);
+    let mut primary_tries = 0;
+    // The primary is dead: each item tries it, fails, goes to the backup.
+    for _ in 0..10 {
+        match p.next(now, &mut rng) {
+            Next::Send { endpoint: 0, .. } => {
+                primary_tries += 1;
+                p.record(now, 0, failed(None), &mut rng);
+                assert!(matches!(
+                    p.next(now, &mut rng),
+                    Next::Send { endpoint: 1, .. }
+                ));
+                p.record(now, 1, Outcome::Accepted, &mut rng);
+            }
+            Next::Send { endpoint: 1, .. } => p.record(now, 1, Outcome::Accepted, &mut rng),
+            other => panic!("{other:?}"),
+        }
+        now += s(0.1);
+    }
+    assert_eq!(primary_tries, 5, "the breaker opens after five");
+    assert!(!p.closed(0));
+    // After the cool-down (2.5 s with the low draw) the next request probes the primary.
+    let reopen = s(0.4 + 2.5);
+    assert!(matches!(
+        p.next(reopen - s(0.01), &mut rng),
+        Next::Send { endpoint: 1, .. }
+    ));
+    p.record(reopen - s(0.01), 1, Outcome::Accepted, &mut rng);
+    assert!(matches!(
+        p.next(reopen, &mut rng),
+        Next::Send { endpoint: 0, .. }
+    ));
+    p.record(reopen, 0, Outcome::Accepted, &mut rng);
+    assert!(p.closed(0));
+    assert!(matches!(
+        p.next(reopen, &mut rng),
+        Next::Send { endpoint: 0, .. }
+    ));
+}
+
+#[test]
+fn with_every_breaker_open_it_waits_and_sync_now_probes_at_once() {
+    let mut rng = low();
+    let mut p = Pacer::new(Params::default(), 1, s(0.0));
+    for _ in 0..5 {
+        assert!(matches!(p.next(s(0.0), &mut rng), Next::Send { .. }));
+        p.record(s(0.0), 0, failed(None), &mut rng);
+    }
+    assert_eq!(
+        p.next(s(0.0), &mut rng),
+        Next::Wait {
+            until: s(2.5),
+            hold: Hold::Breaker
+        }
+    );
+    p.sync_now(s(1.0));
+    assert!(matches!(p.next(s(1.0), &mut rng), Next::Send { .. }));
+}
+
+#[test]
+fn the_budget_stops_retries_under_half_and_time_refills_it() {
+    let mut rng = low();
+    let mut p = Pacer::new(Params::default(), 1, s(0.0));
+    // A first attempt and six retries (10 tokens -> 4) fail at once; the breaker is
+    // kept out of the way with "Sync now" each time.
+    let mut sent = 0;
+    for _ in 0..7 {
+        p.sync_now(s(0.0));
+        if let Next::Send { .. } = p.next(s(0.0), &mut rng) {
+            sent += 1;
+            p.record(s(0.0), 0, failed(None), &mut rng);
+        }
+    }
+    assert_eq!(sent, 7);
+    p.sync_now(s(0.0));
+    // 4 tokens, half is 5: 10 s at one token per 10 s.
+    assert_eq!(
+        p.next(s(0.0), &mut rng),
+        Next::Wait {
+            until: s(10.0),
+            hold: Hold::Budget
+        }
+    );
+    assert!(matches!(
+        p.next(s(10.0), &mut rng),
+        Next::Send { retry: true, .. }
+    ));
+}
+
+#[test]
+fn backoff_grows_with_consecutive_failures_and_resets_on_success() {
+    let mut rng = StepRng::new(u64::MAX, 0);
+    let mut p = Pacer::new(Params::default(), 1, s(0.0));
+    let mut now = s(0.0);
+    for expected in [0.5, 1.0, 2.0, 4.0] {
+        assert!(matches!(p.next(now, &mut rng), Next::Send { .. }));
+        p.record(now, 0, failed(None), &mut rng);
+        // The max draw: the whole ceiling.
+        let Next::Wait { until, hold } = p.next(now, &mut rng) else {
+            panic!("no wait");
+        };
+        assert_eq!(hold, Hold::Backoff);
+        assert!((until - now).as_secs_f64() > expected * 0.999, "{until:?}");
+        now = until;
+    }
+    let mut low = low();
+    assert!(matches!(p.next(now, &mut low), Next::Send { .. }));
+    p.record(now, 0, Outcome::Accepted, &mut low);
+    assert_eq!(p.failures(), 0);
+    assert!(matches!(
+        p.next(now, &mut low),
+        Next::Send { retry: false, .. }
+    ));
+}
+
+#[test]
+fn throttling_sheds_a_share_of_requests_while_the_authority_refuses() {
+    let mut rng = StdRng::seed_from_u64(9);
+    // A budget that never binds and backoff that stays short, to see throttling alone.
+    let mut params = Params::default();
+    params.budget.per_second = 100.0;
+    params.backoff.cap = s(0.5);
+    params.breaker.threshold = u32::MAX;
+    let mut p = Pacer::new(params, 1, s(0.0));
+    for _ in 0..4 {
+        assert!(matches!(p.next(s(0.0), &mut rng), Next::Send { .. }));
+        p.record(s(0.0), 0, Outcome::Accepted, &mut rng);
+    }
+    // Then every request is refused for overload; the client asks every 0.2 s.
+    let (mut throttled, mut sent) = (0, 0);
+    for i in 0..400 {
+        let now = s(1.0 + f64::from(i) * 0.2);
+        match p.next(now, &mut rng) {
+            Next::Send { .. } => {
+                sent += 1;
+                p.record(now, 0, overloaded(), &mut rng);
+            }
+            Next::Wait {
+                hold: Hold::Throttle,
+                ..
+            } => throttled += 1,
+            Next::Wait { .. } => {}
+            Next::NoEndpoint => panic!("no endpoint"),
+        }
+    }
+    assert!(
+        sent > 0 && throttled > sent,
+        "throttled {throttled}, sent {sent}"
+    );
+    assert!(p.reject_probability(s(80.0)) > 0.5);
+    // Two minutes of quiet later the window is empty and nothing is shed.
+    assert_eq!(p.reject_probability(s(300.0)), 0.0);
+}
+
+#[test]
+fn endpoint_failures_and_sync_now_are_not_throttled() {
+    // A dead endpoint is not the authority's overload: it does not feed throttling.
+    let mut rng = low();
+    let mut p = Pacer::new(Params::default(), 2, s(0.0));
+    for _ in 0..4 {
+        assert!(matches!(p.next(s(0.0), &mut rng), Next::Send { .. }));
+        p.record(s(0.0), 0, failed(None), &mut rng);
+    }
+    assert_eq!(p.reject_probability(s(0.0)), 0.0);
+    // Overload does; "Sync now" still sends (the low draw would reject any p > 0).
+    let mut p = Pacer::new(Params::default(), 1, s(0.0));
+    assert!(matches!(p.next(s(0.0), &mut rng), Next::Send { .. }));
+    p.record(s(0.0), 0, overloaded(), &mut rng);
+    assert_eq!(p.reject_probability(s(2.0)), 0.5);
+    assert!(matches!(
+        p.next(s(2.0), &mut rng),
+        Next::Wait {
+            hold: Hold::Throttle,
+            ..
+        }
+    ));
+    p.sync_now(s(2.0));
+    assert!(matches!(p.next(s(2.0), &mut rng), Next::Send { .. }));
+}
+
+#[test]
+fn the_start_delay_after_an_outage_is_uniform_up_to_the_spread() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let spread = Params::default().start_spread;
+    let mut draws = Vec::new();
+    for _ in 0..1000 {
+        let mut p = Pacer::new(Params::default(), 1, s(100.0));
+        p.delay_start(s(100.0), &mut rng);
+        match p.next(s(100.0), &mut rng) {
+            Next::Wait {
+                until,
+                hold: Hold::Start,
+            } => draws.push(until - s(100.0)),
+            Next::Send { .. } => draws.push(Duration::ZERO),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(draws.iter().all(|d| *d <= spread));
+    let mean = draws.iter().map(Duration::as_secs_f64).sum::<f64>() / 1000.0;
+    assert!((mean / spread.as_secs_f64() - 0.5).abs() < 0.05, "{mean}");
+    // "Sync now" has no start delay.
+    let mut p = Pacer::new(Params::default(), 1, s(0.0));
+    p.delay_start(s(0.0), &mut StepRng::new(u64::MAX, 0));
+    p.sync_now(s(0.0));
+    assert!(matches!(p.next(s(0.0), &mut rng), Next::Send { .. }));
+}
+
+#[test]
+fn a_refused_endpoint_is_skipped_and_none_left_is_said() {
+    let mut rng = low();
+    let mut p = Pacer::new(Params::default(), 2, s(0.0));
+    assert!(matches!(
+        p.next(s(0.0), &mut rng),
+        Next::Send { endpoint: 0, .. }
+    ));
+    p.record(s(0.0), 0, Outcome::Refused, &mut rng);
+    assert!(matches!(
+        p.next(s(0.0), &mut rng),
+        Next::Send { endpoint: 1, .. }
+    ));
+    p.record(s(0.0), 1, Outcome::Refused, &mut rng);
+    assert_eq!(p.next(s(0.0), &mut rng), Next::NoEndpoint);
+}
+
+#[test]
+fn state_carries_over_between_runs_and_absurd_times_are_capped() {
+    let mut rng = low();
+    let mut p = Pacer::new(Params::default(), 2, s(1000.0));
+    assert!(matches!(p.next(s(1000.0), &mut rng), Next::Send { .. }));
+    p.record(s(1000.0), 0, failed(Some(20.0)), &mut rng);
+    for _ in 0..6 {
+        p.record(s(1000.0), 1, failed(None), &mut rng);
+    }
+    let saved = p.save(s(1001.0));
+    let json = serde_json::to_string(&saved).unwrap_or_default();
+    let back: PacerState = serde_json::from_str(&json).unwrap_or_default();
+    assert_eq!(back, saved);
+    let mut q = Pacer::restore(Params::default(), 2, &back, s(1002.0));
+    // The backup's breaker is open, the primary's Retry-After stands: wait for the
+    // earlier of the two.
+    assert!(!q.closed(1));
+    assert!(matches!(q.next(s(1002.0), &mut rng), Next::Wait { .. }));
+    assert!(matches!(
+        q.next(s(1020.0), &mut rng),
+        Next::Send {
+            endpoint: 0,
+            retry: true
+        }
+    ));
+    // A saved Retry-After days ahead (a clock set back) is cut to an hour.
+    let mut far = back.clone();
+    if let Some(Some(e)) = far.endpoints.get_mut(0) {
+        e.not_before_ms = u64::MAX;
+    }
+    far.endpoints[1] = None;
+    let mut r = Pacer::restore(Params::default(), 2, &far, s(1002.0));
+    assert!(matches!(
+        r.next(s(1002.0), &mut rng),
+        Next::Send { endpoint: 1, .. }
+    ));
+    let mut only = Pacer::restore(Params::default(), 1, &far, s(1002.0));
+    match only.next(s(1002.0), &mut rng) {
+        Next::Wait { until, .. } => assert!(until <= s(1002.0 + 3600.0)),
+        other => panic!("{other:?}"),
+    }
+}
