@@ -5,9 +5,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PYTHON ?= python3
 APT_PACKAGES := build-essential pkg-config libssl-dev libdbus-1-dev \
-  libwebkit2gtk-4.1-dev xvfb xauth webkit2gtk-driver fonts-noto-cjk imagemagick
+  libwebkit2gtk-4.1-dev xvfb xauth webkit2gtk-driver fonts-noto-cjk imagemagick libfaketime
 # Bumped when install-deps.sh learns something new, so existing machines run it again.
-STAMP := target/.deps-installed-2
+STAMP := target/.deps-installed-3
 
 .PHONY: run demo test deps build bench fmt clean-demo ui ui-test bindings app
 
@@ -58,6 +58,8 @@ test: deps
 bench: deps
 	$(CARGO) bench -p kaipiao-core --bench core -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) bench -p kaipiao-ledger --bench issue -- --warm-up-time 1 --measurement-time 3
+	cd ui && npm run build
+	$(CARGO) bench -p kaipiao-app --bench app --profile dev
 
 ## The fleet simulation (issue 4): docs/fleet.png and docs/fleet.md, figures for BENCHMARKS.md.
 fleet:

@@ -6,7 +6,7 @@
 
 use crate::error::ApiError;
 use kaipiao_core::{Invoice, Line, Party};
-use kaipiao_ledger::{InvoiceSummary, LeaseState, LocalDevice, StatusEvent};
+use kaipiao_ledger::{InvoiceSummary, LeaseState, LocalDevice};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -540,21 +540,21 @@ pub struct ReceiptDto {
     pub json: String,
 }
 
+/// One entry of the status history, with what the UI needs to say it in the clerk's
+/// language: the ledger's own `detail` is English text, shown only for a status the UI
+/// does not know.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct HistoryDto {
     pub at: String,
+    /// "issued", "accepted" or "rejected".
     pub status: String,
     pub detail: String,
-}
-
-impl From<&StatusEvent> for HistoryDto {
-    fn from(e: &StatusEvent) -> Self {
-        HistoryDto {
-            at: e.at.clone(),
-            status: e.status.clone(),
-            detail: e.detail.clone(),
-        }
-    }
+    /// The invoice number, on "issued".
+    pub number: Option<String>,
+    /// The authority's 20-digit code, on "accepted" and "rejected".
+    pub authority_code: Option<String>,
+    /// The authority's reasons, on "rejected".
+    pub reasons: Vec<ReasonDto>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]

@@ -128,23 +128,26 @@ fn lang_code(lang: Lang) -> &'static str {
 /// status, search, buyer, from, to, trimmed.
 type ListKey = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
 
-/// The filtered list, newest first, kept while nothing changes so scrolling a 100k list
-/// only slices memory.
-struct ListCache {
+/// The seqs a filter matches, newest first, kept while nothing changes: finding them
+/// scans the table, a page read by seq does not.
+struct ListIndex {
     key: ListKey,
     version: u64,
-    rows: Arc<Vec<kaipiao_ledger::InvoiceSummary>>,
+    seqs: Arc<Vec<u64>>,
 }
 
 pub struct Engine {
     config: EngineConfig,
     ledger: Mutex<Ledger>,
+    /// A second connection for the list and the detail view: a slow filter never holds
+    /// up issuing (WAL readers do not block the writer).
+    reader: Mutex<Ledger>,
     secret: Mutex<Option<Zeroizing<[u8; 32]>>>,
     settings: Mutex<SettingsDto>,
     shared: Arc<SyncShared>,
     sync: SyncHandle,
     notify: Arc<dyn Notify>,
-    list_cache: Mutex<Option<ListCache>>,
+    list_index: Mutex<Option<ListIndex>>,
 }
 
 impl Drop for Engine {
@@ -166,18 +169,20 @@ impl Engine {
         let (settings, _) = read_settings_file(&config.settings_file);
         let lang = resolve_lang(&settings.language, &config.system_locale);
         let ledger = Ledger::open(&config.data_dir).map_err(|e| ApiError::ledger(&e, lang))?;
+        let reader = Ledger::open(&config.data_dir).map_err(|e| ApiError::ledger(&e, lang))?;
         let shared = Arc::new(SyncShared::new(lang));
         let sync = background::start(config.data_dir.clone(), shared.clone(), notify.clone())
             .map_err(|e| ApiError::internal(format!("background sync thread: {e}")))?;
         let engine = Arc::new(Engine {
             config,
             ledger: Mutex::new(ledger),
+            reader: Mutex::new(reader),
             secret: Mutex::new(None),
             settings: Mutex::new(settings),
             shared,
             sync,
             notify,
-            list_cache: Mutex::new(None),
+            list_index: Mutex::new(None),
         });
         engine.try_auto_unlock();
         Ok(engine)
@@ -575,17 +580,22 @@ impl Engine {
     // Invoices
     // ---------------------------------------------------------------------------------
 
+    /// One page of the filtered list, newest first, for the virtualized list. A filter
+    /// change reads the matching seqs once (8 bytes an invoice, kept until the data
+    /// changes); each page then reads its rows by seq, so scrolling anywhere in 100k
+    /// invoices costs the same as the first page.
     pub fn list(&self, q: &ListQuery) -> ApiResult<InvoicePage> {
         let lang = self.lang();
         let norm = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
         let key = (norm(&q.status), norm(&q.search), norm(&q.buyer), norm(&q.from), norm(&q.to));
         let version = self.shared.data_version.load(Ordering::SeqCst);
-        let cached = lock(&self.list_cache)
+        let reader = lock(&self.reader);
+        let cached = lock(&self.list_index)
             .as_ref()
             .filter(|c| c.key == key && c.version == version)
-            .map(|c| c.rows.clone());
-        let rows = match cached {
-            Some(rows) => rows,
+            .map(|c| c.seqs.clone());
+        let seqs = match cached {
+            Some(seqs) => seqs,
             None => {
                 let status = match key.0.as_deref() {
                     None => None,
@@ -596,32 +606,30 @@ impl Engine {
                 let filter = ListFilter {
                     status,
                     search: key.1.clone(),
+                    buyer: key.2.clone(),
                     from: key.3.clone(),
                     to: key.4.clone(),
-                    limit: None,
-                    offset: None,
+                    newest_first: true,
+                    ..ListFilter::default()
                 };
-                let mut rows = self.ledger().list(&filter).map_err(|e| self.lerr(e))?;
-                if let Some(buyer) = key.2.as_deref().map(str::to_lowercase) {
-                    rows.retain(|r| r.buyer_name.to_lowercase().contains(&buyer) || r.buyer_tax_id.to_lowercase().contains(&buyer));
-                }
-                rows.reverse();
-                let rows = Arc::new(rows);
-                *lock(&self.list_cache) = Some(ListCache { key, version, rows: rows.clone() });
-                rows
+                let seqs = Arc::new(reader.list_seqs(&filter).map_err(|e| self.lerr(e))?);
+                *lock(&self.list_index) = Some(ListIndex { key, version, seqs: seqs.clone() });
+                seqs
             }
         };
-        let start = (q.offset as usize).min(rows.len());
-        let end = start.saturating_add(q.limit.min(1000) as usize).min(rows.len());
+        let start = (q.offset as usize).min(seqs.len());
+        let end = start.saturating_add(q.limit.min(1000) as usize).min(seqs.len());
+        let rows = reader.summaries(&seqs[start..end]).map_err(|e| self.lerr(e))?;
+        drop(reader);
         Ok(InvoicePage {
-            total: u32::try_from(rows.len()).unwrap_or(u32::MAX),
+            total: u32::try_from(seqs.len()).unwrap_or(u32::MAX),
             offset: start as u32,
-            rows: rows[start..end].iter().map(InvoiceRowDto::from).collect(),
+            rows: rows.iter().map(InvoiceRowDto::from).collect(),
         })
     }
 
     pub fn show(&self, number_or_id: &str) -> ApiResult<InvoiceDetailDto> {
-        let rec = self.ledger().show(number_or_id).map_err(|e| self.lerr(e))?;
+        let rec = lock(&self.reader).show(number_or_id).map_err(|e| self.lerr(e))?;
         let inv = &rec.envelope.invoice;
         let receipt = rec.receipt.as_ref().map(|r| {
             let text = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
@@ -646,6 +654,22 @@ impl Engine {
                 json: serde_json::to_string_pretty(r).unwrap_or_default(),
             }
         });
+        let history = rec
+            .history
+            .iter()
+            .map(|e| {
+                // The receipt holds what an answer's entry says; the number is the invoice's.
+                let answer = receipt.as_ref().filter(|_| matches!(e.status.as_str(), "accepted" | "rejected"));
+                HistoryDto {
+                    at: e.at.clone(),
+                    status: e.status.clone(),
+                    detail: e.detail.clone(),
+                    number: (e.status == "issued").then(|| inv.number.clone()),
+                    authority_code: answer.map(|r| r.authority_code.clone()).filter(|c| !c.is_empty()),
+                    reasons: answer.filter(|_| e.status == "rejected").map(|r| r.reasons.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
         Ok(InvoiceDetailDto {
             invoice: InvoiceDto::from(inv),
             hash: rec.envelope.hash.clone(),
@@ -653,7 +677,7 @@ impl Engine {
             status: rec.status.as_str().to_string(),
             total_in_words: parse_money(&inv.total).map(amount_in_words).unwrap_or_default(),
             receipt,
-            history: rec.history.iter().map(HistoryDto::from).collect(),
+            history,
             outbox: rec.outbox.as_ref().map(|o| OutboxDto {
                 attempts: o.attempts,
                 next_attempt_at: o.next_attempt_at.clone(),

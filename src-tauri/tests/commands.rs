@@ -138,7 +138,11 @@ fn setup_preview_issue_and_sync_now() {
     assert_eq!(detail.status, "accepted");
     let receipt = detail.receipt.unwrap();
     assert_eq!(receipt.authority_code.len(), 20);
-    assert!(detail.history.iter().any(|h| h.status == "accepted"));
+    // The history carries what the UI needs to say it in the clerk's language.
+    let entry = |s: &str| detail.history.iter().find(|h| h.status == s).unwrap();
+    assert_eq!(entry("issued").number.as_deref(), Some(issued.number.as_str()));
+    assert_eq!(entry("accepted").authority_code.as_deref(), Some(receipt.authority_code.as_str()));
+    assert!(entry("accepted").reasons.is_empty() && entry("accepted").number.is_none());
     assert_eq!(engine.status().unwrap().connectivity.state, ConnectivityState::Online);
 }
 
@@ -235,6 +239,16 @@ fn list_filters_and_pages_newest_first() {
     assert_eq!(dated.total, 30);
     let e = engine.list(&ListQuery { from: Some("yesterday".into()), limit: 1, ..ListQuery::default() }).unwrap_err();
     assert_eq!(e.field, "from");
+    // The buyer filter and the search narrow together (9 is 甲方's, 8 乙方's).
+    let both = |n: &str| engine.list(&ListQuery { buyer: Some("甲方".into()), search: Some(n.into()), limit: 10, ..ListQuery::default() }).unwrap().total;
+    assert_eq!((both(&numbers[9]), both(&numbers[8])), (1, 0));
+    // Past the end: no rows, the offset clamped, the total still right.
+    let past = engine.list(&ListQuery { offset: 500, limit: 10, ..ListQuery::default() }).unwrap();
+    assert_eq!((past.total, past.offset, past.rows.len()), (30, 30, 0));
+    // A new invoice shows at once at the top of a list that was already open.
+    let newest = engine.issue(&draft("ordinary", "", "1", "1")).unwrap();
+    let page = engine.list(&ListQuery { offset: 0, limit: 10, ..ListQuery::default() }).unwrap();
+    assert_eq!((page.total, page.rows[0].number.as_str()), (31, newest.number.as_str()));
 }
 
 /// The CLI and the app open the same data directory: each sees what the other issued,

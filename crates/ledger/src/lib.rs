@@ -171,6 +171,11 @@ pub struct ListFilter {
     pub to: Option<String>,
     pub limit: Option<u64>,
     pub offset: Option<u64>,
+    /// Case-insensitive substring of the buyer name or tax ID (not the number).
+    pub buyer: Option<String>,
+    /// Newest (highest seq) first instead of oldest first; limit and offset count from
+    /// that end.
+    pub newest_first: bool,
 }
 
 /// One entry of an invoice's status history.
@@ -305,6 +310,94 @@ fn list_bound(field: &str, text: &str, end_of_day: bool) -> Result<String> {
         format!("{t:?} is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T08:00:00Z)"),
         format!("{t:?} 不是日期（2026-01-31）或 RFC 3339 时间（2026-01-31T08:00:00Z）"),
     ))
+}
+
+/// A row of `SELECT seq, number, id, kind, issued_at, buyer_name, buyer_tax_id, total,
+/// status`, the status still as text.
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(InvoiceSummary, String)> {
+    Ok((
+        InvoiceSummary {
+            seq: r.get(0)?,
+            number: r.get(1)?,
+            id: r.get(2)?,
+            kind: r.get(3)?,
+            issued_at: r.get(4)?,
+            buyer_name: r.get(5)?,
+            buyer_tax_id: r.get(6)?,
+            total: r.get(7)?,
+            status: Status::Pending,
+        },
+        r.get(8)?,
+    ))
+}
+
+fn with_status((mut s, status): (InvoiceSummary, String)) -> Result<InvoiceSummary> {
+    s.status = Status::parse(&status)
+        .ok_or_else(|| corrupt(s.seq, format!("unknown status {status:?}")))?;
+    Ok(s)
+}
+
+/// `select` with the WHERE clause of `filter` (no order, limit or offset) and its arguments.
+fn list_query(select: &str, filter: &ListFilter) -> Result<(String, Vec<rusqlite::types::Value>)> {
+    let mut sql = format!("{select} WHERE 1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let like = |text: &str| {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    };
+    let text = |t: &Option<String>| {
+        t.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    if let Some(status) = filter.status {
+        args.push(status.as_str().to_string().into());
+        sql.push_str(&format!(" AND status = ?{}", args.len()));
+    }
+    if let Some(search) = text(&filter.search) {
+        args.push(like(&search).into());
+        let n = args.len();
+        sql.push_str(&format!(
+            " AND (number LIKE ?{n} ESCAPE '\\' OR buyer_name LIKE ?{n} ESCAPE '\\' OR buyer_tax_id LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    if let Some(buyer) = text(&filter.buyer) {
+        args.push(like(&buyer).into());
+        let n = args.len();
+        sql.push_str(&format!(
+            " AND (buyer_name LIKE ?{n} ESCAPE '\\' OR buyer_tax_id LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    if let Some(from) = &filter.from {
+        args.push(list_bound("from", from, false)?.into());
+        sql.push_str(&format!(" AND issued_at >= ?{}", args.len()));
+    }
+    if let Some(to) = &filter.to {
+        args.push(list_bound("to", to, true)?.into());
+        sql.push_str(&format!(" AND issued_at <= ?{}", args.len()));
+    }
+    Ok((sql, args))
+}
+
+pub static TRACE_ISSUE: std::sync::Mutex<Vec<(u64, u64, u64)>> = std::sync::Mutex::new(Vec::new()); // TRACEISSUE
+pub static TRACE_HOLD: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+/// While storing receipts, this connection checkpoints the WAL once it holds this many
+/// pages (SQLite's default is 1000): a drain writes most of the WAL, so it also copies
+/// it back, before an issuance's commit would cross the default and pay for it.
+const WAL_CHECKPOINT_PAGES: i64 = 256;
+
+/// A receipt that passed every check that needs no database (see `Ledger::check_receipt`).
+struct CheckedReceipt<'a> {
+    invoice_id: &'a str,
+    /// Stored exactly as received.
+    json: &'a str,
+    value: serde_json::Value,
+    receipt: Receipt,
+    status: Status,
 }
 
 impl Ledger {
@@ -621,7 +714,9 @@ impl Ledger {
     /// The one issuance transaction: validate -> limits -> take a number -> build, hash,
     /// sign, link -> insert invoice, outbox row and history -> commit.
     pub fn issue(&self, draft: &Draft, key: &DeviceKey, now: DateTime<Utc>) -> Result<Issued> {
+        let tq0 = std::time::Instant::now(); // TRACEISSUE
         let tx = self.write_tx()?;
+        let tq1 = std::time::Instant::now(); // TRACEISSUE
         let dev = rows::require_device(&tx)?;
         let device_id = dev.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
         if key.public().to_base64() != dev.public_key {
@@ -707,7 +802,9 @@ impl Ledger {
                 format!("lease {} moved during issuance", lease.lease.lease_id),
             ));
         }
+        let tq2 = std::time::Instant::now(); // TRACEISSUE
         tx.commit()?;
+        TRACE_ISSUE.lock().unwrap().push((tq1.duration_since(tq0).as_micros() as u64, tq2.duration_since(tq1).as_micros() as u64, tq2.elapsed().as_micros() as u64)); // TRACEISSUE
         Ok(Issued {
             envelope,
             envelope_json,
@@ -812,12 +909,101 @@ impl Ledger {
         receipt_json: &str,
         now: DateTime<Utc>,
     ) -> Result<Status> {
+        let pinned = rows::require_device(&self.conn)?.pinned_key()?;
+        let checked = Self::check_receipt(&pinned, invoice_id, receipt_json)?;
+        let tx = self.write_tx()?;
+        let status = Self::store_checked_receipt(&tx, &checked, now)?;
+        tx.commit()?;
+        Ok(status)
+    }
+
+    /// Many receipts at once (the answer to a batch): each is checked exactly as
+    /// [`Ledger::store_receipt`] checks one, its signature outside any transaction, and all
+    /// that pass are stored in ONE short IMMEDIATE transaction — one commit for the group
+    /// instead of one per invoice, so a drain neither costs an fsync per receipt nor holds
+    /// issuance back for longer than one short write.
+    ///
+    /// The results are per item, in order: the final status (also for a repeat of a
+    /// receipt already stored), or [`LedgerError::BadReceipt`] for a receipt that was
+    /// refused and not stored; a bad receipt never keeps the good ones out. The outer
+    /// `Err` is a database failure, and then nothing of this call is stored.
+    pub fn store_receipts(
+        &self,
+        receipts: &[(&str, &str)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Status>>> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pinned = rows::require_device(&self.conn)?.pinned_key()?;
+        let checked: Vec<Result<CheckedReceipt<'_>>> = receipts
+            .iter()
+            .map(|(id, json)| Self::check_receipt(&pinned, id, json))
+            .collect();
+        if checked.iter().all(Result::is_err) {
+            return Ok(checked.into_iter().map(|c| c.map(|c| c.status)).collect());
+        }
+        let results = self.write_then_sync(|tx| {
+            let mut results = Vec::with_capacity(checked.len());
+            for item in checked {
+                results.push(match item {
+                    Ok(c) => match Self::store_checked_receipt(tx, &c, now) {
+                        Ok(status) => Ok(status),
+                        // Refused before anything of it was written: the others go on.
+                        Err(bad @ LedgerError::BadReceipt(_)) => Err(bad),
+                        // The transaction is rolled back: nothing of the group is kept.
+                        Err(e) => return Err(e),
+                    },
+                    Err(bad) => Err(bad),
+                });
+            }
+            Ok(results)
+        })?;
+        Ok(results)
+    }
+
+    /// `work` in one IMMEDIATE transaction whose commit does not wait for the disk while it
+    /// holds the write lock, made durable right after the lock is released: the commit
+    /// runs with synchronous=NORMAL (the WAL frames are written, not yet synced), then the
+    /// WAL file is synced before this returns. A caller still returns only once its data
+    /// is on disk, as with synchronous=FULL, but an issuance waiting for the lock waits
+    /// for the writes only, not for the fsync. A failed sync is an `Io` error although the
+    /// transaction committed (the next durable commit of the ledger covers it).
+    fn write_then_sync<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        // The safety level cannot change inside a transaction: set around it, always restored.
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+        let t_lock = std::time::Instant::now();
+        let done = self.write_tx().and_then(|tx| {
+            let t_got = std::time::Instant::now();
+            let value = work(&tx)?;
+            tx.commit()?;
+            TRACE_HOLD.lock().unwrap().push((t_got.duration_since(t_lock).as_micros() as u64, t_got.elapsed().as_micros() as u64));
+            Ok(value)
+        });
+        let restored = self
+            .conn
+            .pragma_update(None, "synchronous", "FULL")
+            .and_then(|()| self.conn.pragma_update(None, "wal_autocheckpoint", 1000));
+        let value = done?;
+        restored?;
+        let mut wal = self.db_path().into_os_string();
+        wal.push("-wal");
+        std::fs::File::open(&wal)?.sync_data()?;
+        Ok(value)
+    }
+
+    /// What needs no database: JSON, the authority signature against the pinned key,
+    /// the receipt's shape, status, invoice id and authority code.
+    fn check_receipt<'a>(
+        pinned: &PublicKey,
+        invoice_id: &'a str,
+        receipt_json: &'a str,
+    ) -> Result<CheckedReceipt<'a>> {
         let bad = |w: String| LedgerError::BadReceipt(w);
         let value: serde_json::Value =
             serde_json::from_str(receipt_json).map_err(|e| bad(format!("not JSON ({e})")))?;
-        let dev = rows::require_device(&self.conn)?;
-        let pinned = dev.pinned_key()?;
-        verify_object(&pinned, RECEIPT_DOMAIN, &value, "authority_signature").map_err(|e| {
+        verify_object(pinned, RECEIPT_DOMAIN, &value, "authority_signature").map_err(|e| {
             bad(format!(
                 "the authority signature does not verify against the key pinned at enrolment ({e})"
             ))
@@ -847,7 +1033,32 @@ impl Ledger {
                 receipt.authority_code
             )));
         }
-        let tx = self.write_tx()?;
+        Ok(CheckedReceipt {
+            invoice_id,
+            json: receipt_json,
+            value,
+            receipt,
+            status,
+        })
+    }
+
+    /// Matches a checked receipt with its invoice (number, hash) and stores it in `tx`:
+    /// receipt, final status, history, outbox row gone. Every refusal (`BadReceipt`)
+    /// comes before the first write.
+    fn store_checked_receipt(
+        tx: &Transaction<'_>,
+        checked: &CheckedReceipt<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Status> {
+        let bad = |w: String| LedgerError::BadReceipt(w);
+        let CheckedReceipt {
+            invoice_id,
+            json: receipt_json,
+            value,
+            receipt,
+            status,
+        } = checked;
+        let (invoice_id, status) = (*invoice_id, *status);
         let row: Option<(String, String, String)> = tx
             .prepare_cached("SELECT number, hash, status FROM invoices WHERE id = ?1")?
             .query_row([invoice_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -872,7 +1083,8 @@ impl Ledger {
             .query_row([invoice_id], |r| r.get(0))
             .optional()?;
         if let Some(stored) = stored {
-            let same = serde_json::from_str::<serde_json::Value>(&stored).is_ok_and(|v| v == value);
+            let same =
+                serde_json::from_str::<serde_json::Value>(&stored).is_ok_and(|v| v == *value);
             if same {
                 return Ok(Status::parse(&current).unwrap_or(status));
             }
@@ -912,7 +1124,6 @@ impl Ledger {
         .execute(params![invoice_id, timestamp(now), status.as_str(), detail])?;
         tx.prepare_cached("DELETE FROM outbox WHERE invoice_id = ?1")?
             .execute([invoice_id])?;
-        tx.commit()?;
         Ok(status)
     }
 
@@ -993,39 +1204,15 @@ impl Ledger {
     }
 
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<InvoiceSummary>> {
-        let mut sql = String::from(
-            "SELECT seq, number, id, kind, issued_at, buyer_name, buyer_tax_id, total, status FROM invoices WHERE 1 = 1",
-        );
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(status) = filter.status {
-            args.push(status.as_str().to_string().into());
-            sql.push_str(&format!(" AND status = ?{}", args.len()));
-        }
-        if let Some(search) = filter
-            .search
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            let escaped = search
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            args.push(format!("%{escaped}%").into());
-            let n = args.len();
-            sql.push_str(&format!(
-                " AND (number LIKE ?{n} ESCAPE '\\' OR buyer_name LIKE ?{n} ESCAPE '\\' OR buyer_tax_id LIKE ?{n} ESCAPE '\\')"
-            ));
-        }
-        if let Some(from) = &filter.from {
-            args.push(list_bound("from", from, false)?.into());
-            sql.push_str(&format!(" AND issued_at >= ?{}", args.len()));
-        }
-        if let Some(to) = &filter.to {
-            args.push(list_bound("to", to, true)?.into());
-            sql.push_str(&format!(" AND issued_at <= ?{}", args.len()));
-        }
-        sql.push_str(" ORDER BY seq");
+        let (mut sql, mut args) = list_query(
+            "SELECT seq, number, id, kind, issued_at, buyer_name, buyer_tax_id, total, status FROM invoices",
+            filter,
+        )?;
+        sql.push_str(if filter.newest_first {
+            " ORDER BY seq DESC"
+        } else {
+            " ORDER BY seq"
+        });
         let limit = filter
             .limit
             .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
@@ -1038,30 +1225,48 @@ impl Ledger {
         sql.push_str(&format!(" OFFSET ?{}", args.len()));
         let mut stmt = self.conn.prepare(&sql)?;
         let raw = stmt
-            .query_map(rusqlite::params_from_iter(args), |r| {
-                Ok((
-                    InvoiceSummary {
-                        seq: r.get(0)?,
-                        number: r.get(1)?,
-                        id: r.get(2)?,
-                        kind: r.get(3)?,
-                        issued_at: r.get(4)?,
-                        buyer_name: r.get(5)?,
-                        buyer_tax_id: r.get(6)?,
-                        total: r.get(7)?,
-                        status: Status::Pending,
-                    },
-                    r.get::<_, String>(8)?,
-                ))
-            })?
+            .query_map(rusqlite::params_from_iter(args), summary_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        raw.into_iter()
-            .map(|(mut s, status)| {
-                s.status = Status::parse(&status)
-                    .ok_or_else(|| corrupt(s.seq, format!("unknown status {status:?}")))?;
-                Ok(s)
-            })
-            .collect()
+        raw.into_iter().map(with_status).collect()
+    }
+
+    /// The seqs of what `list` returns for `filter`, in the same order and window, read
+    /// without the rows: the index of a virtualized list (8 bytes an invoice), whose pages
+    /// [`Ledger::summaries`] then reads by seq.
+    pub fn list_seqs(&self, filter: &ListFilter) -> Result<Vec<u64>> {
+        // No ORDER BY: without conditions SQLite can then count through a narrow index
+        // instead of the table, whose rows carry the whole envelope.
+        let (sql, args) = list_query("SELECT seq FROM invoices", filter)?;
+        let mut seqs = self
+            .conn
+            .prepare(&sql)?
+            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, u64>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        seqs.sort_unstable();
+        if filter.newest_first {
+            seqs.reverse();
+        }
+        let offset = usize::try_from(filter.offset.unwrap_or(0)).unwrap_or(usize::MAX);
+        let limit = filter
+            .limit
+            .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        Ok(seqs.into_iter().skip(offset).take(limit).collect())
+    }
+
+    /// The list rows of `seqs`, in the order given; a seq the ledger does not hold is
+    /// skipped.
+    pub fn summaries(&self, seqs: &[u64]) -> Result<Vec<InvoiceSummary>> {
+        let tx = self.read_tx()?;
+        let mut stmt = tx.prepare_cached(
+            "SELECT seq, number, id, kind, issued_at, buyer_name, buyer_tax_id, total, status FROM invoices WHERE seq = ?1",
+        )?;
+        let mut rows = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            if let Some(raw) = stmt.query_row([seq], summary_row).optional()? {
+                rows.push(with_status(raw)?);
+            }
+        }
+        Ok(rows)
     }
 
     /// By 20-digit number or invoice id.

@@ -984,6 +984,103 @@ fn list_filters() {
 }
 
 #[test]
+fn list_pages_newest_first_and_by_seq() {
+    let s = with_lease(&Terms::default());
+    for i in 0..7 {
+        let mut d = ordinary("1", "10", "0.13");
+        d.buyer.name = if i % 2 == 0 {
+            "Acme 100".into()
+        } else {
+            "Globex".into()
+        };
+        s.ledger.issue(&d, &s.key, t0()).unwrap();
+    }
+    let listed = |f: &ListFilter| {
+        s.ledger
+            .list(f)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect::<Vec<_>>()
+    };
+    let seqs = |f: &ListFilter| s.ledger.list_seqs(f).unwrap();
+    let newest = ListFilter {
+        newest_first: true,
+        limit: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(listed(&newest), [7, 6, 5]);
+    let last = ListFilter {
+        offset: Some(6),
+        ..newest.clone()
+    };
+    assert_eq!(listed(&last), [1]);
+    // list_seqs returns what list returns, in the same order and window.
+    for f in [&newest, &last, &ListFilter::default()] {
+        assert_eq!(seqs(f), listed(f), "{f:?}");
+    }
+    let acme = ListFilter {
+        buyer: Some(" acme ".into()),
+        newest_first: true,
+        ..Default::default()
+    };
+    assert_eq!(seqs(&acme), [7, 5, 3, 1]);
+    // The rows of a page, by seq, in the order asked; unknown seqs are skipped.
+    let page = s.ledger.summaries(&[5, 99, 3]).unwrap();
+    assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), [5, 3]);
+    assert_eq!(
+        page,
+        s.ledger
+            .list(&ListFilter {
+                offset: Some(1),
+                limit: Some(2),
+                ..acme.clone()
+            })
+            .unwrap()
+    );
+    // The buyer filter never matches a number; the search does.
+    let by_number = |f: fn(String) -> ListFilter| seqs(&f("00000002".into())).len();
+    assert_eq!(
+        by_number(|q| ListFilter {
+            buyer: Some(q),
+            ..Default::default()
+        }),
+        0
+    );
+    assert_eq!(
+        by_number(|q| ListFilter {
+            search: Some(q),
+            ..Default::default()
+        }),
+        1
+    );
+    // Together they narrow.
+    let both = ListFilter {
+        search: Some("0000000".into()),
+        buyer: Some("globex".into()),
+        status: Some(Status::Pending),
+        ..Default::default()
+    };
+    assert_eq!(seqs(&both), [2, 4, 6]);
+    assert_eq!(listed(&both), [2, 4, 6]);
+    assert!(seqs(&ListFilter {
+        status: Some(Status::Accepted),
+        ..Default::default()
+    })
+    .is_empty());
+    assert_eq!(
+        s.ledger
+            .list_seqs(&ListFilter {
+                to: Some("not a date".into()),
+                ..Default::default()
+            })
+            .unwrap_err()
+            .field(),
+        "to"
+    );
+}
+
+#[test]
 fn alerts_queue_stop_clock_offset_and_last_sync() {
     let s = enrolled();
     s.ledger

@@ -7,7 +7,8 @@
 //! authority's signed receipts through the ledger and compares chain heads afterwards.
 //!
 //! It must never drop, skip, edit or re-sign an invoice: an item leaves the outbox only
-//! through [`kaipiao_ledger::Ledger::store_receipt`], after the receipt's signature has
+//! through [`kaipiao_ledger::Ledger::store_receipt`] (or `store_receipts` for the receipts
+//! of a batch), after the receipt's signature has
 //! verified against the key pinned at enrolment, and every submission is the exact stored
 //! bytes under the invoice's own idempotency key, so a retry after an unknown outcome can
 //! only be answered with the original receipt. It must never panic on anything a server
@@ -41,7 +42,7 @@ pub struct SyncOptions {
     /// SPEC 6: 30 s, and never past the give-up deadline.
     pub request_timeout: Duration,
     /// 0: one `POST /v1/invoices` per invoice; otherwise up to this many per
-    /// `POST /v1/invoices:batch` (at most 500).
+    /// `POST /v1/invoices:batch` (at most 500). Default [`DEFAULT_BATCH_SIZE`].
     pub batch_size: usize,
     /// The background loop's first run after an outage: the first send waits a random
     /// time up to [`policy::START_SPREAD`] (SPEC 6), and the give-up clock starts after
@@ -49,13 +50,21 @@ pub struct SyncOptions {
     pub after_outage: bool,
 }
 
+/// Invoices per `POST /v1/invoices:batch` unless a caller asks otherwise: the CLI's
+/// `sync`, "Sync now" and the app's background loop all drain in batches of this size.
+/// Each item is answered exactly as if it had been sent alone, so this changes the cost
+/// of a drain (one request, one authority transaction and a couple of ledger
+/// transactions per batch instead of one each per invoice), not its outcome.
+/// docs/BENCHMARKS.md has the measurements behind the figure.
+pub const DEFAULT_BATCH_SIZE: usize = 200;
+
 impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
             give_up_after: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
-            batch_size: 0,
+            batch_size: DEFAULT_BATCH_SIZE,
             after_outage: false,
         }
     }

@@ -1,7 +1,8 @@
 //! Failover between two real taxd processes on one `--db` (two endpoints of one
 //! authority): the primary dies, the backup takes over within seconds, the primary comes
 //! back and traffic returns to it after its breaker's half-open probe. Nothing is lost or
-//! duplicated, and each server's `--request-log` shows who got what.
+//! duplicated, and each server's `--request-log` shows who got what. Run one request per
+//! invoice and in batches (the default).
 
 mod common;
 
@@ -20,13 +21,26 @@ fn submissions(log: &Path) -> Vec<u16> {
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["method"] == "POST" && v["path"] == "/v1/invoices")
+        .filter(|v| {
+            v["method"] == "POST"
+                && (v["path"] == "/v1/invoices" || v["path"] == "/v1/invoices:batch")
+        })
         .map(|v| v["status"].as_u64().unwrap_or(0) as u16)
         .collect()
 }
 
-#[tokio::test]
-async fn primary_down_backup_takes_over_then_traffic_returns_to_the_primary() {
+in_both_modes!(primary_down_backup_takes_over_then_traffic_returns_to_the_primary);
+
+/// What the log shows for `n` invoices that all went through: n answers 201 one by one,
+/// or one 200 for the batch.
+fn answered(mode: Mode, n: usize) -> Vec<u16> {
+    match mode {
+        Mode::Single => vec![201; n],
+        Mode::Batched => vec![200],
+    }
+}
+
+async fn primary_down_backup_takes_over_then_traffic_returns_to_the_primary(mode: Mode) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("authority.db");
     let (primary_log, backup_log) = (
@@ -45,25 +59,25 @@ async fn primary_down_backup_takes_over_then_traffic_returns_to_the_primary() {
 
     // Both up: everything goes to the primary.
     dev.issue(3);
-    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(10), &no_progress)
         .await
         .unwrap();
     assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
-    assert_eq!(submissions(&primary_log), vec![201; 3]);
+    assert_eq!(submissions(&primary_log), answered(mode, 3));
     assert!(submissions(&backup_log).is_empty());
 
     // The primary dies: the backup takes over within seconds.
     primary.stop();
     dev.issue(6);
     let started = Instant::now();
-    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(10), &no_progress)
         .await
         .unwrap();
     let took = started.elapsed();
     assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
     assert_eq!((report.accepted, report.pending), (6, 0));
     assert!(took < Duration::from_secs(5), "failover took {took:?}");
-    assert_eq!(submissions(&backup_log), vec![201; 6]);
+    assert_eq!(submissions(&backup_log), answered(mode, 6));
 
     // The primary comes back where it was. Its breaker opened (five failures in a row),
     // so the next run still uses the backup; after the cool-down (at most 5 s) the
@@ -72,16 +86,18 @@ async fn primary_down_backup_takes_over_then_traffic_returns_to_the_primary() {
     let primary = Taxd::start_at(&db, &listen, &["--request-log", &p_log]);
     tokio::time::sleep(Duration::from_millis(5500)).await;
     dev.issue(2);
-    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(10), &no_progress)
         .await
         .unwrap();
     assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    let mut primary_saw = answered(mode, 3);
+    primary_saw.extend(answered(mode, 2));
     assert_eq!(
         submissions(&primary_log),
-        vec![201; 5],
+        primary_saw,
         "back on the primary"
     );
-    assert_eq!(submissions(&backup_log), vec![201; 6]);
+    assert_eq!(submissions(&backup_log), answered(mode, 6));
 
     // Nothing lost, nothing duplicated: every invoice is final with the one receipt the
     // authority holds for it, and the authority's chain is exactly ours.

@@ -1,5 +1,8 @@
 //! The sync engine against a scripted server that misbehaves in front of a real taxd:
-//! forged receipts, garbage, timeouts, dropped answers, Retry-After, refusals.
+//! forged receipts, garbage, timeouts, dropped answers, Retry-After, refusals. Every case
+//! runs twice, one request per invoice (`single::`) and in batches (`batched::`, the
+//! default), with the same expectations: a batch's items are handled exactly as if each
+//! had been sent alone.
 
 mod common;
 
@@ -15,6 +18,15 @@ use std::time::Duration;
 
 fn no_progress(_: Progress) {}
 
+/// Every wait of the run names `why`. (Whether there is a wait at all is up to the
+/// jitter: a full-jitter draw close to zero resends at once.)
+fn waits_say(events: &Events, why: &str) -> bool {
+    events.all().iter().all(|p| match p {
+        Progress::Retrying { reason, .. } => reason.contains(why),
+        _ => true,
+    })
+}
+
 /// A device enrolled with a real taxd, then pointed at `servers`.
 async fn enrolled(taxd: &Taxd) -> Device {
     let dev = Device::new();
@@ -22,9 +34,23 @@ async fn enrolled(taxd: &Taxd) -> Device {
     dev
 }
 
-fn forged_receipt(req: &Req) -> Act {
-    let Ok(env) = serde_json::from_slice::<Envelope>(&req.body) else {
-        return Act::error(400, "invalid_request", json!({}));
+in_both_modes!(
+    a_receipt_that_does_not_verify_is_never_final,
+    garbage_answers_are_retried_and_never_final,
+    an_answer_lost_after_commit_is_recovered_by_resending_the_same_bytes,
+    a_timeout_is_an_unknown_outcome_and_the_item_is_resent,
+    retry_after_is_a_floor,
+    a_retry_after_beyond_the_deadline_ends_the_run_at_once,
+    key_reuse_stops_the_queue_with_diagnostics,
+    a_chain_gap_ahead_of_ours_is_an_integrity_stop,
+    an_endpoint_that_does_not_know_the_device_is_skipped,
+    a_head_that_differs_with_nothing_pending_is_reported,
+);
+
+/// A receipt for `envelope` (bytes as sent) signed by a key that is not the authority's.
+fn forged(envelope: &[u8]) -> (u16, serde_json::Value) {
+    let Ok(env) = serde_json::from_slice::<Envelope>(envelope) else {
+        return (400, Act::error_body("invalid_request", json!({})));
     };
     let receipt = json!({
         "invoice_id": env.invoice.id,
@@ -38,13 +64,12 @@ fn forged_receipt(req: &Req) -> Act {
     });
     let impostor = DeviceKey::from_bytes(&[9u8; 32]);
     match sign_object(&impostor, RECEIPT_DOMAIN, receipt, "authority_signature") {
-        Ok(signed) => Act::json(201, signed),
-        Err(_) => Act::Drop,
+        Ok(signed) => (201, signed),
+        Err(_) => (500, json!({})),
     }
 }
 
-#[tokio::test]
-async fn a_receipt_that_does_not_verify_is_never_final() {
+async fn a_receipt_that_does_not_verify_is_never_final(mode: Mode) {
     let taxd = Taxd::start(&[]);
     let dev = enrolled(&taxd).await;
     let issued = dev.issue(2);
@@ -52,7 +77,7 @@ async fn a_receipt_that_does_not_verify_is_never_final() {
         Some(taxd.url.clone()),
         Arc::new(|req: &Req, _| {
             if req.is_submission() {
-                forged_receipt(req)
+                Act::each_item(req, forged)
             } else {
                 Act::Proxy
             }
@@ -62,7 +87,7 @@ async fn a_receipt_that_does_not_verify_is_never_final() {
     dev.ledger
         .set_servers(std::slice::from_ref(&fake.url))
         .unwrap();
-    let report = sync_now(&dev.ledger, &dev.key, &opts(5), &no_progress)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(5), &no_progress)
         .await
         .unwrap();
     let SyncOutcome::Stopped(why) = &report.outcome else {
@@ -82,15 +107,14 @@ async fn a_receipt_that_does_not_verify_is_never_final() {
     dev.ledger
         .set_servers(std::slice::from_ref(&taxd.url))
         .unwrap();
-    let report = sync_now(&dev.ledger, &dev.key, &opts(5), &no_progress)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(5), &no_progress)
         .await
         .unwrap();
     assert_eq!(report.outcome, SyncOutcome::Complete);
     assert_eq!((report.accepted, report.pending), (2, 0));
 }
 
-#[tokio::test]
-async fn garbage_answers_are_retried_and_never_final() {
+async fn garbage_answers_are_retried_and_never_final(mode: Mode) {
     let taxd = Taxd::start(&[]);
     let dev = enrolled(&taxd).await;
     let issued = dev.issue(1);
@@ -129,7 +153,7 @@ async fn garbage_answers_are_retried_and_never_final() {
     dev.ledger
         .set_servers(std::slice::from_ref(&fake.url))
         .unwrap();
-    let report = sync_now(&dev.ledger, &dev.key, &opts(3), &no_progress)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(3), &no_progress)
         .await
         .unwrap();
     assert!(
@@ -143,30 +167,32 @@ async fn garbage_answers_are_retried_and_never_final() {
     assert!(outbox.attempts >= 2, "{outbox:?}");
     assert!(fake.submissions().len() >= 2);
     // Every attempt carried the same key and the same stored bytes.
+    let sent = vec![(
+        issued[0].envelope.invoice.id.clone(),
+        issued[0].envelope_json.as_bytes().to_vec(),
+    )];
     for sub in fake.submissions() {
-        assert_eq!(
-            sub.header("idempotency-key"),
-            Some(idempotency_header(&issued[0].envelope.invoice.id).as_str())
-        );
-        assert_eq!(sub.body, issued[0].envelope_json.as_bytes());
+        assert_eq!(sub.items(), sent);
+        if mode == Mode::Single {
+            assert_eq!(
+                sub.header("idempotency-key"),
+                Some(idempotency_header(&issued[0].envelope.invoice.id).as_str())
+            );
+        }
         assert_eq!(sub.header("content-type"), Some("application/json"));
     }
 }
 
-#[tokio::test]
-async fn an_answer_lost_after_commit_is_recovered_by_resending_the_same_bytes() {
+async fn an_answer_lost_after_commit_is_recovered_by_resending_the_same_bytes(mode: Mode) {
     let taxd = Taxd::start(&[]);
     let dev = enrolled(&taxd).await;
     let issued = dev.issue(1);
+    let first_submission = once_for(Req::is_submission);
     let fake = Scripted::start(
         Some(taxd.url.clone()),
-        Arc::new(|req: &Req, _| {
+        Arc::new(move |req: &Req, _| {
             // The first submission is committed upstream, then the connection drops.
-            static FIRST: std::sync::Once = std::sync::Once::new();
-            let mut first = false;
-            if req.is_submission() {
-                FIRST.call_once(|| first = true);
-            }
+            let first = first_submission(req);
             if first {
                 Act::ProxyThenDrop
             } else {
@@ -180,7 +206,7 @@ async fn an_answer_lost_after_commit_is_recovered_by_resending_the_same_bytes() 
         .unwrap();
     let events = Events::default();
     let sink = events.sink();
-    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &sink)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(10), &sink)
         .await
         .unwrap();
     assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
@@ -188,30 +214,30 @@ async fn an_answer_lost_after_commit_is_recovered_by_resending_the_same_bytes() 
     let subs = fake.submissions();
     assert_eq!(subs.len(), 2);
     assert_eq!(subs[0].body, subs[1].body);
-    assert_eq!(subs[0].body, issued[0].envelope_json.as_bytes());
+    assert_eq!(
+        subs[0].items(),
+        [(
+            issued[0].envelope.invoice.id.clone(),
+            issued[0].envelope_json.as_bytes().to_vec()
+        )]
+    );
     assert_eq!(
         subs[0].header("idempotency-key"),
         subs[1].header("idempotency-key")
     );
-    assert!(events.all().iter().any(
-        |p| matches!(p, Progress::Retrying { reason, .. } if reason.contains("outcome unknown"))
-    ));
+    assert!(waits_say(&events, "outcome unknown"));
     assert_eq!(report.server_head, Some(dev.ledger.head().unwrap()));
 }
 
-#[tokio::test]
-async fn a_timeout_is_an_unknown_outcome_and_the_item_is_resent() {
+async fn a_timeout_is_an_unknown_outcome_and_the_item_is_resent(mode: Mode) {
     let taxd = Taxd::start(&[]);
     let dev = enrolled(&taxd).await;
     dev.issue(1);
+    let first_submission = once_for(Req::is_submission);
     let fake = Scripted::start(
         Some(taxd.url.clone()),
-        Arc::new(|req: &Req, _| {
-            static FIRST: std::sync::Once = std::sync::Once::new();
-            let mut first = false;
-            if req.is_submission() {
-                FIRST.call_once(|| first = true);
-            }
+        Arc::new(move |req: &Req, _| {
+            let first = first_submission(req);
             if first {
                 // Arrives upstream long after the client gave up on it.
                 Act::ProxyAfter(Duration::from_millis(1500))
@@ -225,9 +251,8 @@ async fn a_timeout_is_an_unknown_outcome_and_the_item_is_resent() {
         .set_servers(std::slice::from_ref(&fake.url))
         .unwrap();
     let options = SyncOptions {
-        give_up_after: Duration::from_secs(10),
         request_timeout: Duration::from_millis(500),
-        ..SyncOptions::default()
+        ..mode.opts(10)
     };
     let events = Events::default();
     let sink = events.sink();
@@ -236,10 +261,8 @@ async fn a_timeout_is_an_unknown_outcome_and_the_item_is_resent() {
         .unwrap();
     assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
     assert_eq!(report.accepted, 1);
-    assert!(events
-        .all()
-        .iter()
-        .any(|p| matches!(p, Progress::Retrying { reason, .. } if reason.contains("timed out"))));
+    assert!(waits_say(&events, "timed out"));
+    assert_eq!(fake.submissions().len(), 2);
     // The late copy reaches the authority after the receipt: it is a replay, not a second invoice.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (status, body) = signed_get(
@@ -255,19 +278,15 @@ async fn a_timeout_is_an_unknown_outcome_and_the_item_is_resent() {
     );
 }
 
-#[tokio::test]
-async fn retry_after_is_a_floor() {
+async fn retry_after_is_a_floor(mode: Mode) {
     let taxd = Taxd::start(&[]);
     let dev = enrolled(&taxd).await;
     dev.issue(1);
+    let first_submission = once_for(Req::is_submission);
     let fake = Scripted::start(
         Some(taxd.url.clone()),
-        Arc::new(|req: &Req, _| {
-            static FIRST: std::sync::Once = std::sync::Once::new();
-            let mut first = false;
-            if req.is_submission() {
-                FIRST.call_once(|| first = true);
-            }
+        Arc::new(move |req: &Req, _| {
+            let first = first_submission(req);
             if first {
                 let mut act = Act::error(429, "rate_limited", json!({}));
                 if let Act::Reply { headers, .. } = &mut act {
@@ -285,7 +304,7 @@ async fn retry_after_is_a_floor() {
         .unwrap();
     let events = Events::default();
     let sink = events.sink();
-    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &sink)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(10), &sink)
         .await
         .unwrap();
     assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
@@ -298,8 +317,7 @@ async fn retry_after_is_a_floor() {
     ));
 }
 
-#[tokio::test]
-async fn a_retry_after_beyond_the_deadline_ends_the_run_at_once() {
+async fn a_retry_after_beyond_the_deadline_ends_the_run_at_once(mode: Mode) {
     let taxd = Taxd::start(&[]);
     let dev = enrolled(&taxd).await;
     dev.issue(1);
@@ -322,7 +340,7 @@ async fn a_retry_after_beyond_the_deadline_ends_the_run_at_once() {
         .set_servers(std::slice::from_ref(&fake.url))
         .unwrap();
     let started = std::time::Instant::now();
-    let report = sync_now(&dev.ledger, &dev.key, &opts(30), &no_progress)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(30), &no_progress)
         .await
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -333,8 +351,7 @@ async fn a_retry_after_beyond_the_deadline_ends_the_run_at_once() {
     assert_eq!(fake.submissions().len(), 1);
 }
 
-#[tokio::test]
-async fn key_reuse_stops_the_queue_with_diagnostics() {
+async fn key_reuse_stops_the_queue_with_diagnostics(mode: Mode) {
     let taxd = Taxd::start(&[]);
     let dev = enrolled(&taxd).await;
     let issued = dev.issue(2);
@@ -342,7 +359,9 @@ async fn key_reuse_stops_the_queue_with_diagnostics() {
         Some(taxd.url.clone()),
         Arc::new(|req: &Req, _| {
             if req.is_submission() {
-                Act::error(422, "idempotency_key_reused", json!({}))
+                Act::each_item(req, |_| {
+                    (422, Act::error_body("idempotency_key_reused", json!({})))
+                })
             } else {
                 Act::Proxy
             }
@@ -352,7 +371,7 @@ async fn key_reuse_stops_the_queue_with_diagnostics() {
     dev.ledger
         .set_servers(std::slice::from_ref(&fake.url))
         .unwrap();
-    let report = sync_now(&dev.ledger, &dev.key, &opts(5), &no_progress)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(5), &no_progress)
         .await
         .unwrap();
     let SyncOutcome::Stopped(why) = &report.outcome else {
@@ -371,8 +390,7 @@ async fn key_reuse_stops_the_queue_with_diagnostics() {
     assert_eq!(fake.submissions().len(), 1);
 }
 
-#[tokio::test]
-async fn a_chain_gap_ahead_of_ours_is_an_integrity_stop() {
+async fn a_chain_gap_ahead_of_ours_is_an_integrity_stop(mode: Mode) {
     let taxd = Taxd::start(&[]);
     let dev = enrolled(&taxd).await;
     dev.issue(1);
@@ -380,7 +398,12 @@ async fn a_chain_gap_ahead_of_ours_is_an_integrity_stop() {
         Some(taxd.url.clone()),
         Arc::new(|req: &Req, _| {
             if req.is_submission() {
-                Act::error(409, "chain_gap", json!({"expected_seq": 42}))
+                Act::each_item(req, |_| {
+                    (
+                        409,
+                        Act::error_body("chain_gap", json!({"expected_seq": 42})),
+                    )
+                })
             } else {
                 Act::Proxy
             }
@@ -390,7 +413,7 @@ async fn a_chain_gap_ahead_of_ours_is_an_integrity_stop() {
     dev.ledger
         .set_servers(std::slice::from_ref(&fake.url))
         .unwrap();
-    let report = sync_now(&dev.ledger, &dev.key, &opts(5), &no_progress)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(5), &no_progress)
         .await
         .unwrap();
     assert!(
@@ -400,8 +423,7 @@ async fn a_chain_gap_ahead_of_ours_is_an_integrity_stop() {
     assert!(dev.ledger.queue_stopped().unwrap().is_some());
 }
 
-#[tokio::test]
-async fn an_endpoint_that_does_not_know_the_device_is_skipped() {
+async fn an_endpoint_that_does_not_know_the_device_is_skipped(mode: Mode) {
     let taxd = Taxd::start(&[]);
     let dev = enrolled(&taxd).await;
     dev.issue(2);
@@ -419,7 +441,7 @@ async fn an_endpoint_that_does_not_know_the_device_is_skipped() {
     dev.ledger
         .set_servers(&[stranger.url.clone(), taxd.url.clone()])
         .unwrap();
-    let report = sync_now(&dev.ledger, &dev.key, &opts(5), &no_progress)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(5), &no_progress)
         .await
         .unwrap();
     assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
@@ -431,7 +453,7 @@ async fn an_endpoint_that_does_not_know_the_device_is_skipped() {
     dev.ledger
         .set_servers(std::slice::from_ref(&stranger.url))
         .unwrap();
-    let report = sync_now(&dev.ledger, &dev.key, &opts(5), &no_progress)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(5), &no_progress)
         .await
         .unwrap();
     assert!(
@@ -442,8 +464,7 @@ async fn an_endpoint_that_does_not_know_the_device_is_skipped() {
     assert!(dev.ledger.queue_stopped().unwrap().is_none());
 }
 
-#[tokio::test]
-async fn a_head_that_differs_with_nothing_pending_is_reported() {
+async fn a_head_that_differs_with_nothing_pending_is_reported(mode: Mode) {
     let taxd = Taxd::start(&[]);
     let dev = enrolled(&taxd).await;
     dev.issue(1);
@@ -461,7 +482,7 @@ async fn a_head_that_differs_with_nothing_pending_is_reported() {
     dev.ledger
         .set_servers(std::slice::from_ref(&fake.url))
         .unwrap();
-    let report = sync_now(&dev.ledger, &dev.key, &opts(5), &no_progress)
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(5), &no_progress)
         .await
         .unwrap();
     assert_eq!((report.accepted, report.pending), (1, 0));
@@ -476,4 +497,146 @@ async fn a_head_that_differs_with_nothing_pending_is_reported() {
     );
     assert_eq!(report.alerts.len(), 1);
     assert_eq!(report.server_head.map(|h| h.seq), Some(7));
+}
+
+/// A batch answer rewritten by `edit(results)` the first time, proxied as it is after.
+fn edit_first_batch(edit: impl Fn(&mut Vec<serde_json::Value>) + Send + Sync + 'static) -> Script {
+    let edit = Arc::new(edit);
+    let first_batch = once_for(Req::is_batch);
+    Arc::new(move |req: &Req, _| {
+        if !first_batch(req) {
+            return Act::Proxy;
+        }
+        let edit = edit.clone();
+        Act::ProxyThen(Box::new(move |status, body| {
+            let mut doc: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            if let Some(results) = doc["results"].as_array_mut() {
+                edit(results);
+            }
+            (status, doc.to_string())
+        }))
+    })
+}
+
+async fn batched_device(
+    taxd: &Taxd,
+    n: usize,
+    script: Script,
+) -> (Device, Vec<kaipiao_ledger::Issued>, Scripted) {
+    let dev = enrolled(taxd).await;
+    let issued = dev.issue(n);
+    let fake = Scripted::start(Some(taxd.url.clone()), script).await;
+    dev.ledger
+        .set_servers(std::slice::from_ref(&fake.url))
+        .unwrap();
+    (dev, issued, fake)
+}
+
+fn keys_of(req: &Req) -> Vec<String> {
+    req.items().into_iter().map(|(k, _)| k).collect()
+}
+
+#[tokio::test]
+async fn a_forged_receipt_inside_a_batch_is_refused_on_its_own_item() {
+    let taxd = Taxd::start(&[]);
+    let (dev, issued, fake) = batched_device(
+        &taxd,
+        4,
+        edit_first_batch(|results| {
+            // taxd's receipt for seq 2, re-signed with an impostor's key.
+            let impostor = DeviceKey::from_bytes(&[9u8; 32]);
+            let receipt = results[1]["body"].take();
+            if let Ok(signed) =
+                sign_object(&impostor, RECEIPT_DOMAIN, receipt, "authority_signature")
+            {
+                results[1]["body"] = signed;
+            }
+        }),
+    )
+    .await;
+    let report = sync_now(&dev.ledger, &dev.key, &opts(5), &no_progress)
+        .await
+        .unwrap();
+    let SyncOutcome::Stopped(why) = &report.outcome else {
+        panic!("{report:?}")
+    };
+    assert!(why.contains(&issued[1].envelope.invoice.number), "{why}");
+    assert_eq!(report.alerts.len(), 1, "{:?}", report.alerts);
+    // Only that item stays pending; the genuine receipts of the batch are final.
+    let status = |k: usize| dev.ledger.show(&issued[k].envelope.invoice.id).unwrap();
+    assert_eq!(status(1).status, Status::Pending);
+    assert!(status(1).receipt.is_none() && status(1).outbox.is_some());
+    for k in [0, 2, 3] {
+        assert_eq!(status(k).status, Status::Accepted, "seq {}", k + 1);
+    }
+    assert_eq!((report.accepted, report.pending), (3, 1));
+    assert!(dev.ledger.queue_stopped().unwrap().is_none());
+    assert_eq!(fake.submissions().len(), 1);
+
+    // The authority holds seq 2: the next run gets its real receipt as a replay.
+    let report = sync_now(&dev.ledger, &dev.key, &opts(5), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!((report.accepted, report.pending), (1, 0));
+    assert_eq!(
+        keys_of(&fake.submissions()[1]),
+        [issued[1].envelope.invoice.id.clone()]
+    );
+}
+
+#[tokio::test]
+async fn an_item_in_flight_elsewhere_is_sent_again_from_where_it_stands() {
+    let taxd = Taxd::start(&[]);
+    let (dev, issued, fake) = batched_device(
+        &taxd,
+        4,
+        edit_first_batch(|results| {
+            for r in results.iter_mut().skip(1) {
+                r["status"] = json!(409);
+                r["body"] = Act::error_body("request_in_progress", json!({}));
+            }
+        }),
+    )
+    .await;
+    let events = Events::default();
+    let sink = events.sink();
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &sink)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!((report.accepted, report.pending), (4, 0));
+    let subs = fake.submissions();
+    assert_eq!(subs.len(), 2);
+    let ids: Vec<String> = issued
+        .iter()
+        .map(|i| i.envelope.invoice.id.clone())
+        .collect();
+    assert_eq!(keys_of(&subs[0]), ids);
+    // In seq order from the first item that had no receipt, after the policy's wait.
+    assert_eq!(keys_of(&subs[1]), ids[1..]);
+    assert!(waits_say(&events, "request_in_progress"));
+}
+
+#[tokio::test]
+async fn batch_results_are_matched_by_key_and_a_missing_one_is_sent_again() {
+    let taxd = Taxd::start(&[]);
+    let (dev, issued, fake) = batched_device(
+        &taxd,
+        5,
+        edit_first_batch(|results| {
+            results.pop();
+            results.reverse();
+        }),
+    )
+    .await;
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!((report.accepted, report.pending), (5, 0));
+    let subs = fake.submissions();
+    assert_eq!(subs.len(), 2);
+    assert_eq!(keys_of(&subs[1]), [issued[4].envelope.invoice.id.clone()]);
+    assert_eq!(report.server_head, Some(dev.ledger.head().unwrap()));
 }

@@ -90,6 +90,8 @@ fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Room for every statement of a submission: parsed once per connection, not per item.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 

@@ -1,3 +1,5 @@
+import type { WarningDto } from './bindings';
+
 // Display helpers. They format strings the engine computed; they never do arithmetic on
 // money (the engine's decimal strings are grouped, not parsed into floats).
 
@@ -48,4 +50,10 @@ export function fieldTestId(field: string): string | null {
   const m = /^lines\[(\d+)\]\.(name|quantity|unit_price|tax_rate)$/.exec(field);
   if (m) return `line-${m[2].replace('_', '-')}-${m[1]}`;
   return null;
+}
+
+/** The warning level of one offline limit: 0, 75, 90 or 100 (used up), the highest of the
+ * engine's warnings for it. The status bar turns amber at 75 and red from 90. */
+export function limitLevel(warnings: WarningDto[] | null | undefined, limit: 'offline_hours' | 'offline_amount'): number {
+  return (warnings ?? []).filter((w) => w.limit === limit).reduce((m, w) => Math.max(m, w.threshold), 0);
 }

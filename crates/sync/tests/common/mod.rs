@@ -236,6 +236,49 @@ pub fn opts(give_up_secs: u64) -> SyncOptions {
     }
 }
 
+/// How the relay submits: one `POST /v1/invoices` per invoice, or batches (the default).
+/// Tests of per-answer behaviour run in both, with the same expectations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Single,
+    Batched,
+}
+
+impl Mode {
+    pub fn opts(self, give_up_secs: u64) -> SyncOptions {
+        SyncOptions {
+            batch_size: match self {
+                Mode::Single => 0,
+                Mode::Batched => kaipiao_sync::DEFAULT_BATCH_SIZE,
+            },
+            ..opts(give_up_secs)
+        }
+    }
+}
+
+/// Generates `single::name` and `batched::name` tests from `async fn name(mode: Mode)`.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod single {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Mode::Single).await
+                }
+            )*
+        }
+        mod batched {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Mode::Batched).await
+                }
+            )*
+        }
+    };
+}
+
 /// Collects progress events.
 #[derive(Clone, Default)]
 pub struct Events(pub Arc<Mutex<Vec<Progress>>>);
@@ -293,8 +336,42 @@ impl Req {
             .map(|(_, v)| v.as_str())
     }
 
+    /// An invoice submission, alone or in a batch.
     pub fn is_submission(&self) -> bool {
-        self.method == "POST" && self.path == "/v1/invoices"
+        self.method == "POST" && (self.path == "/v1/invoices" || self.is_batch())
+    }
+
+    pub fn is_batch(&self) -> bool {
+        self.method == "POST" && self.path == "/v1/invoices:batch"
+    }
+
+    /// The submitted items as `(idempotency key, envelope bytes as sent)`: the header and
+    /// body of a lone submission, or each item of a batch.
+    pub fn items(&self) -> Vec<(String, Vec<u8>)> {
+        #[derive(serde::Deserialize)]
+        struct Batch {
+            items: Vec<BatchItem>,
+        }
+        #[derive(serde::Deserialize)]
+        struct BatchItem {
+            idempotency_key: String,
+            envelope: Box<serde_json::value::RawValue>,
+        }
+        if self.is_batch() {
+            return serde_json::from_slice::<Batch>(&self.body)
+                .map(|b| {
+                    b.items
+                        .into_iter()
+                        .map(|i| (i.idempotency_key, i.envelope.get().as_bytes().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        let key = self
+            .header("idempotency-key")
+            .map(|k| k.trim_matches('"').to_string())
+            .unwrap_or_default();
+        vec![(key, self.body.clone())]
     }
 }
 
@@ -313,7 +390,11 @@ pub enum Act {
     ProxyThenDrop,
     /// Close the connection without answering (after reading the request).
     Drop,
+    /// Forward, then answer with what `edit` makes of taxd's status and body.
+    ProxyThen(Edit),
 }
+
+pub type Edit = Box<dyn FnOnce(u16, String) -> (u16, String) + Send>;
 
 impl Act {
     pub fn json(status: u16, body: serde_json::Value) -> Act {
@@ -325,6 +406,11 @@ impl Act {
     }
 
     pub fn error(status: u16, code: &str, extra: serde_json::Value) -> Act {
+        Act::json(status, Act::error_body(code, extra))
+    }
+
+    /// The error body of [`Act::error`], for one item of a batch.
+    pub fn error_body(code: &str, extra: serde_json::Value) -> serde_json::Value {
         let mut error =
             serde_json::json!({"code": code, "message": format!("scripted {code}"), "field": ""});
         if let (Some(e), Some(x)) = (error.as_object_mut(), extra.as_object()) {
@@ -332,11 +418,36 @@ impl Act {
                 e.insert(k.clone(), v.clone());
             }
         }
-        Act::json(status, serde_json::json!({ "error": error }))
+        serde_json::json!({ "error": error })
+    }
+
+    /// Answers every submitted item with `answer(envelope bytes)` = (status, body): alone,
+    /// as that answer; in a batch, as a 200 whose results are those answers.
+    pub fn each_item(req: &Req, answer: impl Fn(&[u8]) -> (u16, serde_json::Value)) -> Act {
+        if !req.is_batch() {
+            let (status, body) = answer(&req.body);
+            return Act::json(status, body);
+        }
+        let results: Vec<serde_json::Value> = req
+            .items()
+            .iter()
+            .map(|(key, envelope)| {
+                let (status, body) = answer(envelope);
+                serde_json::json!({"idempotency_key": key, "status": status, "body": body})
+            })
+            .collect();
+        Act::json(200, serde_json::json!({ "results": results }))
     }
 }
 
 pub type Script = Arc<dyn Fn(&Req, usize) -> Act + Send + Sync>;
+
+/// True for the first request that `matches`, false for every other one (per script, so
+/// tests running in one process do not share it).
+pub fn once_for(matches: fn(&Req) -> bool) -> impl Fn(&Req) -> bool + Send + Sync {
+    let seen = std::sync::atomic::AtomicBool::new(false);
+    move |req| matches(req) && !seen.swap(true, std::sync::atomic::Ordering::SeqCst)
+}
 
 /// An HTTP/1.1 server on loopback that answers by a script, forwarding to taxd when
 /// told to. Records requests; every connection is `Connection: close`.
@@ -427,6 +538,13 @@ async fn serve_one(
             let _ = proxy(&http, upstream.as_deref(), &req).await;
             return;
         }
+        Act::ProxyThen(edit) => match proxy(&http, upstream.as_deref(), &req).await {
+            Some((status, headers, body)) => {
+                let (status, body) = edit(status, body);
+                (status, headers, body)
+            }
+            None => return,
+        },
     };
     let mut head = format!("HTTP/1.1 {status} X\r\n");
     for (k, v) in headers {

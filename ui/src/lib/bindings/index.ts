@@ -195,7 +195,23 @@ authority_code: string, received_at: string, reasons: Array<ReasonDto>, authorit
  */
 json: string, };
 
-export type HistoryDto = { at: string, status: string, detail: string, };
+export type HistoryDto = { at: string, 
+/**
+ * "issued", "accepted" or "rejected".
+ */
+status: string, detail: string, 
+/**
+ * The invoice number, on "issued".
+ */
+number: string | null, 
+/**
+ * The authority's 20-digit code, on "accepted" and "rejected".
+ */
+authority_code: string | null, 
+/**
+ * The authority's reasons, on "rejected".
+ */
+reasons: Array<ReasonDto>, };
 
 export type OutboxDto = { attempts: number, next_attempt_at: string | null, last_error: string | null, };
 
