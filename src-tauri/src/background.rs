@@ -66,7 +66,10 @@ impl SyncShared {
     }
 
     pub fn connectivity(&self) -> ConnectivityDto {
-        self.connectivity.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.connectivity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -152,27 +155,36 @@ fn jittered(base: Duration) -> Duration {
     Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms + ms / 2))
 }
 
-pub fn start(dir: PathBuf, shared: Arc<SyncShared>, notify: Arc<dyn Notify>) -> std::io::Result<SyncHandle> {
+pub fn start(
+    dir: PathBuf,
+    shared: Arc<SyncShared>,
+    notify: Arc<dyn Notify>,
+) -> std::io::Result<SyncHandle> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let thread = std::thread::Builder::new().name("kaipiao-sync".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(_) => return,
-        };
-        let ledger = match Ledger::open(&dir) {
-            Ok(l) => l,
-            Err(_) => return,
-        };
-        let mut worker = Worker {
-            ledger,
-            key: None,
-            shared,
-            notify,
-            timing: Timing::from_env(),
-            failures: 0,
-        };
-        rt.block_on(worker.run(rx));
-    })?;
+    let thread = std::thread::Builder::new()
+        .name("kaipiao-sync".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(_) => return,
+            };
+            let ledger = match Ledger::open(&dir) {
+                Ok(l) => l,
+                Err(_) => return,
+            };
+            let mut worker = Worker {
+                ledger,
+                key: None,
+                shared,
+                notify,
+                timing: Timing::from_env(),
+                failures: 0,
+            };
+            rt.block_on(worker.run(rx));
+        })?;
     Ok(SyncHandle {
         tx,
         thread: Mutex::new(Some(thread)),
@@ -190,9 +202,18 @@ struct Worker {
 }
 
 enum Probe {
-    Up { endpoint: String, primary: bool },
-    Busy { endpoint: String, detail: String },
-    Down { endpoint: Option<String>, detail: String },
+    Up {
+        endpoint: String,
+        primary: bool,
+    },
+    Busy {
+        endpoint: String,
+        detail: String,
+    },
+    Down {
+        endpoint: Option<String>,
+        detail: String,
+    },
 }
 
 impl Worker {
@@ -215,7 +236,12 @@ impl Worker {
                     next_tick = Instant::now();
                 }
                 Some(Msg::Wake) => {
-                    if matches!(self.shared.connectivity().state, ConnectivityState::Online | ConnectivityState::Degraded | ConnectivityState::Unknown) {
+                    if matches!(
+                        self.shared.connectivity().state,
+                        ConnectivityState::Online
+                            | ConnectivityState::Degraded
+                            | ConnectivityState::Unknown
+                    ) {
                         // Coalesce a burst of issues into one run.
                         next_tick = next_tick.min(Instant::now() + Duration::from_millis(200));
                     }
@@ -250,7 +276,11 @@ impl Worker {
 
     fn set_connectivity(&self, state: ConnectivityState, endpoint: Option<String>, detail: String) {
         let changed = {
-            let mut c = self.shared.connectivity.lock().unwrap_or_else(|p| p.into_inner());
+            let mut c = self
+                .shared
+                .connectivity
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if c.state == state && c.endpoint == endpoint && c.detail == detail {
                 false
             } else {
@@ -284,7 +314,11 @@ impl Worker {
         match self.probe(&device.servers).await {
             Probe::Up { endpoint, primary } => {
                 self.failures = 0;
-                let state = if primary { ConnectivityState::Online } else { ConnectivityState::Degraded };
+                let state = if primary {
+                    ConnectivityState::Online
+                } else {
+                    ConnectivityState::Degraded
+                };
                 self.set_connectivity(state, Some(endpoint), String::new());
                 if matches!(was, ConnectivityState::Offline) {
                     // Back after an outage: start after a random delay (SPEC 6).
@@ -353,7 +387,10 @@ impl Worker {
                 Ok(_) => {
                     if let Some((ep, detail)) = busy {
                         if i > 0 {
-                            return Probe::Busy { endpoint: ep, detail };
+                            return Probe::Busy {
+                                endpoint: ep,
+                                detail,
+                            };
                         }
                     }
                     return Probe::Up {
@@ -377,19 +414,33 @@ impl Worker {
         if let Some((endpoint, detail)) = busy {
             return Probe::Busy { endpoint, detail };
         }
-        let (endpoint, detail) = first_failure.map(|(e, d)| (Some(e), d)).unwrap_or((None, String::new()));
+        let (endpoint, detail) = first_failure
+            .map(|(e, d)| (Some(e), d))
+            .unwrap_or((None, String::new()));
         Probe::Down { endpoint, detail }
     }
 
     /// One sync run (background or "Sync now").
-    async fn drain(&mut self, progress: Option<ProgressFn>, manual: bool) -> ApiResult<SyncSummaryDto> {
+    async fn drain(
+        &mut self,
+        progress: Option<ProgressFn>,
+        manual: bool,
+    ) -> ApiResult<SyncSummaryDto> {
         let lang = self.lang();
         let Some(key) = self.device_key() else {
-            return Err(ApiError::say("locked", "passphrase", lang, "设备密钥尚未解锁，请输入口令", "The device key is locked; type its passphrase"));
+            return Err(ApiError::say(
+                "locked",
+                "passphrase",
+                lang,
+                "设备密钥尚未解锁，请输入口令",
+                "The device key is locked; type its passphrase",
+            ));
         };
         let pending_before = self.pending();
         if let Some(p) = &progress {
-            p(SyncEvent::Started { pending: pending_before });
+            p(SyncEvent::Started {
+                pending: pending_before,
+            });
         }
         self.shared.syncing.store(true, Ordering::SeqCst);
         let done = AtomicU32::new(0);
@@ -404,15 +455,28 @@ impl Worker {
                     let pending = pending_before.saturating_sub(n);
                     shared.data_version.fetch_add(1, Ordering::SeqCst);
                     notify.outbox(&OutboxChanged { pending });
-                    SyncEvent::Submitted { number, status, done: n, pending }
+                    SyncEvent::Submitted {
+                        number,
+                        status,
+                        done: n,
+                        pending,
+                    }
                 }
                 Progress::Retrying { after, reason } => SyncEvent::Retrying {
                     after_ms: u32::try_from(after.as_millis()).unwrap_or(u32::MAX),
                     reason,
                 },
-                Progress::Endpoint { endpoint, up: is_up } => {
-                    up.lock().unwrap_or_else(|p| p.into_inner()).push((endpoint.clone(), is_up));
-                    SyncEvent::Endpoint { endpoint, up: is_up }
+                Progress::Endpoint {
+                    endpoint,
+                    up: is_up,
+                } => {
+                    up.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((endpoint.clone(), is_up));
+                    SyncEvent::Endpoint {
+                        endpoint,
+                        up: is_up,
+                    }
                 }
             };
             if let Some(p) = &progress {
@@ -429,7 +493,11 @@ impl Worker {
         let pending = self.pending();
         self.notify.outbox(&OutboxChanged { pending });
         let endpoints = up.into_inner().unwrap_or_else(|p| p.into_inner());
-        let last_up = endpoints.iter().rev().find(|(_, u)| *u).map(|(e, _)| e.clone());
+        let last_up = endpoints
+            .iter()
+            .rev()
+            .find(|(_, u)| *u)
+            .map(|(e, _)| e.clone());
         let report = match result {
             Ok(r) => r,
             Err(SyncError::Ledger(LedgerError::Busy)) => {
@@ -443,14 +511,24 @@ impl Worker {
             }
             Err(e) => return Err(ApiError::sync(&e, lang)),
         };
-        let servers = self.ledger.device().ok().flatten().map(|d| d.servers).unwrap_or_default();
+        let servers = self
+            .ledger
+            .device()
+            .ok()
+            .flatten()
+            .map(|d| d.servers)
+            .unwrap_or_default();
         let (outcome, reason) = match &report.outcome {
             SyncOutcome::Complete => {
                 self.failures = 0;
                 let endpoint = last_up.clone().or_else(|| servers.first().cloned());
                 let primary = endpoint.as_deref() == servers.first().map(String::as_str);
                 self.set_connectivity(
-                    if primary { ConnectivityState::Online } else { ConnectivityState::Degraded },
+                    if primary {
+                        ConnectivityState::Online
+                    } else {
+                        ConnectivityState::Degraded
+                    },
                     endpoint,
                     String::new(),
                 );
@@ -458,10 +536,21 @@ impl Worker {
             }
             SyncOutcome::Transient(why) => {
                 match &last_up {
-                    Some(ep) => self.set_connectivity(ConnectivityState::Degraded, Some(ep.clone()), why.clone()),
-                    None => self.set_connectivity(ConnectivityState::Offline, servers.first().cloned(), why.clone()),
+                    Some(ep) => self.set_connectivity(
+                        ConnectivityState::Degraded,
+                        Some(ep.clone()),
+                        why.clone(),
+                    ),
+                    None => self.set_connectivity(
+                        ConnectivityState::Offline,
+                        servers.first().cloned(),
+                        why.clone(),
+                    ),
                 }
-                (SyncOutcomeKind::Transient, Some(transient_reason(why, lang)))
+                (
+                    SyncOutcomeKind::Transient,
+                    Some(transient_reason(why, lang)),
+                )
             }
             SyncOutcome::Stopped(why) => (SyncOutcomeKind::Stopped, Some(why.clone())),
         };

@@ -27,12 +27,18 @@ pub async fn app_state(state: State<'_, AppState>) -> ApiResult<AppStateDto> {
 }
 
 #[tauri::command]
-pub async fn set_settings(state: State<'_, AppState>, settings: SettingsDto) -> ApiResult<AppStateDto> {
+pub async fn set_settings(
+    state: State<'_, AppState>,
+    settings: SettingsDto,
+) -> ApiResult<AppStateDto> {
     blocking(&state, move |e| e.set_settings(settings)).await
 }
 
 #[tauri::command]
-pub async fn set_servers(state: State<'_, AppState>, servers: Vec<String>) -> ApiResult<AppStateDto> {
+pub async fn set_servers(
+    state: State<'_, AppState>,
+    servers: Vec<String>,
+) -> ApiResult<AppStateDto> {
     blocking(&state, move |e| e.set_servers(servers)).await
 }
 
@@ -53,7 +59,13 @@ pub async fn open_data_dir(state: State<'_, AppState>, path: String) -> ApiResul
     }
     let dir = PathBuf::from(path.trim());
     if path.trim().is_empty() || !dir.is_absolute() {
-        return Err(ApiError::say("invalid_path", "data_dir", lang, "请输入数据目录的完整路径（以 / 开头）", "Type the full path of the data directory (starting with /)"));
+        return Err(ApiError::say(
+            "invalid_path",
+            "data_dir",
+            lang,
+            "请输入数据目录的完整路径（以 / 开头）",
+            "Type the full path of the data directory (starting with /)",
+        ));
     }
     let notify = state.notify.clone();
     let mut config: EngineConfig = current.config().clone();
@@ -69,7 +81,9 @@ pub async fn open_data_dir(state: State<'_, AppState>, path: String) -> ApiResul
     let old = state.replace(engine.clone());
     // The old engine's sync thread is joined off the async runtime.
     tauri::async_runtime::spawn_blocking(move || drop(old));
-    tauri::async_runtime::spawn_blocking(move || engine.state()).await.map_err(ApiError::internal)?
+    tauri::async_runtime::spawn_blocking(move || engine.state())
+        .await
+        .map_err(ApiError::internal)?
 }
 
 #[tauri::command]
@@ -103,7 +117,10 @@ pub async fn status(state: State<'_, AppState>) -> ApiResult<StatusDto> {
 }
 
 #[tauri::command]
-pub async fn sync_now(state: State<'_, AppState>, on_progress: Channel<SyncEvent>) -> ApiResult<SyncSummaryDto> {
+pub async fn sync_now(
+    state: State<'_, AppState>,
+    on_progress: Channel<SyncEvent>,
+) -> ApiResult<SyncSummaryDto> {
     let engine = state.engine()?;
     let progress: ProgressFn = Arc::new(move |event| {
         let _ = on_progress.send(event);
@@ -112,7 +129,13 @@ pub async fn sync_now(state: State<'_, AppState>, on_progress: Channel<SyncEvent
     let lang = engine.lang();
     drop(engine);
     rx.await.map_err(|_| {
-        ApiError::say("sync_stopped", "", lang, "同步已中止，请重试", "The sync was interrupted; try again")
+        ApiError::say(
+            "sync_stopped",
+            "",
+            lang,
+            "同步已中止，请重试",
+            "The sync was interrupted; try again",
+        )
     })?
 }
 
@@ -122,7 +145,10 @@ pub async fn list_invoices(state: State<'_, AppState>, query: ListQuery) -> ApiR
 }
 
 #[tauri::command]
-pub async fn show_invoice(state: State<'_, AppState>, number: String) -> ApiResult<InvoiceDetailDto> {
+pub async fn show_invoice(
+    state: State<'_, AppState>,
+    number: String,
+) -> ApiResult<InvoiceDetailDto> {
     blocking(&state, move |e| e.show(&number)).await
 }
 

@@ -381,11 +381,26 @@ pub struct StatusDto {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum SyncEvent {
-    Started { pending: u32 },
-    Connecting { endpoint: String },
-    Submitted { number: String, status: String, done: u32, pending: u32 },
-    Retrying { after_ms: u32, reason: String },
-    Endpoint { endpoint: String, up: bool },
+    Started {
+        pending: u32,
+    },
+    Connecting {
+        endpoint: String,
+    },
+    Submitted {
+        number: String,
+        status: String,
+        done: u32,
+        pending: u32,
+    },
+    Retrying {
+        after_ms: u32,
+        reason: String,
+    },
+    Endpoint {
+        endpoint: String,
+        up: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]

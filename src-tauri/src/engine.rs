@@ -35,15 +35,25 @@ impl EngineConfig {
     /// From the environment: KAIPIAO_DATA else `default_data_dir`; settings beside the
     /// data when KAIPIAO_DATA pins it (so a test or a second shop keeps its own), else in
     /// `config_dir`.
-    pub fn from_env(default_data_dir: Option<PathBuf>, config_dir: Option<PathBuf>, dev_build: bool) -> EngineConfig {
-        let env_data = std::env::var_os("KAIPIAO_DATA").filter(|v| !v.is_empty()).map(PathBuf::from);
+    pub fn from_env(
+        default_data_dir: Option<PathBuf>,
+        config_dir: Option<PathBuf>,
+        dev_build: bool,
+    ) -> EngineConfig {
+        let env_data = std::env::var_os("KAIPIAO_DATA")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
         let data_dir_from_env = env_data.is_some();
         let settings_file = match (&env_data, &config_dir) {
             (Some(d), _) => d.join("app-settings.json"),
             (None, Some(c)) => c.join("settings.json"),
             (None, None) => PathBuf::from("kaipiao-settings.json"),
         };
-        let stored_dir = if data_dir_from_env { None } else { read_settings_file(&settings_file).1 };
+        let stored_dir = if data_dir_from_env {
+            None
+        } else {
+            read_settings_file(&settings_file).1
+        };
         let data_dir = env_data
             .or(stored_dir)
             .or(default_data_dir)
@@ -52,7 +62,9 @@ impl EngineConfig {
             data_dir,
             data_dir_from_env,
             settings_file,
-            env_passphrase: std::env::var("KAIPIAO_PASSPHRASE").ok().filter(|p| !p.is_empty()),
+            env_passphrase: std::env::var("KAIPIAO_PASSPHRASE")
+                .ok()
+                .filter(|p| !p.is_empty()),
             system_locale: system_locale(),
             dev_build,
         }
@@ -87,16 +99,26 @@ fn read_settings_file(path: &Path) -> (SettingsDto, Option<PathBuf>) {
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     let mut s = SettingsDto::default();
-    if let Some(l) = file.language.filter(|l| ["system", "zh", "en"].contains(&l.as_str())) {
+    if let Some(l) = file
+        .language
+        .filter(|l| ["system", "zh", "en"].contains(&l.as_str()))
+    {
         s.language = l;
     }
-    if let Some(t) = file.theme.filter(|t| ["system", "light", "dark"].contains(&t.as_str())) {
+    if let Some(t) = file
+        .theme
+        .filter(|t| ["system", "light", "dark"].contains(&t.as_str()))
+    {
         s.theme = t;
     }
     (s, file.data_dir)
 }
 
-fn write_settings_file(path: &Path, settings: &SettingsDto, data_dir: Option<&Path>) -> std::io::Result<()> {
+fn write_settings_file(
+    path: &Path,
+    settings: &SettingsDto,
+    data_dir: Option<&Path>,
+) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -126,7 +148,13 @@ fn lang_code(lang: Lang) -> &'static str {
 }
 
 /// status, search, buyer, from, to, trimmed.
-type ListKey = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+type ListKey = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// The seqs a filter matches, newest first, kept while nothing changes: finding them
 /// scans the table, a page read by seq does not.
@@ -213,8 +241,12 @@ impl Engine {
 
     fn try_auto_unlock(&self) {
         let ledger = self.ledger();
-        let Ok(Some(device)) = ledger.device() else { return };
-        if self.config.env_passphrase.is_none() && device.key_protection == Protection::PassphraseFile {
+        let Ok(Some(device)) = ledger.device() else {
+            return;
+        };
+        if self.config.env_passphrase.is_none()
+            && device.key_protection == Protection::PassphraseFile
+        {
             return;
         }
         if let Ok(key) = ledger.unseal_key(&self.env_keys()) {
@@ -280,15 +312,39 @@ impl Engine {
     pub fn set_settings(&self, settings: SettingsDto) -> ApiResult<AppStateDto> {
         let lang = self.lang();
         if !["system", "zh", "en"].contains(&settings.language.as_str()) {
-            return Err(ApiError::say("invalid_language", "language", lang, "语言应为 system、zh 或 en", "language must be system, zh or en"));
+            return Err(ApiError::say(
+                "invalid_language",
+                "language",
+                lang,
+                "语言应为 system、zh 或 en",
+                "language must be system, zh or en",
+            ));
         }
         if !["system", "light", "dark"].contains(&settings.theme.as_str()) {
-            return Err(ApiError::say("invalid_theme", "theme", lang, "主题应为 system、light 或 dark", "theme must be system, light or dark"));
+            return Err(ApiError::say(
+                "invalid_theme",
+                "theme",
+                lang,
+                "主题应为 system、light 或 dark",
+                "theme must be system, light or dark",
+            ));
         }
-        let stored_dir = if self.config.data_dir_from_env { None } else { read_settings_file(&self.config.settings_file).1 };
-        write_settings_file(&self.config.settings_file, &settings, stored_dir.as_deref())
-            .map_err(|e| ApiError::new("io", "", format!("{}: {e}", self.config.settings_file.display())))?;
-        self.shared.set_lang(resolve_lang(&settings.language, &self.config.system_locale));
+        let stored_dir = if self.config.data_dir_from_env {
+            None
+        } else {
+            read_settings_file(&self.config.settings_file).1
+        };
+        write_settings_file(&self.config.settings_file, &settings, stored_dir.as_deref()).map_err(
+            |e| {
+                ApiError::new(
+                    "io",
+                    "",
+                    format!("{}: {e}", self.config.settings_file.display()),
+                )
+            },
+        )?;
+        self.shared
+            .set_lang(resolve_lang(&settings.language, &self.config.system_locale));
         *lock(&self.settings) = settings;
         self.state()
     }
@@ -296,8 +352,13 @@ impl Engine {
     /// Remembers `dir` as the data directory to open from now on (the caller reopens).
     pub fn remember_data_dir(&self, dir: &Path) -> ApiResult<()> {
         let settings = lock(&self.settings).clone();
-        write_settings_file(&self.config.settings_file, &settings, Some(dir))
-            .map_err(|e| ApiError::new("io", "", format!("{}: {e}", self.config.settings_file.display())))
+        write_settings_file(&self.config.settings_file, &settings, Some(dir)).map_err(|e| {
+            ApiError::new(
+                "io",
+                "",
+                format!("{}: {e}", self.config.settings_file.display()),
+            )
+        })
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -307,8 +368,11 @@ impl Engine {
     /// Replaces the endpoint list (primary first).
     pub fn set_servers(&self, servers: Vec<String>) -> ApiResult<AppStateDto> {
         let lang = self.lang();
-        let servers = kaipiao_sync::normalize_servers(&servers).map_err(|e| ApiError::sync(&e, lang))?;
-        self.ledger().set_servers(&servers).map_err(|e| self.lerr(e))?;
+        let servers =
+            kaipiao_sync::normalize_servers(&servers).map_err(|e| ApiError::sync(&e, lang))?;
+        self.ledger()
+            .set_servers(&servers)
+            .map_err(|e| self.lerr(e))?;
         self.sync.reconfigure();
         self.state()
     }
@@ -320,12 +384,21 @@ impl Engine {
     pub fn check_tax_id(&self, input: &str) -> TaxIdCheckDto {
         let normalized = kaipiao_core::taxid::normalize_tax_id(input);
         match kaipiao_core::taxid::check_tax_id(input) {
-            Ok(n) => TaxIdCheckDto { input: input.to_string(), normalized: n, valid: true, message: String::new() },
+            Ok(n) => TaxIdCheckDto {
+                input: input.to_string(),
+                normalized: n,
+                valid: true,
+                message: String::new(),
+            },
             Err(p) => TaxIdCheckDto {
                 input: input.to_string(),
                 normalized,
                 valid: false,
-                message: if input.trim().is_empty() { String::new() } else { p.message(self.lang() == Lang::Zh) },
+                message: if input.trim().is_empty() {
+                    String::new()
+                } else {
+                    p.message(self.lang() == Lang::Zh)
+                },
             },
         }
     }
@@ -350,10 +423,22 @@ impl Engine {
                 KeySource::with_passphrase(&p)
             }
         };
-        let servers: Vec<String> = req.servers.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        let servers = kaipiao_sync::normalize_servers(&servers).map_err(|e| ApiError::sync(&e, lang))?;
+        let servers: Vec<String> = req
+            .servers
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let servers =
+            kaipiao_sync::normalize_servers(&servers).map_err(|e| ApiError::sync(&e, lang))?;
         if req.token.trim().is_empty() {
-            return Err(ApiError::say("missing_field", "token", lang, "请填写税务机关提供的登记令牌", "Type the enrolment token the tax authority gave you"));
+            return Err(ApiError::say(
+                "missing_field",
+                "token",
+                lang,
+                "请填写税务机关提供的登记令牌",
+                "Type the enrolment token the tax authority gave you",
+            ));
         }
         let ledger = self.ledger();
         let existing = ledger.device().map_err(|e| self.lerr(e))?;
@@ -364,7 +449,9 @@ impl Engine {
                 address: req.seller_address.clone(),
                 bank: req.seller_bank.clone(),
             };
-            ledger.init(&seller, &req.device_name, &keys, Utc::now()).map_err(|e| self.lerr(e))?;
+            ledger
+                .init(&seller, &req.device_name, &keys, Utc::now())
+                .map_err(|e| self.lerr(e))?;
         }
         let key = ledger.unseal_key(&keys).map_err(|e| self.lerr(e))?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -376,9 +463,18 @@ impl Engine {
             ..SyncOptions::default()
         };
         let outcome = rt
-            .block_on(kaipiao_sync::enroll(&ledger, &key, &servers, req.token.trim(), &opts))
+            .block_on(kaipiao_sync::enroll(
+                &ledger,
+                &key,
+                &servers,
+                req.token.trim(),
+                &opts,
+            ))
             .map_err(|e| ApiError::sync(&e, lang))?;
-        let device = ledger.device().map_err(|e| self.lerr(e))?.ok_or_else(|| self.lerr(LedgerError::NotInitialized))?;
+        let device = ledger
+            .device()
+            .map_err(|e| self.lerr(e))?
+            .ok_or_else(|| self.lerr(LedgerError::NotInitialized))?;
         let leases = ledger.leases().map_err(|e| self.lerr(e))?;
         drop(ledger);
         self.set_key(&key);
@@ -388,7 +484,10 @@ impl Engine {
             .find(|l| l.lease.lease_id == outcome.lease.lease_id)
             .map(LeaseDto::from)
             .ok_or_else(|| ApiError::internal("the first lease was not stored"))?;
-        Ok(SetupResult { device: DeviceDto::from(&device), lease })
+        Ok(SetupResult {
+            device: DeviceDto::from(&device),
+            lease,
+        })
     }
 
     pub fn unlock(&self, passphrase: &str) -> ApiResult<AppStateDto> {
@@ -410,7 +509,10 @@ impl Engine {
     pub fn preview(&self, draft: &DraftDto) -> PreviewDto {
         let lang = self.lang();
         let ledger = self.ledger();
-        let problem = ledger.preview(&draft.to_draft()).err().map(|e| ApiError::ledger(&e, lang));
+        let problem = ledger
+            .preview(&draft.to_draft())
+            .err()
+            .map(|e| ApiError::ledger(&e, lang));
         // Best effort: text that does not change money is filled in, blank lines skipped.
         let mut relaxed = draft.clone();
         if relaxed.buyer.name.trim().is_empty() {
@@ -435,7 +537,11 @@ impl Engine {
             if line.name.trim().is_empty() {
                 line.name = "-".into();
             }
-            line.tax_code = if line.tax_code.trim().len() == 19 { line.tax_code } else { String::new() };
+            line.tax_code = if line.tax_code.trim().len() == 19 {
+                line.tax_code
+            } else {
+                String::new()
+            };
             single.lines = vec![line.clone()];
             let d = single.to_draft();
             match ledger.preview(&d) {
@@ -503,7 +609,10 @@ impl Engine {
     pub fn issue(&self, draft: &DraftDto) -> ApiResult<IssuedDto> {
         let lang = self.lang();
         let key = self.key()?;
-        let issued = self.ledger().issue(&draft.to_draft(), &key, Utc::now()).map_err(|e| self.lerr(e))?;
+        let issued = self
+            .ledger()
+            .issue(&draft.to_draft(), &key, Utc::now())
+            .map_err(|e| self.lerr(e))?;
         self.bump();
         let inv = &issued.envelope.invoice;
         let pending = self.pending_count();
@@ -515,7 +624,9 @@ impl Engine {
             kind: inv.kind.as_str().to_string(),
             status: "pending".into(),
             total: inv.total.clone(),
-            total_in_words: parse_money(&inv.total).map(amount_in_words).unwrap_or_default(),
+            total_in_words: parse_money(&inv.total)
+                .map(amount_in_words)
+                .unwrap_or_default(),
             warnings: issued.warnings.iter().map(|w| warning(w, lang)).collect(),
         })
     }
@@ -571,7 +682,10 @@ impl Engine {
 
     /// "Sync now": runs on the background thread (which owns the outbox), reporting
     /// through `progress`; the receiver gets the summary.
-    pub fn sync_now(&self, progress: background::ProgressFn) -> ApiResult<tokio::sync::oneshot::Receiver<ApiResult<SyncSummaryDto>>> {
+    pub fn sync_now(
+        &self,
+        progress: background::ProgressFn,
+    ) -> ApiResult<tokio::sync::oneshot::Receiver<ApiResult<SyncSummaryDto>>> {
         self.key()?;
         Ok(self.sync.sync_now(progress))
     }
@@ -586,8 +700,19 @@ impl Engine {
     /// invoices costs the same as the first page.
     pub fn list(&self, q: &ListQuery) -> ApiResult<InvoicePage> {
         let lang = self.lang();
-        let norm = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-        let key = (norm(&q.status), norm(&q.search), norm(&q.buyer), norm(&q.from), norm(&q.to));
+        let norm = |s: &Option<String>| {
+            s.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let key = (
+            norm(&q.status),
+            norm(&q.search),
+            norm(&q.buyer),
+            norm(&q.from),
+            norm(&q.to),
+        );
         let version = self.shared.data_version.load(Ordering::SeqCst);
         let reader = lock(&self.reader);
         let cached = lock(&self.list_index)
@@ -600,7 +725,13 @@ impl Engine {
                 let status = match key.0.as_deref() {
                     None => None,
                     Some(s) => Some(Status::parse(s).ok_or_else(|| {
-                        ApiError::say("invalid_status", "status", lang, "状态应为 pending、accepted 或 rejected", "status must be pending, accepted or rejected")
+                        ApiError::say(
+                            "invalid_status",
+                            "status",
+                            lang,
+                            "状态应为 pending、accepted 或 rejected",
+                            "status must be pending, accepted or rejected",
+                        )
                     })?),
                 };
                 let filter = ListFilter {
@@ -613,13 +744,21 @@ impl Engine {
                     ..ListFilter::default()
                 };
                 let seqs = Arc::new(reader.list_seqs(&filter).map_err(|e| self.lerr(e))?);
-                *lock(&self.list_index) = Some(ListIndex { key, version, seqs: seqs.clone() });
+                *lock(&self.list_index) = Some(ListIndex {
+                    key,
+                    version,
+                    seqs: seqs.clone(),
+                });
                 seqs
             }
         };
         let start = (q.offset as usize).min(seqs.len());
-        let end = start.saturating_add(q.limit.min(1000) as usize).min(seqs.len());
-        let rows = reader.summaries(&seqs[start..end]).map_err(|e| self.lerr(e))?;
+        let end = start
+            .saturating_add(q.limit.min(1000) as usize)
+            .min(seqs.len());
+        let rows = reader
+            .summaries(&seqs[start..end])
+            .map_err(|e| self.lerr(e))?;
         drop(reader);
         Ok(InvoicePage {
             total: u32::try_from(seqs.len()).unwrap_or(u32::MAX),
@@ -629,10 +768,17 @@ impl Engine {
     }
 
     pub fn show(&self, number_or_id: &str) -> ApiResult<InvoiceDetailDto> {
-        let rec = lock(&self.reader).show(number_or_id).map_err(|e| self.lerr(e))?;
+        let rec = lock(&self.reader)
+            .show(number_or_id)
+            .map_err(|e| self.lerr(e))?;
         let inv = &rec.envelope.invoice;
         let receipt = rec.receipt.as_ref().map(|r| {
-            let text = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let text = |k: &str| {
+                r.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
             ReceiptDto {
                 status: text("status"),
                 authority_code: text("authority_code"),
@@ -643,9 +789,21 @@ impl Engine {
                     .map(|a| {
                         a.iter()
                             .map(|x| ReasonDto {
-                                code: x.get("code").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
-                                message: x.get("message").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
-                                field: x.get("field").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+                                code: x
+                                    .get("code")
+                                    .and_then(|v| v.as_str())
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                message: x
+                                    .get("message")
+                                    .and_then(|v| v.as_str())
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                field: x
+                                    .get("field")
+                                    .and_then(|v| v.as_str())
+                                    .unwrap_or_default()
+                                    .to_string(),
                             })
                             .collect()
                     })
@@ -659,14 +817,21 @@ impl Engine {
             .iter()
             .map(|e| {
                 // The receipt holds what an answer's entry says; the number is the invoice's.
-                let answer = receipt.as_ref().filter(|_| matches!(e.status.as_str(), "accepted" | "rejected"));
+                let answer = receipt
+                    .as_ref()
+                    .filter(|_| matches!(e.status.as_str(), "accepted" | "rejected"));
                 HistoryDto {
                     at: e.at.clone(),
                     status: e.status.clone(),
                     detail: e.detail.clone(),
                     number: (e.status == "issued").then(|| inv.number.clone()),
-                    authority_code: answer.map(|r| r.authority_code.clone()).filter(|c| !c.is_empty()),
-                    reasons: answer.filter(|_| e.status == "rejected").map(|r| r.reasons.clone()).unwrap_or_default(),
+                    authority_code: answer
+                        .map(|r| r.authority_code.clone())
+                        .filter(|c| !c.is_empty()),
+                    reasons: answer
+                        .filter(|_| e.status == "rejected")
+                        .map(|r| r.reasons.clone())
+                        .unwrap_or_default(),
                 }
             })
             .collect();
@@ -675,7 +840,9 @@ impl Engine {
             hash: rec.envelope.hash.clone(),
             signature: rec.envelope.signature.clone(),
             status: rec.status.as_str().to_string(),
-            total_in_words: parse_money(&inv.total).map(amount_in_words).unwrap_or_default(),
+            total_in_words: parse_money(&inv.total)
+                .map(amount_in_words)
+                .unwrap_or_default(),
             receipt,
             history,
             outbox: rec.outbox.as_ref().map(|o| OutboxDto {
@@ -717,7 +884,11 @@ impl Engine {
                     quantity: negate(&l.quantity),
                     unit_price: l.unit_price.clone(),
                     tax_rate: l.tax_rate.clone(),
-                    treatment: if l.treatment == "standard" { String::new() } else { l.treatment.clone() },
+                    treatment: if l.treatment == "standard" {
+                        String::new()
+                    } else {
+                        l.treatment.clone()
+                    },
                 })
                 .collect(),
             price_includes_tax: false,
@@ -744,7 +915,11 @@ impl Engine {
                     quantity: l.quantity.clone(),
                     unit_price: l.unit_price.clone(),
                     tax_rate: l.tax_rate.clone(),
-                    treatment: if l.treatment == "standard" { String::new() } else { l.treatment.clone() },
+                    treatment: if l.treatment == "standard" {
+                        String::new()
+                    } else {
+                        l.treatment.clone()
+                    },
                 })
                 .collect(),
             price_includes_tax: false,

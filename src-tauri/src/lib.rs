@@ -33,11 +33,17 @@ pub struct AppState {
 
 impl AppState {
     fn engine(&self) -> ApiResult<Arc<Engine>> {
-        self.engine.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.engine
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn replace(&self, engine: Arc<Engine>) -> Result<Arc<Engine>, ApiError> {
-        std::mem::replace(&mut *self.engine.write().unwrap_or_else(|p| p.into_inner()), Ok(engine))
+        std::mem::replace(
+            &mut *self.engine.write().unwrap_or_else(|p| p.into_inner()),
+            Ok(engine),
+        )
     }
 }
 
@@ -71,7 +77,8 @@ pub fn run() {
             } else {
                 dirs::data_dir().map(|d| d.join("kaipiao"))
             };
-            let config = EngineConfig::from_env(default_dir, app.path().app_config_dir().ok(), dev_build);
+            let config =
+                EngineConfig::from_env(default_dir, app.path().app_config_dir().ok(), dev_build);
             let notify: Arc<dyn Notify> = Arc::new(TauriNotify(app.handle().clone()));
             let engine = Engine::open(config, notify.clone());
             app.manage(AppState {

@@ -4,7 +4,9 @@
 use kaipiao_app::background::Notify;
 use kaipiao_app::dto::*;
 use kaipiao_app::engine::{Engine, EngineConfig};
-use kaipiao_tests::{buyer_tax_id, invalid_tax_id, seller_tax_id, wait_until, Shop, Taxd, PASSPHRASE, TOKEN};
+use kaipiao_tests::{
+    buyer_tax_id, invalid_tax_id, seller_tax_id, wait_until, Shop, Taxd, PASSPHRASE, TOKEN,
+};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -81,7 +83,11 @@ fn ready_engine(taxd: &Taxd) -> (tempfile::TempDir, Arc<Engine>, Arc<Recorder>) 
     fast_probes();
     let dir = tempfile::tempdir().unwrap();
     let rec = Arc::new(Recorder::default());
-    let engine = Engine::open(config(dir.path(), Some(PASSPHRASE), "zh_CN.UTF-8"), rec.clone()).unwrap();
+    let engine = Engine::open(
+        config(dir.path(), Some(PASSPHRASE), "zh_CN.UTF-8"),
+        rec.clone(),
+    )
+    .unwrap();
     assert_eq!(engine.state().unwrap().phase, Phase::Setup);
     let result = engine.setup(setup_request(taxd)).unwrap();
     assert!(result.device.device_id.is_some());
@@ -111,14 +117,24 @@ fn setup_preview_issue_and_sync_now() {
     let d = draft("special", &buyer_tax_id(), "10", "120");
     let p = engine.preview(&d);
     assert_eq!(p.problem, None);
-    assert_eq!((p.total_amount.as_str(), p.total_tax.as_str(), p.total.as_str()), ("1200.00", "156.00", "1356.00"));
+    assert_eq!(
+        (
+            p.total_amount.as_str(),
+            p.total_tax.as_str(),
+            p.total.as_str()
+        ),
+        ("1200.00", "156.00", "1356.00")
+    );
     assert_eq!(p.total_in_words, "壹仟叁佰伍拾陆元整");
     assert_eq!(p.lines[0].as_ref().unwrap().amount, "1200.00");
 
     // Totals while the buyer is still empty and a blank line was just added.
     let mut partial = d.clone();
     partial.buyer.name.clear();
-    partial.lines.push(DraftLineDto { tax_rate: "0.13".into(), ..DraftLineDto::default() });
+    partial.lines.push(DraftLineDto {
+        tax_rate: "0.13".into(),
+        ..DraftLineDto::default()
+    });
     let p = engine.preview(&partial);
     assert_eq!(p.total, "1356.00");
     assert!(p.totals_complete);
@@ -133,17 +149,29 @@ fn setup_preview_issue_and_sync_now() {
     let (summary, events) = sync(&engine);
     assert_eq!(summary.outcome, SyncOutcomeKind::Complete, "{summary:?}");
     assert_eq!(engine.status().unwrap().pending, 0);
-    assert!(matches!(events.first(), Some(SyncEvent::Started { .. })), "{events:?}");
+    assert!(
+        matches!(events.first(), Some(SyncEvent::Started { .. })),
+        "{events:?}"
+    );
     let detail = engine.show(&issued.number).unwrap();
     assert_eq!(detail.status, "accepted");
     let receipt = detail.receipt.unwrap();
     assert_eq!(receipt.authority_code.len(), 20);
     // The history carries what the UI needs to say it in the clerk's language.
     let entry = |s: &str| detail.history.iter().find(|h| h.status == s).unwrap();
-    assert_eq!(entry("issued").number.as_deref(), Some(issued.number.as_str()));
-    assert_eq!(entry("accepted").authority_code.as_deref(), Some(receipt.authority_code.as_str()));
+    assert_eq!(
+        entry("issued").number.as_deref(),
+        Some(issued.number.as_str())
+    );
+    assert_eq!(
+        entry("accepted").authority_code.as_deref(),
+        Some(receipt.authority_code.as_str())
+    );
     assert!(entry("accepted").reasons.is_empty() && entry("accepted").number.is_none());
-    assert_eq!(engine.status().unwrap().connectivity.state, ConnectivityState::Online);
+    assert_eq!(
+        engine.status().unwrap().connectivity.state,
+        ConnectivityState::Online
+    );
 }
 
 #[test]
@@ -152,13 +180,30 @@ fn bad_buyer_tax_id_on_special_issues_nothing() {
     let (_dir, engine, _) = ready_engine(&taxd);
     let check = engine.check_tax_id(&invalid_tax_id());
     assert!(!check.valid && !check.message.is_empty(), "{check:?}");
-    let e = engine.issue(&draft("special", &invalid_tax_id(), "1", "100")).unwrap_err();
-    assert_eq!((e.code.as_str(), e.field.as_str()), ("invalid_tax_id", "buyer.tax_id"));
-    assert!(e.message.contains("纳税人识别号") || e.message.contains("校验"), "Chinese message: {e:?}");
+    let e = engine
+        .issue(&draft("special", &invalid_tax_id(), "1", "100"))
+        .unwrap_err();
+    assert_eq!(
+        (e.code.as_str(), e.field.as_str()),
+        ("invalid_tax_id", "buyer.tax_id")
+    );
+    assert!(
+        e.message.contains("纳税人识别号") || e.message.contains("校验"),
+        "Chinese message: {e:?}"
+    );
     let e = engine.issue(&draft("special", "", "1", "100")).unwrap_err();
     assert_eq!(e.field, "buyer.tax_id");
     assert_eq!(engine.status().unwrap().pending, 0);
-    assert_eq!(engine.list(&ListQuery { limit: 10, ..ListQuery::default() }).unwrap().total, 0);
+    assert_eq!(
+        engine
+            .list(&ListQuery {
+                limit: 10,
+                ..ListQuery::default()
+            })
+            .unwrap()
+            .total,
+        0
+    );
 }
 
 #[test]
@@ -173,7 +218,12 @@ fn outage_issue_offline_then_recover() {
     wait_until("offline", Duration::from_secs(20), || {
         engine.status().unwrap().connectivity.state == ConnectivityState::Offline
     });
-    assert!(rec.connectivity.lock().unwrap().iter().any(|c| c.state == ConnectivityState::Offline));
+    assert!(rec
+        .connectivity
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|c| c.state == ConnectivityState::Offline));
     let st = engine.status().unwrap();
     assert_eq!(st.pending, 1);
     assert!(st.oldest_pending_at.is_some());
@@ -184,16 +234,23 @@ fn outage_issue_offline_then_recover() {
 
     taxd.set_faults(serde_json::json!({"outage": false}));
     // The background loop notices and drains by itself.
-    wait_until("drained", Duration::from_secs(30), || engine.status().unwrap().pending == 0);
+    wait_until("drained", Duration::from_secs(30), || {
+        engine.status().unwrap().pending == 0
+    });
     assert_eq!(engine.show(&issued.number).unwrap().status, "accepted");
-    assert_eq!(engine.status().unwrap().connectivity.state, ConnectivityState::Online);
+    assert_eq!(
+        engine.status().unwrap().connectivity.state,
+        ConnectivityState::Online
+    );
 }
 
 #[test]
 fn credit_note_prefilled_from_the_original() {
     let taxd = Taxd::start(&[]);
     let (_dir, engine, _) = ready_engine(&taxd);
-    let original = engine.issue(&draft("special", &buyer_tax_id(), "3", "100")).unwrap();
+    let original = engine
+        .issue(&draft("special", &buyer_tax_id(), "3", "100"))
+        .unwrap();
     let credit = engine.credit_draft(&original.number).unwrap();
     assert_eq!(credit.kind, "credit");
     assert_eq!(credit.original.as_deref(), Some(original.number.as_str()));
@@ -218,37 +275,112 @@ fn list_filters_and_pages_newest_first() {
     let mut numbers = Vec::new();
     for i in 0..30 {
         let mut d = draft("ordinary", "", "1", &format!("{}", 10 + i));
-        d.buyer.name = if i % 3 == 0 { format!("甲方 {i}") } else { format!("乙方 {i}") };
+        d.buyer.name = if i % 3 == 0 {
+            format!("甲方 {i}")
+        } else {
+            format!("乙方 {i}")
+        };
         numbers.push(engine.issue(&d).unwrap().number);
     }
-    let page = engine.list(&ListQuery { offset: 0, limit: 10, ..ListQuery::default() }).unwrap();
+    let page = engine
+        .list(&ListQuery {
+            offset: 0,
+            limit: 10,
+            ..ListQuery::default()
+        })
+        .unwrap();
     assert_eq!(page.total, 30);
     assert_eq!(page.rows.len(), 10);
     assert_eq!(page.rows[0].number, numbers[29]);
-    let page = engine.list(&ListQuery { offset: 25, limit: 10, ..ListQuery::default() }).unwrap();
+    let page = engine
+        .list(&ListQuery {
+            offset: 25,
+            limit: 10,
+            ..ListQuery::default()
+        })
+        .unwrap();
     assert_eq!(page.rows.len(), 5);
-    let buyer = engine.list(&ListQuery { buyer: Some("甲方".into()), limit: 100, ..ListQuery::default() }).unwrap();
+    let buyer = engine
+        .list(&ListQuery {
+            buyer: Some("甲方".into()),
+            limit: 100,
+            ..ListQuery::default()
+        })
+        .unwrap();
     assert_eq!(buyer.total, 10);
-    let by_number = engine.list(&ListQuery { search: Some(numbers[7].clone()), limit: 100, ..ListQuery::default() }).unwrap();
+    let by_number = engine
+        .list(&ListQuery {
+            search: Some(numbers[7].clone()),
+            limit: 100,
+            ..ListQuery::default()
+        })
+        .unwrap();
     assert_eq!(by_number.total, 1);
     // The background sync may be draining meanwhile: together they are all.
-    let count = |s: &str| engine.list(&ListQuery { status: Some(s.into()), limit: 1, ..ListQuery::default() }).unwrap().total;
+    let count = |s: &str| {
+        engine
+            .list(&ListQuery {
+                status: Some(s.into()),
+                limit: 1,
+                ..ListQuery::default()
+            })
+            .unwrap()
+            .total
+    };
     assert_eq!(count("accepted") + count("pending") + count("rejected"), 30);
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let dated = engine.list(&ListQuery { from: Some(today.clone()), to: Some(today), limit: 1, ..ListQuery::default() }).unwrap();
+    let dated = engine
+        .list(&ListQuery {
+            from: Some(today.clone()),
+            to: Some(today),
+            limit: 1,
+            ..ListQuery::default()
+        })
+        .unwrap();
     assert_eq!(dated.total, 30);
-    let e = engine.list(&ListQuery { from: Some("yesterday".into()), limit: 1, ..ListQuery::default() }).unwrap_err();
+    let e = engine
+        .list(&ListQuery {
+            from: Some("yesterday".into()),
+            limit: 1,
+            ..ListQuery::default()
+        })
+        .unwrap_err();
     assert_eq!(e.field, "from");
     // The buyer filter and the search narrow together (9 is 甲方's, 8 乙方's).
-    let both = |n: &str| engine.list(&ListQuery { buyer: Some("甲方".into()), search: Some(n.into()), limit: 10, ..ListQuery::default() }).unwrap().total;
+    let both = |n: &str| {
+        engine
+            .list(&ListQuery {
+                buyer: Some("甲方".into()),
+                search: Some(n.into()),
+                limit: 10,
+                ..ListQuery::default()
+            })
+            .unwrap()
+            .total
+    };
     assert_eq!((both(&numbers[9]), both(&numbers[8])), (1, 0));
     // Past the end: no rows, the offset clamped, the total still right.
-    let past = engine.list(&ListQuery { offset: 500, limit: 10, ..ListQuery::default() }).unwrap();
+    let past = engine
+        .list(&ListQuery {
+            offset: 500,
+            limit: 10,
+            ..ListQuery::default()
+        })
+        .unwrap();
     assert_eq!((past.total, past.offset, past.rows.len()), (30, 30, 0));
     // A new invoice shows at once at the top of a list that was already open.
     let newest = engine.issue(&draft("ordinary", "", "1", "1")).unwrap();
-    let page = engine.list(&ListQuery { offset: 0, limit: 10, ..ListQuery::default() }).unwrap();
-    assert_eq!((page.total, page.rows[0].number.as_str()), (31, newest.number.as_str()));
+    let page = engine
+        .list(&ListQuery {
+            offset: 0,
+            limit: 10,
+            ..ListQuery::default()
+        })
+        .unwrap();
+    assert_eq!(
+        (page.total, page.rows[0].number.as_str()),
+        (31, newest.number.as_str())
+    );
 }
 
 /// The CLI and the app open the same data directory: each sees what the other issued,
@@ -258,7 +390,11 @@ fn cli_and_app_share_a_data_directory() {
     let taxd = Taxd::start(&[]);
     let shop = Shop::new(&taxd);
     fast_probes();
-    let engine = Engine::open(config(&shop.data, Some(PASSPHRASE), "C"), Arc::new(kaipiao_app::background::Silent)).unwrap();
+    let engine = Engine::open(
+        config(&shop.data, Some(PASSPHRASE), "C"),
+        Arc::new(kaipiao_app::background::Silent),
+    )
+    .unwrap();
     assert_eq!(engine.state().unwrap().phase, Phase::Ready);
     let from_app = engine.issue(&draft("ordinary", "", "1", "100")).unwrap();
     let cli_list = shop.kaipiao(&["--json", "list"]);
@@ -266,7 +402,12 @@ fn cli_and_app_share_a_data_directory() {
     assert!(cli_list.json().to_string().contains(&from_app.number));
     let from_cli = shop.issue(&kaipiao_tests::small_draft("CLI 买方", "25"));
     let number = from_cli["invoice"]["number"].as_str().unwrap().to_string();
-    let page = engine.list(&ListQuery { limit: 10, ..ListQuery::default() }).unwrap();
+    let page = engine
+        .list(&ListQuery {
+            limit: 10,
+            ..ListQuery::default()
+        })
+        .unwrap();
     assert_eq!(page.total, 2);
     assert_eq!(page.rows[0].number, number);
     // Whoever drains, everything ends accepted exactly once.
@@ -282,7 +423,11 @@ fn cli_and_app_share_a_data_directory() {
 fn locked_until_the_passphrase_is_typed() {
     let taxd = Taxd::start(&[]);
     let shop = Shop::new(&taxd);
-    let engine = Engine::open(config(&shop.data, None, "en_US.UTF-8"), Arc::new(kaipiao_app::background::Silent)).unwrap();
+    let engine = Engine::open(
+        config(&shop.data, None, "en_US.UTF-8"),
+        Arc::new(kaipiao_app::background::Silent),
+    )
+    .unwrap();
     let state = engine.state().unwrap();
     assert_eq!((state.phase, state.lang.as_str()), (Phase::Locked, "en"));
     let e = engine.issue(&draft("ordinary", "", "1", "1")).unwrap_err();
@@ -298,7 +443,11 @@ fn setup_errors_name_the_field() {
     fast_probes();
     let taxd = Taxd::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(config(dir.path(), None, "zh_CN.UTF-8"), Arc::new(kaipiao_app::background::Silent)).unwrap();
+    let engine = Engine::open(
+        config(dir.path(), None, "zh_CN.UTF-8"),
+        Arc::new(kaipiao_app::background::Silent),
+    )
+    .unwrap();
     let mut req = setup_request(&taxd);
     req.passphrase = Some("short".into());
     assert_eq!(engine.setup(req.clone()).unwrap_err().field, "passphrase");
@@ -307,11 +456,17 @@ fn setup_errors_name_the_field() {
     assert_eq!(engine.setup(req.clone()).unwrap_err().field, "servers");
     req.servers = vec![taxd.url()];
     req.seller_tax_id = invalid_tax_id();
-    assert_eq!(engine.setup(req.clone()).unwrap_err().field, "seller.tax_id");
+    assert_eq!(
+        engine.setup(req.clone()).unwrap_err().field,
+        "seller.tax_id"
+    );
     req.seller_tax_id = seller_tax_id();
     req.token = "wrong-token".into();
     let e = engine.setup(req.clone()).unwrap_err();
-    assert_eq!((e.code.as_str(), e.field.as_str()), ("enrollment_token_invalid", "token"));
+    assert_eq!(
+        (e.code.as_str(), e.field.as_str()),
+        ("enrollment_token_invalid", "token")
+    );
     // The device exists now, not enrolled: the next attempt only enrols.
     assert_eq!(engine.state().unwrap().phase, Phase::Enrol);
     req.token = TOKEN.into();

@@ -383,8 +383,6 @@ fn list_query(select: &str, filter: &ListFilter) -> Result<(String, Vec<rusqlite
     Ok((sql, args))
 }
 
-pub static TRACE_ISSUE: std::sync::Mutex<Vec<(u64, u64, u64)>> = std::sync::Mutex::new(Vec::new()); // TRACEISSUE
-pub static TRACE_HOLD: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
 /// While storing receipts, this connection checkpoints the WAL once it holds this many
 /// pages (SQLite's default is 1000): a drain writes most of the WAL, so it also copies
 /// it back, before an issuance's commit would cross the default and pay for it.
@@ -714,9 +712,7 @@ impl Ledger {
     /// The one issuance transaction: validate -> limits -> take a number -> build, hash,
     /// sign, link -> insert invoice, outbox row and history -> commit.
     pub fn issue(&self, draft: &Draft, key: &DeviceKey, now: DateTime<Utc>) -> Result<Issued> {
-        let tq0 = std::time::Instant::now(); // TRACEISSUE
         let tx = self.write_tx()?;
-        let tq1 = std::time::Instant::now(); // TRACEISSUE
         let dev = rows::require_device(&tx)?;
         let device_id = dev.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
         if key.public().to_base64() != dev.public_key {
@@ -802,9 +798,7 @@ impl Ledger {
                 format!("lease {} moved during issuance", lease.lease.lease_id),
             ));
         }
-        let tq2 = std::time::Instant::now(); // TRACEISSUE
         tx.commit()?;
-        TRACE_ISSUE.lock().unwrap().push((tq1.duration_since(tq0).as_micros() as u64, tq2.duration_since(tq1).as_micros() as u64, tq2.elapsed().as_micros() as u64)); // TRACEISSUE
         Ok(Issued {
             envelope,
             envelope_json,
@@ -972,13 +966,11 @@ impl Ledger {
     fn write_then_sync<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         // The safety level cannot change inside a transaction: set around it, always restored.
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        self.conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
-        let t_lock = std::time::Instant::now();
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
         let done = self.write_tx().and_then(|tx| {
-            let t_got = std::time::Instant::now();
             let value = work(&tx)?;
             tx.commit()?;
-            TRACE_HOLD.lock().unwrap().push((t_got.duration_since(t_lock).as_micros() as u64, t_got.elapsed().as_micros() as u64));
             Ok(value)
         });
         let restored = self

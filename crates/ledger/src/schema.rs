@@ -145,10 +145,6 @@ const MIGRATIONS: &[(i64, &str)] = &[(1, V1_TABLES), (2, V2_GUARDS)];
 /// switching to WAL waits for a concurrent opener instead of failing.
 pub(crate) fn configure(conn: &Connection) -> Result<(), LedgerError> {
     conn.busy_timeout(std::time::Duration::from_millis(5000))?;
-    if std::env::var("FINE_BUSY").is_ok() {
-        fn fine(n: i32) -> bool { std::thread::sleep(std::time::Duration::from_micros(if n < 100 { 100 } else { 1000 })); n < 5000 }
-        conn.busy_handler(Some(fine))?;
-    }
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(LedgerError::Integrity {

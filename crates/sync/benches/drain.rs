@@ -76,8 +76,7 @@ impl Drop for Taxd {
 }
 
 fn start_taxd(bin: &Path, db: &Path) -> Taxd {
-    let mut cmd = if std::env::var("TAXD_NICE").is_ok() { let mut c = Command::new("nice"); c.args(["-n", "19"]).arg(bin); c } else { Command::new(bin) };
-    let mut child = cmd
+    let mut child = Command::new(bin)
         .args(["--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .args(["--enrollment-token", TOKEN])
@@ -221,7 +220,14 @@ fn main() {
     let backlog: u64 = if benching { 10_000 } else { 300 };
     let bin = taxd_release();
     let dir = tempfile::tempdir().expect("tempdir");
-    let taxd = start_taxd(&bin, &dir.path().join("taxd.db"));
+    // DRAIN_TAXD_DIR puts the authority's database elsewhere (e.g. /dev/shm): a real
+    // authority's disk is not the clerk's.
+    let taxd_dir = match std::env::var_os("DRAIN_TAXD_DIR") {
+        Some(d) => tempfile::tempdir_in(d).expect("DRAIN_TAXD_DIR"),
+        None => tempfile::tempdir().expect("tempdir"),
+    };
+    let taxd_db = taxd_dir.path().join("taxd.db");
+    let taxd = start_taxd(&bin, &taxd_db);
     let data = dir.path().join("ledger");
     let keys = KeySource::with_passphrase(PASSPHRASE);
     let ledger = Ledger::open(&data).expect("open");
@@ -240,8 +246,10 @@ fn main() {
         .expect("enroll");
     let opts = SyncOptions::default();
     println!(
-        "taxd: {} (release); backlog {backlog}; batch size {}; pace {} ms",
+        "taxd: {} (release), database {}; ledger {}; backlog {backlog}; batch size {}; pace {} ms",
         bin.display(),
+        taxd_db.display(),
+        data.display(),
         opts.batch_size,
         PACE.as_millis()
     );
@@ -287,15 +295,7 @@ fn main() {
                 took
             })
         };
-        kaipiao_ledger::TRACE_ISSUE.lock().unwrap().clear();
         let during = paced_issuance(&ledger, &key, usize::MAX, &|| done.load(Ordering::SeqCst));
-        {
-            let v = kaipiao_ledger::TRACE_ISSUE.lock().unwrap().clone();
-            let mut idx: Vec<usize> = (0..v.len()).collect();
-            idx.sort_by_key(|&i| std::cmp::Reverse(v[i].0 + v[i].1 + v[i].2));
-            for &i in idx.iter().take(12) { print!("[wait {} work {} commit {}] ", v[i].0, v[i].1, v[i].2); }
-            println!();
-        }
         let took = drainer.join().expect("drainer");
         println!(
             "round {round}: import {backlog} {:.2} s; drain with issuance alongside {:.2} s (drain / import = {:.3}), {} issued meanwhile",
@@ -321,15 +321,11 @@ fn main() {
         busy.p99 / idle_backlog.p99
     );
 
-    {
-        let v = kaipiao_ledger::TRACE_HOLD.lock().unwrap().clone();
-        let mut waits: Vec<u64> = v.iter().map(|x| x.0).collect(); waits.sort();
-        let mut holds: Vec<u64> = v.iter().map(|x| x.1).collect(); holds.sort();
-        let p = |a: &Vec<u64>, q: f64| a[((a.len() as f64 * q) as usize).min(a.len()-1)];
-        println!("TRACE groups {} wait p50 {} p99 {} us; hold p50 {} p90 {} p99 {} max {} us", v.len(), p(&waits,0.5), p(&waits,0.99), p(&holds,0.5), p(&holds,0.9), p(&holds,0.99), holds.last().unwrap());
-    }
     if let Ok(list) = std::env::var("DRAIN_BATCH") {
-        for size in list.split(',').filter_map(|s| s.trim().parse::<usize>().ok()) {
+        for size in list
+            .split(',')
+            .filter_map(|s| s.trim().parse::<usize>().ok())
+        {
             let n = if benching { 2000 } else { 100 };
             let opts = SyncOptions {
                 batch_size: size,

@@ -24,7 +24,7 @@ const CHUNK: usize = 100;
 /// Receipts stored per ledger transaction while draining in batches: one fsync for the
 /// group instead of one per invoice, and short enough that an issuance waiting for the
 /// write lock meanwhile is not held up for long (docs/BENCHMARKS.md).
-const RECEIPT_GROUP: usize = 100;
+const RECEIPT_GROUP: usize = 50;
 /// Outbox rows read at a time when draining in batches, in batches: the queue is read
 /// again only once the receipts in flight are stored, so a longer queue keeps the next
 /// batch on the wire more of the time.
@@ -163,8 +163,7 @@ impl Work {
 fn store_groups(ledger: &Ledger, receipts: &[(String, String)]) -> StoreResults {
     let now = Utc::now();
     let mut results = Vec::with_capacity(receipts.len());
-    let g: usize = std::env::var("RG").ok().and_then(|v| v.parse().ok()).unwrap_or(RECEIPT_GROUP);
-    for group in receipts.chunks(g) {
+    for group in receipts.chunks(RECEIPT_GROUP) {
         let pairs: Vec<(&str, &str)> = group
             .iter()
             .map(|(id, text)| (id.as_str(), text.as_str()))
