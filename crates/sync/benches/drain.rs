@@ -288,11 +288,17 @@ fn main() {
             let secret = key.secret_bytes();
             let opts = opts.clone();
             std::thread::spawn(move || {
+                // Set however the drain ends, a panic included, so issuance stops too.
+                struct Done(Arc<AtomicBool>);
+                impl Drop for Done {
+                    fn drop(&mut self) {
+                        self.0.store(true, Ordering::SeqCst);
+                    }
+                }
+                let _done = Done(done);
                 let ledger = Ledger::open(&data).expect("open");
                 let key = DeviceKey::from_bytes(&secret);
-                let took = drain(&ledger, &key, &opts);
-                done.store(true, Ordering::SeqCst);
-                took
+                drain(&ledger, &key, &opts)
             })
         };
         let during = paced_issuance(&ledger, &key, usize::MAX, &|| done.load(Ordering::SeqCst));

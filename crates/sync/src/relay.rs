@@ -25,9 +25,9 @@ const CHUNK: usize = 100;
 /// group instead of one per invoice, and short enough that an issuance waiting for the
 /// write lock meanwhile is not held up for long (docs/BENCHMARKS.md).
 const RECEIPT_GROUP: usize = 50;
-/// Outbox rows read at a time when draining in batches, in batches: the queue is read
-/// again only once the receipts in flight are stored, so a longer queue keeps the next
-/// batch on the wire more of the time.
+/// Outbox rows read at a time when draining in batches, counted in batches: the outbox
+/// is read again only once the receipts in flight are stored, so a longer queue keeps
+/// the next batch on the wire more of the time.
 const QUEUE_BATCHES: usize = 4;
 /// How many times one run follows a `chain_gap` backwards before it stops trusting the
 /// authority's answers (a server that keeps rewinding would otherwise loop forever).
@@ -257,10 +257,11 @@ impl Run<'_> {
             self.link.progressed();
             server_head = self.fetch_head().await;
             // The authority is behind with nothing pending here (e.g. restored from a
-            // backup): resubmit what it lost, once, then look again.
+            // backup): resubmit what it lost, once, then look again. Pending count and
+            // head come from one snapshot: the clerk may be issuing meanwhile.
             if let (SyncOutcome::Complete, Some(head)) = (&outcome, &server_head) {
-                let local = self.ledger.head()?;
-                if head.seq < local.seq && self.common_prefix(head)? {
+                let local = self.ledger.status(Utc::now())?;
+                if local.pending == 0 && head.seq < local.head.seq && self.common_prefix(head)? {
                     self.cursor = Some(head.seq + 1);
                     self.link.progressed();
                     outcome = self.drain().await?;
@@ -280,9 +281,11 @@ impl Run<'_> {
         if self.link.answered {
             self.ledger.set_last_sync(now)?;
         }
-        let pending = self.ledger.status(now)?.pending;
+        // One snapshot for both: an invoice issued between two reads would look like a
+        // head the authority lacks with nothing pending.
+        let status = self.ledger.status(now)?;
+        let (pending, local) = (status.pending, status.head);
         if let Some(head) = &server_head {
-            let local = self.ledger.head()?;
             if (pending == 0 && *head != local) || head.seq > local.seq {
                 let text = format!(
                     "the authority's head for this device (seq {}, hash {}) differs from the local head (seq {}, hash {})",
@@ -574,6 +577,7 @@ impl Run<'_> {
                 _ => String::new(),
             })
             .collect();
+        let rest = items.split_off(lead);
         if lead > 0 {
             // The authority did the work: one accepted request as far as the policy goes.
             let accepted = Answer {
@@ -584,26 +588,16 @@ impl Run<'_> {
             for _ in 0..lead {
                 queue.pop_front();
             }
-            let all = lead == items.len();
-            let mut items = items;
-            let rest = items.split_off(lead);
             self.store_receipts(i, items, bodies);
-            if all {
+            if rest.is_empty() {
                 // Stored while the next batch is out.
                 return Ok(Step::Again);
             }
             if let Step::End(outcome) = self.flush().await? {
                 return Ok(Step::End(outcome));
             }
-            return match (rest.first(), verdicts.next()) {
-                (Some(item), Some(verdict)) => {
-                    self.link.note(i, &verdict);
-                    self.act(i, item, verdict).await
-                }
-                _ => Ok(Step::Again),
-            };
         }
-        match (items.get(lead), verdicts.next()) {
+        match (rest.first(), verdicts.next()) {
             (Some(item), Some(verdict)) => {
                 self.link.note(i, &verdict);
                 self.act(i, item, verdict).await

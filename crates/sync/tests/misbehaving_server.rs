@@ -640,3 +640,47 @@ async fn batch_results_are_matched_by_key_and_a_missing_one_is_sent_again() {
     assert_eq!(keys_of(&subs[1]), [issued[4].envelope.invoice.id.clone()]);
     assert_eq!(report.server_head, Some(dev.ledger.head().unwrap()));
 }
+
+/// The clerk issues while the run ends (here: while the authority's head is being read).
+/// The new invoice is pending, not an invoice the authority lost: no head mismatch, no
+/// resubmission, and the next run sends it.
+#[tokio::test]
+async fn an_invoice_issued_while_the_run_ends_is_left_for_the_next_run() {
+    let taxd = Taxd::start(&[]);
+    let dev = enrolled(&taxd).await;
+    dev.issue(3);
+    let clerk = std::sync::Mutex::new((
+        kaipiao_ledger::Ledger::open(dev.dir.path()).unwrap(),
+        DeviceKey::from_bytes(&dev.key.secret_bytes()),
+    ));
+    let fake = Scripted::start(
+        Some(taxd.url.clone()),
+        Arc::new(move |req: &Req, _| {
+            if req.method == "GET" && req.path.ends_with("/head") {
+                let (ledger, key) = &*clerk.lock().unwrap();
+                ledger.issue(&draft(9), key, chrono::Utc::now()).unwrap();
+            }
+            Act::Proxy
+        }),
+    )
+    .await;
+    dev.ledger
+        .set_servers(std::slice::from_ref(&fake.url))
+        .unwrap();
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert!(report.head_mismatch.is_none() && report.alerts.is_empty());
+    assert_eq!((report.accepted, report.pending), (3, 1));
+    assert_eq!(fake.submissions().len(), 1, "no resubmission");
+
+    dev.ledger
+        .set_servers(std::slice::from_ref(&taxd.url))
+        .unwrap();
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!((report.accepted, report.pending), (1, 0));
+}

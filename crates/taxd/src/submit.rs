@@ -419,12 +419,12 @@ fn authenticate_all(shared: &Shared, prepared: &mut [Prepared]) -> Result<(), Fa
         ed25519_dalek::verify_batch(&refs, &sigs, &vks).is_ok()
     };
     if !all_good {
-        for (&(i, public, _, _), message) in together.iter().zip(&messages) {
+        for &(i, public, _, _) in &together {
             if let Some(Prepared::Ready(ready)) = prepared.get_mut(i) {
-                let signed = message.get(INVOICE_DOMAIN.len()..).unwrap_or_default();
-                ready.authentic = public
-                    .verify(INVOICE_DOMAIN, signed, &ready.envelope.signature)
+                let alone = public
+                    .verify(INVOICE_DOMAIN, &ready.canonical, &ready.envelope.signature)
                     .map_err(integrity_of);
+                ready.authentic = alone;
             }
         }
     }
