@@ -129,22 +129,24 @@ struct Timing {
     first_probe: Duration,
     max_probe: Duration,
     heartbeat: Duration,
-    /// Upper bound of the random delay before the first sends after an outage.
-    recovery_delay: Duration,
+    /// Upper bound of the random delay before the first sends after an outage when
+    /// `KAIPIAO_PROBE_MS` shortens the loop for a test; otherwise the policy's spread for
+    /// the outage's length ([`kaipiao_sync::policy::start_spread_after`]).
+    recovery_cap: Option<Duration>,
 }
 
 impl Timing {
     fn from_env() -> Timing {
-        let first = std::env::var("KAIPIAO_PROBE_MS")
+        let test_probe = std::env::var("KAIPIAO_PROBE_MS")
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_millis)
-            .unwrap_or(Duration::from_secs(2));
+            .map(Duration::from_millis);
+        let first = test_probe.unwrap_or(Duration::from_secs(2));
         Timing {
             first_probe: first,
             max_probe: (first * 30).min(Duration::from_secs(60)).max(first),
             heartbeat: (first * 10).min(Duration::from_secs(30)).max(first),
-            recovery_delay: (first * 2).min(Duration::from_secs(5)),
+            recovery_cap: test_probe.map(|p| (p * 2).min(Duration::from_secs(5))),
         }
     }
 }
@@ -182,6 +184,7 @@ pub fn start(
                 notify,
                 timing: Timing::from_env(),
                 failures: 0,
+                down_since: None,
             };
             rt.block_on(worker.run(rx));
         })?;
@@ -199,6 +202,8 @@ struct Worker {
     timing: Timing,
     /// Consecutive failed probes: the offline interval grows with them.
     failures: u32,
+    /// When the probes started failing (for the start spread after the outage).
+    down_since: Option<Instant>,
 }
 
 enum Probe {
@@ -320,9 +325,15 @@ impl Worker {
                     ConnectivityState::Degraded
                 };
                 self.set_connectivity(state, Some(endpoint), String::new());
+                let outage = self.down_since.take().map(|t| t.elapsed());
                 if matches!(was, ConnectivityState::Offline) {
-                    // Back after an outage: start after a random delay (SPEC 6).
-                    let ms = self.timing.recovery_delay.as_millis() as u64;
+                    // Back after an outage: start after a random delay (SPEC 6), spread
+                    // in proportion to the outage's length. The wait is here rather than
+                    // in the sync run so that "Sync now" meanwhile goes at once.
+                    let cap = self.timing.recovery_cap.unwrap_or_else(|| {
+                        kaipiao_sync::policy::start_spread_after(outage.unwrap_or_default())
+                    });
+                    let ms = cap.as_millis() as u64;
                     let delay = Duration::from_millis(rand::thread_rng().gen_range(0..=ms));
                     *drain_after = Some(Instant::now() + delay);
                     return Instant::now() + delay;
@@ -335,6 +346,7 @@ impl Worker {
             }
             Probe::Down { endpoint, detail } => {
                 self.failures = self.failures.saturating_add(1);
+                self.down_since.get_or_insert_with(Instant::now);
                 self.set_connectivity(ConnectivityState::Offline, endpoint, detail);
                 return Instant::now() + self.interval();
             }
@@ -485,6 +497,10 @@ impl Worker {
         };
         let opts = SyncOptions {
             give_up_after: Duration::from_secs(if manual { 20 } else { 15 }),
+            // The loop's own runs are throttled locally when the authority is
+            // overloaded; "Sync now" is not (SPEC 6). The start delay after an outage
+            // is the loop's (see `tick`), so the run itself starts at once.
+            background: !manual,
             ..SyncOptions::default()
         };
         let result = kaipiao_sync::sync_now(&self.ledger, &key, &opts, &callback).await;

@@ -633,6 +633,13 @@ impl Taxd {
         }
     }
 
+    /// [`Taxd::restart`] with other flags (beyond --listen, --db, --enrollment-token and
+    /// --request-log, which stay), e.g. a `--capacity` switched on after the set-up.
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.args = args.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
     /// Starts it again on the same database and the same address (after stopping it if
     /// still running), retrying the bind until a deadline.
     pub fn restart(&mut self) {

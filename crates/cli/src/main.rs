@@ -77,7 +77,17 @@ enum Command {
     /// Show one invoice by number or id.
     Show { number_or_id: String },
     /// Submit pending invoices now (gives up after 30 s without progress).
-    Sync,
+    Sync {
+        /// Sync as a background job would (a cron job, a shop's fleet): the authority's
+        /// overload is also throttled locally (SPEC 6); without it, this is "Sync now".
+        #[arg(long)]
+        background: bool,
+        /// With --background: wait a random time of up to SECONDS (at most 240) before
+        /// the first request, as the app does after an outage, so that shops coming back
+        /// together do not meet the authority at once.
+        #[arg(long, value_name = "SECONDS", requires = "background", value_parser = parse_spread)]
+        start_spread: Option<u64>,
+    },
     /// Pending count, offline limits left, numbers left, chain head.
     Status,
     /// Check the chain, every signature and every stored receipt.
@@ -260,7 +270,10 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
         Command::Import { file } => import(ctx, &file),
         Command::List { status } => list(ctx, status),
         Command::Show { number_or_id } => show(ctx, &number_or_id),
-        Command::Sync => sync(ctx),
+        Command::Sync {
+            background,
+            start_spread,
+        } => sync(ctx, background, start_spread),
         Command::Status => status(ctx),
         Command::Verify => verify(ctx),
         Command::Export { out } => export(ctx, &out),
@@ -547,7 +560,16 @@ fn show(ctx: &Ctx, number_or_id: &str) -> CmdResult {
     }))
 }
 
-fn sync(ctx: &Ctx) -> CmdResult {
+/// `--start-spread`: whole seconds, 0 to 240 (the policy's cap).
+fn parse_spread(s: &str) -> Result<u64, String> {
+    let cap = kaipiao_sync::policy::START_SPREAD.as_secs();
+    match s.parse::<u64>() {
+        Ok(n) if n <= cap => Ok(n),
+        _ => Err(format!("expected whole seconds from 0 to {cap}")),
+    }
+}
+
+fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>) -> CmdResult {
     let ledger = open(ctx)?;
     let key = ledger
         .unseal_key(&key_source(ctx, false)?)
@@ -556,13 +578,13 @@ fn sync(ctx: &Ctx) -> CmdResult {
     let progress = move |p: kaipiao_sync::Progress| {
         eprintln!("{}", render::progress(&p, lang));
     };
+    let opts = SyncOptions {
+        background,
+        start_spread: start_spread.map(std::time::Duration::from_secs),
+        ..SyncOptions::default()
+    };
     let report = runtime()?
-        .block_on(kaipiao_sync::sync_now(
-            &ledger,
-            &key,
-            &SyncOptions::default(),
-            &progress,
-        ))
+        .block_on(kaipiao_sync::sync_now(&ledger, &key, &opts, &progress))
         .map_err(|e| Failure::sync(&e, ctx.lang))?;
     let doc = json!({
         "submitted": report.submitted,

@@ -44,10 +44,15 @@ pub struct SyncOptions {
     /// 0: one `POST /v1/invoices` per invoice; otherwise up to this many per
     /// `POST /v1/invoices:batch` (at most 500). Default [`DEFAULT_BATCH_SIZE`].
     pub batch_size: usize,
+    /// A run of the app's background loop, not one a person asked for ("Sync now", the
+    /// CLI's `sync`): adaptive throttling may reject requests locally and open circuit
+    /// breakers keep their cool-down (SPEC 6). False by default.
+    pub background: bool,
     /// The background loop's first run after an outage: the first send waits a random
-    /// time up to [`policy::START_SPREAD`] (SPEC 6), and the give-up clock starts after
-    /// it. "Sync now" and the CLI leave it false.
-    pub after_outage: bool,
+    /// time up to this long (SPEC 6; at most [`policy::START_SPREAD`], see
+    /// [`policy::start_spread_after`]), and the give-up clock starts after it. Used
+    /// only with `background`; "Sync now" and the CLI leave it None.
+    pub start_spread: Option<Duration>,
 }
 
 /// Invoices per `POST /v1/invoices:batch` unless a caller asks otherwise: the CLI's
@@ -65,7 +70,8 @@ impl Default for SyncOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             batch_size: DEFAULT_BATCH_SIZE,
-            after_outage: false,
+            background: false,
+            start_spread: None,
         }
     }
 }

@@ -131,8 +131,9 @@ impl<'a> Link<'a> {
     }
 
     /// Takes over the pacer state the last run left in `dir` (best effort: a missing or
-    /// unreadable file is a fresh start), as "Sync now" does: backoff timers are
-    /// forgotten, Retry-After, breakers, the budget and the throttling window are not.
+    /// unreadable file is a fresh start). Backoff timers are not kept; Retry-After,
+    /// breakers, the budget and the throttling window are. Unless the run is the
+    /// background loop's, it then acts as "Sync now" (attempts at once, no local throttling).
     pub fn resume(&mut self, dir: &Path) {
         let now = clock();
         let saved = std::fs::read(dir.join(POLICY_FILE))
@@ -154,7 +155,10 @@ impl<'a> Link<'a> {
                 .collect();
             self.pacer = Pacer::restore(Params::default(), self.endpoints.len(), &state, now);
         }
-        self.pacer.sync_now(now);
+        if !self.opts.background {
+            // A person is waiting: attempt at once (SPEC 6).
+            self.pacer.sync_now(now);
+        }
     }
 
     /// Keeps the pacer state for the next run (best effort, atomically replaced).
@@ -172,12 +176,13 @@ impl<'a> Link<'a> {
         }
     }
 
-    /// The background loop's first run after an outage: wait a random time up to the
-    /// policy's start spread before the first send (SPEC 6). The give-up clock starts
-    /// after it.
-    pub async fn delay_start(&mut self) {
+    /// The background loop's first run after an outage: wait a random time up to
+    /// `spread` (capped by the policy) before the first send (SPEC 6). The give-up clock
+    /// starts after it.
+    pub async fn delay_start(&mut self, spread: Duration) {
         let now = clock();
-        self.pacer.delay_start(now, &mut rand::thread_rng());
+        self.pacer
+            .delay_start_within(now, spread, &mut rand::thread_rng());
         let wait = self.pacer.ready_at().saturating_sub(now);
         if !wait.is_zero() {
             self.emit(Progress::Retrying {

@@ -114,7 +114,8 @@ struct Run<'a> {
     rewinds: u32,
     /// Resubmit final invoices from this seq before going on with the outbox.
     cursor: Option<u64>,
-    after_outage: bool,
+    /// The background loop's first run after an outage: wait up to this long first.
+    start_spread: Option<std::time::Duration>,
     /// A second connection to the ledger that stores a batch's receipts on a blocking
     /// thread while the next batch is on the wire (None until first needed, or when it
     /// cannot be opened: then receipts are stored in line).
@@ -222,7 +223,7 @@ pub async fn sync_now(
         taken: HashSet::new(),
         rewinds: 0,
         cursor: None,
-        after_outage: opts.after_outage,
+        start_spread: opts.start_spread.filter(|_| opts.background),
         writer: None,
         storing: None,
     };
@@ -233,8 +234,8 @@ impl Run<'_> {
     /// The run, then the policy's state kept for the next one whatever happened.
     async fn execute(mut self) -> Result<SyncReport, SyncError> {
         self.link.resume(self.ledger.dir());
-        if self.after_outage {
-            self.link.delay_start().await;
+        if let Some(spread) = self.start_spread {
+            self.link.delay_start(spread).await;
         }
         let result = self.work().await;
         self.link.persist(self.ledger.dir());

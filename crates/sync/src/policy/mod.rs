@@ -25,6 +25,7 @@ pub use breaker::{Breaker, BreakerParams, BreakerState};
 pub use budget::{BudgetParams, RetryBudget};
 pub use pacer::{
     EndpointState, Hold, Next, Outcome, Pacer, PacerState, Params, BREAKER, BUDGET, START_SPREAD,
+    start_spread_after,
 };
 pub use throttle::Throttle;
 

@@ -57,6 +57,16 @@ pub const BREAKER: BreakerParams = BreakerParams {
 /// nothing against a 72-hour offline window, and "Sync now" skips the delay.
 pub const START_SPREAD: Duration = Duration::from_secs(240);
 
+/// The start spread after an outage that lasted `outage`: a quarter of it, at most
+/// [`START_SPREAD`]. A fleet's backlog grows with the outage, so a blip of a minute does
+/// not make a shop wait four, while any outage of 16 minutes or more spreads the fleet
+/// over the full four (what `make fleet` measures). A quarter is the drain time of a
+/// backlog built at 20% of the authority's capacity; a busier authority refuses the
+/// surplus with Retry-After, which every client honours.
+pub fn start_spread_after(outage: Duration) -> Duration {
+    (outage / 4).min(START_SPREAD)
+}
+
 impl Default for Params {
     fn default() -> Self {
         Params {
@@ -269,8 +279,19 @@ impl Pacer {
     /// `[0, start_spread]`, so that a recovering authority does not meet every client at
     /// once. ("Sync now" does not call this.)
     pub fn delay_start<R: Rng + ?Sized>(&mut self, now: Duration, rng: &mut R) {
+        self.delay_start_within(now, self.params.start_spread, rng);
+    }
+
+    /// [`Pacer::delay_start`] over `spread` (at most the policy's `start_spread`), e.g.
+    /// [`start_spread_after`] an outage of known length.
+    pub fn delay_start_within<R: Rng + ?Sized>(
+        &mut self,
+        now: Duration,
+        spread: Duration,
+        rng: &mut R,
+    ) {
         let unit: f64 = rng.gen_range(0.0..=1.0);
-        let spread = self.params.start_spread;
+        let spread = spread.min(self.params.start_spread);
         let delay = Duration::try_from_secs_f64(spread.as_secs_f64() * unit).unwrap_or(spread);
         self.hold_until(now.saturating_add(delay), Hold::Start);
     }

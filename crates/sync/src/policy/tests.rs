@@ -386,3 +386,26 @@ fn state_carries_over_between_runs_and_absurd_times_are_capped() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_start_spread_follows_the_outage_up_to_the_cap() {
+
+    assert_eq!(start_spread_after(Duration::ZERO), Duration::ZERO);
+    assert_eq!(start_spread_after(s(60.0)), s(15.0));
+    assert_eq!(start_spread_after(s(16.0 * 60.0)), START_SPREAD);
+    assert_eq!(start_spread_after(s(72.0 * 3600.0)), START_SPREAD);
+    // A given spread is honoured, and never beyond the policy's cap.
+    let mut rng = StdRng::seed_from_u64(5);
+    for spread in [s(0.0), s(10.0), s(10_000.0)] {
+        for _ in 0..200 {
+            let mut p = Pacer::new(Params::default(), 1, s(100.0));
+            p.delay_start_within(s(100.0), spread, &mut rng);
+            let waited = match p.next(s(100.0), &mut rng) {
+                Next::Wait { until, .. } => until - s(100.0),
+                Next::Send { .. } => Duration::ZERO,
+                other => panic!("{other:?}"),
+            };
+            assert!(waited <= spread.min(START_SPREAD), "{waited:?} > {spread:?}");
+        }
+    }
+}
