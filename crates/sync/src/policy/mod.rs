@@ -24,8 +24,8 @@ pub use backoff::{parse_retry_after, Backoff, BASE, CAP};
 pub use breaker::{Breaker, BreakerParams, BreakerState};
 pub use budget::{BudgetParams, RetryBudget};
 pub use pacer::{
-    EndpointState, Hold, Next, Outcome, Pacer, PacerState, Params, BREAKER, BUDGET, START_SPREAD,
-    start_spread_after,
+    start_spread_after, EndpointState, Hold, Next, Outcome, Pacer, PacerState, Params, BREAKER,
+    BUDGET, START_SPREAD,
 };
 pub use throttle::Throttle;
 

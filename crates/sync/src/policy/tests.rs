@@ -389,7 +389,6 @@ fn state_carries_over_between_runs_and_absurd_times_are_capped() {
 
 #[test]
 fn the_start_spread_follows_the_outage_up_to_the_cap() {
-
     assert_eq!(start_spread_after(Duration::ZERO), Duration::ZERO);
     assert_eq!(start_spread_after(s(60.0)), s(15.0));
     assert_eq!(start_spread_after(s(16.0 * 60.0)), START_SPREAD);
@@ -405,7 +404,10 @@ fn the_start_spread_follows_the_outage_up_to_the_cap() {
                 Next::Send { .. } => Duration::ZERO,
                 other => panic!("{other:?}"),
             };
-            assert!(waited <= spread.min(START_SPREAD), "{waited:?} > {spread:?}");
+            assert!(
+                waited <= spread.min(START_SPREAD),
+                "{waited:?} > {spread:?}"
+            );
         }
     }
 }
