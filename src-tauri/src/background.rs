@@ -383,8 +383,9 @@ impl Worker {
             request_timeout: Duration::from_secs(5),
             ..SyncOptions::default()
         };
-        let client = match kaipiao_sync::Client::new(servers, &opts) {
-            Ok(c) => c,
+        // Through the sync engine, so that the ledger's outage record counts the probes.
+        let answers = match kaipiao_sync::probe_health(&self.ledger, servers, &opts).await {
+            Ok(answers) => answers,
             Err(e) => {
                 return Probe::Down {
                     endpoint: servers.first().cloned(),
@@ -394,8 +395,8 @@ impl Worker {
         };
         let mut first_failure: Option<(String, String)> = None;
         let mut busy: Option<(String, String)> = None;
-        for (i, endpoint) in client.endpoints().iter().enumerate() {
-            match client.health(endpoint).await {
+        for (i, (endpoint, answer)) in answers.into_iter().enumerate() {
+            match answer {
                 Ok(_) => {
                     if let Some((ep, detail)) = busy {
                         if i > 0 {
@@ -406,7 +407,7 @@ impl Worker {
                         }
                     }
                     return Probe::Up {
-                        endpoint: endpoint.clone(),
+                        endpoint,
                         primary: i == 0,
                     };
                 }

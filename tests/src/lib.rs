@@ -503,12 +503,23 @@ impl Taxd {
     /// Starts taxd on a fresh database with `--listen 127.0.0.1:0` plus `args`; returns
     /// once it printed its ready line.
     pub fn start(args: &[&str]) -> Taxd {
+        Taxd::launch(None, args)
+    }
+
+    /// A second taxd process on `other`'s database (SPEC 7: two processes on one `--db`
+    /// act as one authority), with its own address, request log and stderr. Its faults
+    /// and limits are its own. Drop it before `other`, whose directory holds the database.
+    pub fn start_sharing(other: &Taxd, args: &[&str]) -> Taxd {
+        Taxd::launch(Some(other.db.clone()), args)
+    }
+
+    fn launch(db: Option<PathBuf>, args: &[&str]) -> Taxd {
         let dir = tempfile::Builder::new()
             .prefix("kaipiao-taxd-")
             .tempdir()
             .expect("tempdir");
         let mut t = Taxd {
-            db: dir.path().join("taxd.sqlite3"),
+            db: db.unwrap_or_else(|| dir.path().join("taxd.sqlite3")),
             request_log: dir.path().join("requests.jsonl"),
             stderr_log: dir.path().join("taxd.stderr"),
             dir,
@@ -734,6 +745,35 @@ impl Taxd {
         );
     }
 
+    /// The receipts the authority holds for `device_id`, in chain order, read straight
+    /// from taxd's `--db` (read-only, with python3's sqlite3, as the verifier needs
+    /// python3 anyway): `{invoice_id, seq, number, status, body}`, `body` parsed.
+    #[track_caller]
+    pub fn receipts_of(&self, device_id: &str) -> Vec<Value> {
+        const READ: &str = r#"
+import json, pathlib, sqlite3, sys
+db = sqlite3.connect(pathlib.Path(sys.argv[1]).resolve().as_uri() + "?mode=ro", uri=True)
+rows = db.execute(
+    "SELECT invoice_id, seq, number, status, CAST(body AS TEXT) FROM receipts"
+    " WHERE device_id = ? ORDER BY seq", (sys.argv[2],))
+print(json.dumps([{"invoice_id": r[0], "seq": r[1], "number": r[2], "status": r[3],
+                   "body": json.loads(r[4])} for r in rows]))
+"#;
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", READ]).arg(&self.db).arg(device_id);
+        let out = run_with_deadline(
+            cmd,
+            format!("python3 (read the receipts in {})", self.db.display()),
+            None,
+            COMMAND_DEADLINE,
+        );
+        out.expect_code(0);
+        match out.json() {
+            Value::Array(rows) => rows,
+            other => panic!("expected a list of receipts, got {other}"),
+        }
+    }
+
     /// The request log so far: one JSON object per complete line.
     pub fn requests(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.request_log).unwrap_or_default();
@@ -825,6 +865,22 @@ impl Shop {
             .unwrap_or_else(|| panic!("enroll --json has no device_id\n{out}"))
             .to_string();
         shop.device_id = device_id;
+        shop
+    }
+
+    /// `init` + `enroll --server PRIMARY --backup-server B...` (all running).
+    pub fn with_backups(primary: &Taxd, backups: &[&Taxd]) -> Shop {
+        let mut shop = Shop::init_only();
+        let urls: Vec<String> = backups.iter().map(|t| t.url()).collect();
+        let primary_url = primary.url();
+        let mut args = vec!["--json", "enroll", "--server", primary_url.as_str()];
+        for u in &urls {
+            args.extend(["--backup-server", u.as_str()]);
+        }
+        args.extend(["--token", TOKEN]);
+        let out = shop.kaipiao(&args);
+        out.expect_code(0);
+        shop.device_id = s(&out.json(), "/device_id").to_string();
         shop
     }
 
@@ -1209,4 +1265,113 @@ pub fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
     (0..=hay.len() - needle.len())
         .filter(|&i| &hay[i..i + needle.len()] == needle)
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The end of every fault story: nothing lost, nothing duplicated
+// ---------------------------------------------------------------------------------------
+
+/// How the receipts the client stored compare with the ones the authority holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipts {
+    /// The very receipt the authority stored, field for field: it is what it sent.
+    Identical,
+    /// The authority lost some receipts (restored from a backup) and issued them again
+    /// when the client resubmitted; the client keeps its first receipt, which must name
+    /// the same invoice, number, hash and status.
+    SameInvoices,
+}
+
+/// Milliseconds since the Unix epoch of a request-log line's `time`
+/// (`YYYY-MM-DDTHH:MM:SS.mmmZ`, UTC).
+#[track_caller]
+pub fn log_time_ms(line: &Value) -> i64 {
+    let t = s(line, "/time");
+    let num = |range: std::ops::Range<usize>| -> i64 {
+        t.get(range)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or_else(|| panic!("request-log time {t:?} is not YYYY-MM-DDTHH:MM:SS.mmmZ"))
+    };
+    assert!(t.len() == 24 && t.ends_with('Z'), "request-log time {t:?}");
+    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+    // Days from civil (H. Hinnant), proleptic Gregorian.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 24 + num(11..13)) * 60 + num(14..16)) * 60_000 + num(17..19) * 1000 + num(20..23)
+}
+
+/// The checks every fault story ends with, once the faults are off: nothing lost (every
+/// one of the `n` local invoices is final, nothing pending, the queue running), nothing
+/// duplicated (the authority's `--db` holds exactly one receipt per local invoice, in
+/// the same chain order, and no other receipt for this device), the chain heads agree,
+/// `kaipiao verify` exits 0 and the export passes the independent verifier.
+#[track_caller]
+pub fn assert_settled(shop: &Shop, taxd: &Taxd, n: u64, receipts: Receipts) {
+    let st = shop.status();
+    assert_eq!(st["pending"], json!(0), "nothing may stay pending: {st}");
+    assert!(st["queue_stopped"].is_null(), "the queue runs: {st}");
+    assert_eq!(u(&st, "/head/seq"), n, "{st}");
+
+    let (file, records) = shop.export();
+    assert_eq!(records.len() as u64, n + 1, "device line + {n} invoices");
+    let invoices = &records[1..];
+    for rec in invoices {
+        let status = s(rec, "/status");
+        assert!(
+            status == "accepted" || status == "rejected",
+            "every invoice is final: {rec}"
+        );
+        assert!(
+            rec["receipt"].is_object(),
+            "a final invoice has its receipt: {rec}"
+        );
+    }
+
+    let held = taxd.receipts_of(&shop.device_id);
+    let local_ids: Vec<&str> = invoices.iter().map(|r| s(r, "/invoice/id")).collect();
+    let held_ids: Vec<&str> = held.iter().map(|r| s(r, "/invoice_id")).collect();
+    assert_eq!(
+        held_ids, local_ids,
+        "the authority holds exactly one receipt per invoice, in chain order"
+    );
+    for (rec, h) in invoices.iter().zip(&held) {
+        assert_eq!(h["seq"], rec["invoice"]["seq"], "{h}");
+        assert_eq!(h["status"], rec["status"], "{h}");
+        match receipts {
+            Receipts::Identical => assert_eq!(
+                h["body"], rec["receipt"],
+                "the client stored the receipt the authority stored"
+            ),
+            Receipts::SameInvoices => {
+                for field in ["/invoice_id", "/number", "/hash", "/status"] {
+                    assert_eq!(
+                        h["body"].pointer(field),
+                        rec["receipt"].pointer(field),
+                        "{field} of {h} and of the client's {}",
+                        rec["receipt"]
+                    );
+                }
+            }
+        }
+    }
+
+    let key = shop.device_key();
+    let head = taxd.device_get(
+        &shop.device_id,
+        &key,
+        &format!("/v1/devices/{}/head", shop.device_id),
+    );
+    assert_eq!(head.status, 200, "GET head: {}", head.text());
+    assert_eq!(
+        head.json(),
+        st["head"],
+        "the authority's head is the local head"
+    );
+
+    shop.kaipiao(&["verify"]).expect_code(0);
+    assert_eq!(verify_export(&file, &taxd.authority_key()), (n, n));
 }

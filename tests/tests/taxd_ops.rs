@@ -55,10 +55,13 @@ fn admin_faults_round_trip() {
     assert_eq!(f["error_rate"], json!(0.25), "{f}");
     assert_eq!(f["delay_ms"], json!([1, 3]), "{f}");
     assert_eq!(f["outage"], json!(false), "{f}");
-    let want =
-        json!({"drop_after_commit": 0.0, "error_rate": 1.0, "delay_ms": null, "outage": false});
+    assert_eq!(f["wrong_signing_key"], json!(false), "{f}");
+    assert_eq!(f["malformed_receipt"], json!(0.0), "{f}");
+    let want = json!({"drop_after_commit": 0.0, "error_rate": 1.0, "delay_ms": null,
+                      "outage": false, "wrong_signing_key": true, "malformed_receipt": 0.5});
     taxd.set_faults(want.clone());
     assert_eq!(taxd.faults(), want);
+    taxd.set_faults(json!({"wrong_signing_key": false, "malformed_receipt": 0.0}));
     let r = taxd.get("/v1/health");
     assert_eq!(r.status, 503, "error_rate 1.0 answers 503: {}", r.text());
     taxd.set_faults(

@@ -88,8 +88,49 @@ enum Command {
         #[arg(long, value_name = "SECONDS", requires = "background", value_parser = parse_spread)]
         start_spread: Option<u64>,
     },
+    /// Compare every invoice with the authority's records; resubmit what it lost.
+    ///
+    /// Asks the authority for the receipt of every local invoice (device-signed
+    /// GET /v1/invoices/{id}, a few at a time, paced like sync: Retry-After, retry budget,
+    /// failover) and for this device's chain head, and reports each invoice as accounted
+    /// for (the authority's receipt verifies and is the stored one; for an invoice still
+    /// pending here, it is stored as sync would), mismatched (another receipt, hash or
+    /// status, or a signature that does not verify: an alert is raised), or missing at
+    /// the authority (pending ones are simply not filed yet). Invoices the authority holds
+    /// beyond the local head are missing locally. An authority restored from an older
+    /// backup (head behind ours) is healed: the invoices it lost are resubmitted from its
+    /// head, byte for byte, and checked again. A healed invoice whose authority code
+    /// (校验码) changed is listed under `refiled`.
+    ///
+    /// Exit 0 all accounted for (or healed), 3 transient (unreachable, 5xx, 429, budget;
+    /// the report says how far it got), 4 mismatched, missing locally, lost invoices not
+    /// healed, or a stopped queue.
+    ///
+    /// With --json: {"checked", "total", "accounted_for", "mismatched": [{"seq", "number",
+    /// "reason"}], "missing_at_authority": [{"seq", "number", "status", "healed"}],
+    /// "missing_locally": {"from_seq", "to_seq"} or null, "healed", "received",
+    /// "refiled": [{"seq", "number", "authority_code", "local_authority_code"}],
+    /// "pending", "server_head": {"seq", "hash"} or null}, whatever the exit code.
+    Reconcile,
     /// Pending count, offline limits left, numbers left, chain head.
     Status,
+    /// When the tax authority could not be reached, and what was issued meanwhile.
+    ///
+    /// An outage runs from the first request that no endpoint answered (could not
+    /// connect, timed out, any 5xx such as 503 `outage` or `overloaded`) to the first
+    /// answer that proves the authority serves again; a 429 or another 4xx is an answer,
+    /// not an outage. Invoices issued during it are marked, and so are those still
+    /// pending when it began that were issued since the authority last answered. Oldest
+    /// first; the current outage, if any, is last.
+    ///
+    /// With --json: {"outages": [{"id", "started_at", "ended_at", "duration_seconds",
+    /// "failed_attempts", "failed_endpoint", "reason", "ended_by", "invoices_issued",
+    /// "first_number", "last_number"}]}. Times are RFC 3339 UTC; ended_at and ended_by
+    /// (the endpoint whose answer ended it) are null while the outage is current, and
+    /// duration_seconds then counts up to now; failed_endpoint and reason describe the
+    /// first failed request; first_number and last_number (in chain order) are null
+    /// when nothing was issued during it.
+    Outages,
     /// Check the chain, every signature and every stored receipt.
     Verify,
     /// Write the ledger as JSON Lines (SPEC 9).
@@ -274,7 +315,9 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
             background,
             start_spread,
         } => sync(ctx, background, start_spread),
+        Command::Reconcile => reconcile(ctx),
         Command::Status => status(ctx),
+        Command::Outages => outages(ctx),
         Command::Verify => verify(ctx),
         Command::Export { out } => export(ctx, &out),
         Command::CheckTaxId { .. } | Command::Words { .. } => Ok(Value::Null),
@@ -618,6 +661,46 @@ fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>) -> CmdResult {
     }
 }
 
+fn reconcile(ctx: &Ctx) -> CmdResult {
+    let ledger = open(ctx)?;
+    let key = ledger
+        .unseal_key(&key_source(ctx, false)?)
+        .map_err(|e| Failure::ledger(&e, ctx.lang))?;
+    let lang = ctx.lang;
+    let progress = move |p: kaipiao_sync::ReconcileProgress| {
+        if let Some(line) = render::reconcile_progress(&p, lang) {
+            eprintln!("{line}");
+        }
+    };
+    let report = runtime()?
+        .block_on(kaipiao_sync::reconcile(
+            &ledger,
+            &key,
+            &SyncOptions::default(),
+            &progress,
+        ))
+        .map_err(|e| Failure::sync(&e, ctx.lang))?;
+    let doc = serde_json::to_value(&report)
+        .map_err(|e| Failure::new(1, "internal", "", e.to_string()))?;
+    for a in &report.alerts {
+        eprintln!("{}: {a}", lang.pick("警报", "alert"));
+    }
+    if !ctx.json {
+        print!("{}", render::reconcile(&report, lang));
+    }
+    match &report.outcome {
+        SyncOutcome::Complete => Ok(doc),
+        SyncOutcome::Transient(why) => Err(Failure {
+            json: Some(doc),
+            ..Failure::new(3, "transient", "", why.clone())
+        }),
+        SyncOutcome::Stopped(why) => Err(Failure {
+            json: Some(doc),
+            ..Failure::new(4, "not_reconciled", "", why.clone())
+        }),
+    }
+}
+
 fn status(ctx: &Ctx) -> CmdResult {
     let ledger = open(ctx)?;
     let st = ledger
@@ -626,6 +709,13 @@ fn status(ctx: &Ctx) -> CmdResult {
     print_warnings(ctx, &st.warnings);
     if !ctx.json {
         print!("{}", render::status(&st, ctx.lang));
+        // Not in --json: SPEC 9 fixes that shape; `outages --json` has the current one.
+        let current = ledger
+            .current_outage()
+            .map_err(|e| Failure::ledger(&e, ctx.lang))?;
+        if let Some(outage) = &current {
+            print!("{}", render::current_outage(outage, Utc::now(), ctx.lang));
+        }
     }
     let hours = st
         .offline_hours_left
@@ -643,6 +733,36 @@ fn status(ctx: &Ctx) -> CmdResult {
         "queue_stopped": st.queue_stopped,
         "alerts": st.alerts,
     }))
+}
+
+fn outages(ctx: &Ctx) -> CmdResult {
+    let ledger = open(ctx)?;
+    let all = ledger
+        .outages()
+        .map_err(|e| Failure::ledger(&e, ctx.lang))?;
+    let now = Utc::now();
+    if !ctx.json {
+        print!("{}", render::outages(&all, now, ctx.lang));
+    }
+    let rows: Vec<Value> = all
+        .iter()
+        .map(|o| {
+            json!({
+                "id": o.id,
+                "started_at": o.started_at,
+                "ended_at": o.ended_at,
+                "duration_seconds": o.duration_seconds(now),
+                "failed_attempts": o.failed_attempts,
+                "failed_endpoint": o.failed_endpoint,
+                "reason": o.reason,
+                "ended_by": o.ended_by,
+                "invoices_issued": o.invoices_issued,
+                "first_number": o.first_number,
+                "last_number": o.last_number,
+            })
+        })
+        .collect();
+    Ok(json!({ "outages": rows }))
 }
 
 fn verify(ctx: &Ctx) -> CmdResult {

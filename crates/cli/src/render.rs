@@ -1,9 +1,10 @@
 //! Human-readable output: the `list` table, a readable invoice for `show`, status and
 //! sync summaries, progress lines. JSON output never comes through here.
 
+use chrono::{DateTime, Utc};
 use kaipiao_core::{Kind, Lang};
-use kaipiao_ledger::{InvoiceRecord, InvoiceSummary, LedgerStatus, Status};
-use kaipiao_sync::{Progress, SyncReport};
+use kaipiao_ledger::{InvoiceRecord, InvoiceSummary, LedgerStatus, Outage, Status};
+use kaipiao_sync::{Progress, ReconcileProgress, ReconcileReport, SyncReport};
 use std::fmt::Write;
 use unicode_width::UnicodeWidthStr;
 
@@ -147,6 +148,17 @@ pub fn invoice(rec: &InvoiceRecord, words: &str, lang: Lang) -> String {
         l("状态", "Status"),
         status_label(rec.status, lang)
     );
+    if let Some(id) = rec.issued_during_outage {
+        let _ = writeln!(
+            o,
+            "{} {}",
+            l("中断期间开具", "Outage"),
+            match lang {
+                Lang::Zh => format!("开具于税务机关中断 #{id} 期间（kaipiao outages）"),
+                Lang::En => format!("issued during outage #{id} (kaipiao outages)"),
+            }
+        );
+    }
     if let Some(orig) = &inv.original {
         let _ = writeln!(o, "{} {}", l("原发票", "Original"), orig.number);
     }
@@ -369,6 +381,123 @@ pub fn sync_summary(r: &SyncReport, lang: Lang) -> String {
     }
 }
 
+/// `kaipiao reconcile`: a summary line, then what needs a look, one invoice a line.
+pub fn reconcile(r: &ReconcileReport, lang: Lang) -> String {
+    let mut o = String::new();
+    let head = r
+        .server_head
+        .as_ref()
+        .map(|h| format!("{} {}", h.seq, h.hash))
+        .unwrap_or_else(|| lang.pick("无法读取", "unreadable").to_string());
+    let missing = r.missing_at_authority.len();
+    let _ = match lang {
+        Lang::Zh => writeln!(
+            o,
+            "已核对 {}/{} 张：相符 {}，不符 {}，税务机关缺失 {}（已补传 {}），本地缺失 {}，取回回执 {}，仍待上传 {}；税务机关链头 {head}",
+            r.checked,
+            r.total,
+            r.accounted_for,
+            r.mismatched.len(),
+            missing,
+            r.healed,
+            r.missing_locally
+                .as_ref()
+                .map_or("0".to_string(), |m| format!("seq {}..{}", m.from_seq, m.to_seq)),
+            r.received,
+            r.pending
+        ),
+        Lang::En => writeln!(
+            o,
+            "checked {} of {}: accounted for {}, mismatched {}, missing at the authority {} (healed {}), missing locally {}, receipts fetched {}, still pending {}; authority head {head}",
+            r.checked,
+            r.total,
+            r.accounted_for,
+            r.mismatched.len(),
+            missing,
+            r.healed,
+            r.missing_locally
+                .as_ref()
+                .map_or("0".to_string(), |m| format!("seq {}..{}", m.from_seq, m.to_seq)),
+            r.received,
+            r.pending
+        ),
+    };
+    if !r.mismatched.is_empty() {
+        let _ = writeln!(o, "{}", lang.pick("与税务机关记录不符：", "Mismatched:"));
+        for m in &r.mismatched {
+            let _ = writeln!(o, "  seq {} {}: {}", m.seq, m.number, m.reason);
+        }
+    }
+    if !r.missing_at_authority.is_empty() {
+        let _ = writeln!(
+            o,
+            "{}",
+            lang.pick("税务机关没有回执：", "Missing at the authority:")
+        );
+        for m in &r.missing_at_authority {
+            let note = match (m.status, m.healed) {
+                (Status::Pending, _) => lang.pick("尚未上传", "not filed yet"),
+                (_, true) => lang.pick("已补传并核对", "resubmitted and checked"),
+                (_, false) => lang.pick(
+                    "税务机关已丢失，未能补传",
+                    "lost by the authority, not resubmitted",
+                ),
+            };
+            let _ = writeln!(
+                o,
+                "  seq {} {} ({}): {note}",
+                m.seq,
+                m.number,
+                status_label(m.status, lang)
+            );
+        }
+    }
+    if let Some(m) = &r.missing_locally {
+        let _ = writeln!(
+            o,
+            "{} seq {}..{}",
+            lang.pick(
+                "税务机关有而本账本没有的发票：",
+                "At the authority but not in this ledger:"
+            ),
+            m.from_seq,
+            m.to_seq
+        );
+    }
+    if !r.refiled.is_empty() {
+        let _ = writeln!(
+            o,
+            "{}",
+            lang.pick(
+                "税务机关重新受理，校验码已变（交给购买方的发票上是本地校验码）：",
+                "Filed again by the authority with a new authority code (the invoice handed out carries the local one):"
+            )
+        );
+        for f in &r.refiled {
+            let _ = writeln!(
+                o,
+                "  seq {} {}: {} {} -> {} {}",
+                f.seq,
+                f.number,
+                lang.pick("本地", "local"),
+                f.local_authority_code,
+                lang.pick("税务机关", "authority"),
+                f.authority_code
+            );
+        }
+    }
+    o
+}
+
+/// A progress line for `kaipiao reconcile` (every 100th invoice checked, and the last).
+pub fn reconcile_progress(p: &ReconcileProgress, lang: Lang) -> Option<String> {
+    match p {
+        ReconcileProgress::Checked { checked, total } => (checked % 100 == 0 || checked == total)
+            .then(|| format!("{} {checked}/{total}", lang.pick("已核对", "checked"))),
+        ReconcileProgress::Sync(p) => Some(progress(p, lang)),
+    }
+}
+
 pub fn progress(p: &Progress, lang: Lang) -> String {
     match p {
         Progress::Connecting { endpoint } => {
@@ -388,5 +517,218 @@ pub fn progress(p: &Progress, lang: Lang) -> String {
                 lang.pick("不可用", "down")
             }
         ),
+    }
+}
+
+/// A length of time for people: "45s", "3m 20s", "2h 05m", "3d 4h" (zh: "45秒",
+/// "3分20秒", "2小时05分", "3天4小时").
+pub fn duration(seconds: i64, lang: Lang) -> String {
+    let s = seconds.max(0);
+    let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
+    match lang {
+        Lang::Zh if d > 0 => format!("{d}天{h}小时"),
+        Lang::Zh if h > 0 => format!("{h}小时{m:02}分"),
+        Lang::Zh if m > 0 => format!("{m}分{sec:02}秒"),
+        Lang::Zh => format!("{sec}秒"),
+        Lang::En if d > 0 => format!("{d}d {h}h"),
+        Lang::En if h > 0 => format!("{h}h {m:02}m"),
+        Lang::En if m > 0 => format!("{m}m {sec:02}s"),
+        Lang::En => format!("{sec}s"),
+    }
+}
+
+/// Columns padded to their widest cell (display width), two spaces apart, with a rule
+/// under the header.
+fn aligned(headers: &[&str], cells: &[Vec<String>], right: &[bool]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| UnicodeWidthStr::width(*h)).collect();
+    for row in cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(UnicodeWidthStr::width(c.as_str()));
+        }
+    }
+    let line = |cols: &[String]| -> String {
+        cols.iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| pad(c, *w, right.get(i).copied().unwrap_or(false)))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = String::new();
+    let head: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    let _ = writeln!(out, "{}", line(&head));
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    let _ = writeln!(out, "{}", rule.join("  "));
+    for row in cells {
+        let _ = writeln!(out, "{}", line(row));
+    }
+    out
+}
+
+/// The table of `kaipiao outages`: oldest first, the current one last.
+pub fn outages(list: &[Outage], now: DateTime<Utc>, lang: Lang) -> String {
+    if list.is_empty() {
+        return format!(
+            "{}\n",
+            lang.pick(
+                "没有中断记录：税务机关一直可以连接",
+                "No outages recorded: the tax authority has answered every time"
+            )
+        );
+    }
+    let headers: [&str; 8] = match lang {
+        Lang::Zh => [
+            "编号",
+            "开始时间",
+            "结束时间",
+            "时长",
+            "失败次数",
+            "期间开具",
+            "发票号码",
+            "原因",
+        ],
+        Lang::En => [
+            "#",
+            "started at",
+            "ended at",
+            "duration",
+            "failed",
+            "issued",
+            "numbers",
+            "reason",
+        ],
+    };
+    let cells: Vec<Vec<String>> = list
+        .iter()
+        .map(|o| {
+            let numbers = match (&o.first_number, &o.last_number) {
+                (Some(first), Some(last)) if first != last => format!("{first}..{last}"),
+                (Some(first), _) => first.clone(),
+                _ => "-".to_string(),
+            };
+            vec![
+                o.id.to_string(),
+                o.started_at.clone(),
+                o.ended_at
+                    .clone()
+                    .unwrap_or_else(|| lang.pick("进行中", "current").to_string()),
+                duration(o.duration_seconds(now), lang),
+                o.failed_attempts.to_string(),
+                o.invoices_issued.to_string(),
+                numbers,
+                truncate(&o.reason, 60),
+            ]
+        })
+        .collect();
+    let right = [true, false, false, true, true, true, false, false];
+    let mut out = aligned(&headers, &cells, &right);
+    let current = list.iter().filter(|o| o.is_current()).count();
+    let _ = match lang {
+        Lang::Zh => writeln!(out, "共 {} 次中断，{current} 次进行中", list.len()),
+        Lang::En => writeln!(
+            out,
+            "{} outage{}, {current} current",
+            list.len(),
+            if list.len() == 1 { "" } else { "s" }
+        ),
+    };
+    out
+}
+
+/// The current outage in `kaipiao status`: since when, how long, what was issued.
+pub fn current_outage(o: &Outage, now: DateTime<Utc>, lang: Lang) -> String {
+    let since = duration(o.duration_seconds(now), lang);
+    let text = match lang {
+        Lang::Zh => format!(
+            "#{} 自 {}（已 {since}），期间开具 {} 张发票，失败 {} 次",
+            o.id, o.started_at, o.invoices_issued, o.failed_attempts
+        ),
+        Lang::En => format!(
+            "#{} since {} ({since}), {} invoices issued during it, {} failed attempts",
+            o.id, o.started_at, o.invoices_issued, o.failed_attempts
+        ),
+    };
+    format!(
+        "{} {text}\n",
+        lbl(lang.pick("税务机关中断", "Authority outage"), 20)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outage(ended: Option<&str>) -> Outage {
+        Outage {
+            id: 2,
+            started_at: "2026-03-01T09:00:00Z".into(),
+            ended_at: ended.map(str::to_string),
+            failed_attempts: 12,
+            failed_endpoint: "http://127.0.0.1:8787".into(),
+            reason: "HTTP 503 outage: the authority is unavailable".into(),
+            ended_by: ended.map(|_| "http://127.0.0.1:8787".to_string()),
+            invoices_issued: 3,
+            first_number: Some("26000000000100000001".into()),
+            last_number: Some("26000000000100000003".into()),
+        }
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        kaipiao_core::draft::parse_timestamp(text).unwrap_or_default()
+    }
+
+    #[test]
+    fn durations_read_like_a_clock() {
+        assert_eq!(duration(-5, Lang::En), "0s");
+        assert_eq!(duration(45, Lang::En), "45s");
+        assert_eq!(duration(200, Lang::En), "3m 20s");
+        assert_eq!(duration(7500, Lang::En), "2h 05m");
+        assert_eq!(duration(3 * 86_400 + 4 * 3600 + 59, Lang::En), "3d 4h");
+        assert_eq!(duration(200, Lang::Zh), "3分20秒");
+        assert_eq!(duration(7500, Lang::Zh), "2小时05分");
+    }
+
+    #[test]
+    fn the_outage_table_is_aligned_in_both_languages() {
+        let list = [outage(Some("2026-03-01T11:05:00Z")), outage(None)];
+        let now = at("2026-03-01T12:00:00Z");
+        for lang in [Lang::En, Lang::Zh] {
+            let text = outages(&list, now, lang);
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 5, "{text}");
+            // Every column starts at the same display column in every row.
+            let start = |line: &str, cell: &str| {
+                let byte = line
+                    .find(cell)
+                    .unwrap_or_else(|| panic!("{cell} in {line}"));
+                UnicodeWidthStr::width(&line[..byte])
+            };
+            let started = start(lines[0], lang.pick("开始时间", "started at"));
+            assert_eq!(start(lines[2], "2026-03-01T09:00:00Z"), started, "{text}");
+            assert_eq!(start(lines[3], "2026-03-01T09:00:00Z"), started, "{text}");
+            assert!(lines[2].contains("2h 05m") || lines[2].contains("2小时05分"));
+            assert!(lines[3].contains(lang.pick("进行中", "current")), "{text}");
+            assert!(lines[3].contains("26000000000100000001..26000000000100000003"));
+        }
+        assert!(outages(&list, now, Lang::En).ends_with("2 outages, 1 current\n"));
+        assert!(outages(&[], now, Lang::En).contains("No outages recorded"));
+    }
+
+    #[test]
+    fn the_current_outage_in_status() {
+        let now = at("2026-03-01T10:30:00Z");
+        let en = current_outage(&outage(None), now, Lang::En);
+        assert!(en.starts_with("Authority outage"), "{en}");
+        assert!(
+            en.contains("#2 since 2026-03-01T09:00:00Z (1h 30m), 3 invoices issued during it, 12 failed attempts"),
+            "{en}"
+        );
+        let zh = current_outage(&outage(None), now, Lang::Zh);
+        assert!(
+            zh.contains("（已 1小时30分），期间开具 3 张发票，失败 12 次"),
+            "{zh}"
+        );
     }
 }

@@ -3,10 +3,12 @@
 //!
 //! It holds the device identity (with the private key sealed, never in plain text), the
 //! leases granted by the authority, the hash-chained signed invoices, the outbox, the
-//! authority's receipts and the status history. Every write is one IMMEDIATE transaction;
-//! the database runs in WAL mode with synchronous=FULL so a call that returned has
-//! persisted. [`Ledger::issue`] is the only code that writes invoices, and invoices are
-//! never updated or deleted: a correction is a credit note.
+//! authority's receipts, the status history and the record of outages (when the
+//! authority could not be reached, and which invoices were issued meanwhile). Every
+//! write is one IMMEDIATE transaction; the database runs in WAL mode with
+//! synchronous=FULL so a call that returned has persisted. [`Ledger::issue`] is the
+//! only code that writes invoices, and invoices are never updated or deleted: a
+//! correction is a credit note.
 //!
 //! It must never talk to the network (that is kaipiao-sync), never log or print key
 //! material, and never leave a half-written invoice, receipt or lease.
@@ -14,11 +16,13 @@
 mod audit;
 mod error;
 pub mod keystore;
+mod outages;
 mod rows;
 mod schema;
 
 pub use error::LedgerError;
 pub use keystore::{KeySource, Protection};
+pub use outages::{FailedAttempt, Outage};
 pub use schema::SCHEMA_VERSION;
 
 use chrono::{DateTime, Utc};
@@ -195,6 +199,8 @@ pub struct InvoiceRecord {
     pub receipt: Option<serde_json::Value>,
     pub history: Vec<StatusEvent>,
     pub outbox: Option<OutboxItem>,
+    /// The id of the outage the invoice was issued during (see [`Outage`]), if any.
+    pub issued_during_outage: Option<i64>,
 }
 
 /// Result of `verify`: Ok with the count, or the first bad seq.
@@ -781,6 +787,7 @@ impl Ledger {
         ])?;
         tx.prepare_cached("INSERT INTO outbox (invoice_id, seq) VALUES (?1, ?2)")?
             .execute(params![inv.id, inv.seq])?;
+        Self::mark_if_in_outage(&tx, inv.seq)?;
         tx.prepare_cached(
             "INSERT INTO history (invoice_id, at, status, detail) VALUES (?1, ?2, 'issued', ?3)",
         )?
@@ -885,11 +892,21 @@ impl Ledger {
         next_attempt_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
         let tx = self.write_tx()?;
+        Self::attempt_in(&tx, invoice_id, error, next_attempt_at)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn attempt_in(
+        tx: &Transaction<'_>,
+        invoice_id: &str,
+        error: &str,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
         tx.prepare_cached(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3 WHERE invoice_id = ?1",
         )?
         .execute(params![invoice_id, error, next_attempt_at.map(|t| t.timestamp_millis())])?;
-        tx.commit()?;
         Ok(())
     }
 
@@ -1310,12 +1327,14 @@ impl Ledger {
                 })
             })
             .optional()?;
+        let issued_during_outage = Self::outage_of(&tx, seq)?;
         Ok(InvoiceRecord {
             envelope,
             status,
             receipt,
             history,
             outbox,
+            issued_during_outage,
         })
     }
 

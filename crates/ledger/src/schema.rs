@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 
 /// The schema this program writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// 1: the tables. STRICT so a value of the wrong type is an error, not a silent coercion.
 const V1_TABLES: &str = r#"
@@ -139,7 +139,60 @@ CREATE TRIGGER IF NOT EXISTS leases_never_deleted BEFORE DELETE ON leases
 BEGIN SELECT RAISE(ABORT, 'a stored lease is never deleted'); END;
 "#;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1_TABLES), (2, V2_GUARDS)];
+/// 3: the outage record. An outage runs from the first request to the authority that no
+/// endpoint answered to the first answer that proves it serves again (`ended_at` NULL
+/// while it is current; at most one is). `outage_invoices` marks the invoices issued
+/// during one, as RKSV marks receipts issued while its signing unit is down: beside the
+/// invoice, since an issued invoice and its canonical bytes never change. Append-only
+/// like the rest: an outage only counts attempts and ends, once.
+/// Also an index for the app's status filter (`WHERE status = ? ORDER BY seq`).
+/// `IF NOT EXISTS` lets the migration be re-applied to a restored copy.
+const V3_OUTAGES: &str = r#"
+CREATE TABLE IF NOT EXISTS outages (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    failed_endpoint TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    failed_attempts INTEGER NOT NULL CHECK (failed_attempts >= 1),
+    ended_by TEXT,
+    CHECK ((ended_at IS NULL) = (ended_by IS NULL)),
+    CHECK (ended_at IS NULL OR ended_at >= started_at)
+) STRICT;
+-- At most one outage is current (every open row has the same key, 1).
+CREATE UNIQUE INDEX IF NOT EXISTS outages_current ON outages((ended_at IS NULL)) WHERE ended_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS outage_invoices (
+    seq INTEGER PRIMARY KEY REFERENCES invoices(seq),
+    outage_id INTEGER NOT NULL REFERENCES outages(id)
+) STRICT;
+CREATE INDEX IF NOT EXISTS outage_invoices_outage ON outage_invoices(outage_id, seq);
+
+CREATE INDEX IF NOT EXISTS invoices_status_seq ON invoices(status, seq);
+
+CREATE TRIGGER IF NOT EXISTS outages_start_fixed
+BEFORE UPDATE OF id, started_at, failed_endpoint, reason ON outages
+BEGIN SELECT RAISE(ABORT, 'the start of an outage is never changed'); END;
+
+CREATE TRIGGER IF NOT EXISTS outages_ended_final BEFORE UPDATE ON outages
+WHEN OLD.ended_at IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'an outage that ended is never changed'); END;
+
+CREATE TRIGGER IF NOT EXISTS outages_attempts_only_grow BEFORE UPDATE OF failed_attempts ON outages
+WHEN NEW.failed_attempts < OLD.failed_attempts
+BEGIN SELECT RAISE(ABORT, 'the failed attempts of an outage only grow'); END;
+
+CREATE TRIGGER IF NOT EXISTS outages_never_deleted BEFORE DELETE ON outages
+BEGIN SELECT RAISE(ABORT, 'an outage is never deleted from the record'); END;
+
+CREATE TRIGGER IF NOT EXISTS outage_invoices_immutable BEFORE UPDATE ON outage_invoices
+BEGIN SELECT RAISE(ABORT, 'the outage an invoice was issued in is never changed'); END;
+
+CREATE TRIGGER IF NOT EXISTS outage_invoices_never_deleted BEFORE DELETE ON outage_invoices
+BEGIN SELECT RAISE(ABORT, 'the outage an invoice was issued in is never deleted'); END;
+"#;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1_TABLES), (2, V2_GUARDS), (3, V3_OUTAGES)];
 
 /// Settings every connection needs (STYLE: SQLite). busy_timeout comes first so that
 /// switching to WAL waits for a concurrent opener instead of failing.

@@ -235,7 +235,8 @@ pub async fn top_up_leases(
     }
     let client = Client::new(&device.servers, opts)?;
     let mut link = Link::new(client, opts, &no_progress);
-    take_lease(&mut link, ledger, key, &device_id, true)
-        .await
-        .map(Some)
+    link.watch_outages(ledger)?;
+    let lease = take_lease(&mut link, ledger, key, &device_id, true).await;
+    link.finish_outage()?;
+    lease.map(Some)
 }

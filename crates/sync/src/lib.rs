@@ -5,6 +5,10 @@
 //! budget, adaptive throttling, a circuit breaker per endpoint), fails over between endpoints,
 //! resubmits when the authority is behind (`chain_gap`, a restored backup), stores the
 //! authority's signed receipts through the ledger and compares chain heads afterwards.
+//! [`reconcile`] asks the authority for the receipt of every local invoice and reports
+//! what is accounted for, what differs and what is missing on either side. Every run,
+//! lease top-up and [`probe_health`] keeps the ledger's outage record (what counts as an
+//! outage: the `outage` module).
 //!
 //! It must never drop, skip, edit or re-sign an invoice: an item leaves the outbox only
 //! through [`kaipiao_ledger::Ledger::store_receipt`] (or `store_receipts` for the receipts
@@ -19,12 +23,18 @@ mod client;
 mod enrol;
 mod error;
 mod link;
+mod outage;
 pub mod policy;
+mod reconcile;
 mod relay;
 
 pub use client::{normalize_server, normalize_servers, Client};
 pub use enrol::{enroll, top_up_leases, EnrollOutcome};
 pub use error::SyncError;
+pub use outage::{probe_health, HealthAnswer};
+pub use reconcile::{
+    reconcile, Mismatch, Missing, ReconcileProgress, ReconcileReport, Refiled, SeqRange,
+};
 pub use relay::sync_now;
 
 use kaipiao_core::wire::Head;

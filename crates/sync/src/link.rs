@@ -9,6 +9,7 @@
 
 use crate::client::{classify, verdict_error, Client, Verdict};
 use crate::error::SyncError;
+use crate::outage::OutageWatch;
 use crate::policy::{Hold, Next, Outcome, Pacer, PacerState, Params};
 use crate::{Progress, SyncOptions};
 use chrono::Utc;
@@ -94,6 +95,8 @@ pub(crate) struct Link<'a> {
     pub last_reason: String,
     /// Messages of the alerts raised during this run.
     pub alerts: Vec<String>,
+    /// The ledger's outage record, kept when the run has a ledger to keep it in.
+    outages: Option<OutageWatch<'a>>,
 }
 
 impl<'a> Link<'a> {
@@ -123,6 +126,56 @@ impl<'a> Link<'a> {
             answered: false,
             last_reason: String::new(),
             alerts: Vec::new(),
+            outages: None,
+        }
+    }
+
+    /// Keeps `ledger`'s outage record from now on (crate::outage says what counts).
+    pub fn watch_outages(&mut self, ledger: &'a Ledger) -> Result<(), SyncError> {
+        self.outages = Some(OutageWatch::new(ledger)?);
+        Ok(())
+    }
+
+    /// Every endpoint that still accepts this device failed its last request.
+    fn all_down(&self) -> bool {
+        self.endpoints
+            .iter()
+            .filter(|e| !e.unusable)
+            .all(|e| e.up == Some(false))
+    }
+
+    /// The failed attempts not recorded yet, when they are an outage (or add to the
+    /// current one), for the caller to record with its own write.
+    pub fn due_outage(&mut self) -> Option<kaipiao_ledger::FailedAttempt> {
+        let all_down = self.all_down();
+        self.outages.as_mut()?.take_due(all_down)
+    }
+
+    /// Records the failed attempts that are an outage (see [`Link::due_outage`]).
+    pub fn record_outage(&mut self) -> Result<(), SyncError> {
+        let all_down = self.all_down();
+        match self.outages.as_mut() {
+            Some(watch) => watch.record_due(all_down),
+            None => Ok(()),
+        }
+    }
+
+    /// Endpoint `i` answered a request with a success as a whole (a batch's 200) even if
+    /// a part of it failed: the current outage ends, and failures not yet recorded were
+    /// no outage.
+    pub fn served(&mut self, i: usize) -> Result<(), SyncError> {
+        let endpoint = self.url(i).to_string();
+        if let Some(watch) = self.outages.as_mut() {
+            watch.served(&endpoint)?;
+        }
+        Ok(())
+    }
+
+    /// The end of the run: failed attempts that no answer followed are an outage.
+    pub fn finish_outage(&mut self) -> Result<(), SyncError> {
+        match self.outages.as_mut() {
+            Some(watch) => watch.finish(),
+            None => Ok(()),
         }
     }
 
@@ -321,9 +374,11 @@ impl<'a> Link<'a> {
 }
 
 impl Link<'_> {
-    /// Tells the policy what came of a request to endpoint `i`, and updates the
-    /// endpoint's state for the events.
-    pub fn note(&mut self, i: usize, verdict: &Verdict) {
+    /// Tells the policy what came of a request to endpoint `i`, updates the endpoint's
+    /// state for the events, and keeps the outage record: a success ends the current
+    /// outage at once (`Err` when the ledger cannot be written); a failure is held until
+    /// [`Link::due_outage`] / [`Link::record_outage`] (or the end of the run) records it.
+    pub fn note(&mut self, i: usize, verdict: &Verdict) -> Result<(), SyncError> {
         let outcome = match verdict {
             Verdict::Success(_)
             | Verdict::ChainGap { .. }
@@ -360,6 +415,23 @@ impl Link<'_> {
             Outcome::Refused => self.mark_unusable(i),
             Outcome::Accepted | Outcome::Busy { .. } => self.mark_answered(i),
         }
+        let endpoint = self.url(i).to_string();
+        let Some(watch) = self.outages.as_mut() else {
+            return Ok(());
+        };
+        match verdict {
+            Verdict::Success(_) => {
+                watch.served(&endpoint)?;
+            }
+            // Exactly the answers that fail over (Outcome::Failed).
+            Verdict::Retry {
+                failover: true,
+                reason,
+                ..
+            } => watch.failed(&endpoint, reason),
+            _ => watch.answered(),
+        }
+        Ok(())
     }
 
     /// Raises an alert for a human in the ledger and remembers it for the report.
@@ -478,12 +550,13 @@ impl Link<'_> {
                 },
                 other => (other, None),
             };
-            self.note(i, &verdict);
+            self.note(i, &verdict)?;
             if let Some(value) = parsed {
                 return Ok(value);
             }
             match verdict {
                 Verdict::Retry { reason, .. } => {
+                    self.record_outage()?;
                     // The next slot waits as the policy says (or ends a call that is
                     // not patient).
                     self.last_reason = format!("{endpoint}: {reason}");

@@ -17,7 +17,7 @@ use kaipiao_ledger::{Ledger, LedgerError, OutboxItem, Status};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 
 /// Outbox rows read at a time when submitting one by one.
 const CHUNK: usize = 100;
@@ -114,6 +114,11 @@ struct Run<'a> {
     rewinds: u32,
     /// Resubmit final invoices from this seq before going on with the outbox.
     cursor: Option<u64>,
+    /// Reconciliation's healing ([`resubmit_lost`]): end once the final invoices are
+    /// resubmitted instead of going on with the outbox (that is sync's work).
+    finals_only: bool,
+    /// Seqs of the final invoices resubmitted in this run whose receipts checked out.
+    resubmitted: BTreeSet<u64>,
     /// The background loop's first run after an outage: wait up to this long first.
     start_spread: Option<std::time::Duration>,
     /// A second connection to the ledger that stores a batch's receipts on a blocking
@@ -212,8 +217,10 @@ pub async fn sync_now(
         what: "the pinned authority key is not a base64 Ed25519 key".into(),
     })?;
     let client = Client::new(&device.servers, opts)?;
+    let mut link = Link::new(client, opts, progress);
+    link.watch_outages(ledger)?;
     let run = Run {
-        link: Link::new(client, opts, progress),
+        link,
         ledger,
         key,
         device_id,
@@ -223,11 +230,57 @@ pub async fn sync_now(
         taken: HashSet::new(),
         rewinds: 0,
         cursor: None,
+        finals_only: false,
+        resubmitted: BTreeSet::new(),
         start_spread: opts.start_spread.filter(|_| opts.background),
         writer: None,
         storing: None,
     };
     run.execute().await
+}
+
+/// What [`resubmit_lost`] did.
+pub(crate) struct Resubmitted {
+    /// Complete once every lost final invoice was resubmitted and its receipt checked.
+    pub outcome: SyncOutcome,
+    /// Seqs of the final invoices resubmitted whose receipts checked out.
+    pub seqs: Vec<u64>,
+}
+
+/// Reconciliation's healing ([`crate::reconcile`]): the authority lost invoices that are
+/// final here (restored from an older backup, so its `head` is behind ours). Resubmits
+/// the stored envelopes from `head.seq + 1` up to the first pending invoice by the path a
+/// run takes after a `chain_gap` (same bytes, same keys, receipts checked, the first
+/// receipt kept), then stops: the outbox is left to sync. Nothing is sent when the
+/// authority's chain is not a prefix of ours. The link (the run's policy state and
+/// alerts) is handed back to the caller.
+pub(crate) async fn resubmit_lost<'a>(
+    link: Link<'a>,
+    ledger: &'a Ledger,
+    key: &'a DeviceKey,
+    device_id: String,
+    authority: PublicKey,
+    head: &Head,
+) -> (Link<'a>, Result<Resubmitted, SyncError>) {
+    let mut run = Run {
+        link,
+        ledger,
+        key,
+        device_id,
+        authority,
+        batch_size: 0,
+        report: SyncReport::new(),
+        taken: HashSet::new(),
+        rewinds: 0,
+        cursor: None,
+        finals_only: true,
+        resubmitted: BTreeSet::new(),
+        start_spread: None,
+        writer: None,
+        storing: None,
+    };
+    let result = run.resubmit_from(head).await;
+    (run.link, result)
 }
 
 impl Run<'_> {
@@ -278,6 +331,9 @@ impl Run<'_> {
                 "the authority's head could not be read, so the chains were not compared".into(),
             );
         }
+        // Failed attempts that no answer followed are an outage; recorded before the
+        // sync time moves, which bounds the invoices the outage takes in.
+        self.link.finish_outage()?;
         let now = Utc::now();
         if self.link.answered {
             self.ledger.set_last_sync(now)?;
@@ -346,6 +402,27 @@ impl Run<'_> {
             .ok()
     }
 
+    /// See [`resubmit_lost`].
+    async fn resubmit_from(&mut self, head: &Head) -> Result<Resubmitted, SyncError> {
+        if !self.common_prefix(head)? {
+            let text = format!(
+                "the authority's chain for this device (head seq {}, hash {}) is not a prefix of this ledger's; nothing was resubmitted",
+                head.seq, head.hash
+            );
+            return Ok(Resubmitted {
+                outcome: SyncOutcome::Stopped(text),
+                seqs: Vec::new(),
+            });
+        }
+        self.cursor = Some(head.seq.saturating_add(1));
+        self.link.progressed();
+        let outcome = self.drain().await?;
+        Ok(Resubmitted {
+            outcome,
+            seqs: self.resubmitted.iter().copied().collect(),
+        })
+    }
+
     /// Whether the authority's (shorter) chain is a prefix of ours.
     fn common_prefix(&self, head: &Head) -> Result<bool, SyncError> {
         if head.seq == 0 {
@@ -407,6 +484,9 @@ impl Run<'_> {
                     }
                 }
                 self.cursor = None;
+            }
+            if self.finals_only {
+                return Ok(SyncOutcome::Complete);
             }
             let Some(first) = queue.front() else {
                 return Ok(SyncOutcome::Complete);
@@ -585,7 +665,7 @@ impl Run<'_> {
                 body: String::new(),
                 ..answer
             };
-            self.link.note(i, &Verdict::Success(accepted));
+            self.link.note(i, &Verdict::Success(accepted))?;
             for _ in 0..lead {
                 queue.pop_front();
             }
@@ -600,7 +680,10 @@ impl Run<'_> {
         }
         match (rest.first(), verdicts.next()) {
             (Some(item), Some(verdict)) => {
-                self.link.note(i, &verdict);
+                self.link.note(i, &verdict)?;
+                // The batch itself was answered with a 200: for the outage record that
+                // is a success, whatever this item's answer.
+                self.link.served(i)?;
                 self.act(i, item, verdict).await
             }
             _ => Ok(Step::Again),
@@ -710,7 +793,7 @@ impl Run<'_> {
     /// Acts on the authority's answer about one item sent alone.
     async fn settle(&mut self, i: usize, item: &Item, verdict: Verdict) -> Result<Step, SyncError> {
         let verdict = judge(item, verdict);
-        self.link.note(i, &verdict);
+        self.link.note(i, &verdict)?;
         self.act(i, item, verdict).await
     }
 
@@ -736,6 +819,7 @@ impl Run<'_> {
             }
             Verdict::Success(answer) => match self.check_final_receipt(item, &answer.body) {
                 Ok(()) => {
+                    self.resubmitted.insert(item.seq);
                     self.cursor = Some(item.seq + 1);
                     self.link.progressed();
                     Ok(Step::Stored)
@@ -756,8 +840,22 @@ impl Run<'_> {
                 let reason = format!("{endpoint}: {reason}");
                 if item.pending {
                     let next = self.link.next_attempt_at();
-                    self.ledger
-                        .record_attempt(&item.invoice_id, &reason, next)?;
+                    // An outage is recorded with the attempt, in its transaction.
+                    match self.link.due_outage() {
+                        Some(failed) => {
+                            self.ledger.record_unanswered_attempt(
+                                &item.invoice_id,
+                                &reason,
+                                next,
+                                &failed,
+                            )?;
+                        }
+                        None => self
+                            .ledger
+                            .record_attempt(&item.invoice_id, &reason, next)?,
+                    }
+                } else {
+                    self.link.record_outage()?;
                 }
                 self.link.last_reason = reason;
                 Ok(Step::Again)

@@ -4,6 +4,7 @@
 use crate::auth::authenticate;
 use crate::config::MAX_SEQUENCE;
 use crate::error::{json_response, Failure, TaxdError};
+use crate::faults::{outgoing_receipt, Outgoing};
 use crate::{AppState, Shared, AUTHORITY_NAME};
 use axum::body::{Body, Bytes};
 use axum::extract::connect_info::{ConnectInfo, MockConnectInfo};
@@ -373,8 +374,9 @@ pub(crate) async fn head(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// GET /v1/invoices/{id} (device-signed): the receipt exactly as first sent, only to the
-/// device that submitted the invoice; anyone else learns nothing, not even that it exists.
+/// GET /v1/invoices/{id} (device-signed): the receipt exactly as first sent (unless a
+/// receipt fault is on), only to the device that submitted the invoice; anyone else
+/// learns nothing, not even that it exists.
 pub(crate) async fn receipt(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -398,7 +400,12 @@ pub(crate) async fn receipt(
             })
             .await?;
         match stored {
-            Some(body) => Ok(json_response(StatusCode::OK, body)),
+            Some(body) => {
+                let body = match outgoing_receipt(&state.faults(), &state.0.impostor, body) {
+                    Outgoing::Receipt(body) | Outgoing::Broken(body) => body,
+                };
+                Ok(json_response(StatusCode::OK, body))
+            }
             None => Err(Failure::not_found(
                 "this device has no receipt for that invoice id; submit the invoice",
             )),
@@ -447,7 +454,8 @@ pub(crate) async fn get_faults(State(state): State<AppState>, req: Request) -> R
     }
 }
 
-/// PUT /admin/faults with any of `{drop_after_commit, error_rate, delay_ms, outage}`;
+/// PUT /admin/faults with any of the fields GET answers with (`drop_after_commit`,
+/// `error_rate`, `delay_ms`, `outage`, `wrong_signing_key`, `malformed_receipt`);
 /// answers with the faults now in force.
 pub(crate) async fn put_faults(State(state): State<AppState>, req: Request) -> Response {
     let result = async {

@@ -65,6 +65,14 @@ pub struct Config {
     /// Random delay before handling each request, milliseconds.
     #[arg(long, value_name = "MIN..MAX", value_parser = parse_delay)]
     pub fault_delay_ms: Option<DelayRange>,
+    /// Send every receipt (submission answers, batch items, GET /v1/invoices/{id}) signed
+    /// with a key other than the published authority key; the stored receipt stays good.
+    #[arg(long)]
+    pub fault_wrong_signing_key: bool,
+    /// Probability (0..1) that a receipt is sent as broken (truncated) JSON after the
+    /// commit; the stored receipt stays good.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability, allow_negative_numbers = true)]
+    pub fault_malformed_receipt: f64,
     /// Append one JSON line per request to this file.
     #[arg(long, value_name = "FILE")]
     pub request_log: Option<PathBuf>,
@@ -86,6 +94,8 @@ impl Config {
             fault_drop_after_commit: 0.0,
             fault_error_rate: 0.0,
             fault_delay_ms: None,
+            fault_wrong_signing_key: false,
+            fault_malformed_receipt: 0.0,
             request_log: None,
         }
     }
@@ -184,6 +194,7 @@ mod tests {
             vec!["--lease-size", "0"],
             vec!["--fault-error-rate", "1.5"],
             vec!["--fault-delay-ms", "10..5"],
+            vec!["--fault-malformed-receipt", "2"],
             vec!["--single-invoice-cap", "-1"],
             vec!["--single-invoice-cap", "1.234"],
             vec!["--capacity", "0"],
@@ -198,6 +209,30 @@ mod tests {
         }
         let err = Config::try_parse_from(["taxd"]).unwrap_err();
         assert!(err.to_string().contains("--db"), "{err}");
+    }
+
+    #[test]
+    fn receipt_fault_flags() {
+        let parsed = Config::try_parse_from([
+            "taxd",
+            "--db",
+            "x.db",
+            "--fault-wrong-signing-key",
+            "--fault-malformed-receipt",
+            "0.5",
+        ])
+        .unwrap();
+        assert!(parsed.fault_wrong_signing_key);
+        assert_eq!(parsed.fault_malformed_receipt, 0.5);
+        // A switch takes no value.
+        let err =
+            Config::try_parse_from(["taxd", "--db", "x.db", "--fault-wrong-signing-key=maybe"])
+                .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("--fault-wrong-signing-key"),
+            "{err}"
+        );
     }
 
     #[test]

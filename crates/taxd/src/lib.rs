@@ -6,9 +6,10 @@
 //! (its signing key, devices, leases, receipts, chain heads, in-flight idempotency keys)
 //! lives in the SQLite file given by `--db`: it survives restarts, and two taxd processes
 //! on one file act as one authority. For fault tests it can refuse under load (503/429
-//! with Retry-After), fail or delay requests at random, simulate an outage, and commit a
-//! submission and then drop the connection — all switchable at run time through an admin
-//! API that answers only on loopback.
+//! with Retry-After), fail or delay requests at random, simulate an outage, commit a
+//! submission and then drop the connection, and send receipts signed with the wrong key or
+//! as broken JSON (only on the way out: what it stores stays correct) — all switchable at
+//! run time through an admin API that answers only on loopback.
 //!
 //! It must never be mistaken for a real authority: its Ed25519 key is generated on first
 //! start and stored in plain text in the database, and enrolment takes a shared token. It
@@ -18,12 +19,21 @@
 //! It never links `kaipiao-ledger` or `kaipiao-sync`: it is the other side of the wire.
 //!
 //! Admin API (loopback peers only, else 403 `forbidden`): `GET /admin/faults` answers
-//! `{"drop_after_commit": P, "error_rate": P, "delay_ms": [MIN, MAX] | null, "outage": bool}`;
-//! `PUT /admin/faults` takes any subset of those fields and answers with the result.
-//! Faults are per process (they describe this server, not the authority's records).
+//! `{"drop_after_commit": P, "error_rate": P, "delay_ms": [MIN, MAX] | null, "outage": bool,
+//! "wrong_signing_key": bool, "malformed_receipt": P}`; `PUT /admin/faults` takes any
+//! subset of those fields and answers with the result (a bad or unknown field refuses the
+//! whole update with 400 `invalid_request` naming it). Faults are per process (they
+//! describe this server, not the authority's records). `wrong_signing_key` signs every
+//! receipt sent (a submission's answer and its replays, each batch item, `GET
+//! /v1/invoices/{id}`) with a key generated at start instead of the authority key;
+//! `malformed_receipt` sends each such receipt, with probability P, as its first half —
+//! a lone answer's whole body, a batch item's `body` as a JSON string. Both leave the
+//! stored receipt alone, so a replay once they are off returns the good receipt.
 //! With `--request-log FILE` every request appends one line
-//! `{"time", "device", "method", "path", "status"}` (time with milliseconds; path as sent,
-//! with any query; device from `Kaipiao-Device`, else the submitted envelope's, else "").
+//! `{"time", "device", "method", "path", "status"}` (time with milliseconds, taken when the
+//! answer is ready; path as sent, with any query; device from `Kaipiao-Device`, else the
+//! submitted envelope's, else ""), plus `"retry_after"` in seconds when the answer has
+//! a Retry-After.
 
 mod api;
 mod auth;
@@ -49,6 +59,7 @@ use axum::Router;
 use chrono::Utc;
 use kaipiao_core::draft::timestamp;
 use kaipiao_core::sign::{DeviceKey, PublicKey};
+use rand::RngCore;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -65,6 +76,8 @@ pub(crate) struct Shared {
     pub db: db::Db,
     pub authority: DeviceKey,
     pub authority_public: String,
+    /// The key of the `wrong_signing_key` fault: this process's own, never stored.
+    pub impostor: DeviceKey,
     pub faults: faults::FaultSwitch,
     pub limits: limits::Limits,
     pub request_log: Option<reqlog::RequestLog>,
@@ -83,9 +96,12 @@ impl AppState {
             Some(path) => Some(reqlog::RequestLog::open(path)?),
             None => None,
         };
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
         Ok(AppState(Arc::new(Shared {
             authority_public: authority.public().to_base64(),
             authority,
+            impostor: DeviceKey::from_bytes(&secret),
             faults: faults::FaultSwitch::new(Faults::from_config(&config)),
             limits: limits::Limits::new(config.capacity, config.device_rate),
             request_log,

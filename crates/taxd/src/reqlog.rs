@@ -1,6 +1,7 @@
 //! `--request-log FILE`: one JSON line per request,
-//! `{"time", "device", "method", "path", "status"}`, so a fault test can count what a
-//! client really sent (retries, backoff, Retry-After honoured) after the fact.
+//! `{"time", "device", "method", "path", "status"}` plus `"retry_after"` (whole seconds)
+//! when the answer carries Retry-After, so a fault test can count what a client really
+//! sent (retries, backoff, Retry-After honoured) after the fact.
 
 use crate::error::TaxdError;
 use crate::AppState;
@@ -29,6 +30,9 @@ struct Line<'a> {
     /// The request target as sent, with any query.
     path: &'a str,
     status: u16,
+    /// The answer's Retry-After, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
 }
 
 impl RequestLog {
@@ -84,12 +88,18 @@ pub(crate) async fn log_request(
                 .map(|d| d.0.clone())
         })
         .unwrap_or_default();
+    let retry_after = response
+        .headers()
+        .get(axum::http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     log.write(&Line {
         time: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         device: &device,
         method: &method,
         path: &path,
         status: response.status().as_u16(),
+        retry_after,
     });
     response
 }

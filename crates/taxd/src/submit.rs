@@ -25,7 +25,7 @@
 use crate::api::{json, read_body};
 use crate::auth::device_key;
 use crate::error::{json_response, Failure, TaxdError};
-use crate::faults::roll;
+use crate::faults::{outgoing_receipt, roll, Outgoing};
 use crate::reqlog::LogDevice;
 use crate::{AppState, Shared};
 use axum::body::{Body, Bytes};
@@ -104,10 +104,18 @@ pub(crate) async fn submit_invoice(State(state): State<AppState>, req: Request) 
     .await;
     let mut response = match result {
         Ok(outcome) => {
-            if outcome.committed && roll(state.faults().drop_after_commit) {
+            let faults = state.faults();
+            if outcome.committed && roll(faults.drop_after_commit) {
                 dropped_connection(outcome.status)
             } else {
-                let mut r = json_response(outcome.status, outcome.body);
+                let body = if outcome.status == StatusCode::CREATED {
+                    match outgoing_receipt(&faults, &state.0.impostor, outcome.body) {
+                        Outgoing::Receipt(body) | Outgoing::Broken(body) => body,
+                    }
+                } else {
+                    outcome.body
+                };
+                let mut r = json_response(outcome.status, body);
                 if outcome.replayed {
                     r.headers_mut()
                         .insert(HEADER_REPLAYED, HeaderValue::from_static("true"));
@@ -190,12 +198,23 @@ pub(crate) async fn submit_batch(State(state): State<AppState>, req: Request) ->
         state
             .blocking(move |shared| {
                 let outcomes = submit_items(shared, &batch.items)?;
+                // Committed by now: the receipt faults change only what is sent.
+                let faults = shared.faults.get();
                 let mut committed = false;
                 let mut results = Vec::with_capacity(outcomes.len());
                 for (item, outcome) in batch.items.into_iter().zip(outcomes) {
                     committed |= outcome.committed;
-                    let body = String::from_utf8(outcome.body)
-                        .ok()
+                    let text = if outcome.status == StatusCode::CREATED {
+                        match outgoing_receipt(&faults, &shared.impostor, outcome.body) {
+                            Outgoing::Receipt(body) => String::from_utf8(body).ok(),
+                            Outgoing::Broken(cut) => {
+                                serde_json::to_string(&String::from_utf8_lossy(&cut)).ok()
+                            }
+                        }
+                    } else {
+                        String::from_utf8(outcome.body).ok()
+                    };
+                    let body = text
                         .and_then(|s| RawValue::from_string(s).ok())
                         .ok_or_else(|| {
                             Failure::from(TaxdError::Corrupt("a stored receipt is not JSON".into()))

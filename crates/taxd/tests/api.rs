@@ -280,7 +280,8 @@ async fn admin_api_is_loopback_only_and_changes_faults() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
         r.json(),
-        json!({"drop_after_commit": 0.0, "error_rate": 0.0, "delay_ms": [0, 0], "outage": false})
+        json!({"drop_after_commit": 0.0, "error_rate": 0.0, "delay_ms": [0, 0], "outage": false,
+               "wrong_signing_key": false, "malformed_receipt": 0.0})
     );
 
     let remote = app(a.state.clone(), [10, 1, 2, 3]);
@@ -340,6 +341,62 @@ async fn admin_api_is_loopback_only_and_changes_faults() {
         .await;
     assert_eq!(r.json()["delay_ms"], json!([1, 2]));
     assert_eq!(a.get("/v1/health").await.status, StatusCode::OK);
+
+    // The receipt faults, with the same partial-update validation.
+    let r = a
+        .call(put(
+            r#"{"wrong_signing_key": true, "malformed_receipt": 0.5}"#,
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json(),
+        json!({"drop_after_commit": 0.0, "error_rate": 0.0, "delay_ms": [1, 2], "outage": false,
+               "wrong_signing_key": true, "malformed_receipt": 0.5})
+    );
+    for (body, field) in [
+        (r#"{"wrong_signing_key": "yes"}"#, "wrong_signing_key"),
+        (
+            r#"{"malformed_receipt": 2, "outage": true}"#,
+            "malformed_receipt",
+        ),
+        (r#"{"malformed_receipt": null}"#, "malformed_receipt"),
+    ] {
+        let r = a.call(put(body)).await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (
+                StatusCode::BAD_REQUEST,
+                "invalid_request".into(),
+                field.into()
+            ),
+            "{body}"
+        );
+    }
+    assert!(!a.state.faults().outage, "a refused update changes nothing");
+    let r = a.call(put(r#"{"wrong_signing_kee": false}"#)).await;
+    assert_eq!(
+        (r.status, r.field()),
+        (StatusCode::BAD_REQUEST, "wrong_signing_kee".into())
+    );
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    for name in [
+        "drop_after_commit",
+        "error_rate",
+        "delay_ms",
+        "outage",
+        "wrong_signing_key",
+        "malformed_receipt",
+    ] {
+        assert!(message.contains(name), "{message}");
+    }
+    let r = a
+        .call(put(
+            r#"{"wrong_signing_key": false, "malformed_receipt": 0}"#,
+        ))
+        .await;
+    assert_eq!(r.json()["wrong_signing_key"], false);
+    assert_eq!(r.json()["malformed_receipt"], 0.0);
 }
 
 #[tokio::test]
@@ -428,4 +485,42 @@ async fn request_log_has_one_json_line_per_request() {
     assert_eq!(lines[2]["method"], "POST");
     assert_eq!(lines[3]["path"], "/v1/health?x=1");
     assert_eq!(lines[3]["status"], 200);
+    assert!(
+        lines.iter().all(|l| l.get("retry_after").is_none()),
+        "no Retry-After, no field: {text}"
+    );
+}
+
+#[tokio::test]
+async fn request_log_names_the_retry_after_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("requests.jsonl");
+    let a = Authority::with(|c| {
+        c.request_log = Some(log.clone());
+        c.device_rate = Some(0.25);
+    });
+    let d = a.enroll(11).await;
+    let path = format!("/v1/devices/{}/head", d.id);
+    assert_eq!(
+        a.call(d.signed(Method::GET, &path, Vec::new()))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = a.call(d.signed(Method::GET, &path, Vec::new())).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let sent: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["status"], 429, "{text}");
+    assert_eq!(last["device"], d.id.as_str());
+    assert_eq!(last["retry_after"], sent, "{text}");
+    assert!(
+        lines[lines.len() - 2].get("retry_after").is_none(),
+        "{text}"
+    );
 }

@@ -165,6 +165,10 @@ fn bad_flags_exit_2_naming_the_flag() {
             "--fault-delay-ms",
         ),
         (
+            vec!["--fault-malformed-receipt".into(), "-0.5".into()],
+            "--fault-malformed-receipt",
+        ),
+        (
             vec!["--offline-amount-cap".into(), "lots".into()],
             "--offline-amount-cap",
         ),
