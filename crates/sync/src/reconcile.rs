@@ -22,7 +22,7 @@
 use crate::client::{classify, verdict_error, Answer, TransportError, Verdict};
 use crate::error::SyncError;
 use crate::link::{Call, Ended, Link, Signer};
-use crate::relay::{resubmit_lost, Resubmitted};
+use crate::relay::{prepare, resubmit_lost, Prepared, Resubmitted};
 use crate::{Client, Progress, SyncOptions, SyncOutcome};
 use chrono::Utc;
 use kaipiao_core::sign::{verify_object, RECEIPT_DOMAIN};
@@ -250,23 +250,17 @@ pub async fn reconcile(
     progress: &(dyn Fn(ReconcileProgress) + Send + Sync),
 ) -> Result<ReconcileReport, SyncError> {
     // Receipts are stored and invoices resubmitted: one drainer per data directory.
-    let _lock = ledger.lock_outbox()?;
-    let device = ledger.device()?.ok_or(LedgerError::NotInitialized)?;
-    let device_id = device.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
-    if key.public().to_base64() != device.public_key {
-        return Err(SyncError::WrongKey);
-    }
-    let pinned = device
-        .authority_public_key
-        .as_deref()
-        .ok_or(LedgerError::NotEnrolled)?;
-    let authority = PublicKey::from_base64(pinned).map_err(|_| LedgerError::Integrity {
-        seq: 0,
-        what: "the pinned authority key is not a base64 Ed25519 key".into(),
-    })?;
-    let client = Client::new(&device.servers, opts)?;
+    let Prepared {
+        lock: _lock,
+        servers,
+        device_id,
+        authority,
+    } = prepare(ledger, key)?;
+    let client = Client::new(&servers, opts)?;
     let forward = |p: Progress| progress(ReconcileProgress::Sync(p));
     let mut link = Link::new(client, opts, &forward);
+    // Lookups that find no endpoint answering are failed attempts like any other.
+    link.watch_outages(ledger)?;
     link.resume(ledger.dir());
     let mut check = Check {
         ledger,
@@ -297,8 +291,11 @@ pub async fn reconcile(
         healing = Some(result);
     }
     let result = check.finish(&mut link, healing).await;
+    let recorded = link.finish_outage();
     link.persist(ledger.dir());
-    result.map(|()| check.report)
+    result?;
+    recorded?;
+    Ok(check.report)
 }
 
 struct Check<'a> {

@@ -184,6 +184,40 @@ fn store_groups(ledger: &Ledger, receipts: &[(String, String)]) -> StoreResults 
     Ok(results)
 }
 
+/// What every run that stores receipts needs before it talks to the authority.
+pub(crate) struct Prepared {
+    /// The outbox lock: one drainer per data directory (SPEC 5).
+    pub lock: kaipiao_ledger::OutboxLock,
+    pub servers: Vec<String>,
+    pub device_id: String,
+    /// The authority key pinned at enrolment: the only key a receipt may verify against.
+    pub authority: PublicKey,
+}
+
+/// Takes the outbox lock and checks that the device is enrolled and `key` is its key.
+pub(crate) fn prepare(ledger: &Ledger, key: &DeviceKey) -> Result<Prepared, SyncError> {
+    let lock = ledger.lock_outbox()?;
+    let device = ledger.device()?.ok_or(LedgerError::NotInitialized)?;
+    let device_id = device.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
+    if key.public().to_base64() != device.public_key {
+        return Err(SyncError::WrongKey);
+    }
+    let pinned = device
+        .authority_public_key
+        .as_deref()
+        .ok_or(LedgerError::NotEnrolled)?;
+    let authority = PublicKey::from_base64(pinned).map_err(|_| LedgerError::Integrity {
+        seq: 0,
+        what: "the pinned authority key is not a base64 Ed25519 key".into(),
+    })?;
+    Ok(Prepared {
+        lock,
+        servers: device.servers,
+        device_id,
+        authority,
+    })
+}
+
 /// "Sync now": takes the outbox lock, tops up leases, submits every pending invoice in
 /// seq order, then fetches the authority's head and compares it with ours.
 ///
@@ -195,12 +229,12 @@ pub async fn sync_now(
     opts: &SyncOptions,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<SyncReport, SyncError> {
-    let _lock = ledger.lock_outbox()?;
-    let device = ledger.device()?.ok_or(LedgerError::NotInitialized)?;
-    let device_id = device.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
-    if key.public().to_base64() != device.public_key {
-        return Err(SyncError::WrongKey);
-    }
+    let Prepared {
+        lock: _lock,
+        servers,
+        device_id,
+        authority,
+    } = prepare(ledger, key)?;
     let mut report = SyncReport::new();
     if let Some(reason) = ledger.queue_stopped()? {
         report.pending = ledger.status(Utc::now())?.pending;
@@ -208,15 +242,7 @@ pub async fn sync_now(
             SyncOutcome::Stopped(format!("the outbox is stopped and needs a human: {reason}"));
         return Ok(report);
     }
-    let pinned = device
-        .authority_public_key
-        .as_deref()
-        .ok_or(LedgerError::NotEnrolled)?;
-    let authority = PublicKey::from_base64(pinned).map_err(|_| LedgerError::Integrity {
-        seq: 0,
-        what: "the pinned authority key is not a base64 Ed25519 key".into(),
-    })?;
-    let client = Client::new(&device.servers, opts)?;
+    let client = Client::new(&servers, opts)?;
     let mut link = Link::new(client, opts, progress);
     link.watch_outages(ledger)?;
     let run = Run {
