@@ -275,10 +275,46 @@ pub fn invoice(rec: &InvoiceRecord, words: &str, lang: Lang) -> String {
             }
         }
     }
+    let _ = writeln!(o, "{}", lang.pick("状态记录", "History"));
     for e in &rec.history {
-        let _ = writeln!(o, "  {}  {:<9} {}", e.at, e.status, e.detail);
+        let (status, detail) = history_line(e, rec, lang);
+        let _ = writeln!(o, "  {}  {}  {detail}", e.at, pad(&status, 9, false));
     }
     o
+}
+
+/// One status-history entry in the reader's language. The ledger keeps an English
+/// detail; what it says is rebuilt from the record where it can be (the number, the
+/// receipt's authority code), else the stored detail is shown as it is.
+fn history_line(
+    e: &kaipiao_ledger::StatusEvent,
+    rec: &InvoiceRecord,
+    lang: Lang,
+) -> (String, String) {
+    let l = |zh: &str, en: &str| lang.pick(zh, en).to_string();
+    let code = rec
+        .receipt
+        .as_ref()
+        .and_then(|r| r.get("authority_code"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    match e.status.as_str() {
+        "issued" => (
+            l("开具", "issued"),
+            format!(
+                "{} {}",
+                l("发票号码", "number"),
+                rec.envelope.invoice.number
+            ),
+        ),
+        "accepted" if !code.is_empty() => (
+            l("已受理", "accepted"),
+            format!("{} {code}", l("校验码", "authority code")),
+        ),
+        "rejected" => (l("被拒绝", "rejected"), e.detail.clone()),
+        "accepted" => (l("已受理", "accepted"), e.detail.clone()),
+        _ => (e.status.clone(), e.detail.clone()),
+    }
 }
 
 /// A label padded to a display width (CJK characters take two columns).
