@@ -173,10 +173,16 @@ impl<'a> Link<'a> {
 
     /// The end of the run: failed attempts that no answer followed are an outage.
     pub fn finish_outage(&mut self) -> Result<(), SyncError> {
-        match self.outages.as_mut() {
-            Some(watch) => watch.finish(),
-            None => Ok(()),
+        let all_down = self.all_down();
+        let Some(watch) = self.outages.as_mut() else {
+            return Ok(());
+        };
+        watch.finish(all_down)?;
+        if let Some(e) = watch.write_error() {
+            self.alerts
+                .push(format!("the outage record could not be written: {e}"));
         }
+        Ok(())
     }
 
     pub fn emit(&self, event: Progress) {

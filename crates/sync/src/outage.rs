@@ -27,12 +27,19 @@ use kaipiao_ledger::{FailedAttempt, Ledger, Outage};
 use reqwest::Method;
 
 /// One run's (or one probe's) view of the outage record.
+///
+/// Its writes are best effort: the record is for the clerk and the auditor, and a ledger
+/// that cannot take it right now (busy, disk full) must not cost a run the receipts the
+/// authority already sent. Failures not recorded are kept and tried again with the next
+/// write; the first error is kept for the run's report ([`OutageWatch::write_error`]).
 pub(crate) struct OutageWatch<'l> {
     ledger: &'l Ledger,
     /// An outage is current in the ledger, as far as this run knows.
     open: bool,
     /// Failed attempts since the last answer that are not recorded yet.
     streak: Option<FailedAttempt>,
+    /// Why a write of the record failed, the first time it did.
+    write_error: Option<String>,
 }
 
 impl<'l> OutageWatch<'l> {
@@ -41,7 +48,19 @@ impl<'l> OutageWatch<'l> {
             ledger,
             open: ledger.current_outage()?.is_some(),
             streak: None,
+            write_error: None,
         })
+    }
+
+    /// Why the outage record could not be written during this run, if it could not.
+    pub fn write_error(&self) -> Option<&str> {
+        self.write_error.as_deref()
+    }
+
+    fn write_failed(&mut self, e: &kaipiao_ledger::LedgerError) {
+        if self.write_error.is_none() {
+            self.write_error = Some(e.to_string());
+        }
     }
 
     /// A request to `endpoint` that no endpoint answered, for `reason`.
@@ -73,20 +92,37 @@ impl<'l> OutageWatch<'l> {
         let streak = self.streak.take();
         if self.open {
             if let Some(streak) = streak {
-                self.ledger.record_failed_attempt(&streak)?;
+                if let Err(e) = self.ledger.record_failed_attempt(&streak) {
+                    self.write_failed(&e);
+                }
             }
         }
         // Asked even when this run knows of no outage: another process (the app, a
         // cron job) may have opened one. It is a read unless one is current.
-        let ended = self.ledger.record_served(endpoint, Utc::now())?;
-        self.open = false;
-        Ok(ended)
+        match self.ledger.record_served(endpoint, Utc::now()) {
+            Ok(ended) => {
+                self.open = false;
+                Ok(ended)
+            }
+            // Still open in the ledger: the next success tries again.
+            Err(e) => {
+                self.write_failed(&e);
+                Ok(None)
+            }
+        }
     }
 
     /// The failures not recorded yet, when they are an outage: one is current, or
     /// `all_down` (every usable endpoint's last request failed). The caller records them,
     /// with its own write ([`Ledger::record_unanswered_attempt`]).
     pub fn take_due(&mut self, all_down: bool) -> Option<FailedAttempt> {
+        self.streak.as_ref()?;
+        if self.open && !all_down {
+            // Known at the start of the run (which may have waited minutes since): a
+            // probe of the app may have ended it meanwhile, and then one failover is
+            // not an outage.
+            self.open = matches!(self.ledger.current_outage(), Ok(Some(_)));
+        }
         if !(self.open || all_down) {
             return None;
         }
@@ -97,15 +133,23 @@ impl<'l> OutageWatch<'l> {
 
     /// Records the failures that are due (see [`OutageWatch::take_due`]) on their own.
     pub fn record_due(&mut self, all_down: bool) -> Result<(), SyncError> {
+        let was_open = self.open;
         if let Some(streak) = self.take_due(all_down) {
-            self.ledger.record_failed_attempt(&streak)?;
+            if let Err(e) = self.ledger.record_failed_attempt(&streak) {
+                self.write_failed(&e);
+                // Kept for the next write.
+                self.streak = Some(streak);
+                self.open = was_open;
+            }
         }
         Ok(())
     }
 
-    /// The end of a run or probe: failures that no answer followed are an outage.
-    pub fn finish(&mut self) -> Result<(), SyncError> {
-        self.record_due(true)
+    /// The end of a run or probe: failures that no answer followed are an outage when
+    /// every endpoint asked failed (`all_down`); a run that ended before it could try a
+    /// backup does not make one endpoint's failure the authority's outage.
+    pub fn finish(&mut self, all_down: bool) -> Result<(), SyncError> {
+        self.record_due(all_down)
     }
 }
 
@@ -166,6 +210,7 @@ pub async fn probe_health(
         };
         answers.push((endpoint.clone(), Err(error)));
     }
-    watch.finish()?;
+    // Every endpoint was asked and none served.
+    watch.finish(true)?;
     Ok(answers)
 }

@@ -567,8 +567,20 @@ impl Check<'_> {
                 link.last_reason = text;
                 Ok(Some(local))
             }
-            // Nothing a receipt lookup should get: not retried, not guessed at.
-            other => Err(verdict_error(other)),
+            // Nothing a receipt lookup should get (a chain gap, an integrity stop, a
+            // refusal): not retried and not guessed at, but the authority does not
+            // account for this invoice — a mismatch, and the other lookups go on.
+            other => {
+                let why = format!(
+                    "{url} answered the receipt lookup unexpectedly: {}",
+                    verdict_error(other)
+                );
+                if pass != Pass::Recheck {
+                    self.checked();
+                }
+                self.mismatch(link, &local, &why, "unexpected_answer")?;
+                Ok(None)
+            }
         }
     }
 

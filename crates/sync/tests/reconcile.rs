@@ -450,3 +450,38 @@ async fn invoices_the_authority_holds_that_this_ledger_lacks_are_reported() {
     // Nothing was resubmitted or changed at the authority.
     assert_eq!(report.server_head.map(|h| h.seq), Some(4));
 }
+
+/// A lookup answered with something no receipt lookup should get (here a proxy's 403)
+/// does not end the reconciliation: that invoice is a mismatch, the others are checked.
+#[tokio::test]
+async fn an_unexpected_answer_to_one_lookup_is_a_mismatch_and_the_rest_go_on() {
+    let taxd = Taxd::start(&[]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    let issued = dev.issue(3);
+    synced(&dev).await;
+    let target = format!("/v1/invoices/{}", issued[0].envelope.invoice.id);
+    let fake = Scripted::start(
+        Some(taxd.url.clone()),
+        Arc::new(move |req: &Req, _| {
+            if req.method == "GET" && req.path == target {
+                Act::error(403, "forbidden", json!({}))
+            } else {
+                Act::Proxy
+            }
+        }),
+    )
+    .await;
+    dev.ledger
+        .set_servers(std::slice::from_ref(&fake.url))
+        .unwrap();
+
+    let (report, _) = reconciled(&dev, 10).await;
+    assert_eq!(report.exit_code(), 4, "{report:?}");
+    assert_eq!((report.checked, report.accounted_for), (3, 2), "{report:?}");
+    assert_eq!(report.mismatched.len(), 1, "{report:?}");
+    let m = &report.mismatched[0];
+    assert_eq!((m.seq, &m.number), (1, &issued[0].envelope.invoice.number));
+    assert!(m.reason.contains("forbidden"), "{}", m.reason);
+    assert_eq!(dev.ledger.status(chrono::Utc::now()).unwrap().pending, 0);
+}
