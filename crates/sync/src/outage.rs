@@ -15,8 +15,9 @@
 //!
 //! Failover is not an outage: a failure on the primary followed by an answer from a backup
 //! records nothing. Failures are held until every endpoint that still accepts this device
-//! has failed in turn (or the run ends without another answer); then they open the outage,
-//! starting at the first of them. While an outage is current every failed attempt counts.
+//! has failed in turn; then they open the outage, starting at the first of them. A run
+//! that ends before it could try every endpoint (a primary that hung until the give-up
+//! deadline) records nothing. Writes to the record are best effort (see [`OutageWatch`]). While an outage is current every failed attempt counts.
 
 use crate::client::{classify, verdict_error, Client, Verdict};
 use crate::error::SyncError;
