@@ -67,7 +67,8 @@ pub fn document(
     out.push_str("\n![load over time](fleet.png)\n\n");
     let _ = writeln!(
         out,
-        "Policy parameters: start delay after an outage uniform 0-{} s; backoff full jitter, \
+        "Policy parameters: start delay after an outage uniform 0-{} s (the client's spread for any \
+         outage of 16 minutes or more); backoff full jitter, \
          base {} ms, cap {} s, never before Retry-After; retry budget {} tokens, a retry \
          costs {}, a success earns {}, time earns {}/s, retries only while at least half \
          full; adaptive throttling K = {} over {} s (only 503/429 count as refusals); \
