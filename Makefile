@@ -58,6 +58,7 @@ test: deps
 bench: deps
 	$(CARGO) bench -p kaipiao-core --bench core -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) bench -p kaipiao-ledger --bench issue -- --warm-up-time 1 --measurement-time 3
+	$(CARGO) bench -p kaipiao-sync --bench drain
 	cd ui && npm run build
 	$(CARGO) bench -p kaipiao-app --bench app --profile dev
 
