@@ -240,7 +240,11 @@ pub(crate) fn lease_in_force(conn: &Connection) -> Result<Option<LeaseRow>> {
 pub(crate) fn exposure(conn: &Connection) -> Result<(OfflineExposure, u64, Option<String>)> {
     let (count, cents): (u64, Option<i64>) = conn
         .prepare_cached(
-            "SELECT COUNT(*), SUM(ABS(total_amount_cents)) FROM invoices WHERE status = 'pending'",
+            // The partial index holds every column this needs: without INDEXED BY the
+            // planner may pick invoices(status, seq) and read each pending row's whole
+            // envelope (4x slower issuance at 10,000 pending, docs/BENCHMARKS.md).
+            "SELECT COUNT(*), SUM(ABS(total_amount_cents)) FROM invoices INDEXED BY invoices_pending
+             WHERE status = 'pending'",
         )?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let oldest: Option<String> = conn

@@ -197,3 +197,50 @@ fn a_database_failure_stores_nothing_of_the_group() {
     );
     s.ledger.verify().unwrap();
 }
+
+/// `store_receipt_groups`: a batch answer stored group by group; a group with a refused
+/// receipt is the last one stored, and the rest stay pending for the next run.
+#[test]
+fn groups_are_stored_in_order_and_stop_after_a_refused_receipt() {
+    let s = with_lease(&Terms::default());
+    let e = issue(&s, 7);
+    let good: Vec<String> = e
+        .iter()
+        .map(|env| receipt(&s.authority, env, "accepted"))
+        .collect();
+    let forged = receipt(&DeviceKey::from_bytes(&[4u8; 32]), &e[3], "accepted");
+    let mut pairs: Vec<(&str, &str)> = e
+        .iter()
+        .zip(&good)
+        .map(|(env, r)| (env.invoice.id.as_str(), r.as_str()))
+        .collect();
+    pairs[3].1 = &forged;
+
+    // Groups of 2: [0 1] [2 3] [4 5] [6]. The forged receipt is in the second group.
+    let results = s
+        .ledger
+        .store_receipt_groups(&pairs, 2, at_hours(1))
+        .unwrap();
+    assert_eq!(results.len(), 4, "{results:?}");
+    assert!(results[..3].iter().all(|r| r.as_ref().ok() == Some(&Status::Accepted)));
+    assert!(is_bad(&results[3], "signature"), "{:?}", results[3]);
+    assert_eq!(stored_receipts(&s), 3);
+    assert_eq!(pending(&s), vec![4, 5, 6, 7]);
+
+    // The rest, in one group bigger than what is left: all stored, repeats included.
+    let results = s
+        .ledger
+        .store_receipt_groups(
+            &e.iter()
+                .zip(&good)
+                .map(|(env, r)| (env.invoice.id.as_str(), r.as_str()))
+                .collect::<Vec<_>>(),
+            100,
+            at_hours(2),
+        )
+        .unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(stored_receipts(&s), 7);
+    assert!(pending(&s).is_empty());
+    s.ledger.verify().unwrap();
+}
