@@ -222,7 +222,9 @@ fn groups_are_stored_in_order_and_stop_after_a_refused_receipt() {
         .store_receipt_groups(&pairs, 2, at_hours(1))
         .unwrap();
     assert_eq!(results.len(), 4, "{results:?}");
-    assert!(results[..3].iter().all(|r| r.as_ref().ok() == Some(&Status::Accepted)));
+    assert!(results[..3]
+        .iter()
+        .all(|r| r.as_ref().ok() == Some(&Status::Accepted)));
     assert!(is_bad(&results[3], "signature"), "{:?}", results[3]);
     assert_eq!(stored_receipts(&s), 3);
     assert_eq!(pending(&s), vec![4, 5, 6, 7]);
