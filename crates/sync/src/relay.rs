@@ -21,10 +21,11 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 
 /// Outbox rows read at a time when submitting one by one.
 const CHUNK: usize = 100;
-/// Receipts stored per ledger transaction while draining in batches (one sync of the WAL
-/// per batch answer, `Ledger::store_receipt_groups`): a transaction this short holds an
-/// issuance waiting for the write lock for a fraction of a millisecond
-/// (docs/BENCHMARKS.md).
+/// Receipts stored per ledger transaction while draining in batches
+/// (`Ledger::store_receipt_groups`): a transaction this short holds an issuance waiting
+/// for the write lock for a fraction of a millisecond; 5 was no better for the clerk's
+/// p99 within the noise and brought the drain with issuance alongside near 0.5x the
+/// import (docs/BENCHMARKS.md).
 const RECEIPT_GROUP: usize = 10;
 /// Outbox rows read at a time when draining in batches, counted in batches: the outbox
 /// is read again only once the receipts in flight are stored, so a longer queue keeps
