@@ -166,6 +166,8 @@ pub fn start(
     let thread = std::thread::Builder::new()
         .name("kaipiao-sync".into())
         .spawn(move || {
+            // The clerk's typing and issuing come first on a busy shop PC.
+            kaipiao_sync::yield_to_clerk();
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

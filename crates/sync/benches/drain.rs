@@ -15,7 +15,8 @@
 //!    the import;
 //! 4. issuance latency, idle: invoices issued one at a time, a pause of `PACE` between
 //!    them (a busy till, not a bulk import), nothing else touching the ledger;
-//! 5. the same while another thread (its own ledger connection, its own runtime) drains
+//! 5. the same while another thread (its own ledger connection, its own runtime, at the
+//!    lowered priority of the app's sync thread: `kaipiao_sync::yield_to_clerk`) drains
 //!    a fresh 10,000-invoice backlog with `SyncOptions::default()`: issuance runs for as
 //!    long as that drain does. The target is p99 busy at most 2x p99 idle.
 //!
@@ -296,6 +297,8 @@ fn main() {
                     }
                 }
                 let _done = Done(done);
+                // As the app's background sync thread does.
+                kaipiao_sync::yield_to_clerk();
                 let ledger = Ledger::open(&data).expect("open");
                 let key = DeviceKey::from_bytes(&secret);
                 drain(&ledger, &key, &opts)

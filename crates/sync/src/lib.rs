@@ -41,6 +41,20 @@ use kaipiao_core::wire::Head;
 use serde::Serialize;
 use std::time::Duration;
 
+/// Lowers the calling thread's CPU priority (nice 10; Linux only, best effort; threads it
+/// starts afterwards inherit it). For a thread that drains the outbox beside a clerk in
+/// the same process — the app's background sync thread: on a small shop PC the drain's
+/// work (requests, receipt checks and writes) then waits for the till's instead of
+/// competing with it (issuance p99 during a drain, docs/BENCHMARKS.md).
+pub fn yield_to_clerk() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread's own id, no memory handed over.
+    unsafe {
+        let tid = libc::gettid();
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
 /// How a run talks to the authority.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncOptions {
