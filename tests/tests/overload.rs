@@ -24,7 +24,7 @@ fn server_errors_are_transient_and_not_hammered() {
     let during = taxd.requests().len() - before;
     // Exponential backoff with jitter and a retry budget: a handful of tries, not a flood.
     assert!(
-        during >= 1 && during <= 60,
+        (1..=60).contains(&during),
         "{during} requests during one failing sync\n{out}"
     );
     eprintln!("failing sync: {during} requests");

@@ -80,10 +80,9 @@ fn submission_protocol_over_raw_http() {
     // Forgeries are integrity failures.
     let mut forged_sig = e2.clone();
     let sig = s(&e2, "/signature").to_string();
-    let flipped = if sig.starts_with('A') {
-        format!("B{}", &sig[1..])
-    } else {
-        format!("A{}", &sig[1..])
+    let flipped = match sig.strip_prefix('A') {
+        Some(rest) => format!("B{rest}"),
+        None => format!("A{}", &sig[1..]),
     };
     forged_sig["signature"] = json!(flipped);
     taxd.submit(Some(&id2), &compact(&forged_sig))
