@@ -609,8 +609,8 @@ pub fn outages(list: &[Outage], now: DateTime<Utc>, lang: Lang) -> String {
         return format!(
             "{}\n",
             lang.pick(
-                "没有中断记录：税务机关一直可以连接",
-                "No outages recorded: the tax authority has answered every time"
+                "没有中断记录（同步时税务机关均有应答）",
+                "No outages recorded (the tax authority answered every sync so far)"
             )
         );
     }
