@@ -592,6 +592,9 @@ pub struct InvoiceDetailDto {
     pub outbox: Option<OutboxDto>,
     /// A credit note may be issued against it (not a credit note, not rejected).
     pub can_credit: bool,
+    /// The number of the authority outage it was issued during (`kaipiao outages`), if
+    /// any: marked on the invoice as RKSV marks receipts issued while its unit failed.
+    pub issued_during_outage: Option<i64>,
 }
 
 /// The TypeScript file every type above lands in, in dependency order.

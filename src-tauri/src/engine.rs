@@ -851,6 +851,7 @@ impl Engine {
                 last_error: o.last_error.clone(),
             }),
             can_credit: inv.kind != kaipiao_core::Kind::Credit && rec.status != Status::Rejected,
+            issued_during_outage: rec.issued_during_outage,
         })
     }
 

@@ -141,6 +141,9 @@ fn issue_during_an_outage_then_sync_now() {
     w.wait_attr("detail-status", "data-status", "accepted");
     let code = w.text("authority-code");
     assert_eq!(code.len(), 20);
+    // Issued while the authority was down: marked with the outage it was issued in.
+    let mark = w.text("issued-during-outage");
+    assert!(mark.contains("中断 #1"), "{mark}");
     // The history speaks the UI's language, from the number and the receipt.
     let issued = w.text_css("[data-testid=\"history-entry\"][data-status=\"issued\"]");
     assert!(

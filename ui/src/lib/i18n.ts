@@ -154,6 +154,7 @@ const zh = {
   syncStopped: '已停止，需要人工处理：{why}',
   queueStopped: '上传队列已停止，需要人工处理',
   // outage
+  issuedDuringOutage: '开具于税务机关中断 #{n} 期间',
   outageTitle: '税务机关服务器暂时无法连接',
   outageSince: '自 {t} 起',
   outageContinue: '您可以照常开具发票：每张发票都已签名、编号，并安全保存在本机。',
@@ -331,6 +332,7 @@ const en: Record<Key, string> = {
   syncTransient: 'Not finished: {a} accepted, {r} rejected, {p} still pending. {why}',
   syncStopped: 'Stopped, needs a person: {why}',
   queueStopped: 'The upload queue is stopped and needs a person',
+  issuedDuringOutage: 'Issued during authority outage #{n}',
   outageTitle: 'The tax authority cannot be reached',
   outageSince: 'since {t}',
   outageContinue: 'Keep issuing invoices as usual: each one is signed, numbered and saved safely on this computer.',

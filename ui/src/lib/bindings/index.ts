@@ -219,4 +219,9 @@ export type InvoiceDetailDto = { invoice: InvoiceDto, hash: string, signature: s
 /**
  * A credit note may be issued against it (not a credit note, not rejected).
  */
-can_credit: boolean, };
+can_credit: boolean, 
+/**
+ * The number of the authority outage it was issued during (`kaipiao outages`), if
+ * any: marked on the invoice as RKSV marks receipts issued while its unit failed.
+ */
+issued_during_outage: bigint | null, };
