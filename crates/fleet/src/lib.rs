@@ -2,12 +2,16 @@
 //! from an outage, measured (issue 4, "The fleet, measured").
 //!
 //! A deterministic discrete-event simulation on virtual time: `clients` shops, each with
-//! `backlog` invoices waiting, meet an authority of fixed capacity (a token bucket, as
-//! `taxd --capacity` is: 503 with a Retry-After derived from the bucket when it is empty)
-//! that recovers at t = 0. Each Kaipiao client runs the real sending policy,
-//! [`kaipiao_sync::policy::Pacer`] with [`Params::default`], one request per invoice and
-//! one request in flight, as the relay does by default; the naive client resends a
-//! refused request after a fixed interval, without jitter or Retry-After. Everything
+//! `backlog` invoices waiting, meet an authority of fixed capacity that recovers at t = 0:
+//! a token bucket of invoices per second (the work a request carries: a batch of 20
+//! costs 20), answering 503 with a Retry-After derived from the bucket when it cannot
+//! take a request. Each Kaipiao client runs the real sending policy,
+//! [`kaipiao_sync::policy::Pacer`] with [`Params::default`], one request in flight,
+//! sending its invoices in batches of up to `batch` as the relay does by default
+//! ([`kaipiao_sync::DEFAULT_BATCH_SIZE`]; `batch` 1 is one request per invoice); the naive
+//! client sends the same batches and resends a refused one after a fixed interval, without
+//! jitter or Retry-After. (taxd's `--capacity` counts requests, as SPEC 7 says, so there
+//! a batch costs one token: the simulation models an authority whose limit is its work.) Everything
 //! random (start times, network latency, the policy's jitter) comes from one seeded RNG,
 //! so a run is a pure function of its [`Scenario`].
 //!
@@ -30,9 +34,11 @@ pub struct Scenario {
     pub clients: u32,
     /// Invoices waiting in each client's outbox at t = 0.
     pub backlog: u32,
-    /// Requests per second the authority serves (token bucket rate; the bucket holds one
-    /// second of it, as taxd's does).
+    /// Invoices per second the authority processes (token bucket rate; the bucket holds
+    /// one second of it, as taxd's does).
     pub capacity: f64,
+    /// Invoices per request: the client's batch size.
+    pub batch: u32,
     /// One-way network latency, drawn uniformly per message, milliseconds.
     pub latency_ms: (u64, u64),
     pub seed: u64,
@@ -50,6 +56,7 @@ impl Scenario {
             clients: 10_000,
             backlog: 20,
             capacity: 1000.0,
+            batch: kaipiao_sync::DEFAULT_BATCH_SIZE as u32,
             latency_ms: (10, 40),
             seed: 4,
             horizon: Duration::from_secs(3600),
@@ -59,6 +66,11 @@ impl Scenario {
 
     pub fn invoices(&self) -> u64 {
         u64::from(self.clients) * u64::from(self.backlog)
+    }
+
+    /// Requests the fleet needs if none is refused: each shop's backlog in batches.
+    pub fn needed_requests(&self) -> u64 {
+        u64::from(self.clients) * u64::from(self.backlog.div_ceil(self.batch.max(1)))
     }
 
     /// Seconds the drain takes at exactly the capacity: total / capacity.
@@ -86,12 +98,13 @@ impl Strategy {
     }
 }
 
-/// One second of the run, as the authority saw it.
+/// One second of the run, as the authority saw it: load in invoices (the work the
+/// requests carried), refused ones included.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Second {
-    /// Requests that reached the authority.
+    /// Invoices in the requests that reached the authority.
     pub offered: u32,
-    /// Of those, served (the others got 503).
+    /// Of those, served (the others' requests got 503).
     pub accepted: u32,
 }
 
@@ -104,17 +117,20 @@ pub struct Measured {
     pub seconds: Vec<Second>,
     /// Requests that reached the authority.
     pub requests: u64,
+    /// Of those, served.
+    pub accepted_requests: u64,
     /// Requests the Kaipiao clients rejected themselves (adaptive throttling): never sent.
     pub local_rejects: u64,
+    /// Invoices accepted.
     pub accepted: u64,
     /// When the last invoice was accepted (seconds), None when the horizon came first.
     pub drained_at: Option<f64>,
 }
 
 impl Measured {
-    /// Requests sent per invoice.
+    /// Retry amplification: requests sent per request needed.
     pub fn amplification(&self) -> f64 {
-        self.requests as f64 / self.scenario.invoices() as f64
+        self.requests as f64 / self.scenario.needed_requests() as f64
     }
 
     /// The highest offered load in any whole second after the warm-up, per capacity.
@@ -163,7 +179,7 @@ impl Measured {
         if self.requests == 0 {
             return 0.0;
         }
-        (self.requests - self.accepted) as f64 / self.requests as f64
+        (self.requests - self.accepted_requests) as f64 / self.requests as f64
     }
 }
 
@@ -171,15 +187,19 @@ impl Measured {
 enum Event {
     /// The client may act (policy timer, or its answer arrived and it goes on).
     Wake,
-    /// Its request reaches the authority.
-    Arrive,
+    /// Its request, carrying this many invoices, reaches the authority.
+    Arrive { invoices: u32 },
     /// The answer reaches the client: accepted, or 503 with Retry-After seconds.
-    Answer { accepted: bool, retry_after: u32 },
+    Answer {
+        invoices: u32,
+        accepted: bool,
+        retry_after: u32,
+    },
 }
 
-/// The authority: a token bucket of `capacity` per second holding at most one second's
-/// worth (taxd's `--capacity`), answering 503 with Retry-After = the whole seconds until a
-/// token is there, at least 1 (taxd's `limits.rs`).
+/// The authority: a token bucket of `capacity` invoices per second holding at most one
+/// second's worth (as taxd's `--capacity` bucket does), answering 503 with Retry-After =
+/// the whole seconds until the request's tokens are there, at least 1 (taxd's `limits.rs`).
 struct Authority {
     rate: f64,
     burst: f64,
@@ -188,8 +208,9 @@ struct Authority {
 }
 
 impl Authority {
-    fn new(rate: f64) -> Authority {
-        let burst = rate.max(1.0);
+    fn new(rate: f64, batch: u32) -> Authority {
+        // A request of a full batch must fit in the bucket.
+        let burst = rate.max(f64::from(batch.max(1)));
         Authority {
             rate,
             burst,
@@ -198,15 +219,16 @@ impl Authority {
         }
     }
 
-    /// Ok, or the Retry-After in seconds.
-    fn take(&mut self, now: f64) -> Result<(), u32> {
+    /// Ok, or the Retry-After in seconds, for a request of `cost` invoices.
+    fn take(&mut self, now: f64, cost: u32) -> Result<(), u32> {
+        let cost = f64::from(cost.max(1));
         self.tokens = (self.tokens + (now - self.updated) * self.rate).min(self.burst);
         self.updated = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= cost {
+            self.tokens -= cost;
             Ok(())
         } else {
-            let wait = (1.0 - self.tokens) / self.rate;
+            let wait = (cost - self.tokens) / self.rate;
             Err((wait.ceil() as u32).max(1))
         }
     }
@@ -234,6 +256,8 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
         queue.push(Reverse((at, order, client, event)));
     };
     let mut left: Vec<u32> = vec![scenario.backlog; n];
+    let batch = scenario.batch.max(1);
+    let next_batch = |left: u32| left.min(batch);
     let mut clients: Vec<Client> = Vec::with_capacity(n);
     for i in 0..n {
         match strategy {
@@ -246,17 +270,19 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
             Strategy::Naive { interval } => {
                 clients.push(Client::Naive);
                 let phase = rng.gen_range(0..micros(interval).max(1));
-                push(&mut queue, phase, i as u32, Event::Arrive);
+                let invoices = next_batch(scenario.backlog);
+                push(&mut queue, phase, i as u32, Event::Arrive { invoices });
             }
         }
     }
     let (lo, hi) = scenario.latency_ms;
     let (lo, hi) = (lo.min(hi) * 1000, lo.max(hi) * 1000);
     let latency = move |rng: &mut StdRng| rng.gen_range(lo..=hi);
-    let mut authority = Authority::new(scenario.capacity);
+    let mut authority = Authority::new(scenario.capacity, batch);
     let horizon = micros(scenario.horizon);
     let mut seconds: Vec<Second> = Vec::new();
     let (mut requests, mut local_rejects, mut accepted) = (0u64, 0u64, 0u64);
+    let mut accepted_requests = 0u64;
     let mut remaining = scenario.invoices();
     let mut drained_at = None;
     // The naive client's first "send" is scheduled as its arrival minus nothing: its
@@ -276,7 +302,13 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
                 // rejection is a wait like any other.
                 match pacer.next(now, &mut rng) {
                     Next::Send { .. } => {
-                        push(&mut queue, at + latency(&mut rng), client, Event::Arrive)
+                        let invoices = next_batch(left[id]);
+                        push(
+                            &mut queue,
+                            at + latency(&mut rng),
+                            client,
+                            Event::Arrive { invoices },
+                        )
                     }
                     Next::Wait { until, hold } => {
                         if hold == kaipiao_sync::policy::Hold::Throttle {
@@ -288,23 +320,26 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
                     Next::NoEndpoint => {}
                 }
             }
-            Event::Arrive => {
+            Event::Arrive { invoices } => {
                 let second = (at / 1_000_000) as usize;
                 if seconds.len() <= second {
                     seconds.resize(second + 1, Second::default());
                 }
-                seconds[second].offered += 1;
+                seconds[second].offered += invoices;
                 requests += 1;
-                let answer = match authority.take(at as f64 / MICROS) {
+                let answer = match authority.take(at as f64 / MICROS, invoices) {
                     Ok(()) => {
-                        seconds[second].accepted += 1;
-                        accepted += 1;
+                        seconds[second].accepted += invoices;
+                        accepted += u64::from(invoices);
+                        accepted_requests += 1;
                         Event::Answer {
+                            invoices,
                             accepted: true,
                             retry_after: 0,
                         }
                     }
                     Err(retry_after) => Event::Answer {
+                        invoices,
                         accepted: false,
                         retry_after,
                     },
@@ -312,12 +347,13 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
                 push(&mut queue, at + latency(&mut rng), client, answer);
             }
             Event::Answer {
+                invoices,
                 accepted: ok,
                 retry_after,
             } => {
                 if ok {
-                    left[id] -= 1;
-                    remaining -= 1;
+                    left[id] -= invoices;
+                    remaining -= u64::from(invoices);
                     if remaining == 0 {
                         drained_at = Some(at as f64 / MICROS);
                     }
@@ -343,7 +379,13 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
                         };
                         if left[id] > 0 {
                             let send = if ok { at } else { at + micros(interval) };
-                            push(&mut queue, send + latency(&mut rng), client, Event::Arrive);
+                            let invoices = next_batch(left[id]);
+                            push(
+                                &mut queue,
+                                send + latency(&mut rng),
+                                client,
+                                Event::Arrive { invoices },
+                            );
                         }
                     }
                 }
@@ -358,6 +400,7 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
         scenario: scenario.clone(),
         seconds,
         requests,
+        accepted_requests,
         local_rejects,
         accepted,
         drained_at,

@@ -22,9 +22,12 @@ struct Args {
     /// Invoices queued per client.
     #[arg(long, default_value_t = 20)]
     backlog: u32,
-    /// The authority's requests per second.
+    /// Invoices per second the authority processes.
     #[arg(long, default_value_t = 1000.0)]
     capacity: f64,
+    /// Invoices per request (the client's batch size; 1: one request per invoice).
+    #[arg(long, default_value_t = kaipiao_sync::DEFAULT_BATCH_SIZE as u32)]
+    batch: u32,
     #[arg(long, default_value_t = 4)]
     seed: u64,
 }
@@ -35,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         clients: args.clients,
         backlog: args.backlog,
         capacity: args.capacity,
+        batch: args.batch,
         seed: args.seed,
         ..Scenario::issue4()
     };

@@ -269,7 +269,7 @@ pub fn chart(
     let accepted = |m: &Measured| m.seconds.iter().map(|s| s.accepted).collect::<Vec<_>>();
     let s = &policy.scenario;
     let title = format!(
-        "{} clients x {} invoices, capacity {:.0} requests/s, ideal drain {:.0} s",
+        "{} clients x {} invoices, capacity {:.0} invoices/s, ideal drain {:.0} s",
         s.clients,
         s.backlog,
         s.capacity,
@@ -286,7 +286,7 @@ pub fn chart(
         x_max,
         y_max: (f64::from(peak) * 1.1).max(capacity * 2.0),
     };
-    top.frame(&mut c, "offered load: naive herd vs Kaipiao", "requests/s");
+    top.frame(&mut c, "offered load: naive herd vs Kaipiao", "invoices/s");
     top.series(&mut c, &offered(naive), RED, 3);
     top.series(&mut c, &offered(policy), BLUE, 3);
     top.level(&mut c, capacity, BLACK, 8, "capacity");
@@ -311,7 +311,7 @@ pub fn chart(
     bottom.frame(
         &mut c,
         "Kaipiao policy close up (naive accepted for scale)",
-        "requests/s",
+        "invoices/s",
     );
     bottom.series(&mut c, &accepted(naive), PINK, 2);
     bottom.series(&mut c, &offered(policy), BLUE, 3);

@@ -73,12 +73,38 @@ fn a_run_is_a_pure_function_of_its_scenario() {
 
 #[test]
 fn an_oversubscribed_authority_still_drains_with_bounded_amplification() {
-    // Twice the backlog the start delay was made for: retries must take over.
+    // Twice the backlog the start delay was made for: retries must take over. One
+    // request per invoice (batch 1): every retry is one invoice's, as before batching.
     let s = Scenario {
         capacity: 100.0,
+        batch: 1,
         ..small()
     };
     let policy = simulate(&s, Strategy::Kaipiao(Params::default()));
     assert_eq!(policy.accepted, s.invoices());
     assert!(policy.amplification() < 2.0, "{}", policy.amplification());
+    // In batches (the client's default) a retry resends a whole batch: still everything
+    // drains, once, with retries bounded by the budget.
+    let batched = Scenario { batch: 200, ..s };
+    let policy = simulate(&batched, Strategy::Kaipiao(Params::default()));
+    assert_eq!(policy.accepted, batched.invoices());
+    assert!(policy.amplification() < 4.0, "{}", policy.amplification());
+}
+
+#[test]
+fn a_batch_carries_its_invoices_as_load() {
+    // 10 shops x 20 invoices in batches of 200: ten requests carry 200 invoices.
+    let s = Scenario {
+        clients: 10,
+        capacity: 10_000.0,
+        ..small()
+    };
+    let m = simulate(&s, Strategy::Kaipiao(Params::default()));
+    assert_eq!(m.accepted, 200);
+    assert_eq!((m.requests, m.accepted_requests), (10, 10));
+    assert_eq!(
+        m.seconds.iter().map(|x| u64::from(x.offered)).sum::<u64>(),
+        200
+    );
+    assert_eq!(m.amplification(), 1.0);
 }
