@@ -10,7 +10,7 @@ mod render;
 
 use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
-use kaipiao_core::{Draft, FieldError, Lang, Party};
+use kaipiao_core::{DeviceKey, Draft, FieldError, Lang, Party};
 use kaipiao_ledger::{KeySource, Ledger, LedgerError, ListFilter, Status};
 use kaipiao_sync::{SyncError, SyncOptions, SyncOutcome};
 use serde_json::{json, Value};
@@ -482,10 +482,7 @@ fn print_warnings(ctx: &Ctx, warnings: &[kaipiao_core::LimitWarning]) {
 fn issue(ctx: &Ctx, file: &str) -> CmdResult {
     let text = read_input(file, ctx.lang)?;
     let draft = parse_draft(&text, ctx.lang)?;
-    let ledger = open(ctx)?;
-    let key = ledger
-        .unseal_key(&key_source(ctx, false)?)
-        .map_err(|e| Failure::ledger(&e, ctx.lang))?;
+    let (ledger, key) = open_unsealed(ctx)?;
     let issued = ledger
         .issue(&draft, &key, Utc::now())
         .map_err(|e| Failure::ledger(&e, ctx.lang))?;
@@ -509,10 +506,7 @@ fn issue(ctx: &Ctx, file: &str) -> CmdResult {
 
 fn import(ctx: &Ctx, file: &str) -> CmdResult {
     let text = read_input(file, ctx.lang)?;
-    let ledger = open(ctx)?;
-    let key = ledger
-        .unseal_key(&key_source(ctx, false)?)
-        .map_err(|e| Failure::ledger(&e, ctx.lang))?;
+    let (ledger, key) = open_unsealed(ctx)?;
     let mut issued = 0u64;
     let (mut first, mut last): (Option<String>, Option<String>) = (None, None);
     let summary = |issued: u64, first: &Option<String>, last: &Option<String>| json!({"issued": issued, "first_number": first, "last_number": last});
@@ -603,6 +597,31 @@ fn show(ctx: &Ctx, number_or_id: &str) -> CmdResult {
     }))
 }
 
+/// The ledger and its device key, for the commands that sign or sync (SPEC 8).
+fn open_unsealed(ctx: &Ctx) -> Result<(Ledger, DeviceKey), Failure> {
+    let ledger = open(ctx)?;
+    let key = ledger
+        .unseal_key(&key_source(ctx, false)?)
+        .map_err(|e| Failure::ledger(&e, ctx.lang))?;
+    Ok((ledger, key))
+}
+
+/// A run's outcome as the command's result: its document printed whatever the exit
+/// (SPEC 9), 3 when transient, 4 with `stopped_code` when a human must look.
+fn outcome_result(outcome: &SyncOutcome, doc: Value, stopped_code: &str) -> CmdResult {
+    match outcome {
+        SyncOutcome::Complete => Ok(doc),
+        SyncOutcome::Transient(why) => Err(Failure {
+            json: Some(doc),
+            ..Failure::new(3, "transient", "", why.clone())
+        }),
+        SyncOutcome::Stopped(why) => Err(Failure {
+            json: Some(doc),
+            ..Failure::new(4, stopped_code, "", why.clone())
+        }),
+    }
+}
+
 /// `--start-spread`: whole seconds, 0 to 240 (the policy's cap).
 fn parse_spread(s: &str) -> Result<u64, String> {
     let cap = kaipiao_sync::policy::START_SPREAD.as_secs();
@@ -613,10 +632,7 @@ fn parse_spread(s: &str) -> Result<u64, String> {
 }
 
 fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>) -> CmdResult {
-    let ledger = open(ctx)?;
-    let key = ledger
-        .unseal_key(&key_source(ctx, false)?)
-        .map_err(|e| Failure::ledger(&e, ctx.lang))?;
+    let (ledger, key) = open_unsealed(ctx)?;
     let lang = ctx.lang;
     let progress = move |p: kaipiao_sync::Progress| {
         eprintln!("{}", render::progress(&p, lang));
@@ -648,24 +664,11 @@ fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>) -> CmdResult {
     if !ctx.json {
         println!("{}", render::sync_summary(&report, lang));
     }
-    match &report.outcome {
-        SyncOutcome::Complete => Ok(doc),
-        SyncOutcome::Transient(why) => Err(Failure {
-            json: Some(doc),
-            ..Failure::new(3, "transient", "", why.clone())
-        }),
-        SyncOutcome::Stopped(why) => Err(Failure {
-            json: Some(doc),
-            ..Failure::new(4, "queue_stopped", "", why.clone())
-        }),
-    }
+    outcome_result(&report.outcome, doc, "queue_stopped")
 }
 
 fn reconcile(ctx: &Ctx) -> CmdResult {
-    let ledger = open(ctx)?;
-    let key = ledger
-        .unseal_key(&key_source(ctx, false)?)
-        .map_err(|e| Failure::ledger(&e, ctx.lang))?;
+    let (ledger, key) = open_unsealed(ctx)?;
     let lang = ctx.lang;
     let progress = move |p: kaipiao_sync::ReconcileProgress| {
         if let Some(line) = render::reconcile_progress(&p, lang) {
@@ -688,17 +691,7 @@ fn reconcile(ctx: &Ctx) -> CmdResult {
     if !ctx.json {
         print!("{}", render::reconcile(&report, lang));
     }
-    match &report.outcome {
-        SyncOutcome::Complete => Ok(doc),
-        SyncOutcome::Transient(why) => Err(Failure {
-            json: Some(doc),
-            ..Failure::new(3, "transient", "", why.clone())
-        }),
-        SyncOutcome::Stopped(why) => Err(Failure {
-            json: Some(doc),
-            ..Failure::new(4, "not_reconciled", "", why.clone())
-        }),
-    }
+    outcome_result(&report.outcome, doc, "not_reconciled")
 }
 
 fn status(ctx: &Ctx) -> CmdResult {

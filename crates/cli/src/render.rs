@@ -425,37 +425,20 @@ pub fn reconcile(r: &ReconcileReport, lang: Lang) -> String {
         .as_ref()
         .map(|h| format!("{} {}", h.seq, h.hash))
         .unwrap_or_else(|| lang.pick("无法读取", "unreadable").to_string());
-    let missing = r.missing_at_authority.len();
+    let (checked, total, ok) = (r.checked, r.total, r.accounted_for);
+    let (mismatched, missing) = (r.mismatched.len(), r.missing_at_authority.len());
+    let (healed, received, pending) = (r.healed, r.received, r.pending);
+    let locally = r.missing_locally.as_ref().map_or("0".to_string(), |m| {
+        format!("seq {}..{}", m.from_seq, m.to_seq)
+    });
     let _ = match lang {
         Lang::Zh => writeln!(
             o,
-            "已核对 {}/{} 张：相符 {}，不符 {}，税务机关缺失 {}（已补传 {}），本地缺失 {}，取回回执 {}，仍待上传 {}；税务机关链头 {head}",
-            r.checked,
-            r.total,
-            r.accounted_for,
-            r.mismatched.len(),
-            missing,
-            r.healed,
-            r.missing_locally
-                .as_ref()
-                .map_or("0".to_string(), |m| format!("seq {}..{}", m.from_seq, m.to_seq)),
-            r.received,
-            r.pending
+            "已核对 {checked}/{total} 张：相符 {ok}，不符 {mismatched}，税务机关缺失 {missing}（已补传 {healed}），本地缺失 {locally}，取回回执 {received}，仍待上传 {pending}；税务机关链头 {head}"
         ),
         Lang::En => writeln!(
             o,
-            "checked {} of {}: accounted for {}, mismatched {}, missing at the authority {} (healed {}), missing locally {}, receipts fetched {}, still pending {}; authority head {head}",
-            r.checked,
-            r.total,
-            r.accounted_for,
-            r.mismatched.len(),
-            missing,
-            r.healed,
-            r.missing_locally
-                .as_ref()
-                .map_or("0".to_string(), |m| format!("seq {}..{}", m.from_seq, m.to_seq)),
-            r.received,
-            r.pending
+            "checked {checked} of {total}: accounted for {ok}, mismatched {mismatched}, missing at the authority {missing} (healed {healed}), missing locally {locally}, receipts fetched {received}, still pending {pending}; authority head {head}"
         ),
     };
     if !r.mismatched.is_empty() {
