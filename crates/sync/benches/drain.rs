@@ -20,6 +20,11 @@
 //!    a fresh 10,000-invoice backlog with `SyncOptions::default()`: issuance runs for as
 //!    long as that drain does. The target is p99 busy at most 2x p99 idle.
 //!
+//! taxd stands for the remote authority, so on a machine with two CPUs or more it runs on
+//! CPU 1 and this process (till and drain) on CPU 0: on a 2-core machine an unpinned
+//! taxd's verification and commits take CPU time from the till that a real authority
+//! never would. `DRAIN_PIN=0` lets all three share every CPU (docs/BENCHMARKS.md has both).
+//!
 //! A one-shot measurement rather than criterion: a drain of 10,000 is the unit being
 //! measured, and repeating it for statistics would take many minutes per sample. Figures
 //! go to docs/BENCHMARKS.md by hand. Under `cargo test --benches` everything runs once
@@ -76,8 +81,45 @@ impl Drop for Taxd {
     }
 }
 
+/// taxd stands for the authority, whose CPU is never the shop's: unless `DRAIN_PIN=0`
+/// (or the machine has one CPU), taxd runs on CPU 1 and this process (the till and the
+/// drain) on CPU 0, so the till competes with its own drain and not with the authority.
+/// Decided once, before anything is pinned (pinning changes what the machine reports).
+fn pinned() -> bool {
+    static PINNED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PINNED.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cfg!(target_os = "linux")
+            && cpus >= 2
+            && std::env::var("DRAIN_PIN").map_or(true, |v| v != "0")
+    })
+}
+
+/// Binds the calling thread (and what it spawns later) to one CPU; best effort.
+#[cfg(target_os = "linux")]
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t filled by the libc macro, for the calling thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 fn start_taxd(bin: &Path, db: &Path) -> Taxd {
-    let mut child = Command::new(bin)
+    let mut command = Command::new(bin);
+    #[cfg(target_os = "linux")]
+    if pinned() {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only sched_setaffinity (async-signal-safe) runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                pin_to(1);
+                Ok(())
+            });
+        }
+    }
+    let mut child = command
         .args(["--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .args(["--enrollment-token", TOKEN])
@@ -218,6 +260,10 @@ fn show(label: &str, s: &Stats) {
 
 fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
+    #[cfg(target_os = "linux")]
+    if pinned() {
+        pin_to(0);
+    }
     let backlog: u64 = if benching { 10_000 } else { 300 };
     let bin = taxd_release();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -247,12 +293,17 @@ fn main() {
         .expect("enroll");
     let opts = SyncOptions::default();
     println!(
-        "taxd: {} (release), database {}; ledger {}; backlog {backlog}; batch size {}; pace {} ms",
+        "taxd: {} (release), database {}; ledger {}; backlog {backlog}; batch size {}; pace {} ms; {}",
         bin.display(),
         taxd_db.display(),
         data.display(),
         opts.batch_size,
-        PACE.as_millis()
+        PACE.as_millis(),
+        if pinned() {
+            "taxd on CPU 1, till and drain on CPU 0"
+        } else {
+            "taxd, till and drain share every CPU (DRAIN_PIN=0)"
+        }
     );
 
     // Warm-up: caches, the taxd's device key, the connection.
