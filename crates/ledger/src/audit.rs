@@ -8,6 +8,7 @@ use kaipiao_core::sign::{verify_envelope, verify_object, SignatureError, RECEIPT
 use kaipiao_core::wire::Receipt;
 use kaipiao_core::{CreditContext, Kind, Party, PublicKey};
 use rusqlite::Connection;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::io::Write;
@@ -191,10 +192,40 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
         prev_issued_at = inv.issued_at.clone();
         expected_seq += 1;
     }
+    check_pending_totals(conn)?;
     Ok(VerifyReport {
         invoices: expected_seq - 1,
         receipts,
     })
+}
+
+/// The running pending totals (migration 4) against the pending invoices themselves: the
+/// offline limits are checked against the totals, so an edited total would lift them.
+fn check_pending_totals(conn: &Connection) -> Result<()> {
+    let (kept_count, kept_cents, count, cents): (Option<i64>, Option<i64>, i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT count FROM pending_totals WHERE id = 1),
+                    (SELECT cents FROM pending_totals WHERE id = 1),
+                    COUNT(*), COALESCE(SUM(ABS(total_amount_cents)), 0)
+             FROM invoices WHERE status = 'pending'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+    if kept_count != Some(count) || kept_cents != Some(cents) {
+        let kept = match (kept_count, kept_cents) {
+            (Some(n), Some(c)) => format!("{n} invoices, {}", Decimal::new(c, 2)),
+            _ => "missing".to_string(),
+        };
+        return Err(corrupt(
+            0,
+            format!(
+                "the pending totals ({kept}) differ from the pending invoices ({count} invoices, {}): \
+                 edited? the offline limits are checked against them; restore the ledger from a backup",
+                Decimal::new(cents, 2)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The authority's business rules (kaipiao_core::rules): what the issuer built always

@@ -238,15 +238,12 @@ pub(crate) fn lease_in_force(conn: &Connection) -> Result<Option<LeaseRow>> {
 
 /// What the offline limits are counted against, plus the pending count.
 pub(crate) fn exposure(conn: &Connection) -> Result<(OfflineExposure, u64, Option<String>)> {
-    let (count, cents): (u64, Option<i64>) = conn
-        .prepare_cached(
-            // The partial index holds every column this needs: without INDEXED BY the
-            // planner may pick invoices(status, seq) and read each pending row's whole
-            // envelope (4x slower issuance at 10,000 pending, docs/BENCHMARKS.md).
-            "SELECT COUNT(*), SUM(ABS(total_amount_cents)) FROM invoices INDEXED BY invoices_pending
-             WHERE status = 'pending'",
-        )?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    // A running total kept by triggers (migration 4): the same cost at any backlog.
+    let (count, cents): (u64, i64) = conn
+        .prepare_cached("SELECT count, cents FROM pending_totals WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or_else(|| corrupt(0, "the pending totals row is missing (edited?)"))?;
     let oldest: Option<String> = conn
         .prepare_cached(
             "SELECT issued_at FROM invoices WHERE status = 'pending' ORDER BY seq LIMIT 1",
@@ -265,7 +262,7 @@ pub(crate) fn exposure(conn: &Connection) -> Result<(OfflineExposure, u64, Optio
     Ok((
         OfflineExposure {
             oldest_pending_at: oldest_at,
-            pending_amount: rust_decimal::Decimal::new(cents.unwrap_or(0), 2),
+            pending_amount: rust_decimal::Decimal::new(cents, 2),
         },
         count,
         oldest,

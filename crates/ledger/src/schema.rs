@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 
 /// The schema this program writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// 1: the tables. STRICT so a value of the wrong type is an error, not a silent coercion.
 const V1_TABLES: &str = r#"
@@ -192,7 +192,46 @@ CREATE TRIGGER IF NOT EXISTS outage_invoices_never_deleted BEFORE DELETE ON outa
 BEGIN SELECT RAISE(ABORT, 'the outage an invoice was issued in is never deleted'); END;
 "#;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1_TABLES), (2, V2_GUARDS), (3, V3_OUTAGES)];
+/// 4: the pending count and amount kept as a running total, so that the offline limits an
+/// issuance checks cost the same with 10 or 100,000 invoices waiting for the authority
+/// (summing the pending rows made issuance slower the longer an outage lasted:
+/// docs/BENCHMARKS.md). Kept by triggers, so every path that issues or finalises an
+/// invoice keeps it without knowing of it; `verify` recomputes it from the invoices.
+/// `IF NOT EXISTS`/`OR IGNORE` let the migration be re-applied to a restored copy.
+const V4_PENDING_TOTALS: &str = r#"
+CREATE TABLE IF NOT EXISTS pending_totals (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    count INTEGER NOT NULL CHECK (count >= 0),
+    cents INTEGER NOT NULL CHECK (cents >= 0)
+) STRICT;
+INSERT OR IGNORE INTO pending_totals (id, count, cents)
+    SELECT 1, COUNT(*), COALESCE(SUM(ABS(total_amount_cents)), 0)
+    FROM invoices WHERE status = 'pending';
+
+CREATE TRIGGER IF NOT EXISTS pending_totals_on_issue AFTER INSERT ON invoices
+WHEN NEW.status = 'pending'
+BEGIN
+    UPDATE pending_totals
+    SET count = count + 1, cents = cents + ABS(NEW.total_amount_cents) WHERE id = 1;
+END;
+
+CREATE TRIGGER IF NOT EXISTS pending_totals_on_final AFTER UPDATE OF status ON invoices
+WHEN OLD.status = 'pending' AND NEW.status != 'pending'
+BEGIN
+    UPDATE pending_totals
+    SET count = count - 1, cents = cents - ABS(OLD.total_amount_cents) WHERE id = 1;
+END;
+
+CREATE TRIGGER IF NOT EXISTS pending_totals_one_row BEFORE DELETE ON pending_totals
+BEGIN SELECT RAISE(ABORT, 'the pending totals are never deleted'); END;
+"#;
+
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, V1_TABLES),
+    (2, V2_GUARDS),
+    (3, V3_OUTAGES),
+    (4, V4_PENDING_TOTALS),
+];
 
 /// How long a writer waits for SQLite's write lock before [`LedgerError::Busy`].
 const BUSY_TIMEOUT_MS: u32 = 5000;

@@ -316,7 +316,7 @@ fn a_version_2_ledger_is_backed_up_and_migrated_without_touching_its_invoices() 
     let v: i64 = c
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((v, kaipiao_ledger::SCHEMA_VERSION), (3, 3));
+    assert_eq!(v, kaipiao_ledger::SCHEMA_VERSION);
     let index: i64 = c
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'invoices_status_seq'",
