@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use chrono::Utc;
 use kaipiao_core::{DeviceKey, Lang};
 use kaipiao_ledger::{Ledger, LedgerError};
+use kaipiao_sync::policy::Recovery;
 use kaipiao_sync::{Progress, SyncError, SyncOptions, SyncOutcome};
 use rand::Rng;
 use std::path::PathBuf;
@@ -129,9 +130,10 @@ struct Timing {
     first_probe: Duration,
     max_probe: Duration,
     heartbeat: Duration,
-    /// Upper bound of the random delay before the first sends after an outage when
-    /// `KAIPIAO_PROBE_MS` shortens the loop for a test; otherwise the policy's spread for
-    /// the outage's length ([`kaipiao_sync::policy::start_spread_after`]).
+    /// The recovery spread after an outage (the window the backlog's shares go out in,
+    /// the first after a random delay) when `KAIPIAO_PROBE_MS` shortens the loop for a
+    /// test; otherwise the policy's spread for the outage's length
+    /// ([`kaipiao_sync::policy::start_spread_after`]).
     recovery_cap: Option<Duration>,
 }
 
@@ -180,6 +182,7 @@ pub fn start(
                 Err(_) => return,
             };
             let mut worker = Worker {
+                origin: Instant::now(),
                 ledger,
                 key: None,
                 shared,
@@ -196,7 +199,15 @@ pub fn start(
     })
 }
 
+/// A recovery plan being followed, and when its next share goes (policy clock).
+struct Turns {
+    plan: Recovery,
+    next: Duration,
+}
+
 struct Worker {
+    /// The policy clock's origin.
+    origin: Instant,
     ledger: Ledger,
     key: Option<Zeroizing<[u8; 32]>>,
     shared: Arc<SyncShared>,
@@ -226,13 +237,14 @@ enum Probe {
 impl Worker {
     async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         let mut next_tick = Instant::now();
-        // A drain waits for this after an outage (the random start delay of SPEC 6).
-        let mut drain_after: Option<Instant> = None;
+        // After an outage the backlog goes out in shares (SPEC 6's random start delay,
+        // then the recovery plan): the plan and its next turn.
+        let mut recovery: Option<Turns> = None;
         loop {
             let msg = tokio::select! {
                 m = rx.recv() => m,
                 _ = tokio::time::sleep_until(next_tick) => {
-                    next_tick = self.tick(&mut drain_after).await;
+                    next_tick = self.tick(&mut recovery).await;
                     continue;
                 }
             };
@@ -258,9 +270,10 @@ impl Worker {
                     next_tick = Instant::now();
                 }
                 Some(Msg::SyncNow { progress, reply }) => {
-                    let result = self.drain(Some(progress), true).await;
+                    let result = self.drain(Some(progress), true, None).await;
                     let _ = reply.send(result);
-                    drain_after = None;
+                    // Everything went (or was tried) at once: the plan is over.
+                    recovery = None;
                     next_tick = Instant::now() + self.interval();
                 }
             }
@@ -312,7 +325,17 @@ impl Worker {
             .unwrap_or(0)
     }
 
-    async fn tick(&mut self, drain_after: &mut Option<Instant>) -> Instant {
+    /// The loop's policy clock: time since the worker started.
+    fn clock(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    /// The instant at policy-clock time `at`.
+    fn instant_at(&self, at: Duration) -> Instant {
+        self.origin + at
+    }
+
+    async fn tick(&mut self, recovery: &mut Option<Turns>) -> Instant {
         let device = match self.ledger.device() {
             Ok(Some(d)) if d.device_id.is_some() && !d.servers.is_empty() => d,
             _ => return Instant::now() + Duration::from_secs(2),
@@ -329,16 +352,22 @@ impl Worker {
                 self.set_connectivity(state, Some(endpoint), String::new());
                 let outage = self.down_since.take().map(|t| t.elapsed());
                 if matches!(was, ConnectivityState::Offline) {
-                    // Back after an outage: start after a random delay (SPEC 6), spread
-                    // in proportion to the outage's length. The wait is here rather than
-                    // in the sync run so that "Sync now" meanwhile goes at once.
-                    let cap = self.timing.recovery_cap.unwrap_or_else(|| {
+                    // Back after an outage: the backlog goes out in shares over a spread
+                    // in proportion to the outage's length, the first after a random
+                    // delay (SPEC 6, `kaipiao_sync::policy::Recovery`). The waits are here
+                    // rather than in the sync run so that "Sync now" meanwhile goes at once.
+                    let spread = self.timing.recovery_cap.unwrap_or_else(|| {
                         kaipiao_sync::policy::start_spread_after(outage.unwrap_or_default())
                     });
-                    let ms = cap.as_millis() as u64;
-                    let delay = Duration::from_millis(rand::thread_rng().gen_range(0..=ms));
-                    *drain_after = Some(Instant::now() + delay);
-                    return Instant::now() + delay;
+                    let plan = Recovery::plan(
+                        self.clock(),
+                        spread,
+                        u64::from(self.pending()),
+                        &mut rand::thread_rng(),
+                    );
+                    let next = plan.first();
+                    *recovery = Some(Turns { plan, next });
+                    return self.instant_at(next);
                 }
             }
             Probe::Busy { endpoint, detail } => {
@@ -349,17 +378,33 @@ impl Worker {
             Probe::Down { endpoint, detail } => {
                 self.failures = self.failures.saturating_add(1);
                 self.down_since.get_or_insert_with(Instant::now);
+                // Down again: the next recovery makes a new plan.
+                *recovery = None;
                 self.set_connectivity(ConnectivityState::Offline, endpoint, detail);
                 return Instant::now() + self.interval();
             }
         }
-        if drain_after.is_some_and(|t| t > Instant::now()) {
-            return drain_after.unwrap_or_else(Instant::now);
+        // With a recovery plan, only a share whose turn has come goes, and only it.
+        let mut share = None;
+        let mut next_turn = None;
+        if let Some(turns) = recovery.as_mut() {
+            let now = self.clock();
+            if now < turns.next {
+                let at = self.instant_at(turns.next);
+                return at.min(Instant::now() + self.interval());
+            }
+            let pending = u64::from(self.pending());
+            share = Some(usize::try_from(turns.plan.share(now, pending)).unwrap_or(usize::MAX));
+            next_turn = turns.plan.next_after(now).filter(|_| pending > 0);
+            match next_turn {
+                Some(next) => turns.next = next,
+                // The last share is everything left: the plan is over.
+                None => *recovery = None,
+            }
         }
-        *drain_after = None;
         if self.key.is_some() {
             if self.pending() > 0 {
-                let _ = self.drain(None, false).await;
+                let _ = self.drain(None, false, share).await;
             } else if let Some(key) = self.device_key() {
                 let opts = SyncOptions {
                     give_up_after: Duration::from_secs(10),
@@ -370,7 +415,11 @@ impl Worker {
                 }
             }
         }
-        Instant::now() + self.interval()
+        let heartbeat = Instant::now() + self.interval();
+        match next_turn {
+            Some(next) => self.instant_at(next).min(heartbeat),
+            None => heartbeat,
+        }
     }
 
     fn device_key(&self) -> Option<DeviceKey> {
@@ -436,10 +485,12 @@ impl Worker {
     }
 
     /// One sync run (background or "Sync now").
+    /// `max_items`: one share of a recovery plan (None: everything).
     async fn drain(
         &mut self,
         progress: Option<ProgressFn>,
         manual: bool,
+        max_items: Option<usize>,
     ) -> ApiResult<SyncSummaryDto> {
         let lang = self.lang();
         let Some(key) = self.device_key() else {
@@ -501,9 +552,11 @@ impl Worker {
         let opts = SyncOptions {
             give_up_after: Duration::from_secs(if manual { 20 } else { 15 }),
             // The loop's own runs are throttled locally when the authority is
-            // overloaded; "Sync now" is not (SPEC 6). The start delay after an outage
-            // is the loop's (see `tick`), so the run itself starts at once.
+            // overloaded; "Sync now" is not (SPEC 6). The recovery plan after an outage
+            // is the loop's (see `tick`): the run itself starts at once and sends the
+            // share it is given.
             background: !manual,
+            max_items,
             ..SyncOptions::default()
         };
         let result = kaipiao_sync::sync_now(&self.ledger, &key, &opts, &callback).await;

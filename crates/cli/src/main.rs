@@ -82,9 +82,10 @@ enum Command {
         /// overload is also throttled locally (SPEC 6); without it, this is "Sync now".
         #[arg(long)]
         background: bool,
-        /// With --background: wait a random time of up to SECONDS (at most 240) before
-        /// the first request, as the app does after an outage, so that shops coming back
-        /// together do not meet the authority at once.
+        /// With --background: spread the backlog over SECONDS (at most 240) as the app
+        /// does after an outage: even shares (at least 5 invoices, at least 10 s apart),
+        /// the first after a random delay, so that shops coming back together do not
+        /// meet the authority at once. The command runs until the last share is sent.
         #[arg(long, value_name = "SECONDS", requires = "background", value_parser = parse_spread)]
         start_spread: Option<u64>,
     },

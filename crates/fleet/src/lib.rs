@@ -5,9 +5,11 @@
 //! `backlog` invoices waiting, meet an authority of fixed capacity that recovers at t = 0:
 //! a token bucket of invoices per second (the work a request carries: a batch of 20
 //! costs 20), answering 503 with a Retry-After derived from the bucket when it cannot
-//! take a request. Each Kaipiao client runs the real sending policy,
-//! [`kaipiao_sync::policy::Pacer`] with [`Params::default`], one request in flight,
-//! sending its invoices in batches of up to `batch` as the relay does by default
+//! take a request. Each Kaipiao client runs the real sending policy: the recovery plan
+//! the background loop follows after an outage ([`kaipiao_sync::policy::Recovery`] over
+//! the shipped spread: its backlog in even shares) and [`kaipiao_sync::policy::Pacer`]
+//! with [`Params::default`] for every request, one request in flight, each share in
+//! batches of up to `batch` as the relay sends them
 //! ([`kaipiao_sync::DEFAULT_BATCH_SIZE`]; `batch` 1 is one request per invoice); the naive
 //! client sends the same batches and resends a refused one after a fixed interval, without
 //! jitter or Retry-After. (taxd's `--capacity` counts requests, as SPEC 7 says, so there
@@ -21,7 +23,7 @@
 pub mod plot;
 pub mod report;
 
-use kaipiao_sync::policy::{Next, Outcome, Pacer, Params};
+use kaipiao_sync::policy::{Next, Outcome, Pacer, Params, Recovery};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
@@ -66,11 +68,6 @@ impl Scenario {
 
     pub fn invoices(&self) -> u64 {
         u64::from(self.clients) * u64::from(self.backlog)
-    }
-
-    /// Requests the fleet needs if none is refused: each shop's backlog in batches.
-    pub fn needed_requests(&self) -> u64 {
-        u64::from(self.clients) * u64::from(self.backlog.div_ceil(self.batch.max(1)))
     }
 
     /// Seconds the drain takes at exactly the capacity: total / capacity.
@@ -128,9 +125,13 @@ pub struct Measured {
 }
 
 impl Measured {
-    /// Retry amplification: requests sent per request needed.
+    /// Retry amplification: requests that reached the authority per request it served
+    /// (1.0: nothing was sent twice).
     pub fn amplification(&self) -> f64 {
-        self.requests as f64 / self.scenario.needed_requests() as f64
+        if self.accepted_requests == 0 {
+            return f64::INFINITY;
+        }
+        self.requests as f64 / self.accepted_requests as f64
     }
 
     /// The highest offered load in any whole second after the warm-up, per capacity.
@@ -235,8 +236,16 @@ impl Authority {
 }
 
 enum Client {
-    Kaipiao(Box<Pacer>),
+    Kaipiao(Box<Kaipiao>),
     Naive,
+}
+
+/// A Kaipiao client: the policy's pacer and its recovery plan, and what is left of the
+/// current share.
+struct Kaipiao {
+    pacer: Pacer,
+    plan: Recovery,
+    share_left: u32,
 }
 
 const MICROS: f64 = 1_000_000.0;
@@ -262,10 +271,20 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
     for i in 0..n {
         match strategy {
             Strategy::Kaipiao(params) => {
-                let mut pacer = Pacer::new(params, 1, Duration::ZERO);
-                pacer.delay_start(Duration::ZERO, &mut rng);
-                clients.push(Client::Kaipiao(Box::new(pacer)));
-                push(&mut queue, 0, i as u32, Event::Wake);
+                let pacer = Pacer::new(params, 1, Duration::ZERO);
+                let plan = Recovery::plan(
+                    Duration::ZERO,
+                    params.start_spread,
+                    u64::from(scenario.backlog),
+                    &mut rng,
+                );
+                let first = micros(plan.first());
+                clients.push(Client::Kaipiao(Box::new(Kaipiao {
+                    pacer,
+                    plan,
+                    share_left: 0,
+                })));
+                push(&mut queue, first, i as u32, Event::Wake);
             }
             Strategy::Naive { interval } => {
                 clients.push(Client::Naive);
@@ -295,14 +314,19 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
         let id = client as usize;
         match event {
             Event::Wake => {
-                let Client::Kaipiao(pacer) = &mut clients[id] else {
+                let Client::Kaipiao(k) = &mut clients[id] else {
                     continue;
                 };
+                // A new share at its turn in the recovery plan.
+                if k.share_left == 0 {
+                    let share = k.plan.share(now, u64::from(left[id]));
+                    k.share_left = u32::try_from(share).unwrap_or(u32::MAX);
+                }
                 // Ask until the policy says send or names a later time: a local
                 // rejection is a wait like any other.
-                match pacer.next(now, &mut rng) {
+                match k.pacer.next(now, &mut rng) {
                     Next::Send { .. } => {
-                        let invoices = next_batch(left[id]);
+                        let invoices = next_batch(k.share_left.min(left[id]));
                         push(
                             &mut queue,
                             at + latency(&mut rng),
@@ -359,7 +383,7 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
                     }
                 }
                 match &mut clients[id] {
-                    Client::Kaipiao(pacer) => {
+                    Client::Kaipiao(k) => {
                         let outcome = if ok {
                             Outcome::Accepted
                         } else {
@@ -368,9 +392,19 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
                                 overload: true,
                             }
                         };
-                        pacer.record(now, 0, outcome, &mut rng);
+                        k.pacer.record(now, 0, outcome, &mut rng);
+                        if ok {
+                            k.share_left = k.share_left.saturating_sub(invoices);
+                        }
                         if left[id] > 0 {
-                            push(&mut queue, at, client, Event::Wake);
+                            // The rest of this share now (the pacer says when), or the
+                            // next share at its turn.
+                            let wake = if k.share_left > 0 {
+                                at
+                            } else {
+                                k.plan.next_after(now).map_or(at, micros).max(at)
+                            };
+                            push(&mut queue, wake, client, Event::Wake);
                         }
                     }
                     Client::Naive => {

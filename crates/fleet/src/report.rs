@@ -53,11 +53,13 @@ pub fn document(
          {:.0} invoices/s (a token bucket holding one second, a request costing the invoices \
          it carries, answering 503 with a Retry-After derived from the bucket). Each shop \
          sends its invoices in batches of up to {} (the relay's default), one request in \
-         flight, {}-{} ms each way. Kaipiao's clients run `kaipiao_sync::policy::Pacer` with \
-         the parameters the client ships; the naive client sends the same batches and resends \
-         a refused one every second, without jitter or Retry-After. \"Load\" is the invoices \
-         in the requests that reach the authority in a second, refused ones included; retry \
-         amplification is requests sent per request needed. (taxd's `--capacity` counts \
+         flight, {}-{} ms each way. Kaipiao's clients run the policy the client ships: the \
+         background loop's recovery plan (`kaipiao_sync::policy::Recovery`: the backlog in \
+         even shares across the spread) and `kaipiao_sync::policy::Pacer` for every request; \
+         the naive client sends its whole backlog at once and resends a refused request \
+         every second, without jitter or Retry-After. \"Load\" is the invoices in the \
+         requests that reach the authority in a second, refused ones included; retry \
+         amplification is requests that reached the authority per request it served. (taxd's `--capacity` counts \
          requests, as SPEC 7 says; an authority's real limit is its work, which is what is \
          modelled here. `--batch 1` gives one request per invoice.)\n",
         scenario.seed,
@@ -72,14 +74,17 @@ pub fn document(
     out.push_str("\n![load over time](fleet.png)\n\n");
     let _ = writeln!(
         out,
-        "Policy parameters: start delay after an outage uniform 0-{} s (the client's spread for any \
-         outage of 16 minutes or more); backoff full jitter, \
+        "Policy parameters: recovery plan over {} s (the client's spread for any outage of \
+         16 minutes or more): shares of at least {} invoices at least {} s apart, the first \
+         after a random delay within one share's interval; backoff full jitter, \
          base {} ms, cap {} s, never before Retry-After; retry budget {} tokens, a retry \
          costs {}, a success earns {}, time earns {}/s, retries only while at least half \
          full; adaptive throttling K = {} over {} s (only 503/429 count as refusals); \
          breaker opens after {} consecutive failures, half-open after {}-{} s, doubling per \
          failed probe up to {} s.\n",
         params.start_spread.as_secs(),
+        kaipiao_sync::policy::MIN_SHARE,
+        kaipiao_sync::policy::MIN_INTERVAL.as_secs(),
         params.backoff.base.as_millis(),
         params.backoff.cap.as_secs(),
         params.budget.capacity,
@@ -94,12 +99,12 @@ pub fn document(
         params.breaker.cap.as_secs(),
     );
     out.push_str(
-        "The same policy against other capacities (same fleet and backlog): the start \
-         delay is what keeps a recovering authority out of overload, and it only fits a \
-         backlog the authority can absorb in about that time. With more capacity the \
-         authority idles through part of the spread; with less, the retry side (backoff, \
-         budget, throttling, breaker) keeps the overload bounded and nothing is lost, but \
-         the drain takes 2-3x the ideal.\n\n",
+        "The same policy against other capacities (same fleet and backlog): the spread is \
+         what keeps a recovering authority out of overload, and it only fits a backlog the \
+         authority can absorb in about that time. With more capacity the authority idles \
+         through part of the spread; with less, the retry side (backoff, budget, \
+         throttling, breaker) keeps the overload bounded and nothing is lost, but the drain \
+         takes 2-3x the ideal.\n\n",
     );
     let rows: Vec<&Measured> = sweep.iter().collect();
     out.push_str(&table(&rows));

@@ -93,7 +93,8 @@ fn an_oversubscribed_authority_still_drains_with_bounded_amplification() {
 
 #[test]
 fn a_batch_carries_its_invoices_as_load() {
-    // 10 shops x 20 invoices in batches of 200: ten requests carry 200 invoices.
+    // 10 shops x 20 invoices, batches of up to 200: each shop's recovery plan sends four
+    // shares of five, so forty requests carry the 200 invoices.
     let s = Scenario {
         clients: 10,
         capacity: 10_000.0,
@@ -101,7 +102,7 @@ fn a_batch_carries_its_invoices_as_load() {
     };
     let m = simulate(&s, Strategy::Kaipiao(Params::default()));
     assert_eq!(m.accepted, 200);
-    assert_eq!((m.requests, m.accepted_requests), (10, 10));
+    assert_eq!((m.requests, m.accepted_requests), (40, 40));
     assert_eq!(
         m.seconds.iter().map(|x| u64::from(x.offered)).sum::<u64>(),
         200

@@ -72,11 +72,17 @@ pub struct SyncOptions {
     /// CLI's `sync`): adaptive throttling may reject requests locally and open circuit
     /// breakers keep their cool-down (SPEC 6). False by default.
     pub background: bool,
-    /// The background loop's first run after an outage: the first send waits a random
-    /// time up to this long (SPEC 6; at most [`policy::START_SPREAD`], see
-    /// [`policy::start_spread_after`]), and the give-up clock starts after it. Used
-    /// only with `background`; "Sync now" and the CLI leave it None.
+    /// A background run after an outage that follows the recovery plan itself
+    /// ([`policy::Recovery`]: the backlog in even shares over this long, at most
+    /// [`policy::START_SPREAD`], see [`policy::start_spread_after`]; the first share after
+    /// a random delay, SPEC 6). The give-up clock restarts at every share's turn. Used
+    /// only with `background` (`kaipiao sync --background --start-spread`); "Sync now"
+    /// and the plain CLI `sync` leave it None.
     pub start_spread: Option<Duration>,
+    /// This run sends at most this many invoices, then ends (outcome complete, the
+    /// authority's head left for a later run): one share of a recovery plan that the
+    /// caller follows, as the app's background loop does. None: no limit.
+    pub max_items: Option<usize>,
 }
 
 /// Invoices per `POST /v1/invoices:batch` unless a caller asks otherwise: the CLI's
@@ -96,6 +102,7 @@ impl Default for SyncOptions {
             batch_size: DEFAULT_BATCH_SIZE,
             background: false,
             start_spread: None,
+            max_items: None,
         }
     }
 }
@@ -125,7 +132,8 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncOutcome {
-    /// Nothing is left to send (exit 0).
+    /// Nothing is left to send (exit 0), or the run sent the share it was limited to
+    /// ([`SyncOptions::max_items`]).
     Complete,
     /// Work remains for a transient reason: no endpoint answered, 5xx, 429, or no
     /// progress within `give_up_after` (exit 3).

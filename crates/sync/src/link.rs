@@ -235,14 +235,11 @@ impl<'a> Link<'a> {
         }
     }
 
-    /// The background loop's first run after an outage: wait a random time up to
-    /// `spread` (capped by the policy) before the first send (SPEC 6). The give-up clock
-    /// starts after it.
-    pub async fn delay_start(&mut self, spread: Duration) {
-        let now = clock();
-        self.pacer
-            .delay_start_within(now, spread, &mut rand::thread_rng());
-        let wait = self.pacer.ready_at().saturating_sub(now);
+    /// The recovery plan after an outage ([`crate::policy::Recovery`]): waits until
+    /// `at` (policy clock), the turn of the next share, then starts the give-up clock
+    /// afresh (waiting for a turn is not a failure to progress).
+    pub async fn wait_for_turn(&mut self, at: Duration) {
+        let wait = at.saturating_sub(clock());
         if !wait.is_zero() {
             self.emit(Progress::Retrying {
                 after: wait,

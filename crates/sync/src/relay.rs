@@ -5,7 +5,8 @@
 use crate::client::{classify, Answer, Verdict};
 use crate::enrol::{needs_lease, take_lease};
 use crate::error::SyncError;
-use crate::link::{Call, Ended, Link, Signer};
+use crate::link::{clock, Call, Ended, Link, Signer};
+use crate::policy::Recovery;
 use crate::{Client, Progress, SyncOptions, SyncOutcome, SyncReport};
 use chrono::Utc;
 use kaipiao_core::sign::{invoice_hash, verify_object, RECEIPT_DOMAIN};
@@ -121,8 +122,17 @@ struct Run<'a> {
     finals_only: bool,
     /// Seqs of the final invoices resubmitted in this run whose receipts checked out.
     resubmitted: BTreeSet<u64>,
-    /// The background loop's first run after an outage: wait up to this long first.
+    /// A run of the background loop after an outage: spread the backlog over this long
+    /// ([`crate::policy::Recovery`]).
     start_spread: Option<std::time::Duration>,
+    /// The recovery plan being followed (with `start_spread`).
+    plan: Option<Recovery>,
+    /// The current share ends when this many invoices have been answered with a
+    /// receipt in this run (`taken`); None: no limit.
+    share_until: Option<usize>,
+    /// The run's one share was sent (`SyncOptions::max_items`): it ends there, the rest
+    /// left for the next.
+    paused: bool,
     /// A second connection to the ledger that stores a batch's receipts on a blocking
     /// thread while the next batch is on the wire (None until first needed, or when it
     /// cannot be opened: then receipts are stored in line).
@@ -251,6 +261,9 @@ pub async fn sync_now(
         finals_only: false,
         resubmitted: BTreeSet::new(),
         start_spread: opts.start_spread.filter(|_| opts.background),
+        plan: None,
+        share_until: opts.max_items,
+        paused: false,
         writer: None,
         storing: None,
     };
@@ -294,6 +307,9 @@ pub(crate) async fn resubmit_lost<'a>(
         finals_only: true,
         resubmitted: BTreeSet::new(),
         start_spread: None,
+        plan: None,
+        share_until: None,
+        paused: false,
         writer: None,
         storing: None,
     };
@@ -306,7 +322,12 @@ impl Run<'_> {
     async fn execute(mut self) -> Result<SyncReport, SyncError> {
         self.link.resume(self.ledger.dir());
         if let Some(spread) = self.start_spread {
-            self.link.delay_start(spread).await;
+            let pending = self.ledger.status(Utc::now())?.pending;
+            let plan = Recovery::plan(clock(), spread, pending, &mut rand::thread_rng());
+            self.link.wait_for_turn(plan.first()).await;
+            let share = plan.share(clock(), self.ledger.status(Utc::now())?.pending);
+            self.share_until = Some(usize::try_from(share).unwrap_or(usize::MAX));
+            self.plan = Some(plan);
         }
         let result = self.work().await;
         self.link.persist(self.ledger.dir());
@@ -325,7 +346,8 @@ impl Run<'_> {
         }
 
         let mut server_head = None;
-        if self.link.answered || outcome == SyncOutcome::Complete {
+        // A run that sent only its share leaves the heads for the run that ends the drain.
+        if !self.paused && (self.link.answered || outcome == SyncOutcome::Complete) {
             self.link.progressed();
             server_head = self.fetch_head().await;
             // The authority is behind with nothing pending here (e.g. restored from a
@@ -343,7 +365,7 @@ impl Run<'_> {
             }
         }
 
-        if server_head.is_none() && outcome == SyncOutcome::Complete {
+        if !self.paused && server_head.is_none() && outcome == SyncOutcome::Complete {
             // Everything was filed but the heads could not be compared: work remains.
             outcome = SyncOutcome::Transient(
                 "the authority's head could not be read, so the chains were not compared".into(),
@@ -506,6 +528,17 @@ impl Run<'_> {
             if self.finals_only {
                 return Ok(SyncOutcome::Complete);
             }
+            if queue.is_empty() {
+                return Ok(SyncOutcome::Complete);
+            }
+            if self.share_left() == Some(0) {
+                if let Step::End(outcome) = self.next_share().await? {
+                    return Ok(outcome);
+                }
+                // The outbox is read again for the new share.
+                queue.clear();
+                continue;
+            }
             let Some(first) = queue.front() else {
                 return Ok(SyncOutcome::Complete);
             };
@@ -525,6 +558,36 @@ impl Run<'_> {
                 return Ok(outcome);
             }
         }
+    }
+
+    /// Invoices left in the current share; None without a limit.
+    fn share_left(&self) -> Option<usize> {
+        self.share_until
+            .map(|until| until.saturating_sub(self.taken.len()))
+    }
+
+    /// The current share is sent. With a recovery plan: wait for the next share's turn
+    /// (everything left once the window has ended). With `max_items` alone: the run
+    /// ends here, complete as far as it was asked to go.
+    async fn next_share(&mut self) -> Result<Step, SyncError> {
+        // The receipts in flight go in before the pending count is read.
+        if let Step::End(outcome) = self.flush().await? {
+            return Ok(Step::End(outcome));
+        }
+        let Some(plan) = self.plan else {
+            self.paused = true;
+            return Ok(Step::End(SyncOutcome::Complete));
+        };
+        match plan.next_after(clock()) {
+            Some(at) => {
+                self.link.wait_for_turn(at).await;
+                let pending = self.ledger.status(Utc::now())?.pending;
+                let share = usize::try_from(plan.share(clock(), pending)).unwrap_or(usize::MAX);
+                self.share_until = Some(self.taken.len().saturating_add(share));
+            }
+            None => self.share_until = None,
+        }
+        Ok(Step::Again)
     }
 
     /// The endpoint and timeout for the next request once the policy lets it go, or how
@@ -573,7 +636,10 @@ impl Run<'_> {
         // The envelopes go in as their stored bytes, not re-serialised.
         let mut body = String::from("{\"items\":[");
         let mut items: Vec<Item> = Vec::new();
-        for o in queue.iter().take(self.batch_size) {
+        let take = self
+            .share_left()
+            .map_or(self.batch_size, |n| n.min(self.batch_size));
+        for o in queue.iter().take(take) {
             let key = serde_json::to_string(&o.invoice_id).unwrap_or_default();
             let entry = format!(
                 "{}{{\"idempotency_key\":{key},\"envelope\":{}}}",

@@ -213,6 +213,57 @@ async fn batches_are_handled_item_by_item() {
     assert_eq!(report.server_head, Some(dev.ledger.head().unwrap()));
 }
 
+/// One share of a recovery plan per run (`max_items`, what the app's background loop
+/// does after an outage): exactly that many go, in seq order, the run ends complete as
+/// far as it was asked without reading the head, and the next run goes on from there.
+#[tokio::test]
+async fn a_run_limited_to_a_share_sends_exactly_that_share() {
+    for batch_size in [0, 3, kaipiao_sync::DEFAULT_BATCH_SIZE] {
+        let taxd = Taxd::start(&[]);
+        let dev = Device::new();
+        dev.enroll(&taxd).await;
+        let issued = dev.issue(12);
+        let share = |n: usize| SyncOptions {
+            batch_size,
+            background: true,
+            max_items: Some(n),
+            ..SyncOptions::default()
+        };
+        let first = sync_now(&dev.ledger, &dev.key, &share(5), &no_progress)
+            .await
+            .unwrap();
+        assert_eq!(first.outcome, SyncOutcome::Complete, "{first:?}");
+        assert_eq!(
+            (first.submitted, first.pending),
+            (5, 7),
+            "batch {batch_size}"
+        );
+        assert_eq!(first.server_head, None, "a share leaves the heads alone");
+        assert!(first.head_mismatch.is_none() && first.alerts.is_empty());
+        // The five oldest went, nothing else.
+        for (i, inv) in issued.iter().enumerate() {
+            let status = dev.ledger.show(&inv.envelope.invoice.id).unwrap().status;
+            let want = if i < 5 {
+                Status::Accepted
+            } else {
+                Status::Pending
+            };
+            assert_eq!(status, want, "seq {} with batch {batch_size}", i + 1);
+        }
+        let second = sync_now(&dev.ledger, &dev.key, &share(5), &no_progress)
+            .await
+            .unwrap();
+        assert_eq!((second.submitted, second.pending), (5, 2));
+        // A share larger than what is left: everything, and then the heads are compared.
+        let last = sync_now(&dev.ledger, &dev.key, &share(50), &no_progress)
+            .await
+            .unwrap();
+        assert_eq!((last.submitted, last.pending), (2, 0));
+        assert_eq!(last.outcome, SyncOutcome::Complete);
+        assert_eq!(last.server_head, Some(dev.ledger.head().unwrap()));
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_authority_is_transient_and_quick() {
     let taxd = Taxd::start(&[]);

@@ -5,7 +5,9 @@
 //! - [`RetryBudget`]: retries draw from a token bucket and stop while it is under half;
 //! - [`Throttle`]: client-side adaptive throttling over the last two minutes;
 //! - [`Breaker`]: a circuit breaker per endpoint, for failover and the way back;
-//! - [`Pacer`]: all of them together, plus the random start delay after an outage.
+//! - [`Pacer`]: all of them together;
+//! - [`Recovery`]: after an outage, the backlog in even shares across a random start
+//!   spread rather than all at once.
 //!
 //! Pure on purpose: no clock, no I/O. Time is a `Duration` since an origin of the
 //! caller's choosing and randomness an `Rng` the caller passes, so the same code runs in
@@ -18,6 +20,7 @@ mod backoff;
 mod breaker;
 mod budget;
 mod pacer;
+mod recovery;
 mod throttle;
 
 pub use backoff::{parse_retry_after, Backoff, BASE, CAP};
@@ -27,6 +30,7 @@ pub use pacer::{
     start_spread_after, EndpointState, Hold, Next, Outcome, Pacer, PacerState, Params, BREAKER,
     BUDGET, START_SPREAD,
 };
+pub use recovery::{Recovery, MIN_INTERVAL, MIN_SHARE};
 pub use throttle::Throttle;
 
 #[cfg(test)]

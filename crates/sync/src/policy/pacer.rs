@@ -23,8 +23,8 @@ pub struct Params {
     /// SPEC 6: 2.
     pub throttle_k: f64,
     pub breaker: BreakerParams,
-    /// The background loop's first send after an outage waits a random time in
-    /// `[0, start_spread]`.
+    /// After an outage the background loop spreads its backlog over at most this long
+    /// ([`super::Recovery`]).
     pub start_spread: Duration,
 }
 
@@ -50,11 +50,12 @@ pub const BREAKER: BreakerParams = BreakerParams {
     cap: Duration::from_secs(300),
 };
 
-/// After an outage the background loop's first send waits up to this long (uniform).
-/// The one knob that keeps a recovering authority out of overload: a fleet spread over
-/// four minutes arrives at or below capacity when its backlog takes the authority up to
-/// ~4 minutes to absorb (docs/fleet.md). No client can know that figure; waiting costs
-/// nothing against a 72-hour offline window, and "Sync now" skips the delay.
+/// After an outage the background loop spreads its backlog over up to this long
+/// ([`super::Recovery`]). The one knob that keeps a recovering authority out of
+/// overload: a fleet spread over four minutes arrives at or below capacity when its
+/// backlog takes the authority up to ~4 minutes to absorb (docs/fleet.md). No client can
+/// know that figure; waiting costs nothing against a 72-hour offline window, and "Sync
+/// now" sends everything at once.
 pub const START_SPREAD: Duration = Duration::from_secs(240);
 
 /// The start spread after an outage that lasted `outage`: a quarter of it, at most
@@ -108,7 +109,7 @@ pub enum Outcome {
 /// Why the pacer says wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hold {
-    /// The random start delay after an outage.
+    /// The recovery plan after an outage: waiting for this client's next share.
     Start,
     /// Exponential backoff with full jitter after a failure.
     Backoff,
@@ -125,7 +126,7 @@ pub enum Hold {
 impl Hold {
     pub fn as_str(self) -> &'static str {
         match self {
-            Hold::Start => "start delay after an outage",
+            Hold::Start => "spreading the backlog after an outage",
             Hold::Backoff => "backoff",
             Hold::RetryAfter => "Retry-After",
             Hold::Breaker => "circuit breaker open",
@@ -273,27 +274,6 @@ impl Pacer {
 
     pub fn params(&self) -> &Params {
         &self.params
-    }
-
-    /// The background loop after an outage: the first send waits a random time in
-    /// `[0, start_spread]`, so that a recovering authority does not meet every client at
-    /// once. ("Sync now" does not call this.)
-    pub fn delay_start<R: Rng + ?Sized>(&mut self, now: Duration, rng: &mut R) {
-        self.delay_start_within(now, self.params.start_spread, rng);
-    }
-
-    /// [`Pacer::delay_start`] over `spread` (at most the policy's `start_spread`), e.g.
-    /// [`start_spread_after`] an outage of known length.
-    pub fn delay_start_within<R: Rng + ?Sized>(
-        &mut self,
-        now: Duration,
-        spread: Duration,
-        rng: &mut R,
-    ) {
-        let unit: f64 = rng.gen_range(0.0..=1.0);
-        let spread = spread.min(self.params.start_spread);
-        let delay = Duration::try_from_secs_f64(spread.as_secs_f64() * unit).unwrap_or(spread);
-        self.hold_until(now.saturating_add(delay), Hold::Start);
     }
 
     /// "Sync now": attempt at once. Forgets the backoff timer, lets open breakers probe

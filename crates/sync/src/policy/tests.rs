@@ -301,30 +301,29 @@ fn endpoint_failures_and_sync_now_are_not_throttled() {
 }
 
 #[test]
-fn the_start_delay_after_an_outage_is_uniform_up_to_the_spread() {
+fn the_first_share_after_an_outage_is_uniform_over_its_interval() {
     let mut rng = StdRng::seed_from_u64(3);
     let spread = Params::default().start_spread;
+    // 20 invoices over the full spread: four shares, a minute apart.
     let mut draws = Vec::new();
     for _ in 0..1000 {
-        let mut p = Pacer::new(Params::default(), 1, s(100.0));
-        p.delay_start(s(100.0), &mut rng);
-        match p.next(s(100.0), &mut rng) {
-            Next::Wait {
-                until,
-                hold: Hold::Start,
-            } => draws.push(until - s(100.0)),
-            Next::Send { .. } => draws.push(Duration::ZERO),
-            other => panic!("{other:?}"),
-        }
+        let plan = Recovery::plan(s(100.0), spread, 20, &mut rng);
+        draws.push(plan.first() - s(100.0));
+        assert_eq!(plan.end(), s(100.0) + spread);
     }
-    assert!(draws.iter().all(|d| *d <= spread));
+    assert!(draws.iter().all(|d| *d < s(60.0)));
     let mean = draws.iter().map(Duration::as_secs_f64).sum::<f64>() / 1000.0;
+    assert!((mean / 60.0 - 0.5).abs() < 0.05, "{mean}");
+    // Fewer invoices than a share: one send, uniform over the whole spread.
+    let mean = (0..1000)
+        .map(|_| {
+            Recovery::plan(s(0.0), spread, 1, &mut rng)
+                .first()
+                .as_secs_f64()
+        })
+        .sum::<f64>()
+        / 1000.0;
     assert!((mean / spread.as_secs_f64() - 0.5).abs() < 0.05, "{mean}");
-    // "Sync now" has no start delay.
-    let mut p = Pacer::new(Params::default(), 1, s(0.0));
-    p.delay_start(s(0.0), &mut StepRng::new(u64::MAX, 0));
-    p.sync_now(s(0.0));
-    assert!(matches!(p.next(s(0.0), &mut rng), Next::Send { .. }));
 }
 
 #[test]
@@ -396,18 +395,11 @@ fn the_start_spread_follows_the_outage_up_to_the_cap() {
     // A given spread is honoured, and never beyond the policy's cap.
     let mut rng = StdRng::seed_from_u64(5);
     for spread in [s(0.0), s(10.0), s(10_000.0)] {
-        for _ in 0..200 {
-            let mut p = Pacer::new(Params::default(), 1, s(100.0));
-            p.delay_start_within(s(100.0), spread, &mut rng);
-            let waited = match p.next(s(100.0), &mut rng) {
-                Next::Wait { until, .. } => until - s(100.0),
-                Next::Send { .. } => Duration::ZERO,
-                other => panic!("{other:?}"),
-            };
-            assert!(
-                waited <= spread.min(START_SPREAD),
-                "{waited:?} > {spread:?}"
-            );
+        for backlog in [1, 20, 10_000] {
+            let plan = Recovery::plan(s(100.0), spread, backlog, &mut rng);
+            let window = spread.min(START_SPREAD);
+            assert!(plan.first() - s(100.0) <= window, "{plan:?}");
+            assert_eq!(plan.end(), s(100.0) + window);
         }
     }
 }
