@@ -190,6 +190,7 @@ pub fn start(
                 timing: Timing::from_env(),
                 failures: 0,
                 down_since: None,
+                last_overloaded: false,
             };
             rt.block_on(worker.run(rx));
         })?;
@@ -217,6 +218,8 @@ struct Worker {
     failures: u32,
     /// When the probes started failing (for the start spread after the outage).
     down_since: Option<Instant>,
+    /// The last run was refused for overload (503, 429) at least once.
+    last_overloaded: bool,
 }
 
 enum Probe {
@@ -386,8 +389,7 @@ impl Worker {
         }
         // With a recovery plan, only a share whose turn has come goes, and only it.
         let mut share = None;
-        let mut next_turn = None;
-        if let Some(turns) = recovery.as_mut() {
+        if let Some(turns) = recovery.as_ref() {
             let now = self.clock();
             if now < turns.next {
                 let at = self.instant_at(turns.next);
@@ -395,13 +397,8 @@ impl Worker {
             }
             let pending = u64::from(self.pending());
             share = Some(usize::try_from(turns.plan.share(now, pending)).unwrap_or(usize::MAX));
-            next_turn = turns.plan.next_after(now).filter(|_| pending > 0);
-            match next_turn {
-                Some(next) => turns.next = next,
-                // The last share is everything left: the plan is over.
-                None => *recovery = None,
-            }
         }
+        self.last_overloaded = false;
         if self.key.is_some() {
             if self.pending() > 0 {
                 let _ = self.drain(None, false, share).await;
@@ -416,10 +413,25 @@ impl Worker {
             }
         }
         let heartbeat = Instant::now() + self.interval();
-        match next_turn {
-            Some(next) => self.instant_at(next).min(heartbeat),
-            None => heartbeat,
+        if let Some(turns) = recovery.as_mut() {
+            // Slower where the authority pushed back on the share, back towards the
+            // plan where it did not; the plan is over once nothing is left or its last
+            // share (everything) went.
+            let now = self.clock();
+            if self.last_overloaded {
+                turns.plan.stretch(now);
+            } else {
+                turns.plan.relax(now);
+            }
+            match turns.plan.next_after(now).filter(|_| self.pending() > 0) {
+                Some(next) => {
+                    turns.next = next;
+                    return self.instant_at(next).min(heartbeat);
+                }
+                None => *recovery = None,
+            }
         }
+        heartbeat
     }
 
     fn device_key(&self) -> Option<DeviceKey> {
@@ -571,7 +583,10 @@ impl Worker {
             .find(|(_, u)| *u)
             .map(|(e, _)| e.clone());
         let report = match result {
-            Ok(r) => r,
+            Ok(r) => {
+                self.last_overloaded = r.overloaded;
+                r
+            }
             Err(SyncError::Ledger(LedgerError::Busy)) => {
                 return Err(ApiError::say(
                     "busy",

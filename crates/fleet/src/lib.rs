@@ -395,6 +395,14 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
                         k.pacer.record(now, 0, outcome, &mut rng);
                         if ok {
                             k.share_left = k.share_left.saturating_sub(invoices);
+                            if k.share_left == 0 {
+                                k.plan.relax(now);
+                            }
+                        } else {
+                            // Refused: the rest of the share waits for the next turn
+                            // of a stretched plan.
+                            k.share_left = 0;
+                            k.plan.stretch(now);
                         }
                         if left[id] > 0 {
                             // The rest of this share now (the pacer says when), or the

@@ -76,7 +76,10 @@ pub fn document(
         out,
         "Policy parameters: recovery plan over {} s (the client's spread for any outage of \
          16 minutes or more): shares of at least {} invoices at least {} s apart, the first \
-         after a random delay within one share's interval; backoff full jitter, \
+         after a random delay within one share's interval; a share refused for overload \
+         ends there and doubles the spacing of the shares left (the window at most {} s \
+         from then), a share that goes through brings them a quarter closer again, never \
+         closer than planned; backoff full jitter, \
          base {} ms, cap {} s, never before Retry-After; retry budget {} tokens, a retry \
          costs {}, a success earns {}, time earns {}/s, retries only while at least half \
          full; adaptive throttling K = {} over {} s (only 503/429 count as refusals); \
@@ -85,6 +88,7 @@ pub fn document(
         params.start_spread.as_secs(),
         kaipiao_sync::policy::MIN_SHARE,
         kaipiao_sync::policy::MIN_INTERVAL.as_secs(),
+        kaipiao_sync::policy::MAX_STRETCH.as_secs(),
         params.backoff.base.as_millis(),
         params.backoff.cap.as_secs(),
         params.budget.capacity,
@@ -99,12 +103,13 @@ pub fn document(
         params.breaker.cap.as_secs(),
     );
     out.push_str(
-        "The same policy against other capacities (same fleet and backlog): the spread is \
-         what keeps a recovering authority out of overload, and it only fits a backlog the \
-         authority can absorb in about that time. With more capacity the authority idles \
-         through part of the spread; with less, the retry side (backoff, budget, \
-         throttling, breaker) keeps the overload bounded and nothing is lost, but the drain \
-         takes 2-3x the ideal.\n\n",
+        "The same policy against other capacities (same fleet and backlog): the spread fits \
+         a backlog the authority can absorb in about that time. With more capacity the \
+         authority idles through part of the spread (no client can tell it has room to \
+         spare); with less, refused shares stretch their plans and the retry side \
+         (Retry-After, backoff, budget, throttling) keeps the overload bounded: nothing is \
+         lost, but the first minutes run over capacity and the stretched plans leave a \
+         tail.\n\n",
     );
     let rows: Vec<&Measured> = sweep.iter().collect();
     out.push_str(&table(&rows));

@@ -81,7 +81,8 @@ pub struct SyncOptions {
     pub start_spread: Option<Duration>,
     /// This run sends at most this many invoices, then ends (outcome complete, the
     /// authority's head left for a later run): one share of a recovery plan that the
-    /// caller follows, as the app's background loop does. None: no limit.
+    /// caller follows, as the app's background loop does. Such a run also ends at the
+    /// first refusal for overload ([`SyncReport::overloaded`]). None: no limit.
     pub max_items: Option<usize>,
 }
 
@@ -181,6 +182,12 @@ pub struct SyncReport {
     pub head_mismatch: Option<String>,
     /// Alerts raised during this run.
     pub alerts: Vec<String>,
+    /// The authority refused a request of this run for overload (503, 429). A run
+    /// limited to a share ([`SyncOptions::max_items`]) ends at the first such refusal,
+    /// outcome transient, so that its caller's recovery plan can slow down
+    /// ([`policy::Recovery::stretch`]).
+    #[serde(skip)]
+    pub overloaded: bool,
 }
 
 impl SyncReport {
@@ -194,6 +201,7 @@ impl SyncReport {
             outcome: SyncOutcome::Complete,
             head_mismatch: None,
             alerts: Vec::new(),
+            overloaded: false,
         }
     }
 

@@ -95,6 +95,8 @@ pub(crate) struct Link<'a> {
     pub last_reason: String,
     /// Messages of the alerts raised during this run.
     pub alerts: Vec<String>,
+    /// Requests refused for overload (503, 429) during this run.
+    pub overloads: u64,
     /// The ledger's outage record, kept when the run has a ledger to keep it in.
     outages: Option<OutageWatch<'a>>,
 }
@@ -126,6 +128,7 @@ impl<'a> Link<'a> {
             answered: false,
             last_reason: String::new(),
             alerts: Vec::new(),
+            overloads: 0,
             outages: None,
         }
     }
@@ -413,6 +416,13 @@ impl Link<'_> {
         };
         self.pacer
             .record(clock(), i, outcome, &mut rand::thread_rng());
+        if let Verdict::Retry {
+            status: Some(503 | 429),
+            ..
+        } = verdict
+        {
+            self.overloads += 1;
+        }
         match outcome {
             Outcome::Failed { .. } => self.set_up(i, false),
             Outcome::Refused => self.mark_unusable(i),

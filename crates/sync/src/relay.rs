@@ -133,6 +133,9 @@ struct Run<'a> {
     /// The run's one share was sent (`SyncOptions::max_items`): it ends there, the rest
     /// left for the next.
     paused: bool,
+    /// The link's overload refusals when the current share began: one more, and the
+    /// share ends there (the rest waits for the next turn of a stretched plan).
+    share_overloads: u64,
     /// A second connection to the ledger that stores a batch's receipts on a blocking
     /// thread while the next batch is on the wire (None until first needed, or when it
     /// cannot be opened: then receipts are stored in line).
@@ -264,6 +267,7 @@ pub async fn sync_now(
         plan: None,
         share_until: opts.max_items,
         paused: false,
+        share_overloads: 0,
         writer: None,
         storing: None,
     };
@@ -310,6 +314,7 @@ pub(crate) async fn resubmit_lost<'a>(
         plan: None,
         share_until: None,
         paused: false,
+        share_overloads: 0,
         writer: None,
         storing: None,
     };
@@ -399,6 +404,7 @@ impl Run<'_> {
         self.report.server_head = server_head;
         self.report.outcome = outcome;
         self.report.alerts = std::mem::take(&mut self.link.alerts);
+        self.report.overloaded = self.link.overloads > 0;
         Ok(())
     }
 
@@ -531,6 +537,10 @@ impl Run<'_> {
             if queue.is_empty() {
                 return Ok(SyncOutcome::Complete);
             }
+            if self.share_until.is_some() && self.link.overloads > self.share_overloads {
+                // The authority pushed back on this share: the rest of it waits.
+                self.share_until = Some(self.taken.len());
+            }
             if self.share_left() == Some(0) {
                 if let Step::End(outcome) = self.next_share().await? {
                     return Ok(outcome);
@@ -574,10 +584,26 @@ impl Run<'_> {
         if let Step::End(outcome) = self.flush().await? {
             return Ok(Step::End(outcome));
         }
-        let Some(plan) = self.plan else {
+        let refused = self.link.overloads > self.share_overloads;
+        self.share_overloads = self.link.overloads;
+        let Some(plan) = self.plan.as_mut() else {
             self.paused = true;
-            return Ok(Step::End(SyncOutcome::Complete));
+            return Ok(Step::End(if refused {
+                SyncOutcome::Transient(
+                    "the authority refused part of this share for overload: the rest waits for the next"
+                        .into(),
+                )
+            } else {
+                SyncOutcome::Complete
+            }));
         };
+        // Slower where the authority pushed back, back towards the plan where it did not.
+        if refused {
+            plan.stretch(clock());
+        } else {
+            plan.relax(clock());
+        }
+        let plan = *plan;
         match plan.next_after(clock()) {
             Some(at) => {
                 self.link.wait_for_turn(at).await;

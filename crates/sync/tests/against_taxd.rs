@@ -264,6 +264,39 @@ async fn a_run_limited_to_a_share_sends_exactly_that_share() {
     }
 }
 
+/// A share that the authority refuses for overload ends there: its caller's recovery
+/// plan slows down rather than the run retrying into the overload.
+#[tokio::test]
+async fn a_share_refused_for_overload_ends_the_run_and_says_so() {
+    // One request per second: the first batch goes through, the next is refused.
+    let taxd = Taxd::start(&["--capacity", "1"]);
+    let dev = Device::new();
+    enroll_eventually(&dev, &taxd).await;
+    dev.issue(9);
+    let share = SyncOptions {
+        batch_size: 3,
+        background: true,
+        max_items: Some(9),
+        ..SyncOptions::default()
+    };
+    let report = sync_now(&dev.ledger, &dev.key, &share, &no_progress)
+        .await
+        .unwrap();
+    assert!(report.overloaded, "{report:?}");
+    assert!(
+        matches!(&report.outcome, SyncOutcome::Transient(why) if why.contains("overload")),
+        "{report:?}"
+    );
+    assert!(report.submitted < 9, "{report:?}");
+    assert_eq!(report.pending, 9 - report.submitted);
+    // Without a share limit the run waits out Retry-After and finishes the drain.
+    let rest = sync_now(&dev.ledger, &dev.key, &opts(60), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(rest.outcome, SyncOutcome::Complete, "{rest:?}");
+    assert_eq!(rest.pending, 0);
+}
+
 #[tokio::test]
 async fn an_unreachable_authority_is_transient_and_quick() {
     let taxd = Taxd::start(&[]);

@@ -16,6 +16,11 @@
 //! window rather than at a random point of it; against a 72-hour offline window that
 //! costs nothing, and "Sync now" sends everything at once whenever someone asks.
 //!
+//! The spread only fits a backlog the authority can absorb in about that time. Where it
+//! cannot, a share it refuses for overload stretches the rest of that client's plan
+//! ([`Recovery::stretch`]) and one that goes through relaxes it again
+//! ([`Recovery::relax`]), so the fleet slows down by about as much as it was refused.
+//!
 //! Pure like the rest of the policy: time is a `Duration` since the caller's origin.
 
 use super::pacer::START_SPREAD;
@@ -29,14 +34,18 @@ pub const MIN_SHARE: u64 = 5;
 /// One client's shares are at least this far apart.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
 
-/// One client's plan for the window `[start, start + spread)`.
+/// A refused share stretches the rest of a plan to at most this long from then on.
+pub const MAX_STRETCH: Duration = Duration::from_secs(START_SPREAD.as_secs() * 4);
+
+/// One client's plan: shares `interval` apart from `first`, the last before `end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recovery {
-    start: Duration,
-    /// The first share's offset into the window: uniform in `[0, interval)`.
-    phase: Duration,
+    /// The turn of share 0 (the plan's first, or the one a stretch started from).
+    first: Duration,
     interval: Duration,
-    spread: Duration,
+    end: Duration,
+    /// The interval the plan started with: relaxing never goes below it.
+    base: Duration,
 }
 
 impl Recovery {
@@ -52,10 +61,10 @@ impl Recovery {
         let spread = spread.min(START_SPREAD);
         if spread.is_zero() || backlog == 0 {
             return Recovery {
-                start: now,
-                phase: Duration::ZERO,
+                first: now,
                 interval: Duration::ZERO,
-                spread: Duration::ZERO,
+                end: now,
+                base: Duration::ZERO,
             };
         }
         // As many shares as the backlog allows at MIN_SHARE each, no closer than
@@ -64,26 +73,27 @@ impl Recovery {
         let interval = (spread / u32::try_from(shares).unwrap_or(u32::MAX))
             .max(MIN_INTERVAL)
             .min(spread);
+        // The first share at a random phase of one interval (SPEC 6's random delay).
         let unit: f64 = rng.gen_range(0.0..1.0);
         let phase = Duration::try_from_secs_f64(interval.as_secs_f64() * unit)
             .unwrap_or(Duration::ZERO)
             .min(interval);
         Recovery {
-            start: now,
-            phase,
+            first: now.saturating_add(phase),
             interval,
-            spread,
+            end: now.saturating_add(spread),
+            base: interval,
         }
     }
 
     /// When the first share goes.
     pub fn first(&self) -> Duration {
-        self.start.saturating_add(self.phase)
+        self.first
     }
 
     /// The end of the window: from then on, everything left goes at once.
     pub fn end(&self) -> Duration {
-        self.start.saturating_add(self.spread)
+        self.end
     }
 
     /// Shares in the whole window.
@@ -91,7 +101,7 @@ impl Recovery {
         if self.interval.is_zero() {
             return 1;
         }
-        let room = self.spread.saturating_sub(self.phase).as_secs_f64();
+        let room = self.end.saturating_sub(self.first).as_secs_f64();
         ((room / self.interval.as_secs_f64()).ceil() as u64).max(1)
     }
 
@@ -100,7 +110,7 @@ impl Recovery {
         if self.interval.is_zero() {
             return 0;
         }
-        let into = now.saturating_sub(self.first()).as_secs_f64();
+        let into = now.saturating_sub(self.first).as_secs_f64();
         (into / self.interval.as_secs_f64()).floor() as u64
     }
 
@@ -108,7 +118,7 @@ impl Recovery {
     /// is left over the shares left (this one included), at least [`MIN_SHARE`]; all of
     /// them once the window has ended.
     pub fn share(&self, now: Duration, pending: u64) -> u64 {
-        if now >= self.end() {
+        if now >= self.end {
             return pending;
         }
         let left = self.slots().saturating_sub(self.slot_at(now)).max(1);
@@ -118,21 +128,50 @@ impl Recovery {
     /// When the next share goes after the one at `now`; None when the window has ended
     /// (what is left then goes at once).
     pub fn next_after(&self, now: Duration) -> Option<Duration> {
-        if now >= self.end() || self.interval.is_zero() {
+        if now >= self.end || self.interval.is_zero() {
             return None;
         }
-        if now < self.first() {
-            return Some(self.first());
+        if now < self.first {
+            return Some(self.first);
         }
         let k = self.slot_at(now) + 1;
         if k >= self.slots() {
             return None;
         }
-        let at = self.first().saturating_add(
+        let at = self.first.saturating_add(
             self.interval
                 .saturating_mul(u32::try_from(k).unwrap_or(u32::MAX)),
         );
-        (at < self.end()).then_some(at)
+        (at < self.end).then_some(at)
+    }
+
+    /// The authority refused part of the share sent at `now` for overload (503, 429):
+    /// the shares left keep their number but go twice as far apart (the window at most
+    /// [`MAX_STRETCH`] from `now`). With [`Recovery::relax`] after a share that went
+    /// through, a fleet that met an authority with less capacity than its spread assumed
+    /// slows down where it was refused and no further; nothing changes while nothing is
+    /// refused.
+    pub fn stretch(&mut self, now: Duration) {
+        self.respace(now, self.interval.saturating_mul(2));
+    }
+
+    /// The share sent at `now` went through: the shares left move a quarter closer
+    /// together again, never closer than the plan started with.
+    pub fn relax(&mut self, now: Duration) {
+        self.respace(now, self.interval.mul_f64(0.75).max(self.base));
+    }
+
+    /// The shares left (the one at `now` included) from `now` on, `interval` apart.
+    fn respace(&mut self, now: Duration, interval: Duration) {
+        if self.interval.is_zero() || now >= self.end || interval == self.interval {
+            return;
+        }
+        let left = self.slots().saturating_sub(self.slot_at(now)).max(1);
+        let left = u32::try_from(left).unwrap_or(u32::MAX);
+        let interval = interval.min(MAX_STRETCH / left);
+        self.first = now;
+        self.interval = interval;
+        self.end = now.saturating_add(interval.saturating_mul(left));
     }
 }
 
@@ -229,5 +268,60 @@ mod tests {
         // After the window: everything, and no next share.
         assert_eq!(plan.share(secs(340), 37), 37);
         assert_eq!(plan.next_after(secs(340)), None);
+    }
+
+    #[test]
+    fn a_refused_share_stretches_the_rest_and_shares_that_go_through_relax_it() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let mut plan = Recovery::plan(secs(0), secs(240), 20, &mut rng);
+        let first = plan.first();
+        // The first share (5 of 20) was refused: the three shares left keep their number
+        // and go two minutes apart, each taking a third of what is left.
+        plan.stretch(first);
+        assert_eq!(plan.next_after(first), Some(first + secs(120)));
+        assert_eq!(plan.end(), first + secs(480));
+        let t = first + secs(120);
+        assert_eq!(plan.share(t, 20), 7);
+        // Refused again at its next turn: four minutes apart.
+        plan.stretch(t);
+        assert_eq!(plan.next_after(t), Some(t + secs(240)));
+        // Went through: a quarter closer again...
+        let t = t + secs(240);
+        plan.relax(t);
+        assert_eq!(plan.next_after(t), Some(t + secs(180)));
+        // ...but never closer than the plan began with.
+        for _ in 0..10 {
+            plan.relax(t);
+        }
+        assert_eq!(plan.next_after(t), Some(t + secs(60)));
+        // Nothing refused, nothing changes: relaxing an unstretched plan is a no-op.
+        let fresh = Recovery::plan(secs(0), secs(240), 20, &mut StdRng::seed_from_u64(6));
+        let mut relaxed = fresh;
+        relaxed.relax(fresh.first());
+        assert_eq!(relaxed, fresh);
+    }
+
+    #[test]
+    fn stretching_is_bounded_and_ends_with_the_window() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut plan = Recovery::plan(secs(0), secs(240), 10_000, &mut rng);
+        let mut now = plan.first();
+        for _ in 0..20 {
+            plan.stretch(now);
+            assert!(plan.end() <= now + MAX_STRETCH, "{plan:?}");
+            now = plan.next_after(now).unwrap_or(now);
+        }
+        // After its window a plan sends everything and stretches no more.
+        let end = plan.end();
+        plan.stretch(end);
+        assert_eq!(plan.share(end, 123), 123);
+        assert_eq!(plan.next_after(end), None);
+        // A plan of one share (no spread) has nothing to stretch.
+        let mut one = Recovery::plan(secs(5), Duration::ZERO, 50, &mut rng);
+        one.stretch(secs(5));
+        assert_eq!(
+            (one.share(secs(5), 50), one.next_after(secs(5))),
+            (50, None)
+        );
     }
 }
