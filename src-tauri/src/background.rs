@@ -540,10 +540,14 @@ impl Worker {
                         pending,
                     }
                 }
-                Progress::Retrying { after, reason } => SyncEvent::Retrying {
-                    after_ms: u32::try_from(after.as_millis()).unwrap_or(u32::MAX),
-                    reason,
-                },
+                // The app's own runs never wait for a share (its loop does), but a
+                // planned wait reads like any other to the progress line.
+                Progress::Retrying { after, reason } | Progress::Waiting { after, reason } => {
+                    SyncEvent::Retrying {
+                        after_ms: u32::try_from(after.as_millis()).unwrap_or(u32::MAX),
+                        reason,
+                    }
+                }
                 Progress::Endpoint {
                     endpoint,
                     up: is_up,

@@ -68,6 +68,8 @@ fn fifty_ledgers_drain_at_once_within_the_authoritys_capacity() {
         assert_eq!(status["head"]["seq"], json!(INVOICES));
         assert_eq!(doc["server_head"], status["head"], "{out}");
         shop.kaipiao(&["verify"]).expect_code(0);
+        // The wait for the second share is announced as a plan, not as a failure.
+        assert!(out.stderr.contains("next share in"), "{out}");
     }
 
     // The fleet's load, second by second, as taxd logged it.

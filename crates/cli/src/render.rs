@@ -528,6 +528,14 @@ pub fn progress(p: &Progress, lang: Lang) -> String {
             lang.pick("稍后重试", "retrying in"),
             after.as_secs_f64()
         ),
+        Progress::Waiting { after, .. } => format!(
+            "{} {:.1}s",
+            lang.pick(
+                "停机后分批发送积压发票，下一批在",
+                "after the outage the backlog goes in shares; next share in"
+            ),
+            after.as_secs_f64()
+        ),
         Progress::Endpoint { endpoint, up } => format!(
             "{endpoint} {}",
             if *up {

@@ -122,6 +122,13 @@ pub enum Progress {
         after: Duration,
         reason: String,
     },
+    /// Waiting by plan, not because anything failed: the next share of a recovery plan
+    /// after an outage ([`policy::Recovery`]).
+    Waiting {
+        #[serde(rename = "after_ms", serialize_with = "as_millis")]
+        after: Duration,
+        reason: String,
+    },
     /// An endpoint answered (`up`) or failed (not `up`); sent when that changes.
     Endpoint { endpoint: String, up: bool },
 }

@@ -244,7 +244,7 @@ impl<'a> Link<'a> {
     pub async fn wait_for_turn(&mut self, at: Duration) {
         let wait = at.saturating_sub(clock());
         if !wait.is_zero() {
-            self.emit(Progress::Retrying {
+            self.emit(Progress::Waiting {
                 after: wait,
                 reason: Hold::Start.as_str().to_string(),
             });
