@@ -390,17 +390,19 @@ impl Worker {
         // With a recovery plan, only a share whose turn has come goes, and only it.
         let mut share = None;
         if let Some(turns) = recovery.as_ref() {
-            let now = self.clock();
-            if now < turns.next {
+            if self.clock() < turns.next {
                 let at = self.instant_at(turns.next);
                 return at.min(Instant::now() + self.interval());
             }
-            let pending = u64::from(self.pending());
-            share = Some(usize::try_from(turns.plan.share(now, pending)).unwrap_or(usize::MAX));
+        }
+        let pending = self.pending();
+        if let Some(turns) = recovery.as_ref() {
+            let due = turns.plan.share(self.clock(), u64::from(pending));
+            share = Some(usize::try_from(due).unwrap_or(usize::MAX));
         }
         self.last_overloaded = false;
         if self.key.is_some() {
-            if self.pending() > 0 {
+            if pending > 0 {
                 let _ = self.drain(None, false, share).await;
             } else if let Some(key) = self.device_key() {
                 let opts = SyncOptions {
