@@ -29,17 +29,19 @@ ui: deps
 ui-test: deps
 	cd ui && npm test
 
-## The desktop app (debug build, front end embedded).
+## The desktop app (debug build, front end embedded; the same build as `make run`).
 app: ui
-	$(CARGO) build -p kaipiao-app
+	$(CARGO) build --workspace --bins
 
-## Regenerates ui/src/lib/bindings from src-tauri/src/dto.rs (ts-rs).
+## Regenerates ui/src/lib/bindings from crates/desk/src/dto.rs (ts-rs).
 bindings:
-	UPDATE_BINDINGS=1 $(CARGO) test -p kaipiao-app --test commands bindings_are_fresh
+	UPDATE_BINDINGS=1 $(CARGO) test -p kaipiao-desk --test engine bindings_are_fresh
 
 ## The desktop app against a local sandbox taxd (fresh data in .demo/app; taxd stops on exit).
+## Builds exactly what `make test` builds first (`--workspace --bins`): one feature set, so
+## neither target recompiles what the other built.
 run: ui
-	$(CARGO) build -p kaipiao-app -p taxd
+	$(CARGO) build --workspace --bins
 	@src-tauri/run-demo.sh
 
 ## The narrated terminal demo against a local sandbox taxd.

@@ -28,9 +28,9 @@ mod driver;
 mod shop;
 
 use driver::Window;
-use kaipiao_app::background::Silent;
-use kaipiao_app::dto::{ListQuery, SetupRequest};
-use kaipiao_app::engine::{Engine, EngineConfig};
+use kaipiao_desk::dto::{ListQuery, SetupRequest};
+use kaipiao_desk::watcher::Silent;
+use kaipiao_desk::{Engine, EngineConfig};
 use kaipiao_ledger::{KeySource, Ledger, ListFilter, Status};
 use serde_json::json;
 use std::collections::HashMap;
@@ -417,8 +417,8 @@ fn list_bench(run: &Run, dir: &Path, n: u64) {
 // issue
 // -------------------------------------------------------------------------------------
 
-fn draft() -> kaipiao_app::dto::DraftDto {
-    use kaipiao_app::dto::*;
+fn draft() -> kaipiao_desk::dto::DraftDto {
+    use kaipiao_desk::dto::*;
     DraftDto {
         kind: "ordinary".into(),
         buyer: PartyDto {

@@ -1,23 +1,18 @@
-//! kaipiao-app: the clerk's desktop window over the same ledger and sync engine as the
-//! CLI (SPEC 1). It wires the engine to Tauri and does nothing else: commands parse, call
-//! the engine and map errors to `{code, message, field}`; a background thread drains the
-//! outbox and reports connectivity through events.
+//! kaipiao-app: the clerk's desktop window over the application layer the CLI uses too
+//! (kaipiao-desk). It wires kaipiao-desk to Tauri and does nothing else: commands parse,
+//! call the desk's `Engine` and hand back its result or its `{code, message, field}`
+//! error; the desk's watcher and change feed reach the window as events.
 //!
-//! It must never compute money (the engine's `preview` does), never hold the key in
-//! plain text on disk, never let the web view reach the network (the authority is
+//! It must never compute anything (the desk and the engine crates do), never hold the
+//! key in plain text on disk, never let the web view reach the network (the authority is
 //! called only from Rust), and never run two drainers of one outbox (single instance,
-//! one sync thread, and the ledger's advisory lock against the CLI).
+//! one watcher thread, and the ledger's advisory lock against the CLI).
 
-pub mod background;
 mod commands;
-pub mod dto;
-pub mod engine;
-pub mod error;
 
-use background::Notify;
-use dto::{ConnectivityDto, OutboxChanged};
-use engine::{Engine, EngineConfig};
-use error::{ApiError, ApiResult};
+use kaipiao_desk::dto::{ConnectivityDto, OutboxChanged};
+use kaipiao_desk::watcher::Notify;
+use kaipiao_desk::{DeskError, DeskResult, Engine, EngineConfig};
 use std::sync::{Arc, RwLock};
 use tauri::{Emitter, Manager};
 
@@ -27,19 +22,19 @@ pub const RELEASE_IDENTIFIER: &str = "cn.kaipiao.app";
 /// The engine of the open data directory (replaced by "open another data directory"),
 /// or why it could not be opened.
 pub struct AppState {
-    engine: RwLock<Result<Arc<Engine>, ApiError>>,
+    engine: RwLock<Result<Arc<Engine>, DeskError>>,
     notify: Arc<dyn Notify>,
 }
 
 impl AppState {
-    fn engine(&self) -> ApiResult<Arc<Engine>> {
+    fn engine(&self) -> DeskResult<Arc<Engine>> {
         self.engine
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    fn replace(&self, engine: Arc<Engine>) -> Result<Arc<Engine>, ApiError> {
+    fn replace(&self, engine: Arc<Engine>) -> Result<Arc<Engine>, DeskError> {
         std::mem::replace(
             &mut *self.engine.write().unwrap_or_else(|p| p.into_inner()),
             Ok(engine),
@@ -75,7 +70,7 @@ pub fn run() {
             let default_dir = if dev_build {
                 app.path().app_data_dir().ok()
             } else {
-                dirs::data_dir().map(|d| d.join("kaipiao"))
+                kaipiao_desk::config::default_data_dir()
             };
             let config =
                 EngineConfig::from_env(default_dir, app.path().app_config_dir().ok(), dev_build);

@@ -367,3 +367,58 @@ fn dark_theme_follows_the_os_and_the_setting_overrides_it() {
     let saved = std::fs::read_to_string(w.data.path().join("shop/app-settings.json")).unwrap();
     assert!(saved.contains("\"dark\""), "{saved}");
 }
+
+/// Another process's writes show in the window: `kaipiao issue` into the app's data
+/// directory, and the list, the pending count and the status bar follow with no click
+/// (the desk's change feed polls `PRAGMA data_version`; nothing in the app was told).
+#[test]
+fn an_invoice_issued_by_the_cli_shows_in_the_window_without_a_click() {
+    let taxd = Taxd::start(&[]);
+    let w = Window::open(&[]);
+    w.set_up(&taxd);
+    // Offline, so the invoice stays pending and the count shows it.
+    taxd.set_faults(json!({"outage": true}));
+    w.wait_attr("connectivity", "data-state", "offline");
+    w.click("nav-invoices");
+    w.find("invoice-list");
+    w.wait_text("pending-count", "0");
+
+    let draft = kaipiao_tests::small_draft("命令行买家", "250");
+    let mut cmd = std::process::Command::new(kaipiao_tests::binary("kaipiao"));
+    cmd.arg("--data")
+        .arg(w.data.path().join("shop"))
+        .args(["--json", "issue", "--file", "-"])
+        .env("KAIPIAO_PASSPHRASE", "window test passphrase")
+        .env("LANG", "C")
+        .env_remove("LC_ALL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("kaipiao starts");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(draft.to_string().as_bytes())
+            .expect("draft written");
+    }
+    let out = child.wait_with_output().expect("kaipiao issue ends");
+    assert!(
+        out.status.success(),
+        "kaipiao issue: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let envelope: serde_json::Value = serde_json::from_slice(&out.stdout).expect("envelope");
+    let number = envelope["invoice"]["number"]
+        .as_str()
+        .expect("number")
+        .to_string();
+
+    // No click, no navigation: the row, the count and the status bar follow.
+    w.wait_selector(&format!(
+        "[data-testid=\"invoice-row\"][data-number=\"{number}\"][data-status=\"pending\"]"
+    ));
+    w.wait_text("pending-count", "1");
+    w.wait_text("offline-amount-left", "999,750.00");
+    w.screenshot("cross-process");
+}

@@ -21,6 +21,15 @@ const DIGITS: [char; 10] = ['零', '壹', '贰', '叁', '肆', '伍', '陆', '�
 /// The unit of a digit inside a four-digit group: 个, 拾, 佰, 仟 (个 is not written).
 const GROUP_UNITS: [&str; 4] = ["", "拾", "佰", "仟"];
 
+/// The Chinese capitals of a stored money string (an invoice's `total`), or "" when the
+/// text is not money: what `show`, the app's detail view and a printed invoice write as
+/// 价税合计（大写）.
+pub fn total_in_words(total: &str) -> String {
+    crate::money::parse_money(total)
+        .map(amount_in_words)
+        .unwrap_or_default()
+}
+
 /// The Chinese capitals of `amount`, e.g. `1409.50` -> `壹仟肆佰零玖元伍角`.
 ///
 /// The amount is rounded to 2 decimals (half-up, away from zero) first; an amount that

@@ -4,12 +4,13 @@
 //! A deterministic discrete-event simulation on virtual time: `clients` shops, each with
 //! `backlog` invoices waiting, meet an authority of fixed capacity that recovers at t = 0:
 //! a token bucket of invoices per second (the work a request carries: a batch of 20
-//! costs 20), answering 503 with a Retry-After derived from the bucket when it cannot
-//! take a request. Each Kaipiao client runs the real sending policy: the recovery plan
-//! the background loop follows after an outage ([`kaipiao_sync::policy::Recovery`] over
-//! the shipped spread: its backlog in even shares) and [`kaipiao_sync::policy::Pacer`]
-//! with [`Params::default`] for every request, one request in flight, each share in
-//! batches of up to `batch` as the relay sends them
+//! costs 20), answering 503 `overloaded` with a Retry-After derived from the bucket when
+//! it cannot take a request. Each Kaipiao client runs the real sending policy: the
+//! recovery plan the background loop follows after an outage
+//! ([`kaipiao_sync::policy::Recovery`] over the shipped spread: its backlog in even
+//! shares, each turn from [`Recovery::after_share`] as the relay and the app take it)
+//! and [`kaipiao_sync::policy::Pacer`] with [`Params::default`] for every request, one
+//! request in flight, each share in batches of up to `batch` as the relay sends them
 //! ([`kaipiao_sync::DEFAULT_BATCH_SIZE`]; `batch` 1 is one request per invoice); the naive
 //! client sends the same batches and resends a refused one after a fixed interval, without
 //! jitter or Retry-After. (taxd's `--capacity` counts requests, as SPEC 7 says, so there
@@ -23,7 +24,7 @@
 pub mod plot;
 pub mod report;
 
-use kaipiao_sync::policy::{Next, Outcome, Pacer, Params, Recovery};
+use kaipiao_sync::policy::{Next, Outcome, Pacer, Params, Recovery, Turn};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
@@ -240,11 +241,12 @@ enum Client {
     Naive,
 }
 
-/// A Kaipiao client: the policy's pacer and its recovery plan, and what is left of the
-/// current share.
+/// A Kaipiao client: the policy's pacer and its recovery plan, the size of the share
+/// whose turn it waits for, and what is left of the current share.
 struct Kaipiao {
     pacer: Pacer,
     plan: Recovery,
+    next_share: u64,
     share_left: u32,
 }
 
@@ -278,13 +280,16 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
                     u64::from(scenario.backlog),
                     &mut rng,
                 );
-                let first = micros(plan.first());
+                let turn = plan.first_turn(u64::from(scenario.backlog));
                 clients.push(Client::Kaipiao(Box::new(Kaipiao {
                     pacer,
                     plan,
+                    next_share: turn.map_or(0, |t| t.share),
                     share_left: 0,
                 })));
-                push(&mut queue, first, i as u32, Event::Wake);
+                if let Some(turn) = turn {
+                    push(&mut queue, micros(turn.at), i as u32, Event::Wake);
+                }
             }
             Strategy::Naive { interval } => {
                 clients.push(Client::Naive);
@@ -319,8 +324,7 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
                 };
                 // A new share at its turn in the recovery plan.
                 if k.share_left == 0 {
-                    let share = k.plan.share(now, u64::from(left[id]));
-                    k.share_left = u32::try_from(share).unwrap_or(u32::MAX);
+                    k.share_left = u32::try_from(k.next_share).unwrap_or(u32::MAX);
                 }
                 // Ask until the policy says send or names a later time: a local
                 // rejection is a wait like any other.
@@ -393,26 +397,27 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
                             }
                         };
                         k.pacer.record(now, 0, outcome, &mut rng);
-                        if ok {
-                            k.share_left = k.share_left.saturating_sub(invoices);
-                            if k.share_left == 0 {
-                                k.plan.relax(now);
-                            }
+                        // Refused: the rest of the share waits for the next turn.
+                        k.share_left = if ok {
+                            k.share_left.saturating_sub(invoices)
                         } else {
-                            // Refused: the rest of the share waits for the next turn
-                            // of a stretched plan.
-                            k.share_left = 0;
-                            k.plan.stretch(now);
-                        }
-                        if left[id] > 0 {
-                            // The rest of this share now (the pacer says when), or the
-                            // next share at its turn.
-                            let wake = if k.share_left > 0 {
-                                at
-                            } else {
-                                k.plan.next_after(now).map_or(at, micros).max(at)
-                            };
-                            push(&mut queue, wake, client, Event::Wake);
+                            0
+                        };
+                        if k.share_left > 0 {
+                            // The rest of this share now (the pacer says when).
+                            push(&mut queue, at, client, Event::Wake);
+                        } else {
+                            let next = k.plan.after_share(now, !ok, u64::from(left[id]));
+                            if left[id] > 0 {
+                                // The next share at its turn; once the plan is over,
+                                // everything left at once.
+                                let turn = next.unwrap_or(Turn {
+                                    at: now,
+                                    share: u64::from(left[id]),
+                                });
+                                k.next_share = turn.share;
+                                push(&mut queue, micros(turn.at).max(at), client, Event::Wake);
+                            }
                         }
                     }
                     Client::Naive => {

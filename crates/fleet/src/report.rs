@@ -82,7 +82,8 @@ pub fn document(
          closer than planned; backoff full jitter, \
          base {} ms, cap {} s, never before Retry-After; retry budget {} tokens, a retry \
          costs {}, a success earns {}, time earns {}/s, retries only while at least half \
-         full; adaptive throttling K = {} over {} s (only 503/429 count as refusals); \
+         full; adaptive throttling K = {} over {} s (only 429 and 503 `overloaded` count as \
+         refusals); \
          breaker opens after {} consecutive failures, half-open after {}-{} s, doubling per \
          failed probe up to {} s.\n",
         params.start_spread.as_secs(),

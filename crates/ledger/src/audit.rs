@@ -3,7 +3,7 @@
 //! see one consistent snapshot while issuance and sync go on.
 
 use crate::rows::{self, corrupt, require_device};
-use crate::{Result, VerifyReport};
+use crate::{Ledger, Result};
 use kaipiao_core::sign::{verify_envelope, verify_object, SignatureError, RECEIPT_DOMAIN};
 use kaipiao_core::wire::Receipt;
 use kaipiao_core::{CreditContext, Kind, Party, PublicKey};
@@ -12,6 +12,29 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::io::Write;
+
+/// Result of `verify`: Ok with the count, or the first bad seq.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub invoices: u64,
+    pub receipts: u64,
+}
+
+impl Ledger {
+    /// Recomputes every hash, signature, link and receipt signature.
+    /// Err(LedgerError::Integrity { seq, .. }) names the first bad seq;
+    /// Err(LedgerError::PinnedKeyUnreadable(_)) says the pinned authority key itself is damaged.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let tx = self.read_tx()?;
+        crate::audit::verify(&tx)
+    }
+
+    /// Writes the SPEC 9 export (JSON Lines). Returns the number of invoices.
+    pub fn export(&self, out: &mut dyn std::io::Write) -> Result<u64> {
+        let tx = self.read_tx()?;
+        crate::audit::export(&tx, out)
+    }
+}
 
 /// One stored invoice row with its receipt and outbox presence.
 struct Row {

@@ -307,9 +307,7 @@ fn unseal_file(
     }
     let derived = derive(pass, &salt, sealed.m_cost_kib, sealed.t_cost, sealed.p_cost)?;
     if check_value(&derived) != sealed.check {
-        return Err(key_error(
-            "wrong passphrase for the device key; check KAIPIAO_PASSPHRASE and try again",
-        ));
+        return Err(LedgerError::WrongPassphrase);
     }
     // The device row's public key, not the file's: a file from another device fails here.
     let aad = B64

@@ -57,10 +57,7 @@ impl DeviceRow {
             .as_deref()
             .ok_or(LedgerError::NotEnrolled)?;
         kaipiao_core::PublicKey::from_base64(b64).map_err(|_| {
-            corrupt(
-                0,
-                "the pinned authority public key in the device row is not a valid key",
-            )
+            LedgerError::PinnedKeyUnreadable("it is not a base64 Ed25519 public key".into())
         })
     }
 

@@ -268,10 +268,9 @@ pub(crate) fn configure(conn: &Connection) -> Result<(), LedgerError> {
     conn.busy_handler(Some(busy_wait))?;
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(LedgerError::Integrity {
-            seq: 0,
-            what: format!("the database refused WAL mode (journal_mode is {mode})"),
-        });
+        return Err(LedgerError::Storage(format!(
+            "the database refused WAL mode (journal_mode is {mode})"
+        )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -337,4 +336,23 @@ pub(crate) fn migrate(conn: &Connection, db_path: &Path) -> Result<(), LedgerErr
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_that_refuses_wal_is_a_storage_error_not_an_integrity_one() {
+        // SQLite keeps an in-memory database in journal_mode "memory" whatever is asked.
+        let conn = Connection::open_in_memory().unwrap();
+        let e = configure(&conn).unwrap_err();
+        assert!(
+            matches!(&e, LedgerError::Storage(w) if w.contains("refused WAL mode (journal_mode is memory)")),
+            "{e}"
+        );
+        assert_eq!(e.code(), "storage");
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.to_string().contains("local disk"), "{e}");
+    }
 }

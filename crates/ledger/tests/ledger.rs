@@ -71,10 +71,10 @@ fn key_sealing_round_trip_wrong_passphrase_and_tampered_file() {
         .ledger
         .unseal_key(&KeySource::with_passphrase("wrong"))
         .unwrap_err();
-    assert!(
-        matches!(&e, LedgerError::Key(m) if m.contains("wrong passphrase")),
-        "{e}"
-    );
+    // A typed variant: no front end has to recognise it by its text.
+    assert!(matches!(&e, LedgerError::WrongPassphrase), "{e}");
+    assert_eq!(e.code(), "wrong_passphrase");
+    assert!(e.to_string().contains("wrong passphrase"), "{e}");
     let e = s.ledger.unseal_key(&KeySource::default()).unwrap_err();
     assert!(
         matches!(&e, LedgerError::Key(m) if m.contains("KAIPIAO_PASSPHRASE")),
@@ -1101,6 +1101,31 @@ fn alerts_queue_stop_clock_offset_and_last_sync() {
     s.ledger.dismiss_alert(st.alerts[0].id, t0()).unwrap();
     assert!(s.ledger.alerts().unwrap().is_empty());
     assert!(s.ledger.dismiss_alert(st.alerts[0].id, t0()).is_err());
+}
+
+#[test]
+fn dismissing_a_missing_alert_names_the_alert_not_an_invoice() {
+    let s = enrolled();
+    s.ledger
+        .raise_alert("auth", "401 device_unknown", None, t0())
+        .unwrap();
+    let id = s.ledger.alerts().unwrap()[0].id;
+    s.ledger.dismiss_alert(id, t0()).unwrap();
+    // Already dismissed, or never raised: either way there is no such alert to dismiss.
+    for missing in [id, id + 41] {
+        let e = s.ledger.dismiss_alert(missing, t0()).unwrap_err();
+        assert!(
+            matches!(e, LedgerError::AlertNotFound(n) if n == missing),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), format!("no alert {missing}"));
+        assert_eq!(
+            e.message(kaipiao_core::Lang::Zh),
+            format!("没有编号为 {missing} 的警报")
+        );
+        assert_eq!(e.code(), "not_found");
+        assert_eq!(e.exit_code(), 2);
+    }
 }
 
 #[test]

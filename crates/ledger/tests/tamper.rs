@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use kaipiao_ledger::LedgerError;
+use kaipiao_ledger::{LedgerError, Status};
 
 /// Four invoices, the first two with receipts.
 fn ledger_with_history() -> Setup {
@@ -169,4 +169,50 @@ fn garbage_in_the_file_is_an_error_not_a_panic() {
         .is_err());
     let mut out = Vec::new();
     assert!(s.ledger.export(&mut out).is_err());
+}
+
+#[test]
+fn an_edited_pinned_authority_key_is_named_as_such() {
+    let s = ledger_with_history();
+    let (id, text) = s.ledger.envelope_at(3).unwrap().expect("seq 3 is stored");
+    let env: kaipiao_core::Envelope = serde_json::from_str(&text).unwrap();
+    // The device row has no guard trigger: valid base64, but 9 bytes instead of a key.
+    raw(&s)
+        .execute(
+            "UPDATE device SET authority_public_key = 'bm90IGEga2V5' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+    let e = s.ledger.verify().unwrap_err();
+    assert!(matches!(&e, LedgerError::PinnedKeyUnreadable(_)), "{e:?}");
+    assert_eq!(e.code(), "pinned_key_unreadable");
+    // Damaged stored data, as before the variant had its own name: the exit code stays.
+    assert_eq!(e.exit_code(), 4);
+    assert!(
+        e.to_string().contains("authority key pinned at enrolment"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("seq 0"), "{e}");
+    assert!(
+        e.message(kaipiao_core::Lang::Zh)
+            .contains("固定的税务机关公钥"),
+        "{e}"
+    );
+    // A receipt or a lease is checked against the same key: refused alike, nothing stored.
+    let r = s
+        .ledger
+        .store_receipt(&id, &receipt(&s.authority, &env, "accepted"), t0());
+    assert!(
+        matches!(r, Err(LedgerError::PinnedKeyUnreadable(_))),
+        "{r:?}"
+    );
+    let r = s
+        .ledger
+        .store_lease(&lease("lease-2", "260330000002", &Terms::default()), t0());
+    assert!(
+        matches!(r, Err(LedgerError::PinnedKeyUnreadable(_))),
+        "{r:?}"
+    );
+    assert_eq!(s.ledger.show(&id).unwrap().status, Status::Pending);
+    assert_eq!(s.ledger.leases().unwrap().len(), 1);
 }

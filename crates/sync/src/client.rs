@@ -1,6 +1,6 @@
 //! The HTTP side of SPEC 7: one reqwest client (rustls with the `ring` provider), the
 //! authority's endpoints, device-signed requests, and the reading of every answer into a
-//! [`Verdict`] the relay acts on.
+//! [`Verdict`] the relay acts on ([`read_answer`]).
 //!
 //! Nothing a server sends can make this module panic: bodies are read under a size limit,
 //! JSON is parsed into `Option`/`Result`, and anything unexpected becomes a retryable
@@ -53,8 +53,12 @@ pub(crate) enum Verdict {
         reason: String,
         retry_after: Option<Duration>,
         failover: bool,
-        /// The HTTP status when there was an answer (503 feeds adaptive throttling).
+        /// The HTTP status when there was an answer.
         status: Option<u16>,
+        /// The error code of the authority's error body, "" when there was none: with
+        /// `status` it tells a refusal for overload ([`is_overload_refusal`]) from an
+        /// outage.
+        code: String,
     },
     /// 409 `chain_gap`.
     ChainGap { expected_seq: u64, message: String },
@@ -81,8 +85,25 @@ impl Verdict {
             retry_after: None,
             failover,
             status: None,
+            code: String::new(),
         }
     }
+
+    /// The authority refused the request for overload ([`is_overload_refusal`]).
+    pub(crate) fn is_overload_refusal(&self) -> bool {
+        matches!(self, Verdict::Retry { status: Some(status), code, .. }
+            if is_overload_refusal(*status, code))
+    }
+}
+
+/// Whether an answer with HTTP `status` and error `code` is the authority refusing the
+/// request for overload: 429 (`rate_limited`, this device's share of it) or 503
+/// `overloaded` (SPEC 7), both with Retry-After. The authority is there and answering:
+/// such a refusal slows the client down (Retry-After, adaptive throttling, a recovery
+/// plan stretched) but is no outage. Any other 5xx (503 `outage`, `unavailable`, 500,
+/// 502...) is the authority failing to serve: an outage when no endpoint serves.
+pub fn is_overload_refusal(status: u16, code: &str) -> bool {
+    status == 429 || (status == 503 && code == "overloaded")
 }
 
 /// The first 200 characters of a body, for messages.
@@ -94,8 +115,9 @@ fn excerpt(body: &str) -> String {
     s
 }
 
-/// Reads an answer (or its absence) against the status the call expects on success.
-pub(crate) fn classify(result: Result<Answer, TransportError>, success: u16) -> Verdict {
+/// Reads an answer (or its absence) into a verdict, against the status the call expects
+/// on success.
+pub(crate) fn read_answer(result: Result<Answer, TransportError>, success: u16) -> Verdict {
     let answer = match result {
         Ok(a) => a,
         Err(t) => {
@@ -126,9 +148,11 @@ pub(crate) fn classify(result: Result<Answer, TransportError>, success: u16) -> 
         retry_after: answer.retry_after,
         failover,
         status: Some(answer.status),
+        code: code.clone(),
     };
     match answer.status {
-        // The authority is overloaded, in an outage, or failing: another endpoint may do.
+        // The authority is overloaded (503 `overloaded`), in an outage, or failing:
+        // another endpoint may do.
         500..=599 => retry(true),
         // Per-device rate limit: the same for every endpoint of one authority.
         429 => retry(false),
@@ -262,7 +286,7 @@ impl Client {
         let result = self
             .send(Method::GET, endpoint, path, None, &[], self.request_timeout)
             .await;
-        match classify(result, 200) {
+        match read_answer(result, 200) {
             Verdict::Success(a) => serde_json::from_str(&a.body)
                 .map_err(|e| SyncError::InvalidResponse(format!("GET {path} on {endpoint}: {e}"))),
             other => Err(verdict_error(other)),
@@ -377,10 +401,24 @@ impl Client {
     }
 }
 
-/// A verdict that ends a call which is not retried here, as an error.
+/// A verdict that ends a call which is not retried here, as an error. A refusal for
+/// overload is the authority's answer ([`SyncError::Authority`], see
+/// [`SyncError::is_overload_refusal`]); any other failed attempt is an authority that
+/// could not be reached ([`SyncError::Http`]).
 pub(crate) fn verdict_error(verdict: Verdict) -> SyncError {
     match verdict {
         Verdict::Success(a) => SyncError::InvalidResponse(format!("HTTP {}", a.status)),
+        Verdict::Retry {
+            reason,
+            status: Some(status),
+            code,
+            ..
+        } if is_overload_refusal(status, &code) => SyncError::Authority {
+            status,
+            code,
+            message: reason,
+            field: String::new(),
+        },
         Verdict::Retry { reason, .. } => SyncError::Http(reason),
         Verdict::ChainGap { message, .. } => SyncError::Authority {
             status: 409,
@@ -464,10 +502,10 @@ mod tests {
     #[test]
     fn success_and_retryable_answers() {
         assert!(matches!(
-            classify(answer(201, "{}"), 201),
+            read_answer(answer(201, "{}"), 201),
             Verdict::Success(_)
         ));
-        let unknown = classify(
+        let unknown = read_answer(
             Err(TransportError {
                 reason: "timed out".into(),
                 maybe_sent: true,
@@ -487,23 +525,24 @@ mod tests {
             answer(503, &err_body("overloaded", "")).unwrap_or_else(|_| unreachable!());
         overloaded.retry_after = Some(Duration::from_secs(2));
         assert_eq!(
-            classify(Ok(overloaded), 201),
+            read_answer(Ok(overloaded), 201),
             Verdict::Retry {
                 reason: "HTTP 503 overloaded: m".into(),
                 retry_after: Some(Duration::from_secs(2)),
                 failover: true,
                 status: Some(503),
+                code: "overloaded".into(),
             }
         );
         assert!(matches!(
-            classify(answer(429, &err_body("rate_limited", "")), 201),
+            read_answer(answer(429, &err_body("rate_limited", "")), 201),
             Verdict::Retry {
                 failover: false,
                 ..
             }
         ));
         assert!(matches!(
-            classify(answer(409, &err_body("request_in_progress", "")), 201),
+            read_answer(answer(409, &err_body("request_in_progress", "")), 201),
             Verdict::Retry {
                 failover: false,
                 ..
@@ -511,23 +550,56 @@ mod tests {
         ));
         // Garbage, HTML and unexpected statuses are an error for this attempt only.
         assert!(matches!(
-            classify(answer(200, "<html>"), 201),
+            read_answer(answer(200, "<html>"), 201),
             Verdict::Retry { failover: true, .. }
         ));
         assert!(matches!(
-            classify(answer(404, "not found"), 201),
+            read_answer(answer(404, "not found"), 201),
             Verdict::Retry { failover: true, .. }
         ));
         assert!(matches!(
-            classify(answer(502, ""), 201),
+            read_answer(answer(502, ""), 201),
             Verdict::Retry { failover: true, .. }
         ));
     }
 
     #[test]
+    fn only_429_and_503_overloaded_are_refusals_for_overload() {
+        assert!(is_overload_refusal(429, "rate_limited"));
+        assert!(is_overload_refusal(429, ""));
+        assert!(is_overload_refusal(503, "overloaded"));
+        for (status, code) in [
+            (503, "outage"),
+            (503, "unavailable"),
+            (503, ""),
+            (500, "overloaded"),
+            (502, ""),
+            (409, "request_in_progress"),
+        ] {
+            assert!(!is_overload_refusal(status, code), "{status} {code}");
+        }
+        // The verdict and the error a call ends with say the same.
+        let overloaded = read_answer(answer(503, &err_body("overloaded", "")), 200);
+        assert!(overloaded.is_overload_refusal());
+        let e = verdict_error(overloaded);
+        assert!(e.is_overload_refusal(), "{e:?}");
+        assert_eq!((e.code(), e.exit_code()), ("overloaded", 3));
+        let limited = verdict_error(read_answer(answer(429, &err_body("rate_limited", "")), 200));
+        assert!(limited.is_overload_refusal(), "{limited:?}");
+        assert_eq!((limited.code(), limited.exit_code()), ("rate_limited", 3));
+        let outage = read_answer(answer(503, &err_body("outage", "")), 200);
+        assert!(!outage.is_overload_refusal());
+        let e = verdict_error(outage);
+        assert!(!e.is_overload_refusal(), "{e:?}");
+        assert_eq!((e.code(), e.exit_code()), ("unreachable", 3));
+        // A 503 page without the authority's error body is no refusal for overload.
+        assert!(!read_answer(answer(503, "<html>busy</html>"), 200).is_overload_refusal());
+    }
+
+    #[test]
     fn chain_skew_auth_and_stops() {
         assert_eq!(
-            classify(
+            read_answer(
                 answer(409, &err_body("chain_gap", r#", "expected_seq": 4"#)),
                 201
             ),
@@ -537,10 +609,10 @@ mod tests {
             }
         );
         assert!(matches!(
-            classify(answer(409, &err_body("chain_gap", "")), 201),
+            read_answer(answer(409, &err_body("chain_gap", "")), 201),
             Verdict::Retry { .. }
         ));
-        match classify(
+        match read_answer(
             answer(
                 401,
                 &err_body("clock_skew", r#", "server_time": "2026-01-01T00:00:00Z""#),
@@ -553,27 +625,27 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            classify(answer(401, &err_body("unknown_device", "")), 200),
+            read_answer(answer(401, &err_body("unknown_device", "")), 200),
             Verdict::Unauthorized { .. }
         ));
         assert!(matches!(
-            classify(answer(401, "nope"), 200),
+            read_answer(answer(401, "nope"), 200),
             Verdict::Unauthorized { .. }
         ));
         assert!(matches!(
-            classify(answer(422, &err_body("integrity", "")), 201),
+            read_answer(answer(422, &err_body("integrity", "")), 201),
             Verdict::Stop { .. }
         ));
         assert!(matches!(
-            classify(answer(422, &err_body("idempotency_key_reused", "")), 201),
+            read_answer(answer(422, &err_body("idempotency_key_reused", "")), 201),
             Verdict::Stop { .. }
         ));
         assert!(matches!(
-            classify(answer(400, &err_body("invalid_request", "")), 201),
+            read_answer(answer(400, &err_body("invalid_request", "")), 201),
             Verdict::Refused { status: 400, .. }
         ));
         assert!(matches!(
-            classify(answer(403, &err_body("enrollment_token_invalid", "")), 201),
+            read_answer(answer(403, &err_body("enrollment_token_invalid", "")), 201),
             Verdict::Refused { status: 403, .. }
         ));
     }

@@ -3,7 +3,7 @@
 
 use crate::client::Client;
 use crate::error::SyncError;
-use crate::link::{Call, Link, Signer};
+use crate::route::{Call, Route, Signer};
 use crate::{Progress, SyncOptions};
 use chrono::Utc;
 use kaipiao_core::wire::{AuthorityInfo, EnrollRequest, EnrollResponse};
@@ -65,8 +65,8 @@ pub async fn enroll(
         } else {
             device.servers.clone()
         };
-        let mut link = Link::new(Client::new(&stored, opts)?, opts, &no_progress);
-        let lease = take_lease(&mut link, ledger, key, &device_id, true).await?;
+        let mut route = Route::new(Client::new(&stored, opts)?, opts, &no_progress);
+        let lease = take_lease(&mut route, ledger, key, &device_id, true).await?;
         return Ok(EnrollOutcome {
             device_id,
             authority_public_key,
@@ -75,7 +75,7 @@ pub async fn enroll(
     }
 
     let endpoints = client.endpoints().to_vec();
-    let mut link = Link::new(client, opts, &no_progress);
+    let mut route = Route::new(client, opts, &no_progress);
     let request = EnrollRequest {
         enrollment_token: token.to_string(),
         seller: device.seller.clone(),
@@ -84,7 +84,7 @@ pub async fn enroll(
     };
     let body = serde_json::to_vec(&request)
         .map_err(|e| SyncError::InvalidResponse(format!("enrolment request: {e}")))?;
-    let enrolled = link
+    let enrolled = route
         .call(
             Call {
                 method: Method::POST,
@@ -103,8 +103,8 @@ pub async fn enroll(
 
     // The key must be the one the authority publishes, on every endpoint that answers;
     // at least one must confirm it.
-    link.progressed();
-    let advertised = link
+    route.progressed();
+    let advertised = route
         .call(
             Call {
                 method: Method::GET,
@@ -120,7 +120,7 @@ pub async fn enroll(
     check_authority_key(&authority, &advertised, "the enrolling server")?;
     for endpoint in &endpoints {
         // Backups that are down now are checked by every receipt and lease later.
-        if let Ok(info) = link.client.authority(endpoint).await {
+        if let Ok(info) = route.client.authority(endpoint).await {
             check_authority_key(&authority, &info, endpoint)?;
         }
     }
@@ -131,8 +131,8 @@ pub async fn enroll(
         &endpoints,
         Utc::now(),
     )?;
-    link.progressed();
-    let lease = take_lease(&mut link, ledger, key, &enrolled.device_id, true).await?;
+    route.progressed();
+    let lease = take_lease(&mut route, ledger, key, &enrolled.device_id, true).await?;
     Ok(EnrollOutcome {
         device_id: enrolled.device_id,
         authority_public_key: authority.to_base64(),
@@ -183,7 +183,7 @@ pub(crate) fn needs_lease(ledger: &Ledger) -> Result<bool, SyncError> {
 /// against the pinned authority key and the device id. A lease that does not verify is
 /// not stored and raises an alert.
 pub(crate) async fn take_lease(
-    link: &mut Link<'_>,
+    route: &mut Route<'_>,
     ledger: &Ledger,
     key: &DeviceKey,
     device_id: &str,
@@ -194,7 +194,7 @@ pub(crate) async fn take_lease(
         key,
         device_id,
     };
-    let lease = link
+    let lease = route
         .call(
             Call {
                 method: Method::POST,
@@ -215,7 +215,7 @@ pub(crate) async fn take_lease(
                 "the lease {} granted by the authority was refused: {e}",
                 lease.lease_id
             );
-            link.alert(ledger, "bad_lease", &text, None)?;
+            route.alert(ledger, "bad_lease", &text, None)?;
             Err(e.into())
         }
     }
@@ -234,9 +234,9 @@ pub async fn top_up_leases(
         return Ok(None);
     }
     let client = Client::new(&device.servers, opts)?;
-    let mut link = Link::new(client, opts, &no_progress);
-    link.watch_outages(ledger)?;
-    let lease = take_lease(&mut link, ledger, key, &device_id, true).await;
-    link.finish_outage()?;
+    let mut route = Route::new(client, opts, &no_progress);
+    route.watch_outages(ledger)?;
+    let lease = take_lease(&mut route, ledger, key, &device_id, true).await;
+    route.finish_outage()?;
     lease.map(Some)
 }

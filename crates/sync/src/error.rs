@@ -12,10 +12,13 @@ use kaipiao_ledger::LedgerError;
 pub enum SyncError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    /// No endpoint answered (transport errors, timeouts, 5xx, 429) before giving up.
+    /// No endpoint served the request before the call gave up: transport errors,
+    /// timeouts, 5xx, or refusals for overload waited out until the deadline.
     #[error("the tax authority could not be reached: {0}")]
     Http(String),
-    /// The authority answered with an error that retrying will not fix.
+    /// The authority answered with an error: one that retrying will not fix, or a
+    /// refusal for overload ([`SyncError::is_overload_refusal`]: 429, 503 `overloaded`)
+    /// from a call that does not wait (a health probe).
     #[error("the tax authority refused the request ({status} {code}): {message}")]
     Authority {
         status: u16,
@@ -60,6 +63,13 @@ impl SyncError {
             SyncError::AuthorityKeyMismatch { .. } => "authority_key_mismatch",
             SyncError::WrongKey => "wrong_key",
         }
+    }
+
+    /// The authority refused the request for overload (429, or 503 `overloaded`:
+    /// [`crate::is_overload_refusal`]): it is there and answering, only busy; no outage.
+    pub fn is_overload_refusal(&self) -> bool {
+        matches!(self, SyncError::Authority { status, code, .. }
+            if crate::is_overload_refusal(*status, code))
     }
 
     /// The input field the error concerns, "" when none.

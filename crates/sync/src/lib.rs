@@ -5,7 +5,7 @@
 //! budget, adaptive throttling, a circuit breaker per endpoint), fails over between endpoints,
 //! resubmits when the authority is behind (`chain_gap`, a restored backup), stores the
 //! authority's signed receipts through the ledger and compares chain heads afterwards.
-//! [`reconcile`] asks the authority for the receipt of every local invoice and reports
+//! [`reconcile()`] asks the authority for the receipt of every local invoice and reports
 //! what is accounted for, what differs and what is missing on either side. Every run,
 //! lease top-up and [`probe_health`] keeps the ledger's outage record (what counts as an
 //! outage: the `outage` module).
@@ -22,13 +22,13 @@
 mod client;
 mod enrol;
 mod error;
-mod link;
 mod outage;
 pub mod policy;
 mod reconcile;
 mod relay;
+mod route;
 
-pub use client::{normalize_server, normalize_servers, Client};
+pub use client::{is_overload_refusal, normalize_server, normalize_servers, Client};
 pub use enrol::{enroll, top_up_leases, EnrollOutcome};
 pub use error::SyncError;
 pub use outage::{probe_health, HealthAnswer};
@@ -189,7 +189,8 @@ pub struct SyncReport {
     pub head_mismatch: Option<String>,
     /// Alerts raised during this run.
     pub alerts: Vec<String>,
-    /// The authority refused a request of this run for overload (503, 429). A run
+    /// The authority refused a request of this run for overload (429, 503 `overloaded`:
+    /// [`is_overload_refusal`]). A run
     /// limited to a share ([`SyncOptions::max_items`]) ends at the first such refusal,
     /// outcome transient, so that its caller's recovery plan can slow down
     /// ([`policy::Recovery::stretch`]).

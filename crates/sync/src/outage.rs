@@ -2,14 +2,17 @@
 //! ([`kaipiao_ledger::Outage`]).
 //!
 //! - A **failed attempt** is a request that no endpoint answered as the authority: a
-//!   transport error, a timeout, any 5xx (503 `outage`, `overloaded` and `unavailable`
-//!   included: the authority failing to serve is an outage for the clerk, whatever its
-//!   cause), or an answer that is not the authority's (an HTML error page, a 2xx whose body
-//!   does not parse). These are exactly the answers that move the next attempt to the next
-//!   endpoint.
-//! - An **answer** that is not a success — 429 `rate_limited`, 409 (`request_in_progress`,
-//!   `chain_gap`), 401, 4xx — shows that the authority is there and talking to this
-//!   device: it neither opens nor counts towards an outage. It does not end one either.
+//!   transport error, a timeout, a 5xx that is not a refusal for overload (503 `outage`
+//!   and `unavailable`, 500, 502...: the authority failing to serve), or an answer that
+//!   is not the authority's (an HTML error page, a 2xx whose body does not parse). These
+//!   are the answers that move the next attempt to the next endpoint, but for 503
+//!   `overloaded`.
+//! - An **answer** that is not a success — a refusal for overload
+//!   ([`crate::is_overload_refusal`]: 429 `rate_limited`, 503 `overloaded`), 409
+//!   (`request_in_progress`, `chain_gap`), 401, 4xx — shows that the authority is there
+//!   and talking to this device: it neither opens nor counts towards an outage. It does
+//!   not end one either. An overloaded authority is slowed down by the sending policy
+//!   (Retry-After, throttling, the recovery plan), not recorded as down.
 //! - A **success** (the 2xx a request expects: health, lease, submission, head) proves the
 //!   authority serves: it ends the current outage.
 //!
@@ -17,9 +20,10 @@
 //! records nothing. Failures are held until every endpoint that still accepts this device
 //! has failed in turn; then they open the outage, starting at the first of them. A run
 //! that ends before it could try every endpoint (a primary that hung until the give-up
-//! deadline) records nothing. Writes to the record are best effort (see [`OutageWatch`]). While an outage is current every failed attempt counts.
+//! deadline) records nothing. Writes to the record are best effort (see [`OutageWatch`]).
+//! While an outage is current every failed attempt counts.
 
-use crate::client::{classify, verdict_error, Client, Verdict};
+use crate::client::{read_answer, verdict_error, Client, Verdict};
 use crate::error::SyncError;
 use crate::SyncOptions;
 use chrono::Utc;
@@ -160,10 +164,12 @@ pub type HealthAnswer = (String, Result<Health, SyncError>);
 /// `GET /v1/health` on each endpoint of `servers` in order until one serves, for a loop
 /// that watches for the authority (the app's background loop between syncs): the
 /// endpoints asked, in order, each with its health or why it failed (the last one `Ok`
-/// when one served). The answers are recorded in the ledger's outage record like any
-/// request of a sync run: failures from every endpoint open an outage (or count towards
-/// the current one), a health answer ends it. `Err` when `servers` are not usable or the
-/// ledger cannot be written.
+/// when one served; an endpoint that refused for overload with an error for which
+/// [`SyncError::is_overload_refusal`] holds). The answers are recorded in the ledger's
+/// outage record like any request of a sync run: failures from every endpoint open an
+/// outage (or count towards the current one), a refusal for overload does neither, a
+/// health answer ends it. `Err` when `servers` are not usable or the ledger cannot be
+/// written.
 pub async fn probe_health(
     ledger: &Ledger,
     servers: &[String],
@@ -183,7 +189,7 @@ pub async fn probe_health(
                 opts.request_timeout,
             )
             .await;
-        let error = match classify(result, 200) {
+        let error = match read_answer(result, 200) {
             Verdict::Success(answer) => match serde_json::from_str::<Health>(&answer.body) {
                 Ok(health) => {
                     watch.served(endpoint)?;
@@ -203,9 +209,11 @@ pub async fn probe_health(
                         failover: true,
                         reason,
                         ..
-                    } => watch.failed(endpoint, reason),
+                    } if !verdict.is_overload_refusal() => watch.failed(endpoint, reason),
                     _ => watch.answered(),
                 }
+                // A refusal for overload comes back as the authority's answer
+                // (SyncError::is_overload_refusal), anything else failed as unreachable.
                 verdict_error(verdict)
             }
         };

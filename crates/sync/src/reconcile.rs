@@ -19,10 +19,10 @@
 //! still pending here, through [`Ledger::store_receipt`] exactly as sync stores one, and a
 //! final invoice keeps its first receipt.
 
-use crate::client::{classify, verdict_error, Answer, TransportError, Verdict};
+use crate::client::{read_answer, verdict_error, Answer, TransportError, Verdict};
 use crate::error::SyncError;
-use crate::link::{Call, Ended, Link, Signer};
 use crate::relay::{prepare, resubmit_lost, Prepared, Resubmitted};
+use crate::route::{Call, Ended, Route, Signer};
 use crate::{Client, Progress, SyncOptions, SyncOutcome};
 use chrono::Utc;
 use kaipiao_core::sign::{verify_object, RECEIPT_DOMAIN};
@@ -212,7 +212,7 @@ async fn land(flying: &mut Vec<Flight<'_>>) -> Option<Landed> {
 }
 
 /// 404 `not_found` from the authority itself (a 404 page from anything else is a failed
-/// attempt, as [`classify`] reads it).
+/// attempt, as [`read_answer`] reads it).
 fn is_not_found(answer: &Answer) -> bool {
     answer.status == 404
         && serde_json::from_str::<ApiError>(&answer.body).is_ok_and(|e| e.error.code == "not_found")
@@ -258,10 +258,10 @@ pub async fn reconcile(
     } = prepare(ledger, key)?;
     let client = Client::new(&servers, opts)?;
     let forward = |p: Progress| progress(ReconcileProgress::Sync(p));
-    let mut link = Link::new(client, opts, &forward);
+    let mut route = Route::new(client, opts, &forward);
     // Lookups that find no endpoint answering are failed attempts like any other.
-    link.watch_outages(ledger)?;
-    link.resume(ledger.dir());
+    route.watch_outages(ledger)?;
+    route.resume(ledger.dir());
     let mut check = Check {
         ledger,
         key,
@@ -276,23 +276,30 @@ pub async fn reconcile(
         item_alerts: 0,
         unalerted: 0,
     };
-    let lost = match check.survey(&mut link).await {
+    let lost = match check.survey(&mut route).await {
         Ok(lost) => lost,
         Err(e) => {
-            link.persist(ledger.dir());
+            route.persist(ledger.dir());
             return Err(e);
         }
     };
     let mut healing = None;
     if let Some(head) = lost {
-        let (back, result) =
-            resubmit_lost(link, ledger, key, check.device_id.clone(), authority, &head).await;
-        link = back;
+        let (back, result) = resubmit_lost(
+            route,
+            ledger,
+            key,
+            check.device_id.clone(),
+            authority,
+            &head,
+        )
+        .await;
+        route = back;
         healing = Some(result);
     }
-    let result = check.finish(&mut link, healing).await;
-    let recorded = link.finish_outage();
-    link.persist(ledger.dir());
+    let result = check.finish(&mut route, healing).await;
+    let recorded = route.finish_outage();
+    route.persist(ledger.dir());
     result?;
     recorded?;
     Ok(check.report)
@@ -323,12 +330,12 @@ impl Check<'_> {
 
     /// The head, then every invoice; the authority's head to heal from when it lost final
     /// invoices that can be resubmitted.
-    async fn survey(&mut self, link: &mut Link<'_>) -> Result<Option<Head>, SyncError> {
+    async fn survey(&mut self, route: &mut Route<'_>) -> Result<Option<Head>, SyncError> {
         if let Some(reason) = self.ledger.queue_stopped()? {
             self.stops
                 .push(format!("the outbox is stopped and needs a human: {reason}"));
         }
-        let head = match self.fetch_head(link).await? {
+        let head = match self.fetch_head(route).await? {
             Ok(head) => head,
             Err(outcome) => {
                 self.end(outcome);
@@ -354,12 +361,12 @@ impl Check<'_> {
                 local.seq + 1,
                 head.seq
             );
-            link.alert(self.ledger, "head_mismatch", &text, None)?;
+            route.alert(self.ledger, "head_mismatch", &text, None)?;
             self.stops.push(text);
         }
         let seqs = self.ledger.list_seqs(&ListFilter::default())?;
         self.report.total = seqs.len() as u64;
-        self.pass(link, &seqs, Pass::Survey).await?;
+        self.pass(route, &seqs, Pass::Survey).await?;
         let lost = self
             .report
             .missing_at_authority
@@ -373,7 +380,7 @@ impl Check<'_> {
     /// is how the run ends when it cannot be read.
     async fn fetch_head(
         &mut self,
-        link: &mut Link<'_>,
+        route: &mut Route<'_>,
     ) -> Result<Result<Head, SyncOutcome>, SyncError> {
         let path = format!("/v1/devices/{}/head", self.device_id);
         let signer = Signer {
@@ -389,7 +396,7 @@ impl Check<'_> {
             patient: true,
         };
         let parse = |b: &str| serde_json::from_str::<Head>(b).map_err(|e| e.to_string());
-        match link.call(call, Some(&signer), parse).await {
+        match route.call(call, Some(&signer), parse).await {
             Ok(head) => Ok(Ok(head)),
             Err(SyncError::Http(reason)) => Ok(Err(SyncOutcome::Transient(reason))),
             Err(SyncError::Authority {
@@ -406,11 +413,11 @@ impl Check<'_> {
     /// gives up (the answers in flight are still read).
     async fn pass(
         &mut self,
-        link: &mut Link<'_>,
+        route: &mut Route<'_>,
         seqs: &[u64],
         pass: Pass,
     ) -> Result<(), SyncError> {
-        let client = link.client.clone();
+        let client = route.client.clone();
         let key = self.key;
         let device_id = self.device_id.clone();
         let mut offset = self.ledger.clock_offset()?;
@@ -432,7 +439,7 @@ impl Check<'_> {
                 };
                 // With requests in flight, a wait is not taken here: their answers are
                 // read first (and may change what the policy says).
-                let (i, endpoint, timeout) = match link.slot(flying.is_empty()).await {
+                let (i, endpoint, timeout) = match route.slot(flying.is_empty()).await {
                     Ok(slot) => slot,
                     Err(Ended::GaveUp(_)) if !flying.is_empty() => {
                         queue.push_front(local);
@@ -474,7 +481,7 @@ impl Check<'_> {
             let Some(landed) = land(&mut flying).await else {
                 break;
             };
-            if let Some(again) = self.read(link, landed, &mut offset, pass)? {
+            if let Some(again) = self.read(route, landed, &mut offset, pass)? {
                 queue.push_front(again);
             }
         }
@@ -487,7 +494,7 @@ impl Check<'_> {
     /// Acts on one answer; `Some` when the invoice must be asked about again.
     fn read(
         &mut self,
-        link: &mut Link<'_>,
+        route: &mut Route<'_>,
         landed: Landed,
         offset: &mut i64,
         pass: Pass,
@@ -498,18 +505,18 @@ impl Check<'_> {
             offset: signed_with,
             result,
         } = landed;
-        let url = link.url(i).to_string();
+        let url = route.url(i).to_string();
         if let Ok(answer) = &result {
             if is_not_found(answer) {
                 // The authority answered: as good as a receipt for the policy.
-                link.note(i, &Verdict::Success(answer.clone()))?;
-                link.progressed();
-                self.not_found(link, local, pass)?;
+                route.note(i, &Verdict::Success(answer.clone()))?;
+                route.progressed();
+                self.not_found(route, local, pass)?;
                 return Ok(None);
             }
         }
         let mut parsed = None;
-        let verdict = match classify(result, 200) {
+        let verdict = match read_answer(result, 200) {
             Verdict::Success(answer) => match parse_receipt(&answer.body) {
                 Ok(receipt) => {
                     parsed = Some(receipt);
@@ -539,14 +546,14 @@ impl Check<'_> {
             }
             other => other,
         };
-        link.note(i, &verdict)?;
+        route.note(i, &verdict)?;
         match verdict {
             Verdict::Success(answer) => {
                 let Some((value, receipt)) = parsed else {
                     return Ok(Some(local));
                 };
-                link.progressed();
-                self.receipt(link, &url, local, &answer.body, &value, &receipt, pass)?;
+                route.progressed();
+                self.receipt(route, &url, local, &answer.body, &value, &receipt, pass)?;
                 Ok(None)
             }
             // Signed with an offset that has been corrected since, or just corrected.
@@ -554,7 +561,7 @@ impl Check<'_> {
             Verdict::Retry { reason, .. } => {
                 // The next slot waits as the policy says (backoff, Retry-After, budget,
                 // breakers), or the run gives up.
-                link.last_reason = format!("{url}: {reason}");
+                route.last_reason = format!("{url}: {reason}");
                 Ok(Some(local))
             }
             Verdict::Unauthorized { code, message } => {
@@ -562,9 +569,9 @@ impl Check<'_> {
                     "{url} refused this device ({code}: {message}); it is not used again in this run"
                 );
                 if self.refused.insert(i) {
-                    link.alert(self.ledger, &code, &text, None)?;
+                    route.alert(self.ledger, &code, &text, None)?;
                 }
-                link.last_reason = text;
+                route.last_reason = text;
                 Ok(Some(local))
             }
             // Nothing a receipt lookup should get (a chain gap, an integrity stop, a
@@ -578,7 +585,7 @@ impl Check<'_> {
                 if pass != Pass::Recheck {
                     self.checked();
                 }
-                self.mismatch(link, &local, &why, "unexpected_answer")?;
+                self.mismatch(route, &local, &why, "unexpected_answer")?;
                 Ok(None)
             }
         }
@@ -587,7 +594,7 @@ impl Check<'_> {
     /// The authority has no receipt for `local`.
     fn not_found(
         &mut self,
-        link: &mut Link<'_>,
+        route: &mut Route<'_>,
         local: Local,
         pass: Pass,
     ) -> Result<(), SyncError> {
@@ -602,7 +609,7 @@ impl Check<'_> {
                     "the authority has no receipt for it although its chain for this device reaches seq {} (hash {}): another invoice holds this place there (a forked chain)",
                     head.seq, head.hash
                 );
-                return self.mismatch(link, &local, &why, "receipt_mismatch");
+                return self.mismatch(route, &local, &why, "receipt_mismatch");
             }
         }
         self.report.missing_at_authority.push(Missing {
@@ -618,7 +625,7 @@ impl Check<'_> {
     #[allow(clippy::too_many_arguments)]
     fn receipt(
         &mut self,
-        link: &mut Link<'_>,
+        route: &mut Route<'_>,
         url: &str,
         local: Local,
         body: &str,
@@ -636,7 +643,7 @@ impl Check<'_> {
                 Ok(status) => {
                     self.report.received += 1;
                     self.accounted(&local, pass);
-                    link.emit(Progress::Submitted {
+                    route.emit(Progress::Submitted {
                         number: local.number.clone(),
                         status: status.as_str().to_string(),
                     });
@@ -648,7 +655,7 @@ impl Check<'_> {
                         local.number, local.seq
                     );
                     self.ledger.record_attempt(&local.id, &text, None)?;
-                    self.mismatch(link, &local, &why, "bad_receipt")
+                    self.mismatch(route, &local, &why, "bad_receipt")
                 }
                 Err(e) => Err(e.into()),
             };
@@ -661,7 +668,7 @@ impl Check<'_> {
             }
             Finding::Mismatch(why) => {
                 let why = format!("{why} (receipt from {url})");
-                self.mismatch(link, &local, &why, "receipt_mismatch")?;
+                self.mismatch(route, &local, &why, "receipt_mismatch")?;
             }
         }
         Ok(())
@@ -762,7 +769,7 @@ impl Check<'_> {
     /// per run; the rest are summed up at the end).
     fn mismatch(
         &mut self,
-        link: &mut Link<'_>,
+        route: &mut Route<'_>,
         local: &Local,
         why: &str,
         code: &str,
@@ -778,7 +785,7 @@ impl Check<'_> {
                 "reconciliation: invoice {} (seq {}, id {}): {why}",
                 local.number, local.seq, local.id
             );
-            link.alert(self.ledger, code, &text, Some(&local.id))?;
+            route.alert(self.ledger, code, &text, Some(&local.id))?;
         } else {
             self.unalerted += 1;
         }
@@ -788,7 +795,7 @@ impl Check<'_> {
     /// Re-checks what the healing resubmitted, then sums up.
     async fn finish(
         &mut self,
-        link: &mut Link<'_>,
+        route: &mut Route<'_>,
         healing: Option<Result<Resubmitted, SyncError>>,
     ) -> Result<(), SyncError> {
         if let Some(result) = healing {
@@ -799,9 +806,9 @@ impl Check<'_> {
                 SyncOutcome::Stopped(reason) => self.stops.push(reason),
             }
             if !resubmitted.seqs.is_empty() {
-                link.progressed();
-                self.pass(link, &resubmitted.seqs, Pass::Recheck).await?;
-                if let Ok(head) = self.fetch_head(link).await? {
+                route.progressed();
+                self.pass(route, &resubmitted.seqs, Pass::Recheck).await?;
+                if let Ok(head) = self.fetch_head(route).await? {
                     self.report.server_head = Some(head);
                 }
             }
@@ -811,13 +818,13 @@ impl Check<'_> {
                 "reconciliation: {} more invoices do not match the authority's records; `kaipiao reconcile` lists them",
                 self.unalerted
             );
-            link.alert(self.ledger, "receipt_mismatch", &text, None)?;
+            route.alert(self.ledger, "receipt_mismatch", &text, None)?;
         }
         self.report.pending = self.ledger.status(Utc::now())?.pending;
         self.report.mismatched.sort_by_key(|m| m.seq);
         self.report.missing_at_authority.sort_by_key(|m| m.seq);
         self.report.refiled.sort_by_key(|r| r.seq);
-        self.report.alerts = std::mem::take(&mut link.alerts);
+        self.report.alerts = std::mem::take(&mut route.alerts);
 
         let mut stops = std::mem::take(&mut self.stops);
         if let Some(first) = self.report.mismatched.first() {

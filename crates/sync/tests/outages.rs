@@ -1,7 +1,7 @@
 //! The outage record kept by sync runs and health probes against a real taxd: an outage
-//! opens at the first request no endpoint answered and ends at the first success; a 429
-//! is an answer, not an outage; a 503 `overloaded` is the authority failing to serve and
-//! counts; failing over to a backup that answers is not an outage.
+//! opens at the first request no endpoint answered and ends at the first success; a
+//! refusal for overload (429, 503 `overloaded`) is an answer, not an outage, while any
+//! other 5xx counts; failing over to a backup that answers is not an outage.
 
 mod common;
 
@@ -79,7 +79,7 @@ async fn an_outage_runs_from_the_first_unanswered_request_to_the_first_success(m
 }
 
 #[tokio::test]
-async fn a_429_is_an_answer_but_a_503_overloaded_is_an_outage() {
+async fn a_refusal_for_overload_is_an_answer_but_any_other_503_is_an_outage() {
     let taxd = Taxd::start(&[]);
     let dev = Device::new();
     dev.enroll(&taxd).await;
@@ -109,12 +109,14 @@ async fn a_429_is_an_answer_but_a_503_overloaded_is_an_outage() {
         matches!(report.outcome, SyncOutcome::Transient(_)),
         "{report:?}"
     );
+    assert!(report.overloaded, "{report:?}");
     assert!(!limited.submissions().is_empty());
     assert!(
         dev.ledger.outages().unwrap().is_empty(),
         "a 429 is the authority answering"
     );
 
+    // Every request refused with 503 overloaded, the head's too.
     let overloaded = Scripted::start(
         Some(taxd.url.clone()),
         Arc::new(|_: &Req, _| Act::error(503, "overloaded", json!({}))),
@@ -127,18 +129,52 @@ async fn a_429_is_an_answer_but_a_503_overloaded_is_an_outage() {
         .await
         .unwrap();
     assert!(
-        matches!(report.outcome, SyncOutcome::Transient(_)),
+        matches!(&report.outcome, SyncOutcome::Transient(why) if why.contains("503 overloaded")),
         "{report:?}"
     );
-    let current = dev.ledger.current_outage().unwrap().expect("an outage");
-    assert_eq!(current.failed_endpoint, overloaded.url);
+    assert!(report.overloaded, "{report:?}");
+    assert!(!overloaded.submissions().is_empty());
     assert!(
-        current.reason.contains("503 overloaded"),
+        dev.ledger.outages().unwrap().is_empty(),
+        "a 503 overloaded is the authority answering"
+    );
+    // A health probe refused for overload says so, and records nothing either.
+    let answers = probe_health(&dev.ledger, std::slice::from_ref(&overloaded.url), &opts(2))
+        .await
+        .unwrap();
+    assert!(
+        matches!(answers.as_slice(), [(_, Err(e))] if e.is_overload_refusal()),
+        "{answers:?}"
+    );
+    assert!(dev.ledger.outages().unwrap().is_empty());
+
+    // Any other 503 is the authority failing to serve: an outage. (Asked by a probe: the
+    // retry budget of this device is spent by now, so a run would wait without asking.)
+    let unavailable = Scripted::start(
+        Some(taxd.url.clone()),
+        Arc::new(|_: &Req, _| Act::error(503, "unavailable", json!({}))),
+    )
+    .await;
+    let answers = probe_health(
+        &dev.ledger,
+        std::slice::from_ref(&unavailable.url),
+        &opts(2),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(answers.as_slice(), [(_, Err(e))] if !e.is_overload_refusal()),
+        "{answers:?}"
+    );
+    let current = dev.ledger.current_outage().unwrap().expect("an outage");
+    assert_eq!(current.failed_endpoint, unavailable.url);
+    assert!(
+        current.reason.contains("503 unavailable"),
         "{}",
         current.reason
     );
-    // Both invoices were issued before the authority last answered (the 429s): not
-    // caught by this outage. What is issued now is.
+    // Both invoices were issued before the authority last answered (the refusals for
+    // overload): not caught by this outage. What is issued now is.
     assert_eq!(current.invoices_issued, 0);
     dev.issue(1);
     let current = dev.ledger.current_outage().unwrap().expect("an outage");
@@ -183,6 +219,46 @@ async fn failing_over_to_a_backup_is_not_an_outage_but_losing_both_is() {
         current.reason
     );
     assert_eq!(current.invoices_issued, 1);
+}
+
+#[tokio::test]
+async fn a_primary_refusing_for_overload_beside_a_dead_backup_is_no_outage() {
+    let taxd = Taxd::start(&[]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    let busy = Scripted::start(
+        Some(taxd.url.clone()),
+        Arc::new(|_: &Req, _| Act::error(503, "overloaded", json!({}))),
+    )
+    .await;
+    let dead = closed_port_url();
+    dev.ledger
+        .set_servers(&[busy.url.clone(), dead.clone()])
+        .unwrap();
+    dev.issue(1);
+    let events = Events::default();
+    let sink = events.sink();
+    let report = sync_now(&dev.ledger, &dev.key, &opts(2), &sink)
+        .await
+        .unwrap();
+    assert!(
+        matches!(report.outcome, SyncOutcome::Transient(_)),
+        "{report:?}"
+    );
+    assert!(!busy.submissions().is_empty());
+    // The backup failed, but the authority answered on the primary: no outage, and the
+    // primary is up (busy), the backup down.
+    assert!(dev.ledger.outages().unwrap().is_empty());
+    let all = events.all();
+    assert!(all
+        .iter()
+        .any(|p| matches!(p, Progress::Endpoint { endpoint, up: true } if *endpoint == busy.url)));
+    assert!(!all
+        .iter()
+        .any(|p| matches!(p, Progress::Endpoint { endpoint, up: false } if *endpoint == busy.url)));
+    assert!(all
+        .iter()
+        .any(|p| matches!(p, Progress::Endpoint { endpoint, up: false } if *endpoint == dead)));
 }
 
 #[tokio::test]

@@ -1,18 +1,17 @@
-//! The endpoints other than submission: health, authority key, enrolment, leases, chain
-//! head, receipt look-up, and the loopback-only admin API for faults.
+//! The endpoints other than submission and the admin API: health, authority key,
+//! enrolment, and the device-signed ones (leases, chain head, receipt look-up), which take
+//! their device from the [`DeviceAuth`] extractor.
 
-use crate::auth::authenticate;
+use crate::auth::DeviceAuth;
+use crate::body::{json, json_response, read_body, MAX_SMALL_BODY};
 use crate::config::MAX_SEQUENCE;
-use crate::error::{json_response, Failure, TaxdError};
+use crate::error::{ErrorAnswer, TaxdError};
 use crate::faults::{outgoing_receipt, Outgoing};
 use crate::{AppState, Shared, AUTHORITY_NAME};
-use axum::body::{Body, Bytes};
-use axum::extract::connect_info::{ConnectInfo, MockConnectInfo};
 use axum::extract::{Path, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use kaipiao_core::draft::{timestamp, validate_seller};
 use kaipiao_core::lease::Lease;
 use kaipiao_core::model::Party;
@@ -21,54 +20,10 @@ use kaipiao_core::sign::PublicKey;
 use kaipiao_core::wire::{AuthorityInfo, EnrollResponse, Head, Health};
 use kaipiao_core::ZERO_HASH;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
-use serde::Serialize;
 use serde_json::Value;
-use std::net::{IpAddr, SocketAddr};
 
-/// Bodies of enrolment, lease and admin requests are small; this bounds what is read.
-const MAX_SMALL_BODY: usize = 64 * 1024;
 /// Device names are shown to a person; the same limit as other names (SPEC 2).
 const MAX_DEVICE_NAME_CHARS: usize = 100;
-
-/// Reads a body, refusing more than `limit` bytes with 413 `payload_too_large` as soon as
-/// that is known (from Content-Length or while reading), so a client gets our JSON error.
-pub(crate) async fn read_body(
-    headers: &axum::http::HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, Failure> {
-    let too_large = || {
-        Failure::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the request body is over {limit} bytes"),
-            "",
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(Failure::bad_request(
-            "invalid_request",
-            format!("the request body could not be read: {e}"),
-            "",
-        )),
-    }
-}
-
-pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    match serde_json::to_vec(value) {
-        Ok(bytes) => json_response(status, bytes),
-        Err(e) => Failure::from(TaxdError::Json(e)).into_response(),
-    }
-}
 
 pub(crate) async fn health() -> Response {
     json(
@@ -91,11 +46,11 @@ pub(crate) async fn authority(State(state): State<AppState>) -> Response {
 }
 
 pub(crate) async fn no_route() -> Response {
-    Failure::not_found("no such endpoint").into_response()
+    ErrorAnswer::not_found("no such endpoint").into_response()
 }
 
 pub(crate) async fn no_method() -> Response {
-    Failure::new(
+    ErrorAnswer::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "this endpoint does not take this method",
@@ -104,8 +59,8 @@ pub(crate) async fn no_method() -> Response {
     .into_response()
 }
 
-fn invalid(message: impl Into<String>, field: &str) -> Failure {
-    Failure::bad_request("invalid_request", message, field)
+fn invalid(message: impl Into<String>, field: &str) -> ErrorAnswer {
+    ErrorAnswer::bad_request("invalid_request", message, field)
 }
 
 /// Compares without an early exit, so the time taken says nothing about the token.
@@ -121,7 +76,7 @@ fn same_secret(a: &str, b: &str) -> bool {
 fn text_field<'a>(
     obj: &'a serde_json::Map<String, Value>,
     field: &str,
-) -> Result<&'a str, Failure> {
+) -> Result<&'a str, ErrorAnswer> {
     match obj.get(field) {
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(invalid("expected text", field)),
@@ -130,14 +85,10 @@ fn text_field<'a>(
 }
 
 /// POST /v1/devices: `{enrollment_token, seller, device_name, public_key}` -> 201.
-pub(crate) async fn enroll(State(state): State<AppState>, req: Request) -> Response {
-    match enroll_inner(state, req).await {
-        Ok(r) => r,
-        Err(f) => f.into_response(),
-    }
-}
-
-async fn enroll_inner(state: AppState, req: Request) -> Result<Response, Failure> {
+pub(crate) async fn enroll(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ErrorAnswer> {
     let (parts, body) = req.into_parts();
     let bytes = read_body(&parts.headers, body, MAX_SMALL_BODY).await?;
     let value: Value = serde_json::from_slice(&bytes)
@@ -155,7 +106,7 @@ async fn enroll_inner(state: AppState, req: Request) -> Result<Response, Failure
     }
     let token = text_field(obj, "enrollment_token")?;
     if !same_secret(token, &state.0.config.enrollment_token) {
-        return Err(Failure::new(
+        return Err(ErrorAnswer::new(
             StatusCode::FORBIDDEN,
             "enrollment_token_invalid",
             "the enrolment token is not the one this authority issued; ask for the right token",
@@ -212,7 +163,7 @@ fn insert_device(
     public_key: &str,
     seller_json: &str,
     device_name: &str,
-) -> Result<String, Failure> {
+) -> Result<String, ErrorAnswer> {
     shared.db.with(|conn| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let serial: i64 = tx.query_row(
@@ -222,7 +173,7 @@ fn insert_device(
         )?;
         // "26" + a 10-digit counter: distinct 12-digit prefixes for 10^10 devices.
         if serial > 9_999_999_999 {
-            return Err(Failure::new(
+            return Err(ErrorAnswer::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "prefixes_exhausted",
                 "this sandbox authority has no invoice-number prefixes left; start a new database",
@@ -247,21 +198,14 @@ fn insert_device(
 }
 
 /// POST /v1/leases (device-signed): the next block of numbers, signed.
-pub(crate) async fn grant_lease(State(state): State<AppState>, req: Request) -> Response {
-    match grant_lease_inner(state, req).await {
-        Ok(r) => r,
-        Err(f) => f.into_response(),
-    }
-}
-
-async fn grant_lease_inner(state: AppState, req: Request) -> Result<Response, Failure> {
-    let (parts, body) = req.into_parts();
-    let bytes = read_body(&parts.headers, body, MAX_SMALL_BODY).await?;
-    let device = authenticate(&state, &parts, &bytes).await?;
+pub(crate) async fn grant_lease(
+    State(state): State<AppState>,
+    DeviceAuth { device, body }: DeviceAuth,
+) -> Result<Response, ErrorAnswer> {
     // The body is `{}`; an empty body is taken as the same. Fields are ignored so a later
     // client may say more (e.g. how many numbers it wants) without breaking this one.
-    if !bytes.iter().all(u8::is_ascii_whitespace) {
-        let value: Value = serde_json::from_slice(&bytes)
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let value: Value = serde_json::from_slice(&body)
             .map_err(|e| invalid(format!("the body is not JSON: {e}"), ""))?;
         if !value.is_object() {
             return Err(invalid("expected a JSON object such as {}", ""));
@@ -273,7 +217,7 @@ async fn grant_lease_inner(state: AppState, req: Request) -> Result<Response, Fa
     Ok(json(StatusCode::CREATED, &lease))
 }
 
-fn store_lease(shared: &Shared, device: &str) -> Result<Lease, Failure> {
+fn store_lease(shared: &Shared, device: &str) -> Result<Lease, ErrorAnswer> {
     let config = &shared.config;
     shared.db.with(|conn| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -290,7 +234,7 @@ fn store_lease(shared: &Shared, device: &str) -> Result<Lease, Failure> {
         // Ranges continue: the first lease is 1..=size, the next size+1..=2*size, ...
         let first = u64::try_from(granted).unwrap_or(0) + 1;
         if first > MAX_SEQUENCE {
-            return Err(Failure::new(
+            return Err(ErrorAnswer::new(
                 StatusCode::CONFLICT,
                 "numbers_exhausted",
                 "this device has used every 8-digit sequence number of its prefix; enrol a new device",
@@ -337,41 +281,34 @@ fn store_lease(shared: &Shared, device: &str) -> Result<Lease, Failure> {
 pub(crate) async fn head(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    let result = async {
-        let (parts, body) = req.into_parts();
-        let bytes = read_body(&parts.headers, body, MAX_SMALL_BODY).await?;
-        let device = authenticate(&state, &parts, &bytes).await?;
-        if device != id {
-            return Err(Failure::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "a device may read only its own chain head",
-                "",
-            ));
-        }
-        let head = state
-            .blocking(move |shared| {
-                shared.db.with(|conn| {
-                    conn.query_row(
-                        "SELECT seq, hash FROM chain_heads WHERE device_id = ?1",
-                        [&device],
-                        |r| {
-                            Ok(Head {
-                                seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-                                hash: r.get(1)?,
-                            })
-                        },
-                    )
-                    .map_err(Failure::from)
-                })
-            })
-            .await?;
-        Ok(json(StatusCode::OK, &head))
+    DeviceAuth { device, .. }: DeviceAuth,
+) -> Result<Response, ErrorAnswer> {
+    if device != id {
+        return Err(ErrorAnswer::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a device may read only its own chain head",
+            "",
+        ));
     }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    let head = state
+        .blocking(move |shared| {
+            shared.db.with(|conn| {
+                conn.query_row(
+                    "SELECT seq, hash FROM chain_heads WHERE device_id = ?1",
+                    [&device],
+                    |r| {
+                        Ok(Head {
+                            seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                            hash: r.get(1)?,
+                        })
+                    },
+                )
+                .map_err(ErrorAnswer::from)
+            })
+        })
+        .await?;
+    Ok(json(StatusCode::OK, &head))
 }
 
 /// GET /v1/invoices/{id} (device-signed): the receipt exactly as first sent (unless a
@@ -380,94 +317,30 @@ pub(crate) async fn head(
 pub(crate) async fn receipt(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    let result = async {
-        let (parts, body) = req.into_parts();
-        let bytes = read_body(&parts.headers, body, MAX_SMALL_BODY).await?;
-        let device = authenticate(&state, &parts, &bytes).await?;
-        let stored: Option<Vec<u8>> = state
-            .blocking(move |shared| {
-                shared.db.with(|conn| {
-                    conn.query_row(
-                        "SELECT body FROM receipts WHERE invoice_id = ?1 AND device_id = ?2",
-                        [&id, &device],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(Failure::from)
-                })
+    DeviceAuth { device, .. }: DeviceAuth,
+) -> Result<Response, ErrorAnswer> {
+    let stored: Option<Vec<u8>> = state
+        .blocking(move |shared| {
+            shared.db.with(|conn| {
+                conn.query_row(
+                    "SELECT body FROM receipts WHERE invoice_id = ?1 AND device_id = ?2",
+                    [&id, &device],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(ErrorAnswer::from)
             })
-            .await?;
-        match stored {
-            Some(body) => {
-                let body = match outgoing_receipt(&state.faults(), &state.0.impostor, body) {
-                    Outgoing::Receipt(body) | Outgoing::Broken(body) => body,
-                };
-                Ok(json_response(StatusCode::OK, body))
-            }
-            None => Err(Failure::not_found(
-                "this device has no receipt for that invoice id; submit the invoice",
-            )),
+        })
+        .await?;
+    match stored {
+        Some(body) => {
+            let body = match outgoing_receipt(&state.faults(), &state.0.impostor, body) {
+                Outgoing::Receipt(body) | Outgoing::Broken(body) => body,
+            };
+            Ok(json_response(StatusCode::OK, body))
         }
+        None => Err(ErrorAnswer::not_found(
+            "this device has no receipt for that invoice id; submit the invoice",
+        )),
     }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// The admin API answers only to loopback peers: it can take the authority down.
-fn loopback_only(req: &Request) -> Result<(), Failure> {
-    // As axum's ConnectInfo extractor: the real connection first, else a test's mock.
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
-        .or_else(|| {
-            req.extensions()
-                .get::<MockConnectInfo<SocketAddr>>()
-                .map(|MockConnectInfo(addr)| addr.ip())
-        });
-    let loopback = match peer {
-        Some(IpAddr::V4(ip)) => ip.is_loopback(),
-        Some(IpAddr::V6(ip)) => {
-            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-        None => false,
-    };
-    if loopback {
-        Ok(())
-    } else {
-        Err(Failure::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the admin API answers only on loopback",
-            "",
-        ))
-    }
-}
-
-/// GET /admin/faults
-pub(crate) async fn get_faults(State(state): State<AppState>, req: Request) -> Response {
-    match loopback_only(&req) {
-        Ok(()) => json(StatusCode::OK, &state.faults()),
-        Err(f) => f.into_response(),
-    }
-}
-
-/// PUT /admin/faults with any of the fields GET answers with (`drop_after_commit`,
-/// `error_rate`, `delay_ms`, `outage`, `wrong_signing_key`, `malformed_receipt`);
-/// answers with the faults now in force.
-pub(crate) async fn put_faults(State(state): State<AppState>, req: Request) -> Response {
-    let result = async {
-        loopback_only(&req)?;
-        let (parts, body) = req.into_parts();
-        let bytes = read_body(&parts.headers, body, MAX_SMALL_BODY).await?;
-        let update: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| invalid(format!("the body is not JSON: {e}"), ""))?;
-        let next = state.faults().updated(&update)?;
-        state.set_faults(next);
-        Ok::<_, Failure>(json(StatusCode::OK, &next))
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
 }

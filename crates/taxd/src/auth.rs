@@ -1,11 +1,20 @@
 //! Device-authenticated requests (SPEC 7): `Kaipiao-Device`, `Kaipiao-Timestamp` and
 //! `Kaipiao-Signature` over method, request target as sent, timestamp and body hash.
 //!
-//! The clock is checked before the key is looked up, so a device whose clock is wrong
-//! learns the server time (which is no secret) and can correct its offset and retry.
+//! The device-signed endpoints take their device from the [`DeviceAuth`] extractor. The
+//! order of checks is part of the protocol: the body is read first (413 over the limit
+//! before anything else), then the headers in turn, and the clock is checked before the
+//! key is looked up, so a device whose clock is wrong learns the server time (which is no
+//! secret) and can correct its offset and retry. The per-device rate limit has run before
+//! any of this, in the gate, on the unauthenticated `Kaipiao-Device`.
+//!
+//! Also the device keys, cached, for this and for the envelope signatures of submissions.
 
-use crate::error::{Failure, TaxdError};
+use crate::body::{read_body, MAX_SMALL_BODY};
+use crate::error::{ErrorAnswer, TaxdError};
 use crate::{AppState, Shared};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
@@ -22,16 +31,36 @@ pub(crate) fn header_device(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-fn unauthorized(code: &str, message: impl Into<String>, field: &str) -> Failure {
-    Failure::new(StatusCode::UNAUTHORIZED, code, message, field)
+fn unauthorized(code: &str, message: impl Into<String>, field: &str) -> ErrorAnswer {
+    ErrorAnswer::new(StatusCode::UNAUTHORIZED, code, message, field)
+}
+
+/// A device-signed request (SPEC 7) whose signature checked out: the device that signed
+/// it and the body it signed. A handler that takes one runs only for an enrolled device
+/// that signed this very request; any refusal is answered as the [`ErrorAnswer`] it is
+/// (401 `clock_skew` with `server_time`, `unknown_device`, `bad_request_signature`; 413
+/// for a body over the small-body limit).
+///
+/// `FromRequest`, not `FromRequestParts`: the signature covers the SHA-256 of the body, so
+/// the body is read here. Put it last among a handler's arguments.
+pub(crate) struct DeviceAuth {
+    pub device: String,
+    pub body: Bytes,
+}
+
+impl FromRequest<AppState> for DeviceAuth {
+    type Rejection = ErrorAnswer;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let body = read_body(&parts.headers, body, MAX_SMALL_BODY).await?;
+        let device = authenticate(state, &parts, &body).await?;
+        Ok(DeviceAuth { device, body })
+    }
 }
 
 /// Checks the request's device signature; Ok is the authenticated device id.
-pub(crate) async fn authenticate(
-    state: &AppState,
-    parts: &Parts,
-    body: &[u8],
-) -> Result<String, Failure> {
+async fn authenticate(state: &AppState, parts: &Parts, body: &[u8]) -> Result<String, ErrorAnswer> {
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let device = header(HEADER_DEVICE).ok_or_else(|| {
         unauthorized(
@@ -104,7 +133,7 @@ pub(crate) async fn authenticate(
 }
 
 /// A device's public key, from the cache or the database. Blocking.
-pub(crate) fn device_key(shared: &Shared, device: &str) -> Result<Option<PublicKey>, Failure> {
+pub(crate) fn device_key(shared: &Shared, device: &str) -> Result<Option<PublicKey>, ErrorAnswer> {
     let cached = match shared.device_keys.read() {
         Ok(keys) => keys.get(device).copied(),
         Err(poisoned) => poisoned.into_inner().get(device).copied(),
@@ -119,13 +148,13 @@ pub(crate) fn device_key(shared: &Shared, device: &str) -> Result<Option<PublicK
             |r| r.get(0),
         )
         .optional()
-        .map_err(Failure::from)
+        .map_err(ErrorAnswer::from)
     })?;
     let Some(text) = stored else {
         return Ok(None);
     };
     let key = PublicKey::from_base64(&text).map_err(|_| {
-        Failure::from(TaxdError::Corrupt(format!(
+        ErrorAnswer::from(TaxdError::Corrupt(format!(
             "device {device} has a malformed public key"
         )))
     })?;

@@ -1,8 +1,9 @@
 //! taxd's errors: [`TaxdError`] for what goes wrong inside (database, files, start-up),
-//! and [`Failure`] for an answer the wire protocol defines (`{"error": {...}}` with a
+//! and [`ErrorAnswer`] for an answer the wire protocol defines (`{"error": {...}}` with a
 //! status). An internal error reaches the wire only as a 500 `internal`, after it has been
 //! written to stderr: the client learns that it may retry, the operator learns why.
 
+use crate::body::json_response;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kaipiao_core::wire::ApiError;
@@ -51,23 +52,24 @@ impl TaxdError {
 }
 
 /// An HTTP answer that is not a success: status, the JSON error body, and for 429/503
-/// the Retry-After seconds.
+/// the Retry-After seconds. Every refusal of a request is one, and so is a 500: what the
+/// client is told, not what went wrong inside (that is [`TaxdError`]).
 #[derive(Debug, Clone)]
-pub(crate) struct Failure {
+pub(crate) struct ErrorAnswer {
     pub status: StatusCode,
-    /// Boxed: failures travel through every `Result` of a request, keep them small.
+    /// Boxed: error answers travel through every `Result` of a request, keep them small.
     pub body: Box<ApiError>,
     pub retry_after: Option<u64>,
 }
 
-impl Failure {
+impl ErrorAnswer {
     pub fn new(
         status: StatusCode,
         code: &str,
         message: impl Into<String>,
         field: impl Into<String>,
-    ) -> Failure {
-        Failure {
+    ) -> ErrorAnswer {
+        ErrorAnswer {
             status,
             body: Box::new(ApiError::new(code, message, field)),
             retry_after: None,
@@ -75,11 +77,11 @@ impl Failure {
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>, field: impl Into<String>) -> Self {
-        Failure::new(StatusCode::BAD_REQUEST, code, message, field)
+        ErrorAnswer::new(StatusCode::BAD_REQUEST, code, message, field)
     }
 
     pub fn integrity(message: impl Into<String>, field: impl Into<String>) -> Self {
-        Failure::new(
+        ErrorAnswer::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "integrity",
             message,
@@ -88,7 +90,7 @@ impl Failure {
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Failure::new(StatusCode::NOT_FOUND, "not_found", message, "")
+        ErrorAnswer::new(StatusCode::NOT_FOUND, "not_found", message, "")
     }
 
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
@@ -106,10 +108,10 @@ impl Failure {
     }
 }
 
-impl From<TaxdError> for Failure {
-    fn from(e: TaxdError) -> Failure {
+impl From<TaxdError> for ErrorAnswer {
+    fn from(e: TaxdError) -> ErrorAnswer {
         eprintln!("taxd: internal error: {e}");
-        Failure::new(
+        ErrorAnswer::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "the authority hit an internal error; retry later",
@@ -118,13 +120,13 @@ impl From<TaxdError> for Failure {
     }
 }
 
-impl From<rusqlite::Error> for Failure {
-    fn from(e: rusqlite::Error) -> Failure {
-        Failure::from(TaxdError::Db(e))
+impl From<rusqlite::Error> for ErrorAnswer {
+    fn from(e: rusqlite::Error) -> ErrorAnswer {
+        ErrorAnswer::from(TaxdError::Db(e))
     }
 }
 
-impl IntoResponse for Failure {
+impl IntoResponse for ErrorAnswer {
     fn into_response(self) -> Response {
         let mut response = json_response(self.status, self.body_bytes());
         if let Some(secs) = self.retry_after {
@@ -134,15 +136,4 @@ impl IntoResponse for Failure {
         }
         response
     }
-}
-
-/// A response carrying JSON bytes exactly as given.
-pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = Response::new(axum::body::Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }

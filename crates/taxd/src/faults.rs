@@ -6,9 +6,17 @@
 //! faults (`wrong_signing_key`, `malformed_receipt`) change only the bytes on the wire:
 //! the receipt stored in `--db` stays the authority's, correctly signed, so once the
 //! fault is off a replay of the same submission returns the good receipt.
+//!
+//! Here: the switch and its admin updates, what a receipt looks like on the way out, the
+//! dropped connection after a commit, and the dice. Where each fault strikes is up to its
+//! caller: the gate (outage, error rate, delay), the submission handlers (drop after
+//! commit, receipt faults) and the receipt look-up (receipt faults).
 
 use crate::config::{Config, DelayRange};
-use crate::error::Failure;
+use crate::error::ErrorAnswer;
+use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
+use axum::response::Response;
 use kaipiao_core::sign::{sign_object, DeviceKey, RECEIPT_DOMAIN};
 use rand::Rng;
 use serde::Serialize;
@@ -49,9 +57,9 @@ impl Faults {
 
     /// Applies a partial update of any of the fields of [`Faults`]. Nothing changes unless
     /// every field given is valid; a refusal names the field.
-    pub(crate) fn updated(self, update: &Value) -> Result<Faults, Failure> {
+    pub(crate) fn updated(self, update: &Value) -> Result<Faults, ErrorAnswer> {
         let Some(map) = update.as_object() else {
-            return Err(Failure::bad_request(
+            return Err(ErrorAnswer::bad_request(
                 "invalid_request",
                 "expected a JSON object such as {\"outage\": true}",
                 "",
@@ -60,7 +68,7 @@ impl Faults {
         let mut next = self;
         for key in map.keys() {
             if !FIELDS.contains(&key.as_str()) {
-                return Err(Failure::bad_request(
+                return Err(ErrorAnswer::bad_request(
                     "invalid_request",
                     format!("unknown field; allowed: {}", FIELDS.join(", ")),
                     key.clone(),
@@ -101,11 +109,11 @@ const FIELDS: [&str; 6] = [
     "malformed_receipt",
 ];
 
-fn flag(map: &Map<String, Value>, field: &str) -> Result<Option<bool>, Failure> {
+fn flag(map: &Map<String, Value>, field: &str) -> Result<Option<bool>, ErrorAnswer> {
     match map.get(field) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(Failure::bad_request(
+        Some(_) => Err(ErrorAnswer::bad_request(
             "invalid_request",
             "expected true or false",
             field,
@@ -113,12 +121,12 @@ fn flag(map: &Map<String, Value>, field: &str) -> Result<Option<bool>, Failure> 
     }
 }
 
-fn probability(map: &Map<String, Value>, field: &str) -> Result<Option<f64>, Failure> {
+fn probability(map: &Map<String, Value>, field: &str) -> Result<Option<f64>, ErrorAnswer> {
     match map.get(field) {
         None => Ok(None),
         Some(v) => match v.as_f64() {
             Some(p) if (0.0..=1.0).contains(&p) => Ok(Some(p)),
-            _ => Err(Failure::bad_request(
+            _ => Err(ErrorAnswer::bad_request(
                 "invalid_request",
                 "expected a probability from 0 to 1",
                 field,
@@ -127,9 +135,9 @@ fn probability(map: &Map<String, Value>, field: &str) -> Result<Option<f64>, Fai
     }
 }
 
-fn delay(v: &Value) -> Result<[u64; 2], Failure> {
+fn delay(v: &Value) -> Result<[u64; 2], ErrorAnswer> {
     let bad = || {
-        Failure::bad_request(
+        ErrorAnswer::bad_request(
             "invalid_request",
             "expected [min, max] milliseconds with min <= max <= 3600000, or null",
             "delay_ms",
@@ -216,6 +224,19 @@ fn truncated(mut body: Vec<u8>) -> Vec<u8> {
     }
     body.truncate(cut);
     body
+}
+
+/// The drop-after-commit fault: the receipt is stored, but the response body fails at
+/// once, so hyper aborts the connection before even the status line is flushed and the
+/// client sees a transport error — the "outcome unknown" case a retry must settle.
+pub(crate) fn dropped_connection(status: StatusCode) -> Response {
+    let failing = futures_util::stream::iter([Err::<Bytes, std::io::Error>(std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "taxd fault: connection dropped after commit",
+    ))]);
+    let mut response = Response::new(Body::from_stream(failing));
+    *response.status_mut() = status;
+    response
 }
 
 /// True with probability `p`.

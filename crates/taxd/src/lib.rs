@@ -35,12 +35,15 @@
 //! submitted envelope's, else ""), plus `"retry_after"` in seconds when the answer has
 //! a Retry-After.
 
+mod admin;
 mod api;
 mod auth;
+mod body;
 mod config;
 mod db;
 mod error;
 mod faults;
+mod gate;
 mod limits;
 mod reqlog;
 mod submit;
@@ -49,11 +52,8 @@ pub use config::{Config, DelayRange};
 pub use error::TaxdError;
 pub use faults::Faults;
 
-use crate::error::Failure;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{from_fn_with_state, Next};
-use axum::response::{IntoResponse, Response};
+use crate::error::ErrorAnswer;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
@@ -129,12 +129,12 @@ impl AppState {
     /// Runs blocking database work off the async threads.
     pub(crate) async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Shared) -> Result<T, Failure> + Send + 'static,
-    ) -> Result<T, Failure> {
+        f: impl FnOnce(&Shared) -> Result<T, ErrorAnswer> + Send + 'static,
+    ) -> Result<T, ErrorAnswer> {
         let state = self.clone();
         tokio::task::spawn_blocking(move || f(&state.0))
             .await
-            .map_err(|e| Failure::from(TaxdError::Task(e.to_string())))?
+            .map_err(|e| ErrorAnswer::from(TaxdError::Task(e.to_string())))?
     }
 }
 
@@ -151,58 +151,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/invoices", post(submit::submit_invoice))
         .route("/v1/invoices:batch", post(submit::submit_batch))
         .route("/v1/invoices/{id}", get(api::receipt))
-        .route("/admin/faults", get(api::get_faults).put(api::put_faults))
+        .route(
+            "/admin/faults",
+            get(admin::get_faults).put(admin::put_faults),
+        )
         .fallback(api::no_route)
         .method_not_allowed_fallback(api::no_method)
-        .layer(from_fn_with_state(state.clone(), gate))
+        .layer(from_fn_with_state(state.clone(), gate::gate))
         .layer(from_fn_with_state(state.clone(), reqlog::log_request))
         .with_state(state)
-}
-
-/// Faults and limits, in front of every /v1 request: an outage answers at once, an
-/// injected error before anything is done, then the delay, then capacity and the
-/// per-device rate (submissions are charged to the envelope's device in their handler,
-/// as they carry no device header).
-async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if !path.starts_with("/v1/") {
-        return next.run(req).await;
-    }
-    let faults = state.0.faults.get();
-    if faults.outage {
-        return Failure::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "outage",
-            "the authority is unavailable (simulated outage); keep working offline and sync later",
-            "",
-        )
-        .into_response();
-    }
-    if faults::roll(faults.error_rate) {
-        return Failure::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the authority failed this request (injected fault); retry",
-            "",
-        )
-        .into_response();
-    }
-    if let Some(range) = faults.delay_ms {
-        tokio::time::sleep(faults::draw_delay(range)).await;
-    }
-    if path != "/v1/health" {
-        if let Err(f) = state.0.limits.check_capacity() {
-            return f.into_response();
-        }
-        if !submit::is_submission_path(path) {
-            if let Some(device) = auth::header_device(req.headers()) {
-                if let Err(f) = state.0.limits.check_device(&device) {
-                    return f.into_response();
-                }
-            }
-        }
-    }
-    next.run(req).await
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.

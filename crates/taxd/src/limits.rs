@@ -2,7 +2,7 @@
 //! and hold at most max(N, 1), so a quiet client may send a short burst. A refusal carries
 //! the whole seconds until a token will be there, which clients honour as Retry-After.
 
-use crate::error::Failure;
+use crate::error::ErrorAnswer;
 use axum::http::StatusCode;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -71,7 +71,7 @@ impl Limits {
     }
 
     /// The server-wide capacity: 503 `overloaded` with Retry-After when exhausted.
-    pub fn check_capacity(&self) -> Result<(), Failure> {
+    pub fn check_capacity(&self) -> Result<(), ErrorAnswer> {
         let Some(bucket) = &self.capacity else {
             return Ok(());
         };
@@ -80,7 +80,7 @@ impl Limits {
             Err(poisoned) => poisoned.into_inner(),
         };
         bucket.take(Instant::now()).map_err(|wait| {
-            Failure::new(
+            ErrorAnswer::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
                 "the authority is overloaded; retry after the time in Retry-After",
@@ -91,7 +91,7 @@ impl Limits {
     }
 
     /// One device's rate: 429 `rate_limited` with Retry-After when exceeded.
-    pub fn check_device(&self, device: &str) -> Result<(), Failure> {
+    pub fn check_device(&self, device: &str) -> Result<(), ErrorAnswer> {
         let Some(rate) = self.device_rate else {
             return Ok(());
         };
@@ -110,7 +110,7 @@ impl Limits {
             .entry(device.to_string())
             .or_insert_with(|| TokenBucket::new(rate, now));
         bucket.take(now).map_err(|wait| {
-            Failure::new(
+            ErrorAnswer::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "this device sends too many requests; retry after the time in Retry-After",

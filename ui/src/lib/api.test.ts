@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
-import { api, asApiError } from './api';
+import { api, asDeskError } from './api';
 import { blankDraft } from './draft';
 import type { PreviewDto } from './bindings';
 
@@ -36,8 +36,8 @@ describe('api over mocked IPC', () => {
   });
 
   it('wraps anything else as an internal error', () => {
-    expect(asApiError('boom')).toEqual({ code: 'internal', message: 'boom', field: '' });
-    expect(asApiError({ code: 'x', message: 'y' })).toEqual({ code: 'x', message: 'y', field: '' });
+    expect(asDeskError('boom')).toEqual({ code: 'internal', message: 'boom', field: '' });
+    expect(asDeskError({ code: 'x', message: 'y' })).toEqual({ code: 'x', message: 'y', field: '' });
   });
 
   it('passes list queries and setup requests by name', async () => {

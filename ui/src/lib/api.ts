@@ -3,7 +3,7 @@
 import { Channel, invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
-  ApiError,
+  DeskError,
   AppStateDto,
   ConnectivityDto,
   DraftDto,
@@ -25,9 +25,9 @@ import type {
 export type * from './bindings';
 
 /** A rejected command: always `{code, message, field}` (message already translated). */
-export function asApiError(e: unknown): ApiError {
+export function asDeskError(e: unknown): DeskError {
   if (e && typeof e === 'object' && 'code' in e && 'message' in e) {
-    const o = e as Partial<ApiError>;
+    const o = e as Partial<DeskError>;
     return { code: String(o.code), message: String(o.message), field: String(o.field ?? '') };
   }
   return { code: 'internal', message: String(e), field: '' };
@@ -37,7 +37,7 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
   try {
     return await invoke<T>(cmd, args);
   } catch (e) {
-    throw asApiError(e);
+    throw asDeskError(e);
   }
 }
 

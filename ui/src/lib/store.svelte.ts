@@ -1,11 +1,11 @@
-import type { AppStateDto, ApiError, DraftDto, SetupResult, StatusDto, SyncSummaryDto } from './bindings';
+import type { AppStateDto, DeskError, DraftDto, SetupResult, StatusDto, SyncSummaryDto } from './bindings';
 import { translate, langFromLocale, type Key, type Lang } from './i18n';
 
 export type View = 'issue' | 'invoices' | 'settings';
 
 export const app = $state({
   state: null as AppStateDto | null,
-  loadError: null as ApiError | null,
+  loadError: null as DeskError | null,
   status: null as StatusDto | null,
   lang: langFromLocale(typeof navigator === 'undefined' ? '' : navigator.language) as Lang,
   view: 'issue' as View,
@@ -20,7 +20,7 @@ export const app = $state({
   syncing: false,
   syncProgress: '',
   syncSummary: null as SyncSummaryDto | null,
-  syncError: null as ApiError | null,
+  syncError: null as DeskError | null,
 });
 
 export function t(key: Key, params: Record<string, string | number> = {}): string {

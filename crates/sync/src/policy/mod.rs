@@ -30,7 +30,7 @@ pub use pacer::{
     start_spread_after, EndpointState, Hold, Next, Outcome, Pacer, PacerState, Params, BREAKER,
     BUDGET, START_SPREAD,
 };
-pub use recovery::{Recovery, MAX_STRETCH, MIN_INTERVAL, MIN_SHARE};
+pub use recovery::{Recovery, Turn, MAX_STRETCH, MIN_INTERVAL, MIN_SHARE};
 pub use throttle::Throttle;
 
 #[cfg(test)]

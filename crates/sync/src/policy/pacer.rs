@@ -95,8 +95,9 @@ pub enum Outcome {
     },
     /// Overloaded, failing, unreachable, too slow, or nonsense: a 5xx, a transport error,
     /// a timeout, an unreadable answer. `overload`: the authority said it will not do the
-    /// work now (503); only that feeds adaptive throttling, which is about the
-    /// authority's overload. An endpoint that is down is the breaker's business.
+    /// work now (503 `overloaded`, [`crate::is_overload_refusal`]); only that feeds
+    /// adaptive throttling, which is about the authority's overload. An endpoint that is
+    /// down (any other 5xx) is the breaker's business.
     Failed {
         retry_after: Option<Duration>,
         overload: bool,

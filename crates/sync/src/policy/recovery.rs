@@ -20,6 +20,9 @@
 //! cannot, a share it refuses for overload stretches the rest of that client's plan
 //! ([`Recovery::stretch`]) and one that goes through relaxes it again
 //! ([`Recovery::relax`]), so the fleet slows down by about as much as it was refused.
+//! Whoever follows a plan (a background sync run, the app's loop, the fleet simulator)
+//! takes that step and finds the next turn the same way, with [`Recovery::first_turn`]
+//! and [`Recovery::after_share`].
 //!
 //! Pure like the rest of the policy: time is a `Duration` since the caller's origin.
 
@@ -36,6 +39,15 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A refused share stretches the rest of a plan to at most this long from then on.
 pub const MAX_STRETCH: Duration = Duration::from_secs(START_SPREAD.as_secs() * 4);
+
+/// A turn of a recovery plan: when the next share goes and how many invoices it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Turn {
+    /// The share's time (the caller's clock).
+    pub at: Duration,
+    /// Invoices in the share (see [`Recovery::share`]), at least one.
+    pub share: u64,
+}
 
 /// One client's plan: shares `interval` apart from `first`, the last before `end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,9 +157,49 @@ impl Recovery {
         (at < self.end).then_some(at)
     }
 
-    /// The authority refused part of the share sent at `now` for overload (503, 429):
-    /// the shares left keep their number but go twice as far apart (the window at most
-    /// [`MAX_STRETCH`] from `now`). With [`Recovery::relax`] after a share that went
+    /// The plan's first turn for a backlog of `pending` invoices: [`Recovery::first`] and
+    /// the share then. None when nothing is pending.
+    pub fn first_turn(&self, pending: u64) -> Option<Turn> {
+        (pending > 0).then(|| Turn {
+            at: self.first,
+            share: self.share(self.first, pending),
+        })
+    }
+
+    /// The step every follower of a plan takes when a share has ended at `now` (sent, or
+    /// cut short by a refusal): the plan slows down where the authority refused part of
+    /// the share for overload ([`Recovery::stretch`]) and eases back where it did not
+    /// ([`Recovery::relax`]); then the next turn for the `pending` invoices left, its
+    /// time and size. None when the plan is over: nothing is left, or the share that
+    /// ended was the last of the window, and whatever is pending goes at once, without
+    /// a share limit.
+    ///
+    /// The share is sized for what is pending now: invoices issued while the caller
+    /// waits for the turn join the shares after it.
+    pub fn after_share(
+        &mut self,
+        now: Duration,
+        refused_for_overload: bool,
+        pending: u64,
+    ) -> Option<Turn> {
+        if refused_for_overload {
+            self.stretch(now);
+        } else {
+            self.relax(now);
+        }
+        if pending == 0 {
+            return None;
+        }
+        let at = self.next_after(now)?;
+        Some(Turn {
+            at,
+            share: self.share(at, pending),
+        })
+    }
+
+    /// The authority refused part of the share sent at `now` for overload (429, 503
+    /// `overloaded`: [`crate::is_overload_refusal`]): the shares left keep their number
+    /// but go twice as far apart (the window at most [`MAX_STRETCH`] from `now`). With [`Recovery::relax`] after a share that went
     /// through, a fleet that met an authority with less capacity than its spread assumed
     /// slows down where it was refused and no further; nothing changes while nothing is
     /// refused.

@@ -3,7 +3,7 @@
 use super::*;
 use rand::rngs::mock::StepRng;
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use std::time::Duration;
 
 fn s(secs: f64) -> Duration {
@@ -401,5 +401,107 @@ fn the_start_spread_follows_the_outage_up_to_the_cap() {
             assert!(plan.first() - s(100.0) <= window, "{plan:?}");
             assert_eq!(plan.end(), s(100.0) + window);
         }
+    }
+}
+
+/// The step the relay, the app's loop and the fleet simulator take when a share ends:
+/// the plan adapts, then names the next turn and its size.
+#[test]
+fn after_each_share_the_plan_names_the_next_turn_and_its_size() {
+    let secs = |n: u64| Duration::from_secs(n);
+    let mut plan = Recovery::plan(s(0.0), s(240.0), 20, &mut StdRng::seed_from_u64(8));
+    let first = plan.first();
+    assert_eq!(plan.first_turn(0), None);
+    assert_eq!(
+        plan.first_turn(20),
+        Some(Turn {
+            at: first,
+            share: 5
+        })
+    );
+    // The first share went: the next a minute later, a third of the fifteen left.
+    let t = first + secs(60);
+    assert_eq!(
+        plan.after_share(first, false, 15),
+        Some(Turn { at: t, share: 5 })
+    );
+    // Refused for overload, nothing of it went: the three shares it and the rest had
+    // go two minutes apart, so the next takes half of what is left.
+    assert_eq!(
+        plan.after_share(t, true, 15),
+        Some(Turn {
+            at: t + secs(120),
+            share: 8
+        })
+    );
+    // That one went: a quarter closer again, and the last share takes the rest.
+    let t = t + secs(120);
+    assert_eq!(
+        plan.after_share(t, false, 7),
+        Some(Turn {
+            at: t + secs(90),
+            share: 7
+        })
+    );
+    // That was the last share of the window: the plan is over, and what is left
+    // (invoices issued meanwhile) goes at once, without a share limit.
+    let t = t + secs(90);
+    assert_eq!(plan.after_share(t, false, 2), None);
+    assert_eq!(plan.after_share(plan.end() + secs(5), false, 9), None);
+    // Nothing left: the plan is over too.
+    let mut early = Recovery::plan(s(0.0), s(240.0), 20, &mut StdRng::seed_from_u64(8));
+    assert_eq!(early.after_share(early.first(), false, 0), None);
+    // A refusal stretches the plan even when it leaves nothing to send.
+    let fresh = Recovery::plan(s(0.0), s(240.0), 20, &mut StdRng::seed_from_u64(8));
+    let (mut stepped, mut stretched) = (fresh, fresh);
+    assert_eq!(stepped.after_share(fresh.first(), true, 0), None);
+    stretched.stretch(fresh.first());
+    assert_eq!(stepped, stretched);
+}
+
+#[test]
+fn following_the_steps_sends_every_invoice_once_in_bounded_time() {
+    let mut rng = StdRng::seed_from_u64(9);
+    for _ in 0..200 {
+        let backlog: u64 = rng.gen_range(1..2000);
+        let mut plan = Recovery::plan(s(0.0), START_SPREAD, backlog, &mut rng);
+        let mut turn = plan.first_turn(backlog).expect("a first turn");
+        let (mut pending, mut sent, mut turns) = (backlog, 0, 0);
+        loop {
+            turns += 1;
+            assert!(turns < 10_000, "{plan:?}");
+            assert!(
+                turn.share >= 1 && turn.share <= pending,
+                "{turn:?} of {pending}"
+            );
+            assert!(
+                turn.share >= MIN_SHARE.min(pending),
+                "{turn:?} of {pending}"
+            );
+            // Refused for overload now and then, early on: part of the share went.
+            let refused = turns < 30 && rng.gen_bool(0.3);
+            let went = if refused {
+                rng.gen_range(0..turn.share)
+            } else {
+                turn.share
+            };
+            pending -= went;
+            sent += went;
+            let now = turn.at;
+            match plan.after_share(now, refused, pending) {
+                Some(next) => {
+                    assert!(next.at > now && next.at < plan.end(), "{next:?} {plan:?}");
+                    assert!(next.at <= now + MAX_STRETCH, "{next:?}");
+                    turn = next;
+                }
+                None => {
+                    // The plan is over: the rest goes at once.
+                    sent += pending;
+                    pending = 0;
+                    break;
+                }
+            }
+        }
+        assert_eq!((pending, sent), (0, backlog));
     }
 }

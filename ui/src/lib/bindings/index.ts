@@ -1,7 +1,7 @@
-// Generated from src-tauri/src/dto.rs by ts-rs. Do not edit: run
-// `make bindings` (UPDATE_BINDINGS=1 cargo test -p kaipiao-app bindings) instead.
+// Generated from crates/desk/src/dto.rs by ts-rs. Do not edit: run
+// `make bindings` (UPDATE_BINDINGS=1 cargo test -p kaipiao-desk bindings) instead.
 
-export type ApiError = { 
+export type DeskError = { 
 /**
  * Stable machine code (`invalid_tax_id`, `offline_amount_exceeded`, `locked`, ...).
  */
@@ -43,7 +43,7 @@ export type PreviewDto = {
 /**
  * One entry per draft line, in order; None for a line that cannot be computed yet.
  */
-lines: Array<LineDto | null>, total_amount: string, total_tax: string, total: string, total_in_words: string, totals_complete: boolean, problem: ApiError | null, };
+lines: Array<LineDto | null>, total_amount: string, total_tax: string, total: string, total_in_words: string, totals_complete: boolean, problem: DeskError | null, };
 
 export type WarningDto = { 
 /**

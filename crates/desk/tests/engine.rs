@@ -1,9 +1,9 @@
 //! The app's commands on a temp data directory against a real taxd: what the window
 //! calls, without the window. The real window is driven in `window.rs`.
 
-use kaipiao_app::background::Notify;
-use kaipiao_app::dto::*;
-use kaipiao_app::engine::{Engine, EngineConfig};
+use kaipiao_desk::dto::*;
+use kaipiao_desk::watcher::Notify;
+use kaipiao_desk::{Engine, EngineConfig};
 use kaipiao_tests::{
     buyer_tax_id, invalid_tax_id, seller_tax_id, wait_until, Shop, Taxd, PASSPHRASE, TOKEN,
 };
@@ -392,7 +392,7 @@ fn cli_and_app_share_a_data_directory() {
     fast_probes();
     let engine = Engine::open(
         config(&shop.data, Some(PASSPHRASE), "C"),
-        Arc::new(kaipiao_app::background::Silent),
+        Arc::new(kaipiao_desk::watcher::Silent),
     )
     .unwrap();
     assert_eq!(engine.state().unwrap().phase, Phase::Ready);
@@ -425,7 +425,7 @@ fn locked_until_the_passphrase_is_typed() {
     let shop = Shop::new(&taxd);
     let engine = Engine::open(
         config(&shop.data, None, "en_US.UTF-8"),
-        Arc::new(kaipiao_app::background::Silent),
+        Arc::new(kaipiao_desk::watcher::Silent),
     )
     .unwrap();
     let state = engine.state().unwrap();
@@ -445,7 +445,7 @@ fn setup_errors_name_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(
         config(dir.path(), None, "zh_CN.UTF-8"),
-        Arc::new(kaipiao_app::background::Silent),
+        Arc::new(kaipiao_desk::watcher::Silent),
     )
     .unwrap();
     let mut req = setup_request(&taxd);
@@ -476,8 +476,8 @@ fn setup_errors_name_the_field() {
 
 #[test]
 fn bindings_are_fresh() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/lib/bindings/index.ts");
-    let generated = kaipiao_app::dto::typescript_bindings();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/lib/bindings/index.ts");
+    let generated = kaipiao_desk::dto::typescript_bindings();
     if std::env::var_os("UPDATE_BINDINGS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &generated).unwrap();

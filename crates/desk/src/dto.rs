@@ -4,9 +4,10 @@
 //! These mirror engine types instead of deriving TS on them: the engine crates know
 //! nothing of the app, and a rename in the engine must break this file, not the UI.
 
-use crate::error::ApiError;
-use kaipiao_core::{Invoice, Line, Party};
-use kaipiao_ledger::{InvoiceSummary, LeaseState, LocalDevice};
+use crate::error::DeskError;
+use kaipiao_core::words::total_in_words;
+use kaipiao_core::{Invoice, Lang, Line, Party};
+use kaipiao_ledger::{InvoiceSummary, Issued, LeaseState, LocalDevice};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -140,7 +141,7 @@ pub struct PreviewDto {
     pub total: String,
     pub total_in_words: String,
     pub totals_complete: bool,
-    pub problem: Option<ApiError>,
+    pub problem: Option<DeskError>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
@@ -164,6 +165,26 @@ pub struct IssuedDto {
     pub warnings: Vec<WarningDto>,
 }
 
+impl IssuedDto {
+    /// What the form shows right after issuing: the number, the 大写, the warnings.
+    pub fn of(issued: &Issued, lang: Lang) -> IssuedDto {
+        let inv = &issued.envelope.invoice;
+        IssuedDto {
+            number: inv.number.clone(),
+            id: inv.id.clone(),
+            kind: inv.kind.as_str().to_string(),
+            status: "pending".into(),
+            total: inv.total.clone(),
+            total_in_words: total_in_words(&inv.total),
+            warnings: issued
+                .warnings
+                .iter()
+                .map(|w| crate::status::warning(w, lang))
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct TaxIdCheckDto {
     pub input: String,
@@ -171,6 +192,30 @@ pub struct TaxIdCheckDto {
     pub valid: bool,
     /// Why not, in the UI language; "" when valid or empty.
     pub message: String,
+}
+
+impl TaxIdCheckDto {
+    /// The tax-ID check as the form shows it while the clerk types.
+    pub fn check(input: &str, lang: Lang) -> TaxIdCheckDto {
+        match kaipiao_core::taxid::check_tax_id(input) {
+            Ok(normalized) => TaxIdCheckDto {
+                input: input.to_string(),
+                normalized,
+                valid: true,
+                message: String::new(),
+            },
+            Err(p) => TaxIdCheckDto {
+                input: input.to_string(),
+                normalized: kaipiao_core::taxid::normalize_tax_id(input),
+                valid: false,
+                message: if input.trim().is_empty() {
+                    String::new()
+                } else {
+                    p.message(lang == Lang::Zh)
+                },
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
@@ -602,7 +647,7 @@ pub fn typescript_bindings() -> String {
     use ts_rs::Config;
     let cfg = Config::default();
     let decls = [
-        ApiError::decl(&cfg),
+        DeskError::decl(&cfg),
         PartyDto::decl(&cfg),
         DraftLineDto::decl(&cfg),
         DraftDto::decl(&cfg),
@@ -638,8 +683,8 @@ pub fn typescript_bindings() -> String {
         InvoiceDetailDto::decl(&cfg),
     ];
     let mut out = String::from(
-        "// Generated from src-tauri/src/dto.rs by ts-rs. Do not edit: run\n\
-         // `make bindings` (UPDATE_BINDINGS=1 cargo test -p kaipiao-app bindings) instead.\n\n",
+        "// Generated from crates/desk/src/dto.rs by ts-rs. Do not edit: run\n\
+         // `make bindings` (UPDATE_BINDINGS=1 cargo test -p kaipiao-desk bindings) instead.\n\n",
     );
     for d in decls {
         out.push_str("export ");

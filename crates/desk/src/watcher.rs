@@ -1,5 +1,6 @@
-//! The background sync: its own thread, its own `Ledger::open` of the data directory and
-//! a current-thread tokio runtime (the sync futures borrow a `Ledger`, which is not Sync).
+//! The background watcher: the app's one drainer of the outbox. Its own thread, its own
+//! `Ledger::open` of the data directory and a current-thread tokio runtime (the sync
+//! futures borrow a `Ledger`, which is not Sync).
 //!
 //! While the authority answers it drains the outbox as soon as something is issued and
 //! tops up leases; while it does not, it probes `GET /v1/health` with a growing, jittered
@@ -8,15 +9,15 @@
 //! too: this thread is the only one of the app that drains the outbox.
 
 use crate::dto::*;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{DeskError, DeskResult};
 use chrono::Utc;
 use kaipiao_core::{DeviceKey, Lang};
 use kaipiao_ledger::{Ledger, LedgerError};
-use kaipiao_sync::policy::Recovery;
+use kaipiao_sync::policy::{Recovery, Turn};
 use kaipiao_sync::{Progress, SyncError, SyncOptions, SyncOutcome};
 use rand::Rng;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -43,9 +44,7 @@ pub type ProgressFn = Arc<dyn Fn(SyncEvent) + Send + Sync>;
 pub struct SyncShared {
     lang: RwLock<Lang>,
     connectivity: Mutex<ConnectivityDto>,
-    pub syncing: AtomicBool,
-    /// Bumped whenever invoices or statuses change (list cache key).
-    pub data_version: AtomicU64,
+    syncing: AtomicBool,
 }
 
 impl SyncShared {
@@ -54,7 +53,6 @@ impl SyncShared {
             lang: RwLock::new(lang),
             connectivity: Mutex::new(ConnectivityDto::default()),
             syncing: AtomicBool::new(false),
-            data_version: AtomicU64::new(0),
         }
     }
 
@@ -64,6 +62,11 @@ impl SyncShared {
 
     pub fn set_lang(&self, lang: Lang) {
         *self.lang.write().unwrap_or_else(|p| p.into_inner()) = lang;
+    }
+
+    /// A sync run (background or "Sync now") is going on.
+    pub fn is_syncing(&self) -> bool {
+        self.syncing.load(Ordering::SeqCst)
     }
 
     pub fn connectivity(&self) -> ConnectivityDto {
@@ -78,7 +81,7 @@ enum Msg {
     Key(Zeroizing<[u8; 32]>),
     SyncNow {
         progress: ProgressFn,
-        reply: oneshot::Sender<ApiResult<SyncSummaryDto>>,
+        reply: oneshot::Sender<DeskResult<SyncSummaryDto>>,
     },
     Wake,
     Reconfigure,
@@ -106,7 +109,7 @@ impl SyncHandle {
         let _ = self.tx.send(Msg::Reconfigure);
     }
 
-    pub fn sync_now(&self, progress: ProgressFn) -> oneshot::Receiver<ApiResult<SyncSummaryDto>> {
+    pub fn sync_now(&self, progress: ProgressFn) -> oneshot::Receiver<DeskResult<SyncSummaryDto>> {
         let (reply, rx) = oneshot::channel();
         let _ = self.tx.send(Msg::SyncNow { progress, reply });
         rx
@@ -200,10 +203,10 @@ pub fn start(
     })
 }
 
-/// A recovery plan being followed, and when its next share goes (policy clock).
+/// A recovery plan being followed, and its next turn: when (policy clock) and how many.
 struct Turns {
     plan: Recovery,
-    next: Duration,
+    next: Turn,
 }
 
 struct Worker {
@@ -343,7 +346,6 @@ impl Worker {
             Ok(Some(d)) if d.device_id.is_some() && !d.servers.is_empty() => d,
             _ => return Instant::now() + Duration::from_secs(2),
         };
-        let was = self.shared.connectivity().state;
         match self.probe(&device.servers).await {
             Probe::Up { endpoint, primary } => {
                 self.failures = 0;
@@ -353,24 +355,23 @@ impl Worker {
                     ConnectivityState::Degraded
                 };
                 self.set_connectivity(state, Some(endpoint), String::new());
-                let outage = self.down_since.take().map(|t| t.elapsed());
-                if matches!(was, ConnectivityState::Offline) {
-                    // Back after an outage: the backlog goes out in shares over a spread
-                    // in proportion to the outage's length, the first after a random
-                    // delay (SPEC 6, `kaipiao_sync::policy::Recovery`). The waits are here
-                    // rather than in the sync run so that "Sync now" meanwhile goes at once.
-                    let spread = self.timing.recovery_cap.unwrap_or_else(|| {
-                        kaipiao_sync::policy::start_spread_after(outage.unwrap_or_default())
-                    });
-                    let plan = Recovery::plan(
-                        self.clock(),
-                        spread,
-                        u64::from(self.pending()),
-                        &mut rand::thread_rng(),
-                    );
-                    let next = plan.first();
-                    *recovery = Some(Turns { plan, next });
-                    return self.instant_at(next);
+                // Back after an outage (even one that passed through a spell of
+                // overload refusals on the way back): the backlog goes out in shares over
+                // a spread in proportion to the outage's length, the first after a random
+                // delay (SPEC 6, `kaipiao_sync::policy::Recovery`). The waits are here
+                // rather than in the sync run so that "Sync now" meanwhile goes at once.
+                if let Some(outage) = self.down_since.take().map(|t| t.elapsed()) {
+                    let spread = self
+                        .timing
+                        .recovery_cap
+                        .unwrap_or_else(|| kaipiao_sync::policy::start_spread_after(outage));
+                    let pending = u64::from(self.pending());
+                    let plan =
+                        Recovery::plan(self.clock(), spread, pending, &mut rand::thread_rng());
+                    if let Some(next) = plan.first_turn(pending) {
+                        *recovery = Some(Turns { plan, next });
+                        return self.instant_at(next.at);
+                    }
                 }
             }
             Probe::Busy { endpoint, detail } => {
@@ -390,16 +391,13 @@ impl Worker {
         // With a recovery plan, only a share whose turn has come goes, and only it.
         let mut share = None;
         if let Some(turns) = recovery.as_ref() {
-            if self.clock() < turns.next {
-                let at = self.instant_at(turns.next);
+            if self.clock() < turns.next.at {
+                let at = self.instant_at(turns.next.at);
                 return at.min(Instant::now() + self.interval());
             }
+            share = Some(usize::try_from(turns.next.share).unwrap_or(usize::MAX));
         }
         let pending = self.pending();
-        if let Some(turns) = recovery.as_ref() {
-            let due = turns.plan.share(self.clock(), u64::from(pending));
-            share = Some(usize::try_from(due).unwrap_or(usize::MAX));
-        }
         self.last_overloaded = false;
         if self.key.is_some() {
             if pending > 0 {
@@ -409,26 +407,24 @@ impl Worker {
                     give_up_after: Duration::from_secs(10),
                     ..SyncOptions::default()
                 };
-                if let Ok(Some(_)) = kaipiao_sync::top_up_leases(&self.ledger, &key, &opts).await {
-                    self.shared.data_version.fetch_add(1, Ordering::SeqCst);
-                }
+                // A new lease shows through the change feed (the ledger changed).
+                let _ = kaipiao_sync::top_up_leases(&self.ledger, &key, &opts).await;
             }
         }
         let heartbeat = Instant::now() + self.interval();
         if let Some(turns) = recovery.as_mut() {
-            // Slower where the authority pushed back on the share, back towards the
-            // plan where it did not; the plan is over once nothing is left or its last
-            // share (everything) went.
-            let now = self.clock();
-            if self.last_overloaded {
-                turns.plan.stretch(now);
-            } else {
-                turns.plan.relax(now);
-            }
-            match turns.plan.next_after(now).filter(|_| self.pending() > 0) {
+            // The one step every follower of a plan takes (the relay and the fleet
+            // simulation too): slower where the authority refused the share for
+            // overload, back towards the plan where it did not; over once nothing is
+            // left or the window's last share went.
+            let pending = u64::from(self.pending());
+            match turns
+                .plan
+                .after_share(self.clock(), self.last_overloaded, pending)
+            {
                 Some(next) => {
                     turns.next = next;
-                    return self.instant_at(next).min(heartbeat);
+                    return self.instant_at(next.at).min(heartbeat);
                 }
                 None => *recovery = None,
             }
@@ -477,8 +473,7 @@ impl Worker {
                     };
                 }
                 Err(e) => {
-                    let overloaded = matches!(&e, SyncError::Authority { status, code, .. }
-                        if *status == 429 || (*status == 503 && code == "overloaded"));
+                    let overloaded = e.is_overload_refusal();
                     let detail = describe_failure(&e, lang);
                     if overloaded && busy.is_none() {
                         busy = Some((endpoint.clone(), detail.clone()));
@@ -505,16 +500,10 @@ impl Worker {
         progress: Option<ProgressFn>,
         manual: bool,
         max_items: Option<usize>,
-    ) -> ApiResult<SyncSummaryDto> {
+    ) -> DeskResult<SyncSummaryDto> {
         let lang = self.lang();
         let Some(key) = self.device_key() else {
-            return Err(ApiError::say(
-                "locked",
-                "passphrase",
-                lang,
-                "设备密钥尚未解锁，请输入口令",
-                "The device key is locked; type its passphrase",
-            ));
+            return Err(DeskError::locked(lang));
         };
         let pending_before = self.pending();
         if let Some(p) = &progress {
@@ -526,14 +515,12 @@ impl Worker {
         let done = AtomicU32::new(0);
         let up: Mutex<Vec<(String, bool)>> = Mutex::new(Vec::new());
         let notify = self.notify.clone();
-        let shared = self.shared.clone();
         let callback = |p: Progress| {
             let event = match p {
                 Progress::Connecting { endpoint } => SyncEvent::Connecting { endpoint },
                 Progress::Submitted { number, status } => {
                     let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                     let pending = pending_before.saturating_sub(n);
-                    shared.data_version.fetch_add(1, Ordering::SeqCst);
                     notify.outbox(&OutboxChanged { pending });
                     SyncEvent::Submitted {
                         number,
@@ -579,7 +566,6 @@ impl Worker {
         };
         let result = kaipiao_sync::sync_now(&self.ledger, &key, &opts, &callback).await;
         self.shared.syncing.store(false, Ordering::SeqCst);
-        self.shared.data_version.fetch_add(1, Ordering::SeqCst);
         let pending = self.pending();
         self.notify.outbox(&OutboxChanged { pending });
         let endpoints = up.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -594,7 +580,7 @@ impl Worker {
                 r
             }
             Err(SyncError::Ledger(LedgerError::Busy)) => {
-                return Err(ApiError::say(
+                return Err(DeskError::say(
                     "busy",
                     "",
                     lang,
@@ -602,7 +588,7 @@ impl Worker {
                     "Another program (such as `kaipiao sync`) is syncing this data directory; try again in a moment",
                 ))
             }
-            Err(e) => return Err(ApiError::sync(&e, lang)),
+            Err(e) => return Err(DeskError::sync(&e, lang)),
         };
         let servers = self
             .ledger

@@ -8,7 +8,7 @@ use serde::Serialize;
 use ts_rs::TS;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
-pub struct ApiError {
+pub struct DeskError {
     /// Stable machine code (`invalid_tax_id`, `offline_amount_exceeded`, `locked`, ...).
     pub code: String,
     /// What happened and what to do, in the UI language.
@@ -17,17 +17,17 @@ pub struct ApiError {
     pub field: String,
 }
 
-impl std::fmt::Display for ApiError {
+impl std::fmt::Display for DeskError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
     }
 }
 
-impl std::error::Error for ApiError {}
+impl std::error::Error for DeskError {}
 
-impl ApiError {
-    pub fn new(code: &str, field: &str, message: impl Into<String>) -> ApiError {
-        ApiError {
+impl DeskError {
+    pub fn new(code: &str, field: &str, message: impl Into<String>) -> DeskError {
+        DeskError {
             code: code.to_string(),
             message: message.into(),
             field: field.to_string(),
@@ -35,48 +35,48 @@ impl ApiError {
     }
 
     /// Picks the message of the clerk's language.
-    pub fn say(code: &str, field: &str, lang: Lang, zh: &str, en: &str) -> ApiError {
-        ApiError::new(code, field, lang.pick(zh, en))
+    pub fn say(code: &str, field: &str, lang: Lang, zh: &str, en: &str) -> DeskError {
+        DeskError::new(code, field, lang.pick(zh, en))
     }
 
     /// The field's own text, without the `field:` prefix the CLI prints: the UI shows the
     /// message next to the field.
-    pub fn field_error(e: &FieldError, lang: Lang) -> ApiError {
-        ApiError::new(&e.code, &e.field, e.text(lang))
+    pub fn field_error(e: &FieldError, lang: Lang) -> DeskError {
+        DeskError::new(&e.code, &e.field, e.text(lang))
     }
 
-    pub fn ledger(e: &LedgerError, lang: Lang) -> ApiError {
+    pub fn ledger(e: &LedgerError, lang: Lang) -> DeskError {
         match e {
-            LedgerError::Invalid(fe) => ApiError::field_error(fe, lang),
-            LedgerError::Key(_) if e.to_string().contains("wrong passphrase") => ApiError::say(
+            LedgerError::Invalid(fe) => DeskError::field_error(fe, lang),
+            LedgerError::WrongPassphrase => DeskError::say(
                 "wrong_passphrase",
                 "passphrase",
                 lang,
                 "口令不正确，请重新输入设备密钥口令",
                 "Wrong passphrase for the device key; type it again",
             ),
-            LedgerError::NotInitialized => ApiError::say(
+            LedgerError::NotInitialized => DeskError::say(
                 "not_initialized",
                 "",
                 lang,
                 "此数据目录尚未设置设备，请先完成首次设置",
                 "This data directory has no device yet; complete the first-run setup",
             ),
-            LedgerError::NotEnrolled => ApiError::say(
+            LedgerError::NotEnrolled => DeskError::say(
                 "not_enrolled",
                 "",
                 lang,
                 "设备尚未向税务机关登记，请先完成首次设置",
                 "The device is not enrolled with the tax authority; complete the first-run setup",
             ),
-            other => ApiError::new(other.code(), other.field(), other.message(lang)),
+            other => DeskError::new(other.code(), other.field(), other.message(lang)),
         }
     }
 
-    pub fn sync(e: &SyncError, lang: Lang) -> ApiError {
+    pub fn sync(e: &SyncError, lang: Lang) -> DeskError {
         match e {
-            SyncError::Ledger(le) => ApiError::ledger(le, lang),
-            SyncError::Http(_) => ApiError::new(
+            SyncError::Ledger(le) => DeskError::ledger(le, lang),
+            SyncError::Http(_) => DeskError::new(
                 "unreachable",
                 "servers",
                 format!(
@@ -88,7 +88,7 @@ impl ApiError {
                     e.message(lang)
                 ),
             ),
-            SyncError::Authority { code, .. } if code == "enrollment_token_invalid" => ApiError::say(
+            SyncError::Authority { code, .. } if code == "enrollment_token_invalid" => DeskError::say(
                 "enrollment_token_invalid",
                 "token",
                 lang,
@@ -100,14 +100,25 @@ impl ApiError {
                     "server" => "servers",
                     f => f,
                 };
-                ApiError::new(other.code(), field, other.message(lang))
+                DeskError::new(other.code(), field, other.message(lang))
             }
         }
     }
 
-    pub fn internal(what: impl std::fmt::Display) -> ApiError {
-        ApiError::new("internal", "", what.to_string())
+    /// The device key has not been unlocked yet.
+    pub fn locked(lang: Lang) -> DeskError {
+        DeskError::say(
+            "locked",
+            "passphrase",
+            lang,
+            "设备密钥尚未解锁，请输入口令",
+            "The device key is locked; type its passphrase",
+        )
+    }
+
+    pub fn internal(what: impl std::fmt::Display) -> DeskError {
+        DeskError::new("internal", "", what.to_string())
     }
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
+pub type DeskResult<T> = Result<T, DeskError>;

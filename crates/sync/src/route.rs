@@ -1,13 +1,14 @@
-//! One run's view of the authority: the sending policy ([`Pacer`]) asked before every
-//! request and told every outcome, the give-up deadline, and the events and alerts of
-//! the run.
+//! The route of one run's requests to the authority ([`Route`]): which endpoint each
+//! request goes to and when (the sending policy, [`Pacer`], asked before every request
+//! and told every outcome; failover between endpoints), until when (the give-up
+//! deadline), and what came of it (endpoint events, the outage record, alerts).
 //!
 //! The pacer's lasting state (Retry-After, breakers, budget, throttling window) is kept
 //! between runs in a small file in the data directory, so a second `kaipiao sync` or a
 //! "Sync now" right after a 503 honours the Retry-After and the budget the first run
 //! was given. The backoff timer is not kept: "Sync now" ignores it (SPEC 6).
 
-use crate::client::{classify, verdict_error, Client, Verdict};
+use crate::client::{read_answer, verdict_error, Client, Verdict};
 use crate::error::SyncError;
 use crate::outage::OutageWatch;
 use crate::policy::{Hold, Next, Outcome, Pacer, PacerState, Params};
@@ -41,7 +42,7 @@ struct SavedPolicy {
     state: PacerState,
 }
 
-/// Why [`Link::slot`] ends a run instead of naming an endpoint.
+/// Why [`Route::slot`] ends a run instead of naming an endpoint.
 pub(crate) enum Ended {
     /// Every endpoint refused this device.
     NoEndpoint(String),
@@ -56,7 +57,7 @@ pub(crate) struct Signer<'s> {
     pub device_id: &'s str,
 }
 
-/// One request of [`Link::call`].
+/// One request of [`Route::call`].
 pub(crate) struct Call<'c> {
     pub method: Method,
     pub path: &'c str,
@@ -83,30 +84,33 @@ struct EndpointState {
     up: Option<bool>,
 }
 
-pub(crate) struct Link<'a> {
+/// One run's route to the authority: its endpoints and their state, the pacer, the
+/// give-up deadline, and what the run has met on the way (see the module documentation).
+pub(crate) struct Route<'a> {
     pub client: Client,
     opts: &'a SyncOptions,
     progress: &'a (dyn Fn(Progress) + Send + Sync),
     endpoints: Vec<EndpointState>,
     pacer: Pacer,
     deadline: Instant,
-    /// Some endpoint gave an HTTP answer during this run.
+    /// The authority answered during this run: an HTTP answer that is not a failed
+    /// attempt in the outage record's sense (a refusal for overload is an answer).
     pub answered: bool,
     pub last_reason: String,
     /// Messages of the alerts raised during this run.
     pub alerts: Vec<String>,
-    /// Requests refused for overload (503, 429) during this run.
+    /// Requests refused for overload during this run ([`crate::is_overload_refusal`]).
     pub overloads: u64,
     /// The ledger's outage record, kept when the run has a ledger to keep it in.
     outages: Option<OutageWatch<'a>>,
 }
 
-impl<'a> Link<'a> {
+impl<'a> Route<'a> {
     pub fn new(
         client: Client,
         opts: &'a SyncOptions,
         progress: &'a (dyn Fn(Progress) + Send + Sync),
-    ) -> Link<'a> {
+    ) -> Route<'a> {
         let endpoints = client
             .endpoints()
             .iter()
@@ -118,7 +122,7 @@ impl<'a> Link<'a> {
             })
             .collect::<Vec<_>>();
         let pacer = Pacer::new(Params::default(), endpoints.len(), clock());
-        Link {
+        Route {
             client,
             opts,
             progress,
@@ -154,7 +158,7 @@ impl<'a> Link<'a> {
         self.outages.as_mut()?.take_due(all_down)
     }
 
-    /// Records the failed attempts that are an outage (see [`Link::due_outage`]).
+    /// Records the failed attempts that are an outage (see [`Route::due_outage`]).
     pub fn record_outage(&mut self) -> Result<(), SyncError> {
         let all_down = self.all_down();
         match self.outages.as_mut() {
@@ -379,28 +383,31 @@ impl<'a> Link<'a> {
     }
 }
 
-impl Link<'_> {
+impl Route<'_> {
     /// Tells the policy what came of a request to endpoint `i`, updates the endpoint's
     /// state for the events, and keeps the outage record: a success ends the current
     /// outage at once (`Err` when the ledger cannot be written); a failure is held until
-    /// [`Link::due_outage`] / [`Link::record_outage`] (or the end of the run) records it.
+    /// [`Route::due_outage`] / [`Route::record_outage`] (or the end of the run) records
+    /// it. A refusal for overload ([`crate::is_overload_refusal`]) is the authority
+    /// answering: it slows the policy down but is no failure of the endpoint.
     pub fn note(&mut self, i: usize, verdict: &Verdict) -> Result<(), SyncError> {
+        let overload = verdict.is_overload_refusal();
         let outcome = match verdict {
             Verdict::Success(_)
             | Verdict::ChainGap { .. }
             | Verdict::ClockSkew { .. }
             | Verdict::Stop { .. }
             | Verdict::Refused { .. } => Outcome::Accepted,
-            // 5xx, transport errors, timeouts, nonsense: this endpoint failed; a 503 is
-            // the authority declining the work (overload, outage).
+            // 5xx, transport errors, timeouts, nonsense: this endpoint failed, and the
+            // next attempt tries another; a 503 `overloaded` is the authority declining
+            // the work, which alone feeds adaptive throttling.
             Verdict::Retry {
                 retry_after,
                 failover: true,
-                status,
                 ..
             } => Outcome::Failed {
                 retry_after: *retry_after,
-                overload: *status == Some(503),
+                overload,
             },
             // 429 (per device) and 409 in progress (the key is in flight at the
             // authority, whichever endpoint): the same on every endpoint.
@@ -416,17 +423,15 @@ impl Link<'_> {
         };
         self.pacer
             .record(clock(), i, outcome, &mut rand::thread_rng());
-        if let Verdict::Retry {
-            status: Some(503 | 429),
-            ..
-        } = verdict
-        {
+        if overload {
             self.overloads += 1;
         }
         match outcome {
-            Outcome::Failed { .. } => self.set_up(i, false),
+            Outcome::Failed { .. } if !overload => self.set_up(i, false),
             Outcome::Refused => self.mark_unusable(i),
-            Outcome::Accepted | Outcome::Busy { .. } => self.mark_answered(i),
+            Outcome::Failed { .. } | Outcome::Accepted | Outcome::Busy { .. } => {
+                self.mark_answered(i)
+            }
         }
         let endpoint = self.url(i).to_string();
         let Some(watch) = self.outages.as_mut() else {
@@ -436,12 +441,12 @@ impl Link<'_> {
             Verdict::Success(_) => {
                 watch.served(&endpoint)?;
             }
-            // Exactly the answers that fail over (Outcome::Failed).
+            // The answers that fail over (Outcome::Failed) but a refusal for overload.
             Verdict::Retry {
                 failover: true,
                 reason,
                 ..
-            } => watch.failed(&endpoint, reason),
+            } if !overload => watch.failed(&endpoint, reason),
             _ => watch.answered(),
         }
         Ok(())
@@ -488,7 +493,7 @@ impl Link<'_> {
                     timeout,
                 )
                 .await;
-            match classify(result, call.success) {
+            match read_answer(result, call.success) {
                 Verdict::ClockSkew { server_time } if !corrected => {
                     corrected = true;
                     let offset = server_time.timestamp() - Utc::now().timestamp();
@@ -544,7 +549,7 @@ impl Link<'_> {
                             timeout,
                         )
                         .await;
-                    classify(result, call.success)
+                    read_answer(result, call.success)
                 }
             };
             let (verdict, parsed) = match verdict {

@@ -1,0 +1,153 @@
+//! The command line: every subcommand and flag of `kaipiao`, as clap parses them.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kaipiao",
+    version,
+    about = "Kaipiao 开票: offline-first VAT invoicing from a terminal"
+)]
+pub struct Cli {
+    /// Data directory (default: $KAIPIAO_DATA, else the platform's data directory).
+    #[arg(long, global = true, env = "KAIPIAO_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Print exactly one JSON document on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Set up this device: seller and device name; creates and seals the device key.
+    Init {
+        #[arg(long)]
+        seller_name: String,
+        #[arg(long)]
+        seller_tax_id: String,
+        #[arg(long, default_value = "")]
+        seller_address: String,
+        #[arg(long, default_value = "")]
+        seller_bank: String,
+        #[arg(long)]
+        device_name: String,
+    },
+    /// Enrol with the authority and take the first lease.
+    Enroll {
+        #[arg(long, value_name = "URL")]
+        server: String,
+        #[arg(long = "backup-server", value_name = "URL")]
+        backup_servers: Vec<String>,
+        #[arg(long)]
+        token: String,
+    },
+    /// Issue one invoice from a draft file (or - for stdin); prints the envelope.
+    Issue {
+        #[arg(long, value_name = "DRAFT.json|-")]
+        file: String,
+    },
+    /// Issue one draft per line, in order, each durable on its own.
+    Import {
+        #[arg(long, value_name = "DRAFTS.jsonl")]
+        file: String,
+    },
+    /// List invoices in chain order.
+    List {
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+    },
+    /// Show one invoice by number or id.
+    Show { number_or_id: String },
+    /// Submit pending invoices now (gives up after 30 s without progress).
+    Sync {
+        /// Sync as a background job would (a cron job, a shop's fleet): the authority's
+        /// overload is also throttled locally (SPEC 6); without it, this is "Sync now".
+        #[arg(long)]
+        background: bool,
+        /// With --background: spread the backlog over SECONDS (at most 240) as the app
+        /// does after an outage: even shares (at least 5 invoices, at least 10 s apart),
+        /// the first after a random delay, so that shops coming back together do not
+        /// meet the authority at once. The command runs until the last share is sent.
+        #[arg(long, value_name = "SECONDS", requires = "background", value_parser = parse_spread)]
+        start_spread: Option<u64>,
+    },
+    /// Compare every invoice with the authority's records; resubmit what it lost.
+    ///
+    /// Asks the authority for the receipt of every local invoice (device-signed
+    /// GET /v1/invoices/{id}, a few at a time, paced like sync: Retry-After, retry budget,
+    /// failover) and for this device's chain head, and reports each invoice as accounted
+    /// for (the authority's receipt verifies and is the stored one; for an invoice still
+    /// pending here, it is stored as sync would), mismatched (another receipt, hash or
+    /// status, or a signature that does not verify: an alert is raised), or missing at
+    /// the authority (pending ones are simply not filed yet). Invoices the authority holds
+    /// beyond the local head are missing locally. An authority restored from an older
+    /// backup (head behind ours) is healed: the invoices it lost are resubmitted from its
+    /// head, byte for byte, and checked again. A healed invoice whose authority code
+    /// (校验码) changed is listed under `refiled`.
+    ///
+    /// Exit 0 all accounted for (or healed), 3 transient (unreachable, 5xx, 429, budget;
+    /// the report says how far it got), 4 mismatched, missing locally, lost invoices not
+    /// healed, or a stopped queue.
+    ///
+    /// With --json: {"checked", "total", "accounted_for", "mismatched": [{"seq", "number",
+    /// "reason"}], "missing_at_authority": [{"seq", "number", "status", "healed"}],
+    /// "missing_locally": {"from_seq", "to_seq"} or null, "healed", "received",
+    /// "refiled": [{"seq", "number", "authority_code", "local_authority_code"}],
+    /// "pending", "server_head": {"seq", "hash"} or null}, whatever the exit code.
+    Reconcile,
+    /// Pending count, offline limits left, numbers left, chain head.
+    Status,
+    /// When the tax authority could not be reached, and what was issued meanwhile.
+    ///
+    /// An outage runs from the first request that no endpoint answered (could not
+    /// connect, timed out, any 5xx such as 503 `outage` or `overloaded`) to the first
+    /// answer that proves the authority serves again; a 429 or another 4xx is an answer,
+    /// not an outage. Invoices issued during it are marked, and so are those still
+    /// pending when it began that were issued since the authority last answered. Oldest
+    /// first; the current outage, if any, is last.
+    ///
+    /// With --json: {"outages": [{"id", "started_at", "ended_at", "duration_seconds",
+    /// "failed_attempts", "failed_endpoint", "reason", "ended_by", "invoices_issued",
+    /// "first_number", "last_number"}]}. Times are RFC 3339 UTC; ended_at and ended_by
+    /// (the endpoint whose answer ended it) are null while the outage is current, and
+    /// duration_seconds then counts up to now; failed_endpoint and reason describe the
+    /// first failed request; first_number and last_number (in chain order) are null
+    /// when nothing was issued during it.
+    Outages,
+    /// Check the chain, every signature and every stored receipt.
+    Verify,
+    /// Write the ledger as JSON Lines (SPEC 9).
+    Export {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Check tax IDs (统一社会信用代码 / 纳税人识别号).
+    CheckTaxId {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Amounts in Chinese capitals (大写).
+    Words {
+        #[arg(required = true, allow_hyphen_values = true)]
+        amounts: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum StatusArg {
+    Pending,
+    Accepted,
+    Rejected,
+}
+
+/// `--start-spread`: whole seconds, 0 to 240 (the policy's cap).
+pub fn parse_spread(s: &str) -> Result<u64, String> {
+    let cap = kaipiao_sync::policy::START_SPREAD.as_secs();
+    match s.parse::<u64>() {
+        Ok(n) if n <= cap => Ok(n),
+        _ => Err(format!("expected whole seconds from 0 to {cap}")),
+    }
+}

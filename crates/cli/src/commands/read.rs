@@ -1,0 +1,171 @@
+//! The commands that only read the ledger (SPEC 8: they never unseal the key): `list`,
+//! `show`, `status`, `outages`, `verify` and `export`.
+
+use crate::args::StatusArg;
+use crate::ctx::Ctx;
+use crate::failure::{CmdResult, CommandError};
+use crate::render;
+use chrono::Utc;
+use kaipiao_ledger::{LedgerError, ListFilter, Status};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::Path;
+
+pub fn list(ctx: &Ctx, status: Option<StatusArg>) -> CmdResult {
+    let ledger = ctx.open()?;
+    let filter = ListFilter {
+        status: status.map(|s| match s {
+            StatusArg::Pending => Status::Pending,
+            StatusArg::Accepted => Status::Accepted,
+            StatusArg::Rejected => Status::Rejected,
+        }),
+        ..ListFilter::default()
+    };
+    let rows = ledger
+        .list(&filter)
+        .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    if !ctx.json {
+        print!("{}", render::table(&rows, ctx.lang));
+    }
+    serde_json::to_value(&rows).map_err(|e| CommandError::new(1, "internal", "", e.to_string()))
+}
+
+pub fn show(ctx: &Ctx, number_or_id: &str) -> CmdResult {
+    let ledger = ctx.open()?;
+    let rec = ledger
+        .show(number_or_id)
+        .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    let words = kaipiao_core::words::total_in_words(&rec.envelope.invoice.total);
+    if !ctx.json {
+        print!("{}", render::invoice(&rec, &words, ctx.lang));
+    }
+    Ok(json!({
+        "invoice": rec.envelope.invoice,
+        "hash": rec.envelope.hash,
+        "signature": rec.envelope.signature,
+        "status": rec.status,
+        "receipt": rec.receipt,
+        "total_in_words": words,
+        "history": rec.history,
+        "outbox": rec.outbox,
+    }))
+}
+
+pub fn status(ctx: &Ctx) -> CmdResult {
+    let now = Utc::now();
+    let shop = kaipiao_desk::status::compose(&ctx.open()?, now)
+        .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    let st = &shop.ledger;
+    ctx.print_warnings(&st.warnings);
+    if !ctx.json {
+        print!("{}", render::status(st, ctx.lang));
+        // Not in --json: SPEC 9 fixes that shape; `outages --json` has the current one.
+        if let Some(outage) = &shop.current_outage {
+            print!("{}", render::current_outage(outage, now, ctx.lang));
+        }
+    }
+    let hours = st
+        .offline_hours_left
+        .as_deref()
+        .and_then(|h| h.parse::<f64>().ok());
+    Ok(json!({
+        "device_id": st.device_id,
+        "pending": st.pending,
+        "oldest_pending_at": st.oldest_pending_at,
+        "offline_hours_left": hours,
+        "offline_amount_left": st.offline_amount_left,
+        "numbers_left": st.numbers_left,
+        "head": st.head,
+        "last_sync_at": st.last_sync_at,
+        "queue_stopped": st.queue_stopped,
+        "alerts": st.alerts,
+    }))
+}
+
+pub fn outages(ctx: &Ctx) -> CmdResult {
+    let ledger = ctx.open()?;
+    let all = ledger
+        .outages()
+        .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    let now = Utc::now();
+    if !ctx.json {
+        print!("{}", render::outages(&all, now, ctx.lang));
+    }
+    let rows: Vec<Value> = all
+        .iter()
+        .map(|o| {
+            json!({
+                "id": o.id,
+                "started_at": o.started_at,
+                "ended_at": o.ended_at,
+                "duration_seconds": o.duration_seconds(now),
+                "failed_attempts": o.failed_attempts,
+                "failed_endpoint": o.failed_endpoint,
+                "reason": o.reason,
+                "ended_by": o.ended_by,
+                "invoices_issued": o.invoices_issued,
+                "first_number": o.first_number,
+                "last_number": o.last_number,
+            })
+        })
+        .collect();
+    Ok(json!({ "outages": rows }))
+}
+
+pub fn verify(ctx: &Ctx) -> CmdResult {
+    let ledger = ctx.open()?;
+    match ledger.verify() {
+        Ok(report) => {
+            if !ctx.json {
+                println!(
+                    "{}: {} {}, {} {}",
+                    ctx.lang.pick("校验通过", "verified"),
+                    report.invoices,
+                    ctx.lang.pick("张发票", "invoices"),
+                    report.receipts,
+                    ctx.lang.pick("份回执", "receipts")
+                );
+            }
+            Ok(json!({"ok": true, "invoices": report.invoices, "receipts": report.receipts}))
+        }
+        Err(e) => {
+            let mut f = CommandError::ledger(&e, ctx.lang);
+            if let LedgerError::Integrity { seq, what } = &e {
+                f.json = Some(
+                    json!({"ok": false, "seq": seq, "error": {"code": "integrity", "message": what, "field": format!("seq {seq}")}}),
+                );
+            }
+            Err(f)
+        }
+    }
+}
+
+pub fn export(ctx: &Ctx, out: &Path) -> CmdResult {
+    let ledger = ctx.open()?;
+    let io_err =
+        |e: std::io::Error| CommandError::new(1, "io", "out", format!("{}: {e}", out.display()));
+    // Write beside the target and rename, so a reader never sees half an export.
+    let tmp = out.with_extension(format!("partial-{}", std::process::id()));
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io_err)?);
+    let n = match ledger.export(&mut file) {
+        Ok(n) => n,
+        Err(e) => {
+            drop(file);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(CommandError::ledger(&e, ctx.lang));
+        }
+    };
+    file.flush().map_err(io_err)?;
+    file.get_ref().sync_all().map_err(io_err)?;
+    drop(file);
+    std::fs::rename(&tmp, out).map_err(io_err)?;
+    if !ctx.json {
+        println!(
+            "{} {n} {} -> {}",
+            ctx.lang.pick("已导出", "exported"),
+            ctx.lang.pick("张发票", "invoices"),
+            out.display()
+        );
+    }
+    Ok(json!({"invoices": n, "out": out}))
+}

@@ -1,0 +1,62 @@
+//! `init` and `enroll`: a new device, sealed key, then enrolment with the authority and
+//! its first lease.
+
+use crate::ctx::Ctx;
+use crate::failure::{CmdResult, CommandError};
+use chrono::Utc;
+use kaipiao_core::Party;
+use kaipiao_sync::SyncOptions;
+use serde_json::json;
+
+pub fn init(ctx: &Ctx, seller: &Party, device_name: &str) -> CmdResult {
+    let ledger = ctx.open()?;
+    let keys = ctx.key_source(true)?;
+    let device = ledger
+        .init(seller, device_name, &keys, Utc::now())
+        .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    if !ctx.json {
+        println!(
+            "{} {} ({}) — {} {}",
+            ctx.lang.pick("已设置设备", "Device set up for"),
+            device.seller.name,
+            device.seller.tax_id,
+            ctx.lang.pick("数据目录", "data in"),
+            ctx.data.display()
+        );
+        println!(
+            "{}",
+            ctx.lang.pick(
+                "下一步：kaipiao enroll --server URL --token 令牌",
+                "Next: kaipiao enroll --server URL --token TOKEN"
+            )
+        );
+    }
+    Ok(json!({"data": ctx.data, "device": device}))
+}
+
+pub fn enroll(ctx: &Ctx, servers: &[String], token: &str) -> CmdResult {
+    let ledger = ctx.open()?;
+    let keys = ctx.key_source(false)?;
+    let key = ledger
+        .unseal_key(&keys)
+        .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    let outcome = kaipiao_desk::enrol(&ledger, &key, servers, token, &SyncOptions::default())
+        .map_err(|e| CommandError::sync(&e, ctx.lang))?;
+    if !ctx.json {
+        println!(
+            "{} {} — {} {}{:08}..{}{:08}",
+            ctx.lang.pick("已登记，设备号", "Enrolled as device"),
+            outcome.device_id,
+            ctx.lang.pick("号码段", "numbers"),
+            outcome.lease.prefix,
+            outcome.lease.first,
+            outcome.lease.prefix,
+            outcome.lease.last
+        );
+    }
+    Ok(json!({
+        "device_id": outcome.device_id,
+        "authority_public_key": outcome.authority_public_key,
+        "lease": outcome.lease,
+    }))
+}

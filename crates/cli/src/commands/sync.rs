@@ -1,0 +1,72 @@
+//! `sync` and `reconcile`: the outbox drained, or every invoice checked against the
+//! authority's records, with progress on stderr and the summary printed whatever the exit.
+
+use crate::ctx::Ctx;
+use crate::failure::{outcome_result, CmdResult, CommandError};
+use crate::render;
+use kaipiao_sync::SyncOptions;
+use serde_json::json;
+
+pub fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>) -> CmdResult {
+    let (ledger, key) = ctx.open_unsealed()?;
+    let lang = ctx.lang;
+    let progress = move |p: kaipiao_sync::Progress| {
+        eprintln!("{}", render::progress(&p, lang));
+    };
+    let opts = SyncOptions {
+        background,
+        start_spread: start_spread.map(std::time::Duration::from_secs),
+        ..SyncOptions::default()
+    };
+    let report = kaipiao_desk::runtime()
+        .map_err(CommandError::internal)?
+        .block_on(kaipiao_sync::sync_now(&ledger, &key, &opts, &progress))
+        .map_err(|e| CommandError::sync(&e, ctx.lang))?;
+    let doc = json!({
+        "submitted": report.submitted,
+        "accepted": report.accepted,
+        "rejected": report.rejected,
+        "pending": report.pending,
+        "server_head": report.server_head,
+    });
+    if let Some(m) = &report.head_mismatch {
+        eprintln!(
+            "{}: {m}",
+            lang.pick("警告：链头不一致", "warning: chain heads differ")
+        );
+    }
+    for a in &report.alerts {
+        eprintln!("{}: {a}", lang.pick("警报", "alert"));
+    }
+    if !ctx.json {
+        println!("{}", render::sync_summary(&report, lang));
+    }
+    outcome_result(&report.outcome, doc, "queue_stopped")
+}
+
+pub fn reconcile(ctx: &Ctx) -> CmdResult {
+    let (ledger, key) = ctx.open_unsealed()?;
+    let lang = ctx.lang;
+    let progress = move |p: kaipiao_sync::ReconcileProgress| {
+        if let Some(line) = render::reconcile_progress(&p, lang) {
+            eprintln!("{line}");
+        }
+    };
+    let report = kaipiao_desk::runtime()
+        .map_err(CommandError::internal)?
+        .block_on(kaipiao_sync::reconcile(
+            &ledger,
+            &key,
+            &SyncOptions::default(),
+            &progress,
+        ))
+        .map_err(|e| CommandError::sync(&e, ctx.lang))?;
+    let doc = serde_json::to_value(&report).map_err(CommandError::internal)?;
+    for a in &report.alerts {
+        eprintln!("{}: {a}", lang.pick("警报", "alert"));
+    }
+    if !ctx.json {
+        print!("{}", render::reconcile(&report, lang));
+    }
+    outcome_result(&report.outcome, doc, "not_reconciled")
+}

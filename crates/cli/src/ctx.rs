@@ -1,0 +1,99 @@
+//! What every command runs with: the data directory, the language and `--json`, and the
+//! ways in to the ledger (opened, or opened with the device key unsealed: SPEC 8 lets
+//! only the commands that sign or sync unseal it).
+
+use crate::failure::{CommandError, EXIT_INVALID, EXIT_OTHER};
+use kaipiao_core::{DeviceKey, Lang};
+use kaipiao_desk::config;
+use kaipiao_ledger::{KeySource, Ledger};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+pub struct Ctx {
+    pub lang: Lang,
+    pub json: bool,
+    pub data: PathBuf,
+}
+
+impl Ctx {
+    pub fn open(&self) -> Result<Ledger, CommandError> {
+        Ledger::open(&self.data).map_err(|e| CommandError::ledger(&e, self.lang))
+    }
+
+    /// The ledger and its device key, for the commands that sign or sync (SPEC 8).
+    pub fn open_unsealed(&self) -> Result<(Ledger, DeviceKey), CommandError> {
+        let ledger = self.open()?;
+        let key = ledger
+            .unseal_key(&self.key_source(false)?)
+            .map_err(|e| CommandError::ledger(&e, self.lang))?;
+        Ok((ledger, key))
+    }
+
+    /// The passphrase that seals the device key: KAIPIAO_PASSPHRASE, else a prompt on a
+    /// terminal (twice when `confirm`), else none (the OS keyring, where there is one).
+    pub fn key_source(&self, confirm: bool) -> Result<KeySource, CommandError> {
+        if let Some(p) = config::env_passphrase() {
+            return Ok(config::key_source(Some(&p)));
+        }
+        if !std::io::stdin().is_terminal() {
+            return Ok(KeySource::default());
+        }
+        let prompt_error = |e: std::io::Error| {
+            CommandError::new(EXIT_OTHER, "io", "", format!("passphrase prompt: {e}"))
+        };
+        let prompt = self.lang.pick("设备密钥口令：", "Device key passphrase: ");
+        let first =
+            zeroize::Zeroizing::new(rpassword::prompt_password(prompt).map_err(prompt_error)?);
+        if confirm {
+            let again = zeroize::Zeroizing::new(
+                rpassword::prompt_password(self.lang.pick("再次输入口令：", "Repeat passphrase: "))
+                    .map_err(prompt_error)?,
+            );
+            if again != first {
+                return Err(CommandError::new(
+                    EXIT_INVALID,
+                    "passphrase_mismatch",
+                    "passphrase",
+                    self.lang
+                        .pick("两次输入的口令不一致", "the passphrases differ"),
+                ));
+            }
+        }
+        Ok(config::key_source(
+            Some(first.as_str()).filter(|p| !p.is_empty()),
+        ))
+    }
+
+    /// A file's text, or standard input for `-`.
+    pub fn read_input(&self, path: &str) -> Result<String, CommandError> {
+        let mut text = String::new();
+        let result = if path == "-" {
+            std::io::stdin().read_to_string(&mut text).map(|_| ())
+        } else {
+            std::fs::read_to_string(path).map(|t| text = t)
+        };
+        result.map_err(|e| {
+            CommandError::new(
+                EXIT_INVALID,
+                "unreadable_file",
+                "file",
+                format!(
+                    "{path}: {e} ({})",
+                    self.lang.pick("无法读取文件", "cannot read the file")
+                ),
+            )
+        })?;
+        Ok(text)
+    }
+
+    /// Limit warnings on stderr, in the clerk's language.
+    pub fn print_warnings(&self, warnings: &[kaipiao_core::LimitWarning]) {
+        for w in warnings {
+            eprintln!(
+                "{}: {}",
+                self.lang.pick("警告", "warning"),
+                self.lang.pick(&w.zh, &w.en)
+            );
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The app's preferences file: language, theme and the data directory the clerk chose,
+//! read leniently (a bad value falls back to the default) and written atomically.
+
+use crate::dto::SettingsDto;
+use crate::error::{DeskError, DeskResult};
+use kaipiao_core::Lang;
+use std::path::{Path, PathBuf};
+
+pub const LANGUAGES: [&str; 3] = ["system", "zh", "en"];
+pub const THEMES: [&str; 3] = ["system", "light", "dark"];
+
+/// What the file holds.
+#[derive(Debug, Default)]
+pub struct Stored {
+    pub settings: SettingsDto,
+    /// The data directory chosen with "open an existing data directory".
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct SettingsFile {
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    theme: Option<String>,
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
+}
+
+/// The stored preferences; a missing or unreadable file, or a value out of range, gives
+/// the default.
+pub fn read(path: &Path) -> Stored {
+    let file: SettingsFile = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let mut settings = SettingsDto::default();
+    if let Some(l) = file.language.filter(|l| LANGUAGES.contains(&l.as_str())) {
+        settings.language = l;
+    }
+    if let Some(t) = file.theme.filter(|t| THEMES.contains(&t.as_str())) {
+        settings.theme = t;
+    }
+    Stored {
+        settings,
+        data_dir: file.data_dir,
+    }
+}
+
+/// Refuses a language or theme the app does not know, naming the field.
+pub fn check(settings: &SettingsDto, lang: Lang) -> DeskResult<()> {
+    if !LANGUAGES.contains(&settings.language.as_str()) {
+        return Err(DeskError::say(
+            "invalid_language",
+            "language",
+            lang,
+            "语言应为 system、zh 或 en",
+            "language must be system, zh or en",
+        ));
+    }
+    if !THEMES.contains(&settings.theme.as_str()) {
+        return Err(DeskError::say(
+            "invalid_theme",
+            "theme",
+            lang,
+            "主题应为 system、light 或 dark",
+            "theme must be system, light or dark",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes beside the file and renames, so a crash never leaves half a file.
+pub fn write(path: &Path, settings: &SettingsDto, data_dir: Option<&Path>) -> DeskResult<()> {
+    let io = |e: std::io::Error| DeskError::new("io", "", format!("{}: {e}", path.display()));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let file = SettingsFile {
+        language: Some(settings.language.clone()),
+        theme: Some(settings.theme.clone()),
+        data_dir: data_dir.map(Path::to_path_buf),
+    };
+    let text = serde_json::to_vec_pretty(&file).map_err(DeskError::internal)?;
+    let tmp = path.with_extension("json.partial");
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(tmp, path).map_err(io)
+}

@@ -1,0 +1,216 @@
+//! The device: set up once by `init` (seller, name, the sealed key), enrolled with the
+//! authority (its key pinned, its endpoints recorded), and its key unsealed for the
+//! callers that sign.
+
+use crate::keystore::{self, KeySource, Protection};
+use crate::{invalid, json_error, rows, Ledger, LedgerError, Result};
+use chrono::{DateTime, Utc};
+use kaipiao_core::draft::timestamp;
+use kaipiao_core::{DeviceKey, Party, PublicKey};
+use rusqlite::params;
+use serde::Serialize;
+
+/// The local device as set up by `init` and `enroll`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalDevice {
+    /// Assigned by the authority at enrolment; None before.
+    pub device_id: Option<String>,
+    pub device_name: String,
+    pub seller: Party,
+    /// Standard base64 of the device's Ed25519 public key.
+    pub public_key: String,
+    /// Pinned at enrolment; receipts and leases must verify against it.
+    pub authority_public_key: Option<String>,
+    /// Primary first, then backups.
+    pub servers: Vec<String>,
+    pub created_at: String,
+    pub enrolled_at: Option<String>,
+    /// How the private key is sealed: a CLI prompts for a passphrase only for
+    /// [`Protection::PassphraseFile`].
+    pub key_protection: Protection,
+}
+
+/// Endpoints must be http(s) URLs; anything else would only fail later, at sync time.
+fn check_servers(servers: &[String]) -> Result<Vec<String>> {
+    servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let s = s.trim();
+            let ok = (s.starts_with("https://") || s.starts_with("http://"))
+                && s.len() > "http://".len()
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+            if ok {
+                Ok(s.trim_end_matches('/').to_string())
+            } else {
+                Err(invalid(
+                    "invalid_server",
+                    &format!("servers[{i}]"),
+                    format!("{s:?} is not a server address; write it as https://host[:port]"),
+                    format!("{s:?} 不是有效的服务器地址，应为 https://主机[:端口]"),
+                ))
+            }
+        })
+        .collect()
+}
+
+impl Ledger {
+    /// Sets up the device: validates the seller, creates and seals the key. Refused when
+    /// the directory already holds a device.
+    pub fn init(
+        &self,
+        seller: &Party,
+        device_name: &str,
+        keys: &KeySource,
+        now: DateTime<Utc>,
+    ) -> Result<LocalDevice> {
+        let seller = kaipiao_core::draft::validate_seller(seller)?;
+        let name = device_name.trim();
+        let chars = name.chars().count();
+        if chars == 0 || chars > 100 || name.chars().any(char::is_control) {
+            return Err(invalid(
+                if chars == 0 {
+                    "missing_field"
+                } else {
+                    "invalid_text"
+                },
+                "device_name",
+                format!("needs 1 to 100 characters without line breaks (got {chars})"),
+                format!("应为 1 至 100 个字符且不含换行（当前 {chars} 个）"),
+            ));
+        }
+        // The write lock is held while the key is sealed, so two concurrent inits cannot
+        // both believe they created the device.
+        let tx = self.write_tx()?;
+        if rows::load_device(&tx)?.is_some() {
+            return Err(LedgerError::AlreadyInitialized);
+        }
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, secret.as_mut());
+        let public_key = DeviceKey::from_bytes(&secret).public().to_base64();
+        let key_id = format!("device-key-{}", uuid::Uuid::new_v4().hyphenated());
+        let protection = keystore::seal(&self.dir, &key_id, &secret, &public_key, keys)?;
+        let seller_json = serde_json::to_string(&seller).map_err(json_error)?;
+        tx.execute(
+            "INSERT INTO device (id, key_id, key_protection, device_name, seller, public_key, created_at)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+            params![key_id, protection.as_str(), name, seller_json, public_key, timestamp(now)],
+        )?;
+        tx.commit()?;
+        Ok(LocalDevice {
+            device_id: None,
+            device_name: name.to_string(),
+            seller,
+            public_key,
+            authority_public_key: None,
+            servers: Vec::new(),
+            created_at: timestamp(now),
+            enrolled_at: None,
+            key_protection: protection,
+        })
+    }
+
+    pub fn device(&self) -> Result<Option<LocalDevice>> {
+        Ok(rows::load_device(&self.conn)?.map(|d| d.public()))
+    }
+
+    /// Unseals the device key (only issue, import, enroll and sync need it).
+    pub fn unseal_key(&self, keys: &KeySource) -> Result<DeviceKey> {
+        let dev = rows::require_device(&self.conn)?;
+        let secret = keystore::unseal(
+            &self.dir,
+            &dev.key_id,
+            dev.protection,
+            &dev.public_key,
+            keys,
+        )?;
+        Ok(DeviceKey::from_bytes(&secret))
+    }
+
+    /// Records the authority's answer to enrolment; pins its key.
+    pub fn record_enrollment(
+        &self,
+        device_id: &str,
+        authority_public_key: &str,
+        servers: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let device_id = device_id.trim();
+        let canonical = uuid::Uuid::parse_str(device_id).map(|u| u.hyphenated().to_string());
+        if canonical.as_deref() != Ok(device_id) {
+            return Err(invalid(
+                "invalid_device_id",
+                "device_id",
+                format!("{device_id:?} is not a lowercase hyphenated UUID"),
+                format!("{device_id:?} 不是小写带连字符的 UUID"),
+            ));
+        }
+        let authority_public_key = authority_public_key.trim();
+        if PublicKey::from_base64(authority_public_key).is_err() {
+            return Err(invalid(
+                "invalid_public_key",
+                "authority_public_key",
+                "is not 32 bytes of standard base64",
+                "不是 32 字节的标准 base64 公钥",
+            ));
+        }
+        let servers = check_servers(servers)?;
+        let servers_json = serde_json::to_string(&servers).map_err(json_error)?;
+        let tx = self.write_tx()?;
+        let dev = rows::require_device(&tx)?;
+        if let Some(existing) = &dev.device_id {
+            if existing != device_id {
+                return Err(invalid(
+                    "device_id_changed",
+                    "device_id",
+                    format!("this data directory is already enrolled as device {existing}; the authority answered {device_id}. Use a new data directory for a new device"),
+                    format!("此数据目录已登记为设备 {existing}，税务机关返回 {device_id}；新设备请使用新的数据目录"),
+                ));
+            }
+        }
+        if let Some(pinned) = &dev.authority_public_key {
+            if pinned != authority_public_key {
+                return Err(invalid(
+                    "authority_key_changed",
+                    "authority_public_key",
+                    "differs from the authority key pinned at enrolment; receipts signed with it would not be trusted. Check that the server is the real authority",
+                    "与登记时固定的税务机关公钥不同，其签名的回执不可信；请确认服务器确为税务机关",
+                ));
+            }
+        }
+        tx.execute(
+            "UPDATE device SET device_id = ?1, authority_public_key = ?2, servers = ?3,
+                    enrolled_at = COALESCE(enrolled_at, ?4)
+             WHERE id = 1",
+            params![
+                device_id,
+                authority_public_key,
+                servers_json,
+                timestamp(now)
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces the endpoint list (primary first).
+    pub fn set_servers(&self, servers: &[String]) -> Result<()> {
+        let servers = check_servers(servers)?;
+        let json = serde_json::to_string(&servers).map_err(json_error)?;
+        let tx = self.write_tx()?;
+        rows::require_device(&tx)?;
+        tx.execute("UPDATE device SET servers = ?1 WHERE id = 1", [json])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One UPDATE of the device row in its own transaction; NotInitialized without a device.
+    pub(crate) fn update_device(&self, sql: &str, args: impl rusqlite::Params) -> Result<()> {
+        let tx = self.write_tx()?;
+        if tx.execute(sql, args)? == 0 {
+            return Err(LedgerError::NotInitialized);
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}

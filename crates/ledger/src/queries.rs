@@ -1,0 +1,399 @@
+//! Reading the ledger for the clerk: the status summary, the chain head, the invoice
+//! list (and its index for a virtualized view) and one invoice with its history. Nothing
+//! here writes.
+
+use crate::outbox::millis_string;
+use crate::rows::{self, corrupt};
+use crate::{invalid, Alert, Ledger, LedgerError, OutboxItem, Result, Status};
+use chrono::{DateTime, Utc};
+use kaipiao_core::draft::timestamp;
+use kaipiao_core::lease::{check_limits, headroom};
+use kaipiao_core::money::money_string;
+use kaipiao_core::wire::Head;
+use kaipiao_core::{Envelope, LimitWarning};
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+/// `kaipiao status` (SPEC 9), plus what a status bar shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LedgerStatus {
+    pub device_id: Option<String>,
+    pub pending: u64,
+    pub oldest_pending_at: Option<String>,
+    /// Hours left in the offline window (2 decimals as a string, e.g. "71.50"); None without a lease.
+    pub offline_hours_left: Option<String>,
+    /// Money string; None without a lease.
+    pub offline_amount_left: Option<String>,
+    pub numbers_left: u64,
+    pub head: Head,
+    pub last_sync_at: Option<String>,
+    /// Warnings at 75% / 90% of a limit.
+    pub warnings: Vec<LimitWarning>,
+    /// Set when the queue was stopped (integrity / key reuse) — needs a human.
+    pub queue_stopped: Option<String>,
+    pub alerts: Vec<Alert>,
+}
+
+/// A row of `kaipiao list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvoiceSummary {
+    pub seq: u64,
+    pub number: String,
+    pub id: String,
+    pub kind: String,
+    pub issued_at: String,
+    pub buyer_name: String,
+    pub buyer_tax_id: String,
+    pub total: String,
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    /// Case-insensitive substring of number or buyer name / tax ID.
+    pub search: Option<String>,
+    /// RFC 3339 bounds on issued_at, inclusive.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+    /// Case-insensitive substring of the buyer name or tax ID (not the number).
+    pub buyer: Option<String>,
+    /// Newest (highest seq) first instead of oldest first; limit and offset count from
+    /// that end.
+    pub newest_first: bool,
+}
+
+/// One entry of an invoice's status history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusEvent {
+    pub at: String,
+    pub status: String,
+    pub detail: String,
+}
+
+/// Everything about one invoice (`kaipiao show`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InvoiceRecord {
+    pub envelope: Envelope,
+    pub status: Status,
+    /// The receipt exactly as received (parsed), None while pending.
+    pub receipt: Option<serde_json::Value>,
+    pub history: Vec<StatusEvent>,
+    pub outbox: Option<OutboxItem>,
+    /// The id of the outage the invoice was issued during (see [`Outage`](crate::Outage)), if any.
+    pub issued_during_outage: Option<i64>,
+}
+
+/// Parses a list bound: RFC 3339, or a date (the whole day, UTC).
+fn list_bound(field: &str, text: &str, end_of_day: bool) -> Result<String> {
+    let t = text.trim();
+    if let Some(ts) = kaipiao_core::draft::parse_timestamp(t) {
+        return Ok(timestamp(ts));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        let time = if end_of_day {
+            chrono::NaiveTime::from_hms_opt(23, 59, 59)
+        } else {
+            chrono::NaiveTime::from_hms_opt(0, 0, 0)
+        };
+        if let Some(time) = time {
+            return Ok(timestamp(d.and_time(time).and_utc()));
+        }
+    }
+    Err(invalid(
+        "invalid_date",
+        field,
+        format!("{t:?} is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T08:00:00Z)"),
+        format!("{t:?} 不是日期（2026-01-31）或 RFC 3339 时间（2026-01-31T08:00:00Z）"),
+    ))
+}
+
+/// A row of `SELECT seq, number, id, kind, issued_at, buyer_name, buyer_tax_id, total,
+/// status`, the status still as text.
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(InvoiceSummary, String)> {
+    Ok((
+        InvoiceSummary {
+            seq: r.get(0)?,
+            number: r.get(1)?,
+            id: r.get(2)?,
+            kind: r.get(3)?,
+            issued_at: r.get(4)?,
+            buyer_name: r.get(5)?,
+            buyer_tax_id: r.get(6)?,
+            total: r.get(7)?,
+            status: Status::Pending,
+        },
+        r.get(8)?,
+    ))
+}
+
+fn with_status((mut s, status): (InvoiceSummary, String)) -> Result<InvoiceSummary> {
+    s.status = Status::parse(&status)
+        .ok_or_else(|| corrupt(s.seq, format!("unknown status {status:?}")))?;
+    Ok(s)
+}
+
+/// `select` with the WHERE clause of `filter` (no order, limit or offset) and its arguments.
+fn list_query(select: &str, filter: &ListFilter) -> Result<(String, Vec<rusqlite::types::Value>)> {
+    let mut sql = format!("{select} WHERE 1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let like = |text: &str| {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    };
+    let text = |t: &Option<String>| {
+        t.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    if let Some(status) = filter.status {
+        args.push(status.as_str().to_string().into());
+        sql.push_str(&format!(" AND status = ?{}", args.len()));
+    }
+    if let Some(search) = text(&filter.search) {
+        args.push(like(&search).into());
+        let n = args.len();
+        sql.push_str(&format!(
+            " AND (number LIKE ?{n} ESCAPE '\\' OR buyer_name LIKE ?{n} ESCAPE '\\' OR buyer_tax_id LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    if let Some(buyer) = text(&filter.buyer) {
+        args.push(like(&buyer).into());
+        let n = args.len();
+        sql.push_str(&format!(
+            " AND (buyer_name LIKE ?{n} ESCAPE '\\' OR buyer_tax_id LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    if let Some(from) = &filter.from {
+        args.push(list_bound("from", from, false)?.into());
+        sql.push_str(&format!(" AND issued_at >= ?{}", args.len()));
+    }
+    if let Some(to) = &filter.to {
+        args.push(list_bound("to", to, true)?.into());
+        sql.push_str(&format!(" AND issued_at <= ?{}", args.len()));
+    }
+    Ok((sql, args))
+}
+
+impl Ledger {
+    pub fn status(&self, now: DateTime<Utc>) -> Result<LedgerStatus> {
+        let tx = self.read_tx()?;
+        let dev = rows::require_device(&tx)?;
+        let (exposure, pending, oldest) = rows::exposure(&tx)?;
+        let leases = rows::leases(&tx)?;
+        let numbers_left = leases
+            .iter()
+            .map(|l| l.numbers_left())
+            .fold(0u64, u64::saturating_add);
+        let in_force = leases
+            .iter()
+            .find(|l| l.numbers_left() > 0)
+            .or(leases.last());
+        let (mut hours_left, mut amount_left, mut warnings) = (None, None, Vec::new());
+        if let Some(lease) = in_force {
+            let terms = lease.lease.terms()?;
+            let room = headroom(&terms, &exposure, now);
+            hours_left = Some(money_string(room.hours_left));
+            amount_left = Some(money_string(room.amount_left));
+            warnings = match check_limits(&terms, &exposure, rust_decimal::Decimal::ZERO, now) {
+                Ok(w) => w,
+                // Used up: shown as a 100% warning, since nothing more can be issued offline.
+                Err(e) => vec![LimitWarning {
+                    limit: if e.code == "offline_hours_exceeded" {
+                        "offline_hours"
+                    } else {
+                        "offline_amount"
+                    },
+                    threshold: 100,
+                    en: e.en,
+                    zh: e.zh,
+                }],
+            };
+        }
+        let head = Self::head_in(&tx)?;
+        let alerts = Self::alerts_in(&tx)?;
+        Ok(LedgerStatus {
+            device_id: dev.device_id,
+            pending,
+            oldest_pending_at: oldest,
+            offline_hours_left: hours_left,
+            offline_amount_left: amount_left,
+            numbers_left,
+            head,
+            last_sync_at: dev.last_sync_at,
+            warnings,
+            queue_stopped: dev.queue_stopped,
+            alerts,
+        })
+    }
+
+    /// The stored envelope bytes of the invoice at `seq` (any status), for resubmitting
+    /// to an authority whose head is behind ours (chain_gap / restored backup).
+    /// Returns `(invoice_id, envelope_json)`.
+    pub fn envelope_at(&self, seq: u64) -> Result<Option<(String, String)>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id, envelope FROM invoices WHERE seq = ?1")?
+            .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    fn head_in(conn: &rusqlite::Connection) -> Result<Head> {
+        Ok(match rows::last_invoice(conn)? {
+            Some((seq, hash, _)) => Head { seq, hash },
+            None => Head {
+                seq: 0,
+                hash: kaipiao_core::ZERO_HASH.to_string(),
+            },
+        })
+    }
+
+    pub fn head(&self) -> Result<Head> {
+        Self::head_in(&self.conn)
+    }
+
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<InvoiceSummary>> {
+        let (mut sql, mut args) = list_query(
+            "SELECT seq, number, id, kind, issued_at, buyer_name, buyer_tax_id, total, status FROM invoices",
+            filter,
+        )?;
+        sql.push_str(if filter.newest_first {
+            " ORDER BY seq DESC"
+        } else {
+            " ORDER BY seq"
+        });
+        let limit = filter
+            .limit
+            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let offset = filter
+            .offset
+            .map_or(0, |o| i64::try_from(o).unwrap_or(i64::MAX));
+        args.push(limit.into());
+        sql.push_str(&format!(" LIMIT ?{}", args.len()));
+        args.push(offset.into());
+        sql.push_str(&format!(" OFFSET ?{}", args.len()));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let raw = stmt
+            .query_map(rusqlite::params_from_iter(args), summary_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        raw.into_iter().map(with_status).collect()
+    }
+
+    /// The seqs of what `list` returns for `filter`, in the same order and window, read
+    /// without the rows: the index of a virtualized list (8 bytes an invoice), whose pages
+    /// [`Ledger::summaries`] then reads by seq.
+    pub fn list_seqs(&self, filter: &ListFilter) -> Result<Vec<u64>> {
+        // No ORDER BY: without conditions SQLite can then count through a narrow index
+        // instead of the table, whose rows carry the whole envelope.
+        let (sql, args) = list_query("SELECT seq FROM invoices", filter)?;
+        let mut seqs = self
+            .conn
+            .prepare(&sql)?
+            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, u64>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        seqs.sort_unstable();
+        if filter.newest_first {
+            seqs.reverse();
+        }
+        let offset = usize::try_from(filter.offset.unwrap_or(0)).unwrap_or(usize::MAX);
+        let limit = filter
+            .limit
+            .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        Ok(seqs.into_iter().skip(offset).take(limit).collect())
+    }
+
+    /// The list rows of `seqs`, in the order given; a seq the ledger does not hold is
+    /// skipped.
+    pub fn summaries(&self, seqs: &[u64]) -> Result<Vec<InvoiceSummary>> {
+        let tx = self.read_tx()?;
+        let mut stmt = tx.prepare_cached(
+            "SELECT seq, number, id, kind, issued_at, buyer_name, buyer_tax_id, total, status FROM invoices WHERE seq = ?1",
+        )?;
+        let mut rows = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            if let Some(raw) = stmt.query_row([seq], summary_row).optional()? {
+                rows.push(with_status(raw)?);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// By 20-digit number or invoice id.
+    pub fn show(&self, number_or_id: &str) -> Result<InvoiceRecord> {
+        let key = number_or_id.trim();
+        let tx = self.read_tx()?;
+        let row: Option<(u64, String, String, String)> = tx
+            .prepare_cached("SELECT seq, id, envelope, status FROM invoices WHERE number = ?1 OR id = lower(?1)")?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        let Some((seq, id, text, status)) = row else {
+            return Err(LedgerError::NotFound(key.to_string()));
+        };
+        let envelope = rows::parse_envelope(seq, &text)?;
+        let status = Status::parse(&status)
+            .ok_or_else(|| corrupt(seq, format!("unknown status {status:?}")))?;
+        let receipt: Option<String> = tx
+            .prepare_cached("SELECT receipt FROM receipts WHERE invoice_id = ?1")?
+            .query_row([&id], |r| r.get(0))
+            .optional()?;
+        let receipt = receipt
+            .map(|t| {
+                serde_json::from_str(&t).map_err(|_| corrupt(seq, "the stored receipt is not JSON"))
+            })
+            .transpose()?;
+        let history = tx
+            .prepare_cached(
+                "SELECT at, status, detail FROM history WHERE invoice_id = ?1 ORDER BY id",
+            )?
+            .query_map([&id], |r| {
+                Ok(StatusEvent {
+                    at: r.get(0)?,
+                    status: r.get(1)?,
+                    detail: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let outbox = tx
+            .prepare_cached("SELECT seq, attempts, next_attempt_ms, last_error FROM outbox WHERE invoice_id = ?1")?
+            .query_row([&id], |r| {
+                Ok(OutboxItem {
+                    invoice_id: id.clone(),
+                    seq: r.get(0)?,
+                    number: envelope.invoice.number.clone(),
+                    envelope_json: text.clone(),
+                    attempts: r.get::<_, i64>(1)?.clamp(0, i64::from(u32::MAX)) as u32,
+                    next_attempt_at: r.get::<_, Option<i64>>(2)?.and_then(millis_string),
+                    last_error: r.get(3)?,
+                })
+            })
+            .optional()?;
+        let issued_during_outage = Self::outage_of(&tx, seq)?;
+        Ok(InvoiceRecord {
+            envelope,
+            status,
+            receipt,
+            history,
+            outbox,
+            issued_during_outage,
+        })
+    }
+}
+
+impl Ledger {
+    /// SQLite's `PRAGMA data_version` on this connection: it moves whenever another
+    /// connection (another `Ledger` in this process, or another process) commits a change
+    /// to the ledger, and never for this connection's own writes. A reader connection
+    /// polls it to learn that the list or the status is stale.
+    pub fn data_version(&self) -> Result<u64> {
+        let v: i64 = self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        Ok(u64::try_from(v).unwrap_or(0))
+    }
+}

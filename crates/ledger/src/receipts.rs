@@ -1,0 +1,342 @@
+//! Receipts: the authority's answers, checked against the pinned authority key and the
+//! stored invoice, then stored exactly as received with the invoice's final status, one
+//! at a time or in groups whose commits do not make issuance wait for the disk.
+
+use crate::{rows, Ledger, LedgerError, Result};
+use chrono::{DateTime, Utc};
+use kaipiao_core::draft::timestamp;
+use kaipiao_core::sign::{verify_object, RECEIPT_DOMAIN};
+use kaipiao_core::wire::Receipt;
+use kaipiao_core::PublicKey;
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+
+/// Final status written with a receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Accepted,
+    Rejected,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Accepted => "accepted",
+            Status::Rejected => "rejected",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "pending" => Some(Status::Pending),
+            "accepted" => Some(Status::Accepted),
+            "rejected" => Some(Status::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// While storing receipts, this connection checkpoints the WAL once it holds this many
+/// pages (SQLite's default is 1000): a drain writes most of the WAL, so it also copies
+/// it back, before an issuance's commit would cross the default and pay for it.
+const WAL_CHECKPOINT_PAGES: i64 = 256;
+
+/// A receipt that passed every check that needs no database (see `Ledger::check_receipt`).
+struct CheckedReceipt<'a> {
+    invoice_id: &'a str,
+    /// Stored exactly as received.
+    json: &'a str,
+    value: serde_json::Value,
+    receipt: Receipt,
+    status: Status,
+}
+
+impl Ledger {
+    /// Verifies the receipt against the pinned authority key and the stored invoice
+    /// (id, number, hash), then in one transaction stores it exactly as received, sets
+    /// the final status, appends history and deletes the outbox row. Idempotent for the
+    /// same receipt.
+    pub fn store_receipt(
+        &self,
+        invoice_id: &str,
+        receipt_json: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Status> {
+        let pinned = rows::require_device(&self.conn)?.pinned_key()?;
+        let checked = Self::check_receipt(&pinned, invoice_id, receipt_json)?;
+        let tx = self.write_tx()?;
+        let status = Self::store_checked_receipt(&tx, &checked, now)?;
+        tx.commit()?;
+        Ok(status)
+    }
+
+    /// Many receipts at once (the answer to a batch): each is checked exactly as
+    /// [`Ledger::store_receipt`] checks one, its signature outside any transaction, and all
+    /// that pass are stored in ONE short IMMEDIATE transaction — one commit for the group
+    /// instead of one per invoice, so a drain neither costs an fsync per receipt nor holds
+    /// issuance back for longer than one short write.
+    ///
+    /// The results are per item, in order: the final status (also for a repeat of a
+    /// receipt already stored), or [`LedgerError::BadReceipt`] for a receipt that was
+    /// refused and not stored; a bad receipt never keeps the good ones out. The outer
+    /// `Err` is a database failure, and then nothing of this call is stored.
+    pub fn store_receipts(
+        &self,
+        receipts: &[(&str, &str)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Status>>> {
+        let results = self.store_group_unsynced(receipts, now)?;
+        if results.iter().any(Result::is_ok) {
+            self.sync_wal()?;
+        }
+        Ok(results)
+    }
+
+    /// The receipts of a whole batch answer: stored in groups of `group`, each group as
+    /// [`Ledger::store_receipts`] stores it (one short transaction, synced to disk after
+    /// the write lock is released), stopping after a group with a refused receipt. An
+    /// issuance meeting the drain waits for one small group's writes at most, and its own
+    /// sync of the WAL finds little of the drain's left to flush (one sync per batch
+    /// instead was measured worse for the clerk: docs/BENCHMARKS.md). When this returns,
+    /// what it stored is on disk.
+    ///
+    /// Results are per item for the groups that were attempted. The outer `Err` is a
+    /// database failure: the groups before the failing one are stored (and synced), the
+    /// failing one not.
+    pub fn store_receipt_groups(
+        &self,
+        receipts: &[(&str, &str)],
+        group: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Status>>> {
+        let mut results = Vec::with_capacity(receipts.len());
+        let mut outcome = Ok(());
+        for chunk in receipts.chunks(group.max(1)) {
+            match self.store_group_unsynced(chunk, now) {
+                Ok(stored) => {
+                    let refused = stored.iter().any(Result::is_err);
+                    if stored.iter().any(Result::is_ok) {
+                        self.sync_wal()?;
+                    }
+                    results.extend(stored);
+                    if refused {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        outcome.map(|()| results)
+    }
+
+    /// One group of [`Ledger::store_receipts`], committed without waiting for the disk:
+    /// the caller syncs the WAL before it returns.
+    fn store_group_unsynced(
+        &self,
+        receipts: &[(&str, &str)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Status>>> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pinned = rows::require_device(&self.conn)?.pinned_key()?;
+        let checked: Vec<Result<CheckedReceipt<'_>>> = receipts
+            .iter()
+            .map(|(id, json)| Self::check_receipt(&pinned, id, json))
+            .collect();
+        if checked.iter().all(Result::is_err) {
+            return Ok(checked.into_iter().map(|c| c.map(|c| c.status)).collect());
+        }
+        let results = self.write_unsynced(|tx| {
+            let mut results = Vec::with_capacity(checked.len());
+            for item in checked {
+                results.push(match item {
+                    Ok(c) => match Self::store_checked_receipt(tx, &c, now) {
+                        Ok(status) => Ok(status),
+                        // Refused before anything of it was written: the others go on.
+                        Err(bad @ LedgerError::BadReceipt(_)) => Err(bad),
+                        // The transaction is rolled back: nothing of the group is kept.
+                        Err(e) => return Err(e),
+                    },
+                    Err(bad) => Err(bad),
+                });
+            }
+            Ok(results)
+        })?;
+        Ok(results)
+    }
+
+    /// `work` in one IMMEDIATE transaction whose commit does not wait for the disk while it
+    /// holds the write lock: the commit runs with synchronous=NORMAL (the WAL frames are
+    /// written, not yet synced). The caller makes it durable with [`Ledger::sync_wal`]
+    /// after the lock is released and before it returns, so it still returns only once
+    /// its data is on disk, as with synchronous=FULL, but an issuance waiting for the lock
+    /// waits for the writes only, not for the fsync.
+    fn write_unsynced<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        // The safety level cannot change inside a transaction: set around it, always restored.
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+        let done = self.write_tx().and_then(|tx| {
+            let value = work(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        });
+        let restored = self
+            .conn
+            .pragma_update(None, "synchronous", "FULL")
+            .and_then(|()| self.conn.pragma_update(None, "wal_autocheckpoint", 1000));
+        let value = done?;
+        restored?;
+        Ok(value)
+    }
+
+    /// Syncs the WAL file: what [`Ledger::write_unsynced`] committed is on disk. A failed
+    /// sync is an `Io` error although the transactions committed (the next durable commit
+    /// of the ledger covers them).
+    fn sync_wal(&self) -> Result<()> {
+        let mut wal = self.db_path().into_os_string();
+        wal.push("-wal");
+        std::fs::File::open(&wal)?.sync_data()?;
+        Ok(())
+    }
+
+    /// What needs no database: JSON, the authority signature against the pinned key,
+    /// the receipt's shape, status, invoice id and authority code.
+    fn check_receipt<'a>(
+        pinned: &PublicKey,
+        invoice_id: &'a str,
+        receipt_json: &'a str,
+    ) -> Result<CheckedReceipt<'a>> {
+        let bad = |w: String| LedgerError::BadReceipt(w);
+        let value: serde_json::Value =
+            serde_json::from_str(receipt_json).map_err(|e| bad(format!("not JSON ({e})")))?;
+        verify_object(pinned, RECEIPT_DOMAIN, &value, "authority_signature").map_err(|e| {
+            bad(format!(
+                "the authority signature does not verify against the key pinned at enrolment ({e})"
+            ))
+        })?;
+        let receipt: Receipt = serde_json::from_value(value.clone())
+            .map_err(|e| bad(format!("not a receipt ({e})")))?;
+        let status = match receipt.status.as_str() {
+            "accepted" => Status::Accepted,
+            "rejected" => Status::Rejected,
+            other => {
+                return Err(bad(format!(
+                    "status {other:?} is neither accepted nor rejected"
+                )))
+            }
+        };
+        if receipt.invoice_id != invoice_id {
+            return Err(bad(format!(
+                "it is for invoice {}, not {invoice_id}",
+                receipt.invoice_id
+            )));
+        }
+        if receipt.authority_code.len() != 20
+            || !receipt.authority_code.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad(format!(
+                "authority_code {:?} is not 20 digits",
+                receipt.authority_code
+            )));
+        }
+        Ok(CheckedReceipt {
+            invoice_id,
+            json: receipt_json,
+            value,
+            receipt,
+            status,
+        })
+    }
+
+    /// Matches a checked receipt with its invoice (number, hash) and stores it in `tx`:
+    /// receipt, final status, history, outbox row gone. Every refusal (`BadReceipt`)
+    /// comes before the first write.
+    fn store_checked_receipt(
+        tx: &Transaction<'_>,
+        checked: &CheckedReceipt<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Status> {
+        let bad = |w: String| LedgerError::BadReceipt(w);
+        let CheckedReceipt {
+            invoice_id,
+            json: receipt_json,
+            value,
+            receipt,
+            status,
+        } = checked;
+        let (invoice_id, status) = (*invoice_id, *status);
+        let row: Option<(String, String, String)> = tx
+            .prepare_cached("SELECT number, hash, status FROM invoices WHERE id = ?1")?
+            .query_row([invoice_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((number, hash, current)) = row else {
+            return Err(bad(format!("no invoice {invoice_id} in this ledger")));
+        };
+        if receipt.number != number {
+            return Err(bad(format!(
+                "number {} does not match the invoice's {number}",
+                receipt.number
+            )));
+        }
+        if receipt.hash != hash {
+            return Err(bad(format!(
+                "hash {} does not match the invoice's {hash}: the authority received other bytes",
+                receipt.hash
+            )));
+        }
+        let stored: Option<String> = tx
+            .prepare_cached("SELECT receipt FROM receipts WHERE invoice_id = ?1")?
+            .query_row([invoice_id], |r| r.get(0))
+            .optional()?;
+        if let Some(stored) = stored {
+            let same =
+                serde_json::from_str::<serde_json::Value>(&stored).is_ok_and(|v| v == *value);
+            if same {
+                return Ok(Status::parse(&current).unwrap_or(status));
+            }
+            return Err(bad(format!(
+                "invoice {number} already has a different receipt ({current}); the new one is not stored"
+            )));
+        }
+        let detail = match status {
+            Status::Rejected => receipt
+                .reasons
+                .iter()
+                .map(|r| {
+                    if r.field.is_empty() {
+                        format!("{}: {}", r.code, r.message)
+                    } else {
+                        format!("{} ({}): {}", r.code, r.field, r.message)
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => format!("authority code {}", receipt.authority_code),
+        };
+        tx.prepare_cached(
+            "INSERT INTO receipts (invoice_id, receipt, status, stored_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            invoice_id,
+            receipt_json,
+            status.as_str(),
+            timestamp(now)
+        ])?;
+        tx.prepare_cached("UPDATE invoices SET status = ?2 WHERE id = ?1")?
+            .execute(params![invoice_id, status.as_str()])?;
+        tx.prepare_cached(
+            "INSERT INTO history (invoice_id, at, status, detail) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![invoice_id, timestamp(now), status.as_str(), detail])?;
+        tx.prepare_cached("DELETE FROM outbox WHERE invoice_id = ?1")?
+            .execute([invoice_id])?;
+        Ok(status)
+    }
+}

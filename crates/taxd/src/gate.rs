@@ -1,0 +1,56 @@
+//! In front of every /v1 request, in this order: the injected faults that strike before
+//! anything is done (an outage answers at once, an injected error, the delay), then the
+//! server's capacity (503 `overloaded`) and the per-device rate (429 `rate_limited`) on
+//! the `Kaipiao-Device` header as sent, before it is authenticated. `/v1/health` is never
+//! limited; submissions carry no device header and are charged in their handler, to the
+//! envelope's device.
+
+use crate::error::ErrorAnswer;
+use crate::{auth, faults, submit, AppState};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// The middleware: /v1 requests go through the faults and limits, others pass.
+pub(crate) async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if !path.starts_with("/v1/") {
+        return next.run(req).await;
+    }
+    let faults = state.0.faults.get();
+    if faults.outage {
+        return ErrorAnswer::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "outage",
+            "the authority is unavailable (simulated outage); keep working offline and sync later",
+            "",
+        )
+        .into_response();
+    }
+    if faults::roll(faults.error_rate) {
+        return ErrorAnswer::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the authority failed this request (injected fault); retry",
+            "",
+        )
+        .into_response();
+    }
+    if let Some(range) = faults.delay_ms {
+        tokio::time::sleep(faults::draw_delay(range)).await;
+    }
+    if path != "/v1/health" {
+        if let Err(e) = state.0.limits.check_capacity() {
+            return e.into_response();
+        }
+        if !submit::is_submission_path(path) {
+            if let Some(device) = auth::header_device(req.headers()) {
+                if let Err(e) = state.0.limits.check_device(&device) {
+                    return e.into_response();
+                }
+            }
+        }
+    }
+    next.run(req).await
+}

@@ -1,0 +1,89 @@
+//! What the authority records for a submission: the receipt (SPEC 7), made once, signed
+//! with the authority key, and stored with the invoice as the bytes that are sent now and
+//! replayed for its key forever. `authority_code` (校验码) is drawn here, once per invoice,
+//! rejected ones too.
+
+use crate::error::{ErrorAnswer, TaxdError};
+use crate::Shared;
+use axum::http::StatusCode;
+use kaipiao_core::model::{Envelope, Kind};
+use kaipiao_core::sign::{sign_object, RECEIPT_DOMAIN};
+use kaipiao_core::wire::{Reason, Receipt};
+use rand::Rng;
+use rusqlite::{params, Transaction};
+
+/// Makes, signs and stores the receipt of `envelope` (whose canonical hash is `hash`)
+/// inside `tx`: `accepted` when `reasons` is empty, else `rejected` with them. Ok is the
+/// receipt's bytes, exactly as stored.
+pub(super) fn store(
+    tx: &Transaction<'_>,
+    shared: &Shared,
+    envelope: &Envelope,
+    hash: &str,
+    reasons: Vec<Reason>,
+    received_at: &str,
+) -> Result<Vec<u8>, ErrorAnswer> {
+    let inv = &envelope.invoice;
+    let status = if reasons.is_empty() {
+        "accepted"
+    } else {
+        "rejected"
+    };
+    let receipt = Receipt {
+        invoice_id: inv.id.clone(),
+        number: inv.number.clone(),
+        hash: hash.to_string(),
+        status: status.to_string(),
+        reasons,
+        authority_code: authority_code(),
+        received_at: received_at.to_string(),
+        authority_signature: String::new(),
+    };
+    let value = serde_json::to_value(&receipt).map_err(TaxdError::Json)?;
+    let signed = sign_object(
+        &shared.authority,
+        RECEIPT_DOMAIN,
+        value,
+        "authority_signature",
+    )
+    .map_err(TaxdError::Sign)?;
+    // Serialised once: these bytes are sent, stored, and replayed for the key forever.
+    let body = serde_json::to_vec(&signed).map_err(TaxdError::Json)?;
+    let invoice_json = serde_json::to_string(inv).map_err(TaxdError::Json)?;
+    let original_number = match (inv.kind, &inv.original) {
+        (Kind::Credit, Some(o)) => Some(o.number.as_str()),
+        _ => None,
+    };
+    tx.prepare_cached(
+        "INSERT INTO receipts (invoice_id, device_id, seq, number, kind, original_number, hash,
+                               signature, status, status_code, authority_code, received_at,
+                               issued_at, invoice, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        inv.id,
+        inv.device_id,
+        inv.seq as i64,
+        inv.number,
+        inv.kind.as_str(),
+        original_number,
+        hash,
+        envelope.signature,
+        status,
+        StatusCode::CREATED.as_u16(),
+        receipt.authority_code,
+        receipt.received_at,
+        inv.issued_at,
+        invoice_json,
+        body,
+    ])?;
+    Ok(body)
+}
+
+/// 校验码: 20 random digits, drawn once per invoice.
+fn authority_code() -> String {
+    let mut rng = rand::thread_rng();
+    (0..20)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect()
+}
