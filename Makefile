@@ -52,7 +52,7 @@ demo: build
 ## front end's vitest suite, and the real app window over WebDriver (kaipiao-app's
 ## `window` tests, run by nextest). Ends with nextest's own summary line.
 test: deps
-	cd ui && npm test && npm run build
+	cd ui && npm run check && npm test && npm run build
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --no-fail-fast
 

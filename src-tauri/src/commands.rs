@@ -4,7 +4,7 @@
 use crate::AppState;
 use kaipiao_desk::dto::*;
 use kaipiao_desk::watcher::ProgressFn;
-use kaipiao_desk::{DeskError, DeskResult, Engine};
+use kaipiao_desk::{Code, DeskError, DeskResult, Engine};
 use std::sync::Arc;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -108,7 +108,7 @@ pub async fn sync_now(
     drop(engine);
     rx.await.map_err(|_| {
         DeskError::say(
-            "sync_stopped",
+            Code::SyncStopped,
             "",
             lang,
             "同步已中止，请重试",

@@ -279,3 +279,30 @@ fn credit_notes_are_bounded_by_their_original() {
         "{doc}"
     );
 }
+
+/// A refusal from the authority is said in the clerk's language with what to do, as the
+/// app says it (one message for both front ends), and `--json` carries its code.
+#[test]
+fn a_refused_enrolment_token_is_said_in_the_clerks_language() {
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::init_only();
+    let url = taxd.url();
+    let args = [
+        "--json",
+        "enroll",
+        "--server",
+        &url,
+        "--token",
+        "not-the-token",
+    ];
+    let mut zh = shop.command(&args);
+    zh.env("LC_ALL", "zh_CN.UTF-8").env("LANG", "zh_CN.UTF-8");
+    let out = run_with_deadline(zh, "kaipiao enroll (zh)".into(), None, COMMAND_DEADLINE);
+    out.expect_code(2);
+    assert!(out.stderr.contains("登记令牌"), "{}", out.stderr);
+    let doc: Value = serde_json::from_str(out.stdout.trim()).expect("one JSON document");
+    assert_eq!(doc["error"]["code"], "enrollment_token_invalid");
+    let en = shop.kaipiao(&args);
+    en.expect_code(2);
+    assert!(en.stderr.contains("enrolment token"), "{}", en.stderr);
+}

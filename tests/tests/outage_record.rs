@@ -117,7 +117,7 @@ fn an_outage_is_recorded_with_the_invoices_issued_during_it() {
     assert_eq!(s(o, "/first_number"), numbers[0]);
     assert_eq!(s(o, "/last_number"), numbers[2]);
     let seconds = |t: &str| {
-        kaipiao_core::draft::parse_timestamp(t)
+        kaipiao_core::time::parse_rfc3339(t)
             .map(|t| t.timestamp())
             .unwrap_or_else(|| panic!("not an RFC 3339 time: {t}"))
     };

@@ -3,7 +3,7 @@
 //! only the commands that sign or sync unseal it).
 
 use crate::failure::{CommandError, EXIT_INVALID, EXIT_OTHER};
-use kaipiao_core::{DeviceKey, Lang};
+use kaipiao_core::{Code, DeviceKey, Lang};
 use kaipiao_desk::config;
 use kaipiao_ledger::{KeySource, Ledger};
 use std::io::{IsTerminal, Read};
@@ -39,7 +39,7 @@ impl Ctx {
             return Ok(KeySource::default());
         }
         let prompt_error = |e: std::io::Error| {
-            CommandError::new(EXIT_OTHER, "io", "", format!("passphrase prompt: {e}"))
+            CommandError::new(EXIT_OTHER, Code::Io, "", format!("passphrase prompt: {e}"))
         };
         let prompt = self.lang.pick("设备密钥口令：", "Device key passphrase: ");
         let first =
@@ -52,7 +52,7 @@ impl Ctx {
             if again != first {
                 return Err(CommandError::new(
                     EXIT_INVALID,
-                    "passphrase_mismatch",
+                    Code::PassphraseMismatch,
                     "passphrase",
                     self.lang
                         .pick("两次输入的口令不一致", "the passphrases differ"),
@@ -75,7 +75,7 @@ impl Ctx {
         result.map_err(|e| {
             CommandError::new(
                 EXIT_INVALID,
-                "unreadable_file",
+                Code::UnreadableFile,
                 "file",
                 format!(
                     "{path}: {e} ({})",

@@ -1,7 +1,7 @@
 //! How a command fails: its SPEC 9 exit code and the `{code, message, field}` error, or
 //! the document `--json` prints instead (a sync's summary is printed whatever the exit).
 
-use kaipiao_core::{FieldError, Lang};
+use kaipiao_core::{Code, FieldError, Lang};
 use kaipiao_ledger::LedgerError;
 use kaipiao_sync::{SyncError, SyncOutcome};
 use serde_json::{json, Value};
@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 /// A failed command.
 pub struct CommandError {
     pub exit: u8,
-    pub code: String,
+    pub code: Code,
     pub field: String,
     pub message: String,
     /// What stdout gets with --json (defaults to the error document).
@@ -25,10 +25,10 @@ pub const EXIT_TRANSIENT: u8 = 3;
 pub const EXIT_INTEGRITY: u8 = 4;
 
 impl CommandError {
-    pub fn new(exit: u8, code: &str, field: &str, message: impl Into<String>) -> CommandError {
+    pub fn new(exit: u8, code: Code, field: &str, message: impl Into<String>) -> CommandError {
         CommandError {
             exit,
-            code: code.to_string(),
+            code,
             field: field.to_string(),
             message: message.into(),
             json: None,
@@ -60,7 +60,7 @@ impl CommandError {
     }
 
     pub fn field(e: &FieldError, lang: Lang) -> CommandError {
-        CommandError::new(EXIT_INVALID, &e.code, &e.field, e.message(lang))
+        CommandError::new(EXIT_INVALID, e.code, &e.field, e.message(lang))
     }
 
     pub fn sync(e: &SyncError, lang: Lang) -> CommandError {
@@ -91,7 +91,7 @@ impl CommandError {
     }
 
     pub fn internal(e: impl std::fmt::Display) -> CommandError {
-        CommandError::new(EXIT_OTHER, "internal", "", e.to_string())
+        CommandError::new(EXIT_OTHER, Code::Internal, "", e.to_string())
     }
 
     pub fn error_json(&self) -> Value {
@@ -101,12 +101,12 @@ impl CommandError {
 
 /// A run's outcome as the command's result: its document printed whatever the exit
 /// (SPEC 9), 3 when transient, 4 with `stopped_code` when a human must look.
-pub fn outcome_result(outcome: &SyncOutcome, doc: Value, stopped_code: &str) -> CmdResult {
+pub fn outcome_result(outcome: &SyncOutcome, doc: Value, stopped_code: Code) -> CmdResult {
     match outcome {
         SyncOutcome::Complete => Ok(doc),
         SyncOutcome::Transient(why) => Err(CommandError {
             json: Some(doc),
-            ..CommandError::new(EXIT_TRANSIENT, "transient", "", why.clone())
+            ..CommandError::new(EXIT_TRANSIENT, Code::Transient, "", why.clone())
         }),
         SyncOutcome::Stopped(why) => Err(CommandError {
             json: Some(doc),

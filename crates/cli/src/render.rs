@@ -246,33 +246,33 @@ pub fn invoice(rec: &InvoiceRecord, words: &str, lang: Lang) -> String {
         inv.seq
     );
     let _ = writeln!(o, "{} {}", l("签名", "Signature"), rec.envelope.signature);
-    if let Some(r) = &rec.receipt {
-        let code = r
-            .get("authority_code")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        let at = r.get("received_at").and_then(|v| v.as_str()).unwrap_or("");
-        let _ = writeln!(o, "{} {code}  {at}", l("校验码", "Auth. code"));
-        if let Some(reasons) = r.get("reasons").and_then(|v| v.as_array()) {
-            for reason in reasons {
-                let _ = writeln!(
-                    o,
-                    "{} {}: {}",
-                    l("拒绝原因", "Reason"),
-                    reason.get("field").and_then(|v| v.as_str()).unwrap_or(""),
-                    reason.get("message").and_then(|v| v.as_str()).unwrap_or("")
-                );
-            }
-            if !reasons.is_empty() {
-                let _ = writeln!(
-                    o,
-                    "{}",
-                    l(
-                        "处理办法：更正后重新开具蓝字发票（被拒绝的发票无需冲红）",
-                        "Way forward: correct the draft and issue a new invoice (a rejected invoice needs no credit note)"
-                    )
-                );
-            }
+    // The receipt typed, as the app's detail view reads it (kaipiao-desk).
+    if let Some(r) = rec.receipt.as_ref().map(kaipiao_desk::detail::receipt) {
+        let _ = writeln!(
+            o,
+            "{} {}  {}",
+            l("校验码", "Auth. code"),
+            r.authority_code,
+            r.received_at
+        );
+        for reason in &r.reasons {
+            let _ = writeln!(
+                o,
+                "{} {}: {}",
+                l("拒绝原因", "Reason"),
+                reason.field,
+                reason.message
+            );
+        }
+        if !r.reasons.is_empty() {
+            let _ = writeln!(
+                o,
+                "{}",
+                l(
+                    "处理办法：更正后重新开具蓝字发票（被拒绝的发票无需冲红）",
+                    "Way forward: correct the draft and issue a new invoice (a rejected invoice needs no credit note)"
+                )
+            );
         }
     }
     let _ = writeln!(o, "{}", lang.pick("状态记录", "History"));
@@ -295,9 +295,9 @@ fn history_line(
     let code = rec
         .receipt
         .as_ref()
-        .and_then(|r| r.get("authority_code"))
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
+        .map(|r| kaipiao_desk::detail::receipt(r).authority_code)
+        .unwrap_or_default();
+    let code = code.as_str();
     match e.status.as_str() {
         "issued" => (
             l("开具", "issued"),
@@ -703,7 +703,7 @@ mod tests {
     }
 
     fn at(text: &str) -> DateTime<Utc> {
-        kaipiao_core::draft::parse_timestamp(text).unwrap_or_default()
+        kaipiao_core::time::parse_rfc3339(text).unwrap_or_default()
     }
 
     #[test]

@@ -8,7 +8,9 @@ use crate::money::{
     decimal_string, money_string, parse_decimal, parse_money, round, DecimalProblem,
 };
 use crate::taxid::check_tax_id;
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::time::{parse_rfc3339, rfc3339};
+use crate::Code;
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -108,19 +110,8 @@ impl Computed {
     }
 }
 
-fn err(code: &str, field: &str, en: String, zh: String) -> FieldError {
+fn err(code: Code, field: &str, en: String, zh: String) -> FieldError {
     FieldError::new(code, field, en, zh)
-}
-
-/// RFC 3339 UTC with `Z`, whole seconds.
-pub fn timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 impl Draft {
@@ -162,7 +153,7 @@ impl Draft {
         };
         let lines_value = obj.get("lines").ok_or_else(|| {
             err(
-                "missing_field",
+                Code::MissingField,
                 "lines",
                 "is required: a list of 1 to 2000 lines".into(),
                 "必填：1 至 2000 行货物或服务明细".into(),
@@ -238,7 +229,7 @@ impl Draft {
     pub fn kind(&self) -> Result<Kind, FieldError> {
         Kind::parse(self.kind.trim()).ok_or_else(|| {
             err(
-                "invalid_kind",
+                Code::InvalidKind,
                 "kind",
                 format!("{:?} is not a kind (ordinary, special, credit)", self.kind),
                 format!("{:?} 不是有效的发票种类（ordinary 普通发票、special 专用发票、credit 红字发票）", self.kind),
@@ -256,7 +247,7 @@ fn as_object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, Fi
 
 fn wrong_type(field: &str, en: &str, zh: &str) -> FieldError {
     err(
-        "invalid_type",
+        Code::InvalidType,
         field,
         format!("expected {en}"),
         format!("应为{zh}"),
@@ -276,7 +267,7 @@ fn reject_unknown(
                 format!("{prefix}.{key}")
             };
             return Err(err(
-                "unknown_field",
+                Code::UnknownField,
                 &field,
                 format!("is not a draft field (allowed: {})", known.join(", ")),
                 format!("不是草稿字段（允许：{}）", known.join(", ")),
@@ -325,7 +316,7 @@ fn json_number_text(n: &serde_json::Number, field: &str) -> Result<String, Field
     let digits = d.mantissa().unsigned_abs().to_string();
     if digits.trim_end_matches('0').len() > 15 {
         return Err(err(
-            "invalid_number",
+            Code::InvalidNumber,
             field,
             "has more digits than a JSON number carries exactly; write it as a string in quotes, e.g. \"1234567.12345678\"".into(),
             "位数超过 JSON 数字能精确表示的范围，请加引号写成字符串，如 \"1234567.12345678\"".into(),
@@ -343,7 +334,7 @@ pub(crate) fn check_text(
     let n = value.chars().count();
     if n < min {
         return Err(err(
-            "missing_field",
+            Code::MissingField,
             field,
             format!("is required ({min} to {max} characters)"),
             format!("必填（{min} 至 {max} 个字符）"),
@@ -351,7 +342,7 @@ pub(crate) fn check_text(
     }
     if n > max {
         return Err(err(
-            "too_long",
+            Code::TooLong,
             field,
             format!("has {n} characters; at most {max} are allowed"),
             format!("共 {n} 个字符，最多 {max} 个"),
@@ -365,7 +356,7 @@ pub(crate) fn check_text(
         .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
     {
         return Err(err(
-            "control_character",
+            Code::ControlCharacter,
             field,
             "contains a control character (line break, tab...); remove it".into(),
             "含有控制字符（换行、制表符等），请删除".into(),
@@ -382,7 +373,7 @@ fn decimal_field(
 ) -> Result<Decimal, FieldError> {
     if text.is_empty() {
         return Err(err(
-            "missing_field",
+            Code::MissingField,
             field,
             format!("is required: {what_en}"),
             format!("必填：{what_zh}"),
@@ -390,13 +381,13 @@ fn decimal_field(
     }
     let d = parse_decimal(text, 8).map_err(|p| match p {
         DecimalProblem::NotANumber => err(
-            "invalid_number",
+            Code::InvalidNumber,
             field,
             format!("{text:?} is not a decimal number; write {what_en}"),
             format!("{text:?} 不是十进制数字；应为{what_zh}"),
         ),
         DecimalProblem::TooManyPlaces(n) => err(
-            "too_many_decimals",
+            Code::TooManyDecimals,
             field,
             format!("{text} has {n} decimal places; at most 8 are allowed"),
             format!("{text} 有 {n} 位小数，最多 8 位"),
@@ -404,7 +395,7 @@ fn decimal_field(
     })?;
     if d.abs() > Decimal::from(MAX_MAGNITUDE) {
         return Err(err(
-            "out_of_range",
+            Code::OutOfRange,
             field,
             format!("{text} is too large (at most {MAX_MAGNITUDE})"),
             format!("{text} 过大（最多 {MAX_MAGNITUDE}）"),
@@ -423,7 +414,7 @@ pub fn parse_rate(field: &str, text: &str) -> Result<(&'static str, Decimal), Fi
     let list = crate::RATES.join(", ");
     let bad = || {
         err(
-            "invalid_tax_rate",
+            Code::InvalidTaxRate,
             field,
             format!(
                 "{} is not a VAT rate ({list})",
@@ -452,7 +443,7 @@ fn parse_treatment(field: &str, text: &str, rate: Decimal) -> Result<Treatment, 
         match Treatment::parse(t) {
             Some(tr) if tr != Treatment::Standard => Ok(tr),
             _ => Err(err(
-                "invalid_treatment",
+                Code::InvalidTreatment,
                 field,
                 format!(
                     "{} is not allowed with rate 0: use zero_rated (零税率), exempt (免税) or non_taxable (不征税)",
@@ -468,7 +459,7 @@ fn parse_treatment(field: &str, text: &str, rate: Decimal) -> Result<Treatment, 
         match t {
             "" | "standard" => Ok(Treatment::Standard),
             _ => Err(err(
-                "invalid_treatment",
+                Code::InvalidTreatment,
                 field,
                 format!("{t} is only allowed with rate 0; a non-zero rate takes standard"),
                 format!("{t} 仅适用于 0 税率；非零税率应为 standard"),
@@ -491,7 +482,7 @@ pub(crate) fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
             parse_decimal(&l.tax_rate, 8),
         ) else {
             return Err(err(
-                "invalid_line",
+                Code::InvalidLine,
                 &format!("lines[{i}]"),
                 "has malformed numbers".into(),
                 "数字格式错误".into(),
@@ -509,7 +500,7 @@ pub(crate) fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
             matches!((amount_off, tax_off), (Some(da), Some(dt)) if da <= cent && dt <= six);
         if !within {
             return Err(err(
-                "rounding_tolerance",
+                Code::RoundingTolerance,
                 &format!("lines[{i}].quantity"),
                 format!(
                     "quantity {} x unit price {} = amount {} with tax {} falls outside the authority's tolerances (0.01 on the amount, 0.06 on the tax); change the quantity or price",
@@ -526,7 +517,7 @@ pub(crate) fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
             .zip(tax_sum.checked_add(t));
         let Some((rs, ts)) = sums else {
             return Err(err(
-                "out_of_range",
+                Code::OutOfRange,
                 "lines",
                 "the amounts are too large to add up; split the invoice".into(),
                 "金额过大，无法合计，请拆分发票".into(),
@@ -540,7 +531,7 @@ pub(crate) fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
         .is_none_or(|d| d.abs() > Decimal::new(127, 2))
     {
         return Err(err(
-            "rounding_tolerance",
+            Code::RoundingTolerance,
             "lines",
             format!(
                 "the invoice's tax {} differs from the sum of amount x rate {} by more than 1.27; split the invoice",
@@ -664,7 +655,7 @@ pub fn compute_lines(
     let kind = draft.kind()?;
     if draft.lines.is_empty() || draft.lines.len() > MAX_LINES {
         return Err(err(
-            "line_count",
+            Code::LineCount,
             "lines",
             format!(
                 "has {} lines; an invoice has 1 to {MAX_LINES}",
@@ -679,7 +670,7 @@ pub fn compute_lines(
     let credit = if kind == Kind::Credit {
         if draft.price_includes_tax {
             return Err(err(
-                "credit_price_includes_tax",
+                Code::CreditPriceIncludesTax,
                 "price_includes_tax",
                 "must be false on a credit note: credit lines carry the original's tax-exclusive price".into(),
                 "红字发票必须为不含税价：红字行沿用原发票的不含税单价".into(),
@@ -687,7 +678,7 @@ pub fn compute_lines(
         }
         let ctx = credit.ok_or_else(|| {
             err(
-                "missing_field",
+                Code::MissingField,
                 "original",
                 "a credit note needs the number of the original invoice".into(),
                 "红字发票须填写原发票号码".into(),
@@ -707,7 +698,7 @@ pub fn compute_lines(
         let tax_code = dl.tax_code.trim();
         if !is_tax_code(tax_code) {
             return Err(err(
-                "invalid_tax_code",
+                Code::InvalidTaxCode,
                 &f("tax_code"),
                 format!("{tax_code:?} is not a tax classification code (19 digits, or empty)"),
                 format!("{tax_code:?} 不是税收分类编码（19 位数字，或留空）"),
@@ -719,7 +710,7 @@ pub fn compute_lines(
         let treatment = parse_treatment(&f("treatment"), &dl.treatment, rate)?;
         if kind == Kind::Special && matches!(treatment, Treatment::Exempt | Treatment::NonTaxable) {
             return Err(err(
-                "special_treatment",
+                Code::SpecialTreatment,
                 &f("treatment"),
                 format!("{} lines are not allowed on a special invoice (专用发票); issue an ordinary invoice", treatment.as_str()),
                 format!("专用发票不得开具{}项目，请开具普通发票", if treatment == Treatment::Exempt { "免税" } else { "不征税" }),
@@ -748,7 +739,7 @@ pub fn compute_lines(
         } else {
             if quantity <= Decimal::ZERO {
                 return Err(err(
-                    "invalid_quantity",
+                    Code::InvalidQuantity,
                     &f("quantity"),
                     format!(
                         "{} must be positive; corrections are issued as credit notes (红字发票)",
@@ -765,7 +756,7 @@ pub fn compute_lines(
             )?;
             if price < Decimal::ZERO {
                 return Err(err(
-                    "invalid_unit_price",
+                    Code::InvalidUnitPrice,
                     &f("unit_price"),
                     format!("{} must not be negative", dl.unit_price),
                     format!("{} 不能为负数", dl.unit_price),
@@ -801,7 +792,7 @@ pub(crate) fn check_original(ctx: &CreditContext) -> Result<(), FieldError> {
     let number = &ctx.original.number;
     if ctx.original.kind == Kind::Credit {
         return Err(err(
-            "original_is_credit",
+            Code::OriginalIsCredit,
             "original",
             format!("{number} is itself a credit note; credit the original invoice instead"),
             format!("{number} 本身是红字发票，请针对原蓝字发票开具"),
@@ -809,7 +800,7 @@ pub(crate) fn check_original(ctx: &CreditContext) -> Result<(), FieldError> {
     }
     if ctx.original_status == "rejected" {
         return Err(err(
-            "original_rejected",
+            Code::OriginalRejected,
             "original",
             format!("{number} was rejected by the authority and needs no credit note; issue a new invoice instead"),
             format!("{number} 已被税务机关拒绝，无需开具红字发票，请重新开具蓝字发票"),
@@ -830,7 +821,7 @@ fn credit_line(
     let f = |name: &str| format!("lines[{i}].{name}");
     if quantity >= Decimal::ZERO {
         return Err(err(
-            "invalid_quantity",
+            Code::InvalidQuantity,
             &f("quantity"),
             format!(
                 "{} must be negative on a credit note (e.g. -1)",
@@ -854,7 +845,7 @@ fn credit_line(
     line.unit_price = given_price.map(decimal_string).unwrap_or_default();
     let Some(idx) = remaining.find(&ctx.original, line, need) else {
         return Err(err(
-            "credit_line_not_in_original",
+            Code::CreditLineNotInOriginal,
             &f("name"),
             format!(
                 "no line of {} matches this one in name, tax code, spec, unit, rate and treatment",
@@ -871,7 +862,7 @@ fn credit_line(
     if let Some(p) = given_price {
         if p != orig_price {
             return Err(err(
-                "credit_price_mismatch",
+                Code::CreditPriceMismatch,
                 &f("unit_price"),
                 format!("{} differs from the original line's tax-exclusive price {}; use {} or leave it empty", dl.unit_price, orig.unit_price, orig.unit_price),
                 format!("{} 与原发票行不含税单价 {} 不同；请填写 {} 或留空", dl.unit_price, orig.unit_price, orig.unit_price),
@@ -886,7 +877,7 @@ fn credit_line(
     );
     if need > left_q {
         return Err(err(
-            "credit_exceeds_original",
+            Code::CreditExceedsOriginal,
             &f("quantity"),
             format!(
                 "{} credits more than the {} left on line {} of {}",
@@ -912,7 +903,7 @@ fn credit_line(
     };
     if amount.abs() > left_a.abs() {
         return Err(err(
-            "credit_exceeds_original",
+            Code::CreditExceedsOriginal,
             &f("quantity"),
             format!(
                 "credits {} against the {} left on line {} of {}",
@@ -949,7 +940,7 @@ pub fn build_invoice(
     let original = match (kind, &draft.original) {
         (Kind::Credit, None) => {
             return Err(err(
-                "missing_field",
+                Code::MissingField,
                 "original",
                 "a credit note needs the number of the original invoice".into(),
                 "红字发票须填写原发票号码".into(),
@@ -961,7 +952,7 @@ pub fn build_invoice(
         }),
         (_, Some(n)) => {
             return Err(err(
-                "original_not_allowed",
+                Code::OriginalNotAllowed,
                 "original",
                 format!("only a credit note refers to an original invoice (got {n}); set kind to credit or remove original"),
                 format!("只有红字发票才引用原发票（收到 {n}）；请将种类设为 credit 或删除 original"),
@@ -978,7 +969,7 @@ pub fn build_invoice(
         prev_hash: ctx.prev_hash.clone(),
         number: ctx.number.clone(),
         kind,
-        issued_at: timestamp(ctx.issued_at),
+        issued_at: rfc3339(ctx.issued_at),
         currency: "CNY".into(),
         seller: ctx.seller.clone(),
         buyer,
@@ -1002,7 +993,7 @@ pub fn validate_buyer(buyer: &Party, kind: Kind) -> Result<Party, FieldError> {
     let tax_id = if normalized.is_empty() {
         if kind == Kind::Special {
             return Err(err(
-                "missing_field",
+                Code::MissingField,
                 "buyer.tax_id",
                 "a special invoice (专用发票) needs the buyer's tax ID".into(),
                 "专用发票必须填写购买方纳税人识别号".into(),
@@ -1012,7 +1003,7 @@ pub fn validate_buyer(buyer: &Party, kind: Kind) -> Result<Party, FieldError> {
     } else {
         check_tax_id(&normalized).map_err(|p| {
             err(
-                "invalid_tax_id",
+                Code::InvalidTaxId,
                 "buyer.tax_id",
                 format!("{normalized}: {}", p.message(false)),
                 format!("{normalized}：{}", p.message(true)),
@@ -1034,7 +1025,7 @@ pub fn validate_seller(seller: &Party) -> Result<Party, FieldError> {
     check_text("seller.bank", seller.bank.trim(), 0, MAX_TEXT_CHARS)?;
     let tax_id = check_tax_id(&seller.tax_id).map_err(|p| {
         err(
-            "invalid_tax_id",
+            Code::InvalidTaxId,
             "seller.tax_id",
             p.message(false),
             p.message(true),
@@ -1050,23 +1041,23 @@ pub fn validate_seller(seller: &Party) -> Result<Party, FieldError> {
 
 /// `issued_at` never goes backwards along the chain.
 pub fn check_clock(previous_issued_at: Option<&str>, now: DateTime<Utc>) -> Result<(), FieldError> {
-    let Some(prev) = previous_issued_at.and_then(parse_timestamp) else {
+    let Some(prev) = previous_issued_at.and_then(parse_rfc3339) else {
         return Ok(());
     };
-    let now_s = parse_timestamp(&timestamp(now)).unwrap_or(now);
+    let now_s = parse_rfc3339(&rfc3339(now)).unwrap_or(now);
     if now_s < prev {
         return Err(err(
-            "clock_behind",
+            Code::ClockBehind,
             "issued_at",
             format!(
                 "this computer's clock ({}) is behind the previous invoice ({}); set the correct date and time, then issue again",
-                timestamp(now),
-                timestamp(prev)
+                rfc3339(now),
+                rfc3339(prev)
             ),
             format!(
                 "本机时钟（{}）早于上一张发票的开具时间（{}），请校正日期和时间后再开票",
-                timestamp(now),
-                timestamp(prev)
+                rfc3339(now),
+                rfc3339(prev)
             ),
         ));
     }

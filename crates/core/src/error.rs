@@ -1,6 +1,7 @@
 //! The error every bad input turns into: which field, a stable code, and a message in the
 //! clerk's language that says what is allowed.
 
+use crate::Code;
 use serde::{Deserialize, Serialize};
 
 /// The language of messages. Chinese when the locale says so, English otherwise.
@@ -34,7 +35,7 @@ impl Lang {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     /// Stable machine code the UI branches on, e.g. `invalid_tax_rate`.
-    pub code: String,
+    pub code: Code,
     /// Path of the field in the draft, e.g. `lines[2].tax_rate`, or "" when none applies.
     pub field: String,
     pub en: String,
@@ -43,13 +44,13 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(
-        code: &str,
+        code: Code,
         field: impl Into<String>,
         en: impl Into<String>,
         zh: impl Into<String>,
     ) -> Self {
         FieldError {
-            code: code.to_string(),
+            code,
             field: field.into(),
             en: en.into(),
             zh: zh.into(),

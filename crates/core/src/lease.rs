@@ -4,6 +4,7 @@
 use crate::error::FieldError;
 use crate::money::{money_string, parse_money};
 use crate::sign::{sign_object, verify_object, DeviceKey, PublicKey, SignatureError, LEASE_DOMAIN};
+use crate::Code;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -49,7 +50,7 @@ impl Lease {
     pub fn terms(&self) -> Result<LeaseTerms, FieldError> {
         let bad = |field: &str, what: &str| {
             FieldError::new(
-                "invalid_lease",
+                Code::InvalidLease,
                 format!("lease.{field}"),
                 format!("the authority's lease has a malformed {field}: {what}"),
                 format!("税务机关下发的额度 {field} 格式错误：{what}"),
@@ -140,7 +141,7 @@ pub fn check_limits(
     let amount = total_amount.abs();
     if amount > terms.single_invoice_cap {
         return Err(FieldError::new(
-            "single_invoice_cap",
+            Code::SingleInvoiceCap,
             "lines",
             format!(
                 "the invoice amount {} is over the single-invoice cap {} of the lease by {}; split it into several invoices",
@@ -165,7 +166,7 @@ pub fn check_limits(
         if used > window_secs {
             let over_h = Decimal::from(used - window_secs) / Decimal::from(3600);
             return Err(FieldError::new(
-                "offline_hours_exceeded",
+                Code::OfflineHoursExceeded,
                 "",
                 format!(
                     "the offline window of {} hours is used up (over by {} h since the oldest unsynced invoice); connect and run sync before issuing more",
@@ -191,7 +192,7 @@ pub fn check_limits(
     if after > terms.offline_amount_cap {
         let over = after - terms.offline_amount_cap;
         return Err(FieldError::new(
-            "offline_amount_exceeded",
+            Code::OfflineAmountExceeded,
             "lines",
             format!(
                 "unsynced invoices would total {} against the offline cap {} (over by {}); run sync before issuing more",

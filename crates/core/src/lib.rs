@@ -11,18 +11,22 @@
 //! `taxd` and in the client.
 
 pub mod canonical;
+pub mod code;
 pub mod draft;
 pub mod error;
 pub mod lease;
 pub mod model;
 pub mod money;
 pub mod rules;
+pub mod server;
 pub mod sign;
 pub mod taxid;
+pub mod time;
 pub mod wire;
 pub mod words;
 
 pub use canonical::{canonical_bytes, sha256_hex};
+pub use code::Code;
 pub use draft::{build_invoice, compute_lines, CreditContext, Draft, DraftLine, IssueContext};
 pub use error::{FieldError, Lang};
 pub use lease::{Lease, LeaseTerms, LimitWarning, OfflineExposure};

@@ -10,9 +10,10 @@ use crate::draft::{
 use crate::error::FieldError;
 use crate::model::{Invoice, Kind, Treatment};
 use crate::money::{is_normalized_decimal, money_string, parse_decimal, parse_money};
+use crate::Code;
 use rust_decimal::Decimal;
 
-fn finding(code: &str, field: &str, en: String, zh: String) -> FieldError {
+fn finding(code: Code, field: &str, en: String, zh: String) -> FieldError {
     FieldError::new(code, field, en, zh)
 }
 
@@ -23,7 +24,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
     let mut out = Vec::new();
     if inv.version != 1 {
         out.push(finding(
-            "invalid_version",
+            Code::InvalidVersion,
             "version",
             format!("version {} is not 1", inv.version),
             format!("版本 {} 不是 1", inv.version),
@@ -31,7 +32,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
     }
     if inv.currency != "CNY" {
         out.push(finding(
-            "invalid_currency",
+            Code::InvalidCurrency,
             "currency",
             format!("{:?} is not CNY", inv.currency),
             format!("{:?} 不是 CNY", inv.currency),
@@ -39,7 +40,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
     }
     match validate_seller(&inv.seller) {
         Ok(s) if s != inv.seller => out.push(finding(
-            "not_normalized",
+            Code::NotNormalized,
             "seller",
             "is not in normalised form".into(),
             "销售方信息未规范化".into(),
@@ -49,7 +50,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
     }
     match validate_buyer(&inv.buyer, inv.kind) {
         Ok(b) if b != inv.buyer => out.push(finding(
-            "not_normalized",
+            Code::NotNormalized,
             "buyer",
             "is not in normalised form".into(),
             "购买方信息未规范化".into(),
@@ -65,7 +66,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
     }
     if inv.lines.is_empty() || inv.lines.len() > MAX_LINES {
         out.push(finding(
-            "line_count",
+            Code::LineCount,
             "lines",
             format!("has {} lines; 1 to {MAX_LINES} allowed", inv.lines.len()),
             format!("共 {} 行，应为 1 至 {MAX_LINES} 行", inv.lines.len()),
@@ -88,7 +89,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         }
         if !crate::draft::is_tax_code(&l.tax_code) {
             out.push(finding(
-                "invalid_tax_code",
+                Code::InvalidTaxCode,
                 &f("tax_code"),
                 "is not 19 digits".into(),
                 "不是 19 位数字".into(),
@@ -96,7 +97,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         }
         if !crate::RATES.contains(&l.tax_rate.as_str()) {
             out.push(finding(
-                "invalid_tax_rate",
+                Code::InvalidTaxRate,
                 &f("tax_rate"),
                 format!(
                     "{} is not a VAT rate ({})",
@@ -111,7 +112,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         let zero = l.tax_rate == "0";
         if zero == (l.treatment == Treatment::Standard) {
             out.push(finding(
-                "invalid_treatment",
+                Code::InvalidTreatment,
                 &f("treatment"),
                 format!(
                     "{} does not go with rate {}",
@@ -129,7 +130,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
             && matches!(l.treatment, Treatment::Exempt | Treatment::NonTaxable)
         {
             out.push(finding(
-                "special_treatment",
+                Code::SpecialTreatment,
                 &f("treatment"),
                 format!(
                     "{} lines are not allowed on a special invoice",
@@ -145,7 +146,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         let (a, t) = (parse_money(&l.amount), parse_money(&l.tax));
         let (Some(q), Some(p), Some(a), Some(t)) = (q, p, a, t) else {
             out.push(finding(
-                "invalid_number",
+                Code::InvalidNumber,
                 &f("quantity"),
                 "quantity, unit_price, amount or tax is not written as SPEC 2 requires".into(),
                 "数量、单价、金额或税额的书写格式不符合规范".into(),
@@ -161,7 +162,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         );
         if q.abs() >= max_qp || p.abs() >= max_qp || a.abs() >= max_money || t.abs() >= max_money {
             out.push(finding(
-                "out_of_range",
+                Code::OutOfRange,
                 &f("quantity"),
                 "quantity, unit_price, amount or tax is out of range".into(),
                 "数量、单价、金额或税额超出范围".into(),
@@ -176,7 +177,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         };
         if !sign_ok {
             out.push(finding(
-                "invalid_quantity",
+                Code::InvalidQuantity,
                 &f("quantity"),
                 if credit_note {
                     "a credit line needs a negative quantity and a non-negative price".into()
@@ -205,7 +206,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         for (field, written, expected) in totals {
             if parse_money(written) != Some(expected) || *written != money_string(expected) {
                 out.push(finding(
-                    "total_mismatch",
+                    Code::TotalMismatch,
                     field,
                     format!(
                         "{written} is not the sum of the lines ({})",
@@ -218,21 +219,21 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
     }
     match (inv.kind, &inv.original) {
         (Kind::Credit, None) => out.push(finding(
-            "missing_field",
+            Code::MissingField,
             "original",
             "a credit note needs its original".into(),
             "红字发票须引用原发票".into(),
         )),
         (Kind::Credit, Some(orig)) => match credit {
             None => out.push(finding(
-                "original_unknown",
+                Code::OriginalUnknown,
                 "original",
                 format!("{} is not an invoice of this device", orig.number),
                 format!("{} 不是本设备开具的发票", orig.number),
             )),
             Some(ctx) if ctx.original.id != orig.id || ctx.original.number != orig.number => out
                 .push(finding(
-                    "original_unknown",
+                    Code::OriginalUnknown,
                     "original",
                     format!("{} does not match the original's id", orig.number),
                     format!("{} 与原发票标识不符", orig.number),
@@ -246,7 +247,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
             }
         },
         (_, Some(_)) => out.push(finding(
-            "original_not_allowed",
+            Code::OriginalNotAllowed,
             "original",
             "only a credit note refers to an original".into(),
             "只有红字发票才引用原发票".into(),
@@ -268,7 +269,7 @@ fn check_credit_lines(inv: &Invoice, ctx: &CreditContext) -> Vec<FieldError> {
         let need = q.abs();
         let Some(idx) = remaining.find(&ctx.original, l, need) else {
             out.push(finding(
-                "credit_line_not_in_original",
+                Code::CreditLineNotInOriginal,
                 &format!("lines[{i}].name"),
                 format!("matches no line of {}", ctx.original.number),
                 format!("与原发票 {} 的任何行都不匹配", ctx.original.number),
@@ -277,7 +278,7 @@ fn check_credit_lines(inv: &Invoice, ctx: &CreditContext) -> Vec<FieldError> {
         };
         if ctx.original.lines[idx].unit_price != l.unit_price {
             out.push(finding(
-                "credit_price_mismatch",
+                Code::CreditPriceMismatch,
                 &format!("lines[{i}].unit_price"),
                 format!(
                     "{} is not the original's price {}",
@@ -291,7 +292,7 @@ fn check_credit_lines(inv: &Invoice, ctx: &CreditContext) -> Vec<FieldError> {
         }
         if need > remaining.quantity[idx] || a.abs() > remaining.amount[idx] {
             out.push(finding(
-                "credit_exceeds_original",
+                Code::CreditExceedsOriginal,
                 &format!("lines[{i}].quantity"),
                 format!(
                     "credits more than is left on line {idx} of {}",

@@ -39,6 +39,12 @@ impl DeviceKey {
         DeviceKey(SigningKey::from_bytes(secret))
     }
 
+    /// Whether this is the key of the device whose public key (standard base64, as the
+    /// ledger stores it) is `public_key`: the one check before signing or syncing.
+    pub fn belongs_to(&self, public_key: &str) -> bool {
+        self.public().to_base64() == public_key
+    }
+
     pub fn secret_bytes(&self) -> [u8; 32] {
         self.0.to_bytes()
     }

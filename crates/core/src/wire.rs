@@ -1,6 +1,8 @@
 //! The wire types of SPEC 7, shared by `taxd` and the client.
 
 use crate::model::{Envelope, Party};
+use crate::sign::PublicKey;
+use crate::Code;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -18,12 +20,12 @@ pub const MAX_SKEW_SECS: i64 = 300;
 
 /// `{"error": {"code", "message", "field"}}`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApiError {
-    pub error: ApiErrorBody,
+pub struct WireError {
+    pub error: WireErrorBody,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApiErrorBody {
+pub struct WireErrorBody {
     pub code: String,
     pub message: String,
     #[serde(default)]
@@ -36,11 +38,13 @@ pub struct ApiErrorBody {
     pub server_time: Option<String>,
 }
 
-impl ApiError {
-    pub fn new(code: &str, message: impl Into<String>, field: impl Into<String>) -> ApiError {
-        ApiError {
-            error: ApiErrorBody {
-                code: code.to_string(),
+impl WireError {
+    /// An authority's refusal. The body keeps `code` as a string: a client reads codes
+    /// from any authority, including ones it does not know.
+    pub fn new(code: Code, message: impl Into<String>, field: impl Into<String>) -> WireError {
+        WireError {
+            error: WireErrorBody {
+                code: code.as_str().to_string(),
                 message: message.into(),
                 field: field.into(),
                 expected_seq: None,
@@ -91,8 +95,8 @@ pub struct Reason {
     pub field: String,
 }
 
-/// The authority's signed answer to a submission. Verify it with
-/// [`crate::sign::verify_object`] on the JSON exactly as received.
+/// The authority's signed answer to a submission. Verify it with [`Receipt::verify`] on
+/// the JSON exactly as received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     pub invoice_id: String,
@@ -104,6 +108,41 @@ pub struct Receipt {
     pub authority_code: String,
     pub received_at: String,
     pub authority_signature: String,
+}
+
+/// Why a receipt as received is not the authority's word.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptProblem {
+    #[error("not JSON ({0})")]
+    NotJson(String),
+    #[error("the authority signature does not verify against the key pinned at enrolment ({0})")]
+    Signature(String),
+    #[error("not a receipt ({0})")]
+    Shape(String),
+}
+
+impl Receipt {
+    /// The one check of a receipt as received: the authority's signature over its exact
+    /// JSON (RFC 8785 bytes without `authority_signature`, domain `KAIPIAO-RECEIPT-V1`)
+    /// against the key pinned at enrolment, then its shape. Whether it names the right
+    /// invoice is the caller's to compare with what it holds.
+    pub fn verify(value: &Value, pinned: &PublicKey) -> Result<Receipt, ReceiptProblem> {
+        crate::sign::verify_object(
+            pinned,
+            crate::sign::RECEIPT_DOMAIN,
+            value,
+            "authority_signature",
+        )
+        .map_err(|e| ReceiptProblem::Signature(e.to_string()))?;
+        serde_json::from_value(value.clone()).map_err(|e| ReceiptProblem::Shape(e.to_string()))
+    }
+
+    /// [`Receipt::verify`] of JSON text; also gives the parsed JSON back.
+    pub fn verify_json(text: &str, pinned: &PublicKey) -> Result<(Receipt, Value), ReceiptProblem> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| ReceiptProblem::NotJson(e.to_string()))?;
+        Ok((Receipt::verify(&value, pinned)?, value))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,11 +6,8 @@
 //! - any change to any field of the invoice breaks verification, a hash field made
 //!   consistent with changed content breaks the signature, and so does another key.
 
-mod common;
-
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::*;
 use ed25519_dalek::{Signature, VerifyingKey};
 use kaipiao_core::sign::{
     seal_invoice, sign_object, verify_envelope, verify_object, SignatureError, INVOICE_DOMAIN,
@@ -20,6 +17,8 @@ use kaipiao_core::{
     canonical_bytes, sha256_hex, DeviceKey, Envelope, Invoice, Kind, Line, OriginalRef, Party,
     PublicKey, Treatment,
 };
+use kaipiao_testkit::fixtures::*;
+use kaipiao_testkit::strategies::*;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;

@@ -2,10 +2,10 @@
 //! exactly; a partial credit followed by the remainder negates it exactly too; crediting
 //! more than is left is refused; and the audit accepts every credit the issuer builds.
 
-mod common;
-
-use common::*;
 use kaipiao_core::{build_invoice, rules, CreditContext, Invoice, ZERO_HASH};
+use kaipiao_testkit::fixtures::*;
+use kaipiao_testkit::money::*;
+use kaipiao_testkit::strategies::*;
 use proptest::prelude::*;
 
 fn negated(money_text: &str) -> String {

@@ -6,11 +6,10 @@
 //! Needs `python3` with `rfc8785` and `cryptography` (`make deps` installs them). Without
 //! them the test fails and says so: it is never skipped silently.
 
-mod common;
-
-use common::*;
 use kaipiao_core::sign::seal_invoice;
 use kaipiao_core::{build_invoice, CreditContext, DeviceKey, Draft, Envelope, Invoice};
+use kaipiao_testkit::fixtures::*;
+use kaipiao_testkit::money::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;

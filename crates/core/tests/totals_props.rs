@@ -2,10 +2,10 @@
 //! (checked against an independent fixed-point computation on i128), or refuses only when
 //! the authority's tolerances would really be broken; and what it builds passes the audit.
 
-mod common;
-
-use common::*;
 use kaipiao_core::{compute_lines, rules, Treatment};
+use kaipiao_testkit::fixtures::*;
+use kaipiao_testkit::money::*;
+use kaipiao_testkit::strategies::*;
 use proptest::prelude::*;
 
 fn is_money(s: &str) -> bool {

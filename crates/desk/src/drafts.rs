@@ -4,6 +4,7 @@
 use crate::dto::{DraftDto, DraftLineDto, InvoiceDto, LineDto};
 use crate::engine::Engine;
 use crate::error::{DeskError, DeskResult};
+use kaipiao_core::Code;
 
 impl Engine {
     /// A credit note against `number`, pre-filled: every line with its whole quantity
@@ -13,7 +14,7 @@ impl Engine {
         let detail = self.show(number)?;
         if !detail.can_credit {
             return Err(DeskError::say(
-                "not_creditable",
+                Code::NotCreditable,
                 "original",
                 self.lang(),
                 "红字发票只能针对未被拒绝的蓝字发票开具",

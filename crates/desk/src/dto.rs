@@ -6,7 +6,7 @@
 
 use crate::error::DeskError;
 use kaipiao_core::words::total_in_words;
-use kaipiao_core::{Invoice, Lang, Line, Party};
+use kaipiao_core::{Code, Invoice, Lang, Line, Party};
 use kaipiao_ledger::{InvoiceSummary, Issued, LeaseState, LocalDevice};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -53,6 +53,7 @@ pub struct DraftLineDto {
     /// One of the SPEC rates ("0.13" ... "0").
     pub tax_rate: String,
     /// "" (standard), "zero_rated", "exempt" or "non_taxable".
+    #[ts(type = "\"\" | \"zero_rated\" | \"exempt\" | \"non_taxable\"")]
     pub treatment: String,
 }
 
@@ -60,6 +61,7 @@ pub struct DraftLineDto {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
 pub struct DraftDto {
     /// "ordinary" (普通发票), "special" (专用发票) or "credit" (红字发票).
+    #[ts(type = "\"ordinary\" | \"special\" | \"credit\"")]
     pub kind: String,
     pub buyer: PartyDto,
     pub lines: Vec<DraftLineDto>,
@@ -108,6 +110,7 @@ pub struct LineDto {
     pub unit_price: String,
     pub amount: String,
     pub tax_rate: String,
+    #[ts(type = "\"standard\" | \"zero_rated\" | \"exempt\" | \"non_taxable\"")]
     pub treatment: String,
     pub tax: String,
 }
@@ -147,6 +150,7 @@ pub struct PreviewDto {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct WarningDto {
     /// "offline_hours" or "offline_amount".
+    #[ts(type = "\"offline_hours\" | \"offline_amount\"")]
     pub limit: String,
     /// 75, 90, or 100 (used up).
     pub threshold: u32,
@@ -157,8 +161,10 @@ pub struct WarningDto {
 pub struct IssuedDto {
     pub number: String,
     pub id: String,
+    #[ts(type = "\"ordinary\" | \"special\" | \"credit\"")]
     pub kind: String,
     /// Always "pending" right after issuance: the authority has not answered yet.
+    #[ts(type = "\"pending\"")]
     pub status: String,
     pub total: String,
     pub total_in_words: String,
@@ -229,6 +235,7 @@ pub struct DeviceDto {
     pub created_at: String,
     pub enrolled_at: Option<String>,
     /// "passphrase_file" or "os_keyring".
+    #[ts(type = "\"passphrase_file\" | \"os_keyring\"")]
     pub key_protection: String,
 }
 
@@ -294,8 +301,10 @@ pub enum Phase {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct SettingsDto {
     /// "system", "zh" or "en".
+    #[ts(type = "\"system\" | \"zh\" | \"en\"")]
     pub language: String,
     /// "system", "light" or "dark".
+    #[ts(type = "\"system\" | \"light\" | \"dark\"")]
     pub theme: String,
 }
 
@@ -319,6 +328,7 @@ pub struct AppStateDto {
     pub device: Option<DeviceDto>,
     pub leases: Vec<LeaseDto>,
     /// The resolved UI language: "zh" or "en".
+    #[ts(type = "\"zh\" | \"en\"")]
     pub lang: String,
     pub settings: SettingsDto,
     pub dev_build: bool,
@@ -434,6 +444,7 @@ pub enum SyncEvent {
     },
     Submitted {
         number: String,
+        #[ts(type = "\"accepted\" | \"rejected\"")]
         status: String,
         done: u32,
         pending: u32,
@@ -473,6 +484,7 @@ pub struct SyncSummaryDto {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
 pub struct ListQuery {
     /// "pending", "accepted", "rejected" or null for all.
+    #[ts(type = "\"pending\" | \"accepted\" | \"rejected\" | null")]
     pub status: Option<String>,
     /// Number or buyer (name or tax ID), any part.
     pub search: Option<String>,
@@ -491,11 +503,13 @@ pub struct InvoiceRowDto {
     pub seq: u64,
     pub number: String,
     pub id: String,
+    #[ts(type = "\"ordinary\" | \"special\" | \"credit\"")]
     pub kind: String,
     pub issued_at: String,
     pub buyer_name: String,
     pub buyer_tax_id: String,
     pub total: String,
+    #[ts(type = "\"pending\" | \"accepted\" | \"rejected\"")]
     pub status: String,
 }
 
@@ -539,6 +553,7 @@ pub struct InvoiceDto {
     pub seq: u64,
     pub prev_hash: String,
     pub number: String,
+    #[ts(type = "\"ordinary\" | \"special\" | \"credit\"")]
     pub kind: String,
     pub issued_at: String,
     pub currency: String,
@@ -590,6 +605,7 @@ pub struct ReasonDto {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct ReceiptDto {
+    #[ts(type = "\"accepted\" | \"rejected\"")]
     pub status: String,
     /// 校验码: 20 digits.
     pub authority_code: String,
@@ -607,6 +623,7 @@ pub struct ReceiptDto {
 pub struct HistoryDto {
     pub at: String,
     /// "issued", "accepted" or "rejected".
+    #[ts(type = "\"issued\" | \"accepted\" | \"rejected\"")]
     pub status: String,
     pub detail: String,
     /// The invoice number, on "issued".
@@ -630,6 +647,7 @@ pub struct InvoiceDetailDto {
     pub invoice: InvoiceDto,
     pub hash: String,
     pub signature: String,
+    #[ts(type = "\"pending\" | \"accepted\" | \"rejected\"")]
     pub status: String,
     pub total_in_words: String,
     pub receipt: Option<ReceiptDto>,
@@ -647,6 +665,7 @@ pub fn typescript_bindings() -> String {
     use ts_rs::Config;
     let cfg = Config::default();
     let decls = [
+        Code::decl(&cfg),
         DeskError::decl(&cfg),
         PartyDto::decl(&cfg),
         DraftLineDto::decl(&cfg),

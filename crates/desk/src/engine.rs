@@ -12,7 +12,7 @@ use crate::list::ListIndex;
 use crate::settings;
 use crate::watcher::{self, Notify, ProgressFn, SyncHandle, SyncShared};
 use chrono::Utc;
-use kaipiao_core::{DeviceKey, Lang, Party};
+use kaipiao_core::{Code, DeviceKey, Lang, Party};
 use kaipiao_ledger::{Ledger, LedgerError, Protection};
 use kaipiao_sync::SyncOptions;
 use std::path::Path;
@@ -191,7 +191,7 @@ impl Engine {
         let lang = self.lang();
         if self.config.data_dir_from_env {
             return Err(DeskError::say(
-                "data_dir_pinned",
+                Code::DataDirPinned,
                 "data_dir",
                 lang,
                 "数据目录由环境变量 KAIPIAO_DATA 指定，无法在此更改",
@@ -201,7 +201,7 @@ impl Engine {
         let dir = std::path::PathBuf::from(path.trim());
         if path.trim().is_empty() || !dir.is_absolute() {
             return Err(DeskError::say(
-                "invalid_path",
+                Code::InvalidPath,
                 "data_dir",
                 lang,
                 "请输入数据目录的完整路径（以 / 开头）",
@@ -243,7 +243,7 @@ impl Engine {
                 let p = req.passphrase.clone().unwrap_or_default();
                 if p.chars().count() < 8 {
                     return Err(DeskError::say(
-                        "weak_passphrase",
+                        Code::WeakPassphrase,
                         "passphrase",
                         lang,
                         "口令至少 8 个字符：它保护本机的设备密钥，请妥善保管",
@@ -263,7 +263,7 @@ impl Engine {
             kaipiao_sync::normalize_servers(&servers).map_err(|e| DeskError::sync(&e, lang))?;
         if req.token.trim().is_empty() {
             return Err(DeskError::say(
-                "missing_field",
+                Code::MissingField,
                 "token",
                 lang,
                 "请填写税务机关提供的登记令牌",

@@ -1,7 +1,7 @@
 //! The one error shape that crosses IPC: `{code, message, field}`. The UI branches on
 //! `code` and highlights `field`; `message` is already in the clerk's language.
 
-use kaipiao_core::{FieldError, Lang};
+use kaipiao_core::{Code, FieldError, Lang};
 use kaipiao_ledger::LedgerError;
 use kaipiao_sync::SyncError;
 use serde::Serialize;
@@ -10,7 +10,7 @@ use ts_rs::TS;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct DeskError {
     /// Stable machine code (`invalid_tax_id`, `offline_amount_exceeded`, `locked`, ...).
-    pub code: String,
+    pub code: Code,
     /// What happened and what to do, in the UI language.
     pub message: String,
     /// Path of the field in the request (`buyer.tax_id`, `lines[0].quantity`), "" when none.
@@ -26,44 +26,44 @@ impl std::fmt::Display for DeskError {
 impl std::error::Error for DeskError {}
 
 impl DeskError {
-    pub fn new(code: &str, field: &str, message: impl Into<String>) -> DeskError {
+    pub fn new(code: Code, field: &str, message: impl Into<String>) -> DeskError {
         DeskError {
-            code: code.to_string(),
+            code,
             message: message.into(),
             field: field.to_string(),
         }
     }
 
     /// Picks the message of the clerk's language.
-    pub fn say(code: &str, field: &str, lang: Lang, zh: &str, en: &str) -> DeskError {
+    pub fn say(code: Code, field: &str, lang: Lang, zh: &str, en: &str) -> DeskError {
         DeskError::new(code, field, lang.pick(zh, en))
     }
 
     /// The field's own text, without the `field:` prefix the CLI prints: the UI shows the
     /// message next to the field.
     pub fn field_error(e: &FieldError, lang: Lang) -> DeskError {
-        DeskError::new(&e.code, &e.field, e.text(lang))
+        DeskError::new(e.code, &e.field, e.text(lang))
     }
 
     pub fn ledger(e: &LedgerError, lang: Lang) -> DeskError {
         match e {
             LedgerError::Invalid(fe) => DeskError::field_error(fe, lang),
             LedgerError::WrongPassphrase => DeskError::say(
-                "wrong_passphrase",
+                Code::WrongPassphrase,
                 "passphrase",
                 lang,
                 "口令不正确，请重新输入设备密钥口令",
                 "Wrong passphrase for the device key; type it again",
             ),
             LedgerError::NotInitialized => DeskError::say(
-                "not_initialized",
+                Code::NotInitialized,
                 "",
                 lang,
                 "此数据目录尚未设置设备，请先完成首次设置",
                 "This data directory has no device yet; complete the first-run setup",
             ),
             LedgerError::NotEnrolled => DeskError::say(
-                "not_enrolled",
+                Code::NotEnrolled,
                 "",
                 lang,
                 "设备尚未向税务机关登记，请先完成首次设置",
@@ -77,7 +77,7 @@ impl DeskError {
         match e {
             SyncError::Ledger(le) => DeskError::ledger(le, lang),
             SyncError::Http(_) => DeskError::new(
-                "unreachable",
+                Code::Unreachable,
                 "servers",
                 format!(
                     "{} ({})",
@@ -88,13 +88,10 @@ impl DeskError {
                     e.message(lang)
                 ),
             ),
-            SyncError::Authority { code, .. } if code == "enrollment_token_invalid" => DeskError::say(
-                "enrollment_token_invalid",
-                "token",
-                lang,
-                "税务机关不接受此登记令牌，请核对后重新输入",
-                "The tax authority did not accept this enrolment token; check it and type it again",
-            ),
+            SyncError::Authority {
+                code: Code::EnrollmentTokenInvalid,
+                ..
+            } => DeskError::new(Code::EnrollmentTokenInvalid, "token", e.message(lang)),
             other => {
                 let field = match other.field() {
                     "server" => "servers",
@@ -108,7 +105,7 @@ impl DeskError {
     /// The device key has not been unlocked yet.
     pub fn locked(lang: Lang) -> DeskError {
         DeskError::say(
-            "locked",
+            Code::Locked,
             "passphrase",
             lang,
             "设备密钥尚未解锁，请输入口令",
@@ -117,7 +114,7 @@ impl DeskError {
     }
 
     pub fn internal(what: impl std::fmt::Display) -> DeskError {
-        DeskError::new("internal", "", what.to_string())
+        DeskError::new(Code::Internal, "", what.to_string())
     }
 }
 

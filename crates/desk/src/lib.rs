@@ -28,6 +28,8 @@ pub mod watcher;
 pub use config::EngineConfig;
 pub use engine::Engine;
 pub use error::{DeskError, DeskResult};
+/// The codes a [`DeskError`] carries.
+pub use kaipiao_core::Code;
 
 use kaipiao_core::DeviceKey;
 use kaipiao_ledger::Ledger;

@@ -10,7 +10,7 @@
 use crate::dto::{InvoicePage, InvoiceRowDto, ListQuery};
 use crate::engine::{lock, Engine};
 use crate::error::{DeskError, DeskResult};
-use kaipiao_core::Lang;
+use kaipiao_core::{Code, Lang};
 use kaipiao_ledger::{ListFilter, Status};
 use std::sync::Arc;
 
@@ -63,7 +63,7 @@ pub fn parse_status(status: Option<&str>, lang: Lang) -> DeskResult<Option<Statu
         None => Ok(None),
         Some(s) => Status::parse(s).map(Some).ok_or_else(|| {
             DeskError::say(
-                "invalid_status",
+                Code::InvalidStatus,
                 "status",
                 lang,
                 "状态应为 pending、accepted 或 rejected",

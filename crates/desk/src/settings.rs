@@ -3,7 +3,7 @@
 
 use crate::dto::SettingsDto;
 use crate::error::{DeskError, DeskResult};
-use kaipiao_core::Lang;
+use kaipiao_core::{Code, Lang};
 use std::path::{Path, PathBuf};
 
 pub const LANGUAGES: [&str; 3] = ["system", "zh", "en"];
@@ -51,7 +51,7 @@ pub fn read(path: &Path) -> Stored {
 pub fn check(settings: &SettingsDto, lang: Lang) -> DeskResult<()> {
     if !LANGUAGES.contains(&settings.language.as_str()) {
         return Err(DeskError::say(
-            "invalid_language",
+            Code::InvalidLanguage,
             "language",
             lang,
             "语言应为 system、zh 或 en",
@@ -60,7 +60,7 @@ pub fn check(settings: &SettingsDto, lang: Lang) -> DeskResult<()> {
     }
     if !THEMES.contains(&settings.theme.as_str()) {
         return Err(DeskError::say(
-            "invalid_theme",
+            Code::InvalidTheme,
             "theme",
             lang,
             "主题应为 system、light 或 dark",
@@ -72,7 +72,7 @@ pub fn check(settings: &SettingsDto, lang: Lang) -> DeskResult<()> {
 
 /// Writes beside the file and renames, so a crash never leaves half a file.
 pub fn write(path: &Path, settings: &SettingsDto, data_dir: Option<&Path>) -> DeskResult<()> {
-    let io = |e: std::io::Error| DeskError::new("io", "", format!("{}: {e}", path.display()));
+    let io = |e: std::io::Error| DeskError::new(Code::Io, "", format!("{}: {e}", path.display()));
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }

@@ -8,30 +8,21 @@ use crate::engine::Engine;
 use crate::error::DeskResult;
 use chrono::{DateTime, Utc};
 use kaipiao_core::Lang;
-use kaipiao_ledger::{LeaseState, Ledger, LedgerStatus, Outage};
+use kaipiao_ledger::{Ledger, LedgerStatus, Outage};
 
 /// A shop's status at one moment.
 #[derive(Debug, Clone)]
 pub struct ShopStatus {
+    /// Pending, limits left, numbers left, head, alerts, and the lease in force (the one
+    /// whose terms the limits are measured against: the ledger's single rule).
     pub ledger: LedgerStatus,
-    /// The lease issuance takes numbers from (the first with numbers left, else the
-    /// last): its terms are the limits the status measures against.
-    pub lease_in_force: Option<LeaseState>,
     /// The outage going on now, if the last attempt to reach the authority failed.
     pub current_outage: Option<Outage>,
 }
 
 pub fn compose(ledger: &Ledger, now: DateTime<Utc>) -> kaipiao_ledger::Result<ShopStatus> {
-    let status = ledger.status(now)?;
-    let leases = ledger.leases()?;
-    let lease_in_force = leases
-        .iter()
-        .find(|l| l.numbers_left > 0)
-        .or(leases.last())
-        .cloned();
     Ok(ShopStatus {
-        ledger: status,
-        lease_in_force,
+        ledger: ledger.status(now)?,
         current_outage: ledger.current_outage()?,
     })
 }
@@ -60,14 +51,14 @@ impl Engine {
         let shop = compose(&self.ledger(), now).map_err(|e| self.ledger_error(e))?;
         let st = shop.ledger;
         let warnings: Vec<WarningDto> = st.warnings.iter().map(|w| warning(w, lang)).collect();
-        let in_force = shop.lease_in_force.as_ref();
+        let in_force = st.lease_in_force.as_ref();
         Ok(StatusDto {
             pending: u32::try_from(st.pending).unwrap_or(u32::MAX),
             oldest_pending_at: st.oldest_pending_at,
             offline_hours_left: st.offline_hours_left,
-            offline_hours: in_force.map(|l| l.lease.offline_hours),
+            offline_hours: in_force.map(|l| l.offline_hours),
             offline_amount_left: st.offline_amount_left,
-            offline_amount_cap: in_force.map(|l| l.lease.offline_amount_cap.clone()),
+            offline_amount_cap: in_force.map(|l| l.offline_amount_cap.clone()),
             warning_level: warnings.iter().map(|w| w.threshold).max().unwrap_or(0),
             warnings,
             numbers_left: st.numbers_left,
@@ -86,7 +77,7 @@ impl Engine {
                 .collect(),
             connectivity: self.shared.connectivity(),
             syncing: self.shared.is_syncing(),
-            now: kaipiao_core::draft::timestamp(now),
+            now: kaipiao_core::time::rfc3339(now),
         })
     }
 }

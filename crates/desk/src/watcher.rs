@@ -11,7 +11,7 @@
 use crate::dto::*;
 use crate::error::{DeskError, DeskResult};
 use chrono::Utc;
-use kaipiao_core::{DeviceKey, Lang};
+use kaipiao_core::{Code, DeviceKey, Lang};
 use kaipiao_ledger::{Ledger, LedgerError};
 use kaipiao_sync::policy::{Recovery, Turn};
 use kaipiao_sync::{Progress, SyncError, SyncOptions, SyncOutcome};
@@ -311,7 +311,7 @@ impl Worker {
                 false
             } else {
                 if c.state != state {
-                    c.since = Some(kaipiao_core::draft::timestamp(Utc::now()));
+                    c.since = Some(kaipiao_core::time::rfc3339(Utc::now()));
                 }
                 c.state = state;
                 c.endpoint = endpoint;
@@ -581,7 +581,7 @@ impl Worker {
             }
             Err(SyncError::Ledger(LedgerError::Busy)) => {
                 return Err(DeskError::say(
-                    "busy",
+                    Code::Busy,
                     "",
                     lang,
                     "另一个程序（如命令行 kaipiao sync）正在同步此数据目录，请稍后再试",
@@ -643,7 +643,7 @@ impl Worker {
             pending: n(report.pending),
             head_mismatch: report.head_mismatch.clone(),
             alerts: report.alerts.clone(),
-            finished_at: kaipiao_core::draft::timestamp(Utc::now()),
+            finished_at: kaipiao_core::time::rfc3339(Utc::now()),
         })
     }
 }
@@ -657,9 +657,11 @@ fn transient_reason(why: &str, lang: Lang) -> String {
 
 fn describe_failure(e: &SyncError, lang: Lang) -> String {
     match e {
-        SyncError::Authority { status, code, .. } => match lang {
-            Lang::Zh => format!("服务器应答 {status} {code}"),
-            Lang::En => format!("the server answered {status} {code}"),
+        SyncError::Authority {
+            status, sent_code, ..
+        } => match lang {
+            Lang::Zh => format!("服务器应答 {status} {sent_code}"),
+            Lang::En => format!("the server answered {status} {sent_code}"),
         },
         other => other.message(lang),
     }

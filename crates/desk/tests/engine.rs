@@ -489,3 +489,39 @@ fn bindings_are_fresh() {
         "ui/src/lib/bindings/index.ts is stale: run `make bindings` and commit the result"
     );
 }
+
+/// Another connection's writes (here a second `Ledger` on the same directory, as a
+/// `kaipiao issue` process would be) reach the engine with nothing telling it: the list's
+/// cached matches are stale by `PRAGMA data_version`, and the change feed announces the
+/// new pending count.
+#[test]
+fn another_connections_issue_reaches_the_list_and_the_change_feed() {
+    let taxd = Taxd::start(&[]);
+    let (dir, engine, rec) = ready_engine(&taxd);
+    // Offline: the invoice stays pending, so the count says 1.
+    taxd.set_faults(serde_json::json!({"outage": true}));
+    let all = ListQuery {
+        limit: 50,
+        ..ListQuery::default()
+    };
+    assert_eq!(engine.list(&all).unwrap().total, 0);
+
+    let other = kaipiao_ledger::Ledger::open(dir.path()).unwrap();
+    let key = other
+        .unseal_key(&kaipiao_ledger::KeySource::with_passphrase(PASSPHRASE))
+        .unwrap();
+    let draft =
+        kaipiao_core::Draft::from_json(&kaipiao_tests::small_draft("另一个进程", "80")).unwrap();
+    let issued = other.issue(&draft, &key, chrono::Utc::now()).unwrap();
+
+    wait_until(
+        "the change feed to announce one pending invoice",
+        Duration::from_secs(20),
+        || rec.outbox.lock().unwrap().contains(&1),
+    );
+    let page = engine.list(&all).unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(page.rows[0].number, issued.envelope.invoice.number);
+    assert_eq!(page.rows[0].status, "pending");
+    assert_eq!(engine.status().unwrap().pending, 1);
+}

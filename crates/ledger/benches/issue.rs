@@ -3,6 +3,11 @@
 //! Run: `cargo bench -p kaipiao-ledger --bench issue -- --warm-up-time 1 --measurement-time 3`
 //! (a few minutes on a 2-core machine). In one run it measures:
 //! (a) `sqlite_commit`: a bare one-row INSERT commit, WAL + synchronous=FULL, own file;
+//! (a2) `floor`: what a durable issuance cannot avoid, committed bare: the invoice's
+//!     RFC 8785 bytes, SHA-256 and Ed25519 signature computed, then the same rows the
+//!     ledger writes (invoice with its envelope text, outbox row, history row, the lease's
+//!     next number) in one IMMEDIATE transaction, WAL + synchronous=FULL, plain tables
+//!     without the ledger's indexes, triggers or checks;
 //! (b) `ledger_issue`: `Ledger::issue` of a 1-line draft (validate, sign, insert, commit);
 //! (c) `import`: 10,000 drafts issued one by one, each durable (the CLI's `import` path),
 //!     timed once and printed as time per item;
@@ -95,6 +100,83 @@ fn bare_sqlite(c: &mut Criterion) {
     g.finish();
 }
 
+/// The floor of a durable issuance (a2): bytes, hash and signature, and its rows in one
+/// fsync'd commit; everything `Ledger::issue` spends above it is ours to remove.
+fn issuance_floor(c: &mut Criterion) {
+    // One real invoice as the template: the floor signs the same object each time.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (ledger, key) = ready_ledger(scratch.path());
+    let template = ledger
+        .issue(&one_line_draft(1), &key, t0())
+        .expect("issue")
+        .envelope
+        .invoice;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut conn = rusqlite::Connection::open(dir.path().join("floor.sqlite3")).expect("open");
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+        .expect("wal");
+    conn.pragma_update(None, "synchronous", "FULL")
+        .expect("full");
+    conn.execute_batch(
+        "CREATE TABLE invoices (seq INTEGER PRIMARY KEY, id TEXT, number TEXT, kind TEXT,
+             issued_at TEXT, buyer_name TEXT, buyer_tax_id TEXT, total TEXT, total_amount TEXT,
+             total_amount_cents INTEGER, hash TEXT, envelope TEXT, status TEXT);
+         CREATE TABLE outbox (invoice_id TEXT, seq INTEGER, attempts INTEGER);
+         CREATE TABLE history (invoice_id TEXT, at TEXT, status TEXT, detail TEXT);
+         CREATE TABLE leases (lease_id TEXT PRIMARY KEY, next INTEGER);
+         INSERT INTO leases VALUES ('bench', 1);",
+    )
+    .expect("tables");
+    let mut seq = 0u64;
+    let mut g = c.benchmark_group("a2_floor");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("bytes_hash_signature_and_rows_committed_bare", |b| {
+        b.iter(|| {
+            seq += 1;
+            let mut invoice = template.clone();
+            invoice.seq = seq;
+            let envelope = kaipiao_core::sign::seal_invoice(&key, invoice);
+            let text = serde_json::to_string(&envelope).expect("envelope");
+            let inv = &envelope.invoice;
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .expect("begin");
+            tx.execute(
+                "INSERT INTO invoices VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'pending')",
+                rusqlite::params![
+                    inv.seq as i64,
+                    inv.id,
+                    inv.number,
+                    inv.kind.as_str(),
+                    inv.issued_at,
+                    inv.buyer.name,
+                    inv.buyer.tax_id,
+                    inv.total,
+                    inv.total_amount,
+                    1250i64,
+                    envelope.hash,
+                    text,
+                ],
+            )
+            .expect("invoice");
+            tx.execute(
+                "INSERT INTO outbox VALUES (?1, ?2, 0)",
+                rusqlite::params![inv.id, inv.seq as i64],
+            )
+            .expect("outbox");
+            tx.execute(
+                "INSERT INTO history VALUES (?1, ?2, 'issued', '')",
+                rusqlite::params![inv.id, inv.issued_at],
+            )
+            .expect("history");
+            tx.execute("UPDATE leases SET next = next + 1 WHERE lease_id = 'bench'", [])
+                .expect("lease");
+            tx.commit().expect("commit");
+        })
+    });
+    g.finish();
+}
+
 fn ledger_issue(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (ledger, key) = ready_ledger(dir.path());
@@ -153,6 +235,7 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
     bare_sqlite(&mut c);
+    issuance_floor(&mut c);
     ledger_issue(&mut c);
     import_then_verify(&mut c, if benching { 10_000 } else { 200 });
     c.final_summary();

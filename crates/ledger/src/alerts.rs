@@ -4,7 +4,7 @@
 
 use crate::{rows, Ledger, LedgerError, Result};
 use chrono::{DateTime, Utc};
-use kaipiao_core::draft::timestamp;
+use kaipiao_core::time::rfc3339;
 use rusqlite::params;
 use serde::Serialize;
 
@@ -29,7 +29,7 @@ impl Ledger {
         let tx = self.write_tx()?;
         tx.execute(
             "INSERT INTO alerts (at, code, message, invoice_id) VALUES (?1, ?2, ?3, ?4)",
-            params![timestamp(now), code, message, invoice_id],
+            params![rfc3339(now), code, message, invoice_id],
         )?;
         tx.commit()?;
         Ok(())
@@ -60,7 +60,7 @@ impl Ledger {
         let tx = self.write_tx()?;
         let n = tx.execute(
             "UPDATE alerts SET dismissed_at = ?2 WHERE id = ?1 AND dismissed_at IS NULL",
-            params![id, timestamp(now)],
+            params![id, rfc3339(now)],
         )?;
         if n == 0 {
             return Err(LedgerError::AlertNotFound(id));
@@ -74,7 +74,7 @@ impl Ledger {
     pub fn stop_queue(&self, reason: &str, now: DateTime<Utc>) -> Result<()> {
         self.update_device(
             "UPDATE device SET queue_stopped = ?1, queue_stopped_at = ?2 WHERE id = 1",
-            params![reason, timestamp(now)],
+            params![reason, rfc3339(now)],
         )
     }
 

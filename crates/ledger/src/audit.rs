@@ -4,8 +4,8 @@
 
 use crate::rows::{self, corrupt, require_device};
 use crate::{Ledger, Result};
-use kaipiao_core::sign::{verify_envelope, verify_object, SignatureError, RECEIPT_DOMAIN};
-use kaipiao_core::wire::Receipt;
+use kaipiao_core::sign::{verify_envelope, SignatureError};
+use kaipiao_core::wire::{Receipt, ReceiptProblem};
 use kaipiao_core::{CreditContext, Kind, Party, PublicKey};
 use rusqlite::Connection;
 use rust_decimal::Decimal;
@@ -324,20 +324,20 @@ fn check_status(row: &Row, pinned: Option<&PublicKey>, hash: &str) -> Result<()>
             if row.in_outbox {
                 return Err(fail(format!("{} but still in the outbox", row.status)));
             }
-            let value: serde_json::Value = serde_json::from_str(text)
-                .map_err(|_| fail("the stored receipt is not JSON".into()))?;
             let Some(key) = pinned else {
                 return Err(fail(
                     "a receipt is stored but no authority key is pinned".into(),
                 ));
             };
-            verify_object(key, RECEIPT_DOMAIN, &value, "authority_signature").map_err(|e| {
-                fail(format!(
-                    "the receipt's authority signature does not verify ({e})"
-                ))
+            let (receipt, _) = Receipt::verify_json(text, key).map_err(|p| {
+                fail(match p {
+                    ReceiptProblem::NotJson(_) => "the stored receipt is not JSON".into(),
+                    ReceiptProblem::Signature(e) => {
+                        format!("the receipt's authority signature does not verify ({e})")
+                    }
+                    ReceiptProblem::Shape(e) => format!("the stored receipt is malformed ({e})"),
+                })
             })?;
-            let receipt: Receipt = serde_json::from_value(value)
-                .map_err(|e| fail(format!("the stored receipt is malformed ({e})")))?;
             if receipt.invoice_id != row.id || receipt.number != row.number || receipt.hash != hash
             {
                 return Err(fail(

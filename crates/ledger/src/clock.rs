@@ -3,14 +3,14 @@
 
 use crate::{rows, Ledger, Result};
 use chrono::{DateTime, Utc};
-use kaipiao_core::draft::timestamp;
+use kaipiao_core::time::rfc3339;
 use rusqlite::params;
 
 impl Ledger {
     pub fn set_last_sync(&self, now: DateTime<Utc>) -> Result<()> {
         self.update_device(
             "UPDATE device SET last_sync_at = ?1 WHERE id = 1",
-            params![timestamp(now)],
+            params![rfc3339(now)],
         )
     }
 

@@ -5,8 +5,8 @@
 use crate::keystore::{self, KeySource, Protection};
 use crate::{invalid, json_error, rows, Ledger, LedgerError, Result};
 use chrono::{DateTime, Utc};
-use kaipiao_core::draft::timestamp;
-use kaipiao_core::{DeviceKey, Party, PublicKey};
+use kaipiao_core::time::rfc3339;
+use kaipiao_core::{Code, DeviceKey, Lang, Party, PublicKey};
 use rusqlite::params;
 use serde::Serialize;
 
@@ -36,20 +36,14 @@ fn check_servers(servers: &[String]) -> Result<Vec<String>> {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let s = s.trim();
-            let ok = (s.starts_with("https://") || s.starts_with("http://"))
-                && s.len() > "http://".len()
-                && !s.chars().any(|c| c.is_whitespace() || c.is_control());
-            if ok {
-                Ok(s.trim_end_matches('/').to_string())
-            } else {
-                Err(invalid(
-                    "invalid_server",
+            kaipiao_core::server::normalize_server(s).map_err(|p| {
+                invalid(
+                    Code::InvalidServer,
                     &format!("servers[{i}]"),
-                    format!("{s:?} is not a server address; write it as https://host[:port]"),
-                    format!("{s:?} 不是有效的服务器地址，应为 https://主机[:端口]"),
-                ))
-            }
+                    format!("{s:?} is not a server address: {}", p.text(Lang::En)),
+                    format!("{s:?} 不是有效的服务器地址：{}", p.text(Lang::Zh)),
+                )
+            })
         })
         .collect()
 }
@@ -70,9 +64,9 @@ impl Ledger {
         if chars == 0 || chars > 100 || name.chars().any(char::is_control) {
             return Err(invalid(
                 if chars == 0 {
-                    "missing_field"
+                    Code::MissingField
                 } else {
-                    "invalid_text"
+                    Code::InvalidText
                 },
                 "device_name",
                 format!("needs 1 to 100 characters without line breaks (got {chars})"),
@@ -94,7 +88,7 @@ impl Ledger {
         tx.execute(
             "INSERT INTO device (id, key_id, key_protection, device_name, seller, public_key, created_at)
              VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
-            params![key_id, protection.as_str(), name, seller_json, public_key, timestamp(now)],
+            params![key_id, protection.as_str(), name, seller_json, public_key, rfc3339(now)],
         )?;
         tx.commit()?;
         Ok(LocalDevice {
@@ -104,7 +98,7 @@ impl Ledger {
             public_key,
             authority_public_key: None,
             servers: Vec::new(),
-            created_at: timestamp(now),
+            created_at: rfc3339(now),
             enrolled_at: None,
             key_protection: protection,
         })
@@ -139,7 +133,7 @@ impl Ledger {
         let canonical = uuid::Uuid::parse_str(device_id).map(|u| u.hyphenated().to_string());
         if canonical.as_deref() != Ok(device_id) {
             return Err(invalid(
-                "invalid_device_id",
+                Code::InvalidDeviceId,
                 "device_id",
                 format!("{device_id:?} is not a lowercase hyphenated UUID"),
                 format!("{device_id:?} 不是小写带连字符的 UUID"),
@@ -148,7 +142,7 @@ impl Ledger {
         let authority_public_key = authority_public_key.trim();
         if PublicKey::from_base64(authority_public_key).is_err() {
             return Err(invalid(
-                "invalid_public_key",
+                Code::InvalidPublicKey,
                 "authority_public_key",
                 "is not 32 bytes of standard base64",
                 "不是 32 字节的标准 base64 公钥",
@@ -161,7 +155,7 @@ impl Ledger {
         if let Some(existing) = &dev.device_id {
             if existing != device_id {
                 return Err(invalid(
-                    "device_id_changed",
+                    Code::DeviceIdChanged,
                     "device_id",
                     format!("this data directory is already enrolled as device {existing}; the authority answered {device_id}. Use a new data directory for a new device"),
                     format!("此数据目录已登记为设备 {existing}，税务机关返回 {device_id}；新设备请使用新的数据目录"),
@@ -171,7 +165,7 @@ impl Ledger {
         if let Some(pinned) = &dev.authority_public_key {
             if pinned != authority_public_key {
                 return Err(invalid(
-                    "authority_key_changed",
+                    Code::AuthorityKeyChanged,
                     "authority_public_key",
                     "differs from the authority key pinned at enrolment; receipts signed with it would not be trusted. Check that the server is the real authority",
                     "与登记时固定的税务机关公钥不同，其签名的回执不可信；请确认服务器确为税务机关",
@@ -182,12 +176,7 @@ impl Ledger {
             "UPDATE device SET device_id = ?1, authority_public_key = ?2, servers = ?3,
                     enrolled_at = COALESCE(enrolled_at, ?4)
              WHERE id = 1",
-            params![
-                device_id,
-                authority_public_key,
-                servers_json,
-                timestamp(now)
-            ],
+            params![device_id, authority_public_key, servers_json, rfc3339(now)],
         )?;
         tx.commit()?;
         Ok(())

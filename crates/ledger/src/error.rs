@@ -1,7 +1,7 @@
 //! The ledger's errors, each with a stable code, the field it concerns and a message in
 //! the clerk's language.
 
-use kaipiao_core::{FieldError, Lang};
+use kaipiao_core::{Code, FieldError, Lang};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -58,24 +58,24 @@ impl From<FieldError> for LedgerError {
 
 impl LedgerError {
     /// Stable code for the UI and `--json` output.
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> Code {
         match self {
-            LedgerError::Invalid(e) => &e.code,
-            LedgerError::NotInitialized => "not_initialized",
-            LedgerError::AlreadyInitialized => "already_initialized",
-            LedgerError::NotEnrolled => "not_enrolled",
-            LedgerError::NoNumbers => "no_numbers",
-            LedgerError::Integrity { .. } => "integrity",
-            LedgerError::PinnedKeyUnreadable(_) => "pinned_key_unreadable",
-            LedgerError::Storage(_) => "storage",
-            LedgerError::BadReceipt(_) => "bad_receipt",
-            LedgerError::Key(_) => "key",
-            LedgerError::WrongPassphrase => "wrong_passphrase",
-            LedgerError::NotFound(_) | LedgerError::AlertNotFound(_) => "not_found",
-            LedgerError::Busy => "busy",
-            LedgerError::TooNew { .. } => "schema_too_new",
-            LedgerError::Sqlite(_) => "database",
-            LedgerError::Io(_) => "io",
+            LedgerError::Invalid(e) => e.code,
+            LedgerError::NotInitialized => Code::NotInitialized,
+            LedgerError::AlreadyInitialized => Code::AlreadyInitialized,
+            LedgerError::NotEnrolled => Code::NotEnrolled,
+            LedgerError::NoNumbers => Code::NoNumbers,
+            LedgerError::Integrity { .. } => Code::Integrity,
+            LedgerError::PinnedKeyUnreadable(_) => Code::PinnedKeyUnreadable,
+            LedgerError::Storage(_) => Code::Storage,
+            LedgerError::BadReceipt(_) => Code::BadReceipt,
+            LedgerError::Key(_) => Code::Key,
+            LedgerError::WrongPassphrase => Code::WrongPassphrase,
+            LedgerError::NotFound(_) | LedgerError::AlertNotFound(_) => Code::NotFound,
+            LedgerError::Busy => Code::Busy,
+            LedgerError::TooNew { .. } => Code::SchemaTooNew,
+            LedgerError::Sqlite(_) => Code::Database,
+            LedgerError::Io(_) => Code::Io,
         }
     }
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use kaipiao_core::draft::{Computed, IssueContext};
 use kaipiao_core::lease::{check_limits, OfflineExposure};
 use kaipiao_core::money::parse_money;
-use kaipiao_core::{DeviceKey, Draft, Envelope, Kind, LimitWarning};
+use kaipiao_core::{Code, DeviceKey, Draft, Envelope, Kind, LimitWarning};
 use rusqlite::params;
 use serde::Serialize;
 
@@ -25,7 +25,7 @@ pub struct Issued {
 fn invoice_id(now: DateTime<Utc>) -> Result<String> {
     let secs = u64::try_from(now.timestamp()).map_err(|_| {
         invalid(
-            "clock_invalid",
+            Code::ClockInvalid,
             "issued_at",
             "this computer's clock is set before 1970; set the correct date and time",
             "本机时钟早于 1970 年，请校正日期和时间",
@@ -41,7 +41,7 @@ fn cents(amount: rust_decimal::Decimal) -> Result<i64> {
     a.rescale(2);
     i64::try_from(a.mantissa()).map_err(|_| {
         invalid(
-            "out_of_range",
+            Code::OutOfRange,
             "lines",
             "the invoice amount is too large to record",
             "发票金额过大，无法记录",
@@ -71,7 +71,7 @@ impl Ledger {
         };
         let Some((_, original, status)) = rows::invoice_by_number(conn, number)? else {
             return Err(invalid(
-                "original_unknown",
+                Code::OriginalUnknown,
                 "original",
                 format!("{number} is not an invoice of this device; check the 20-digit number (kaipiao list)"),
                 format!("{number} 不是本设备开具的发票，请核对 20 位发票号码（kaipiao list）"),
@@ -91,7 +91,7 @@ impl Ledger {
         let tx = self.write_tx()?;
         let dev = rows::require_device(&tx)?;
         let device_id = dev.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
-        if key.public().to_base64() != dev.public_key {
+        if !key.belongs_to(&dev.public_key) {
             return Err(LedgerError::Key(
                 "this key is not the device's key (its public key differs from the ledger's)"
                     .into(),

@@ -4,8 +4,8 @@
 
 use crate::{invalid, json_error, rows, Ledger, LedgerError, Result};
 use chrono::{DateTime, Utc};
-use kaipiao_core::draft::timestamp;
-use kaipiao_core::Lease;
+use kaipiao_core::time::rfc3339;
+use kaipiao_core::{Code, Lease};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -28,7 +28,7 @@ impl Ledger {
         let pinned = dev.pinned_key()?;
         if lease.verify(&pinned).is_err() {
             return Err(invalid(
-                "lease_signature_invalid",
+                Code::LeaseSignatureInvalid,
                 "lease.signature",
                 "does not verify against the authority key pinned at enrolment; the lease is not stored",
                 "无法用登记时固定的税务机关公钥验证，号码段未保存",
@@ -36,7 +36,7 @@ impl Ledger {
         }
         if lease.device_id != device_id {
             return Err(invalid(
-                "lease_wrong_device",
+                Code::LeaseWrongDevice,
                 "lease.device_id",
                 format!(
                     "the lease is for device {}, this is {device_id}",
@@ -60,7 +60,7 @@ impl Ledger {
                 return Ok(());
             }
             return Err(invalid(
-                "lease_conflict",
+                Code::LeaseConflict,
                 "lease.lease_id",
                 format!(
                     "lease {} is already stored with other terms",
@@ -78,7 +78,7 @@ impl Ledger {
             .optional()?;
         if let Some(other) = overlapping {
             return Err(invalid(
-                "lease_overlap",
+                Code::LeaseOverlap,
                 "lease.first",
                 format!("numbers {}..{} of prefix {} overlap lease {other}; a number is never used twice", lease.first, lease.last, lease.prefix),
                 format!("前缀 {} 的号码 {}..{} 与号码段 {other} 重叠；发票号码不得重复使用", lease.prefix, lease.first, lease.last),
@@ -87,7 +87,7 @@ impl Ledger {
         tx.execute(
             "INSERT INTO leases (lease_id, position, lease_json, prefix, first, last, next, stored_at)
              VALUES (?1, (SELECT COALESCE(MAX(position), 0) + 1 FROM leases), ?2, ?3, ?4, ?5, ?4, ?6)",
-            params![lease.lease_id, json, lease.prefix, lease.first, lease.last, timestamp(now)],
+            params![lease.lease_id, json, lease.prefix, lease.first, lease.last, rfc3339(now)],
         )?;
         tx.commit()?;
         Ok(())

@@ -43,7 +43,7 @@ pub use queries::{InvoiceRecord, InvoiceSummary, LedgerStatus, ListFilter, Statu
 pub use receipts::Status;
 pub use schema::SCHEMA_VERSION;
 
-use kaipiao_core::FieldError;
+use kaipiao_core::{Code, FieldError};
 use rusqlite::{Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 
@@ -62,7 +62,7 @@ pub struct Ledger {
     conn: rusqlite::Connection,
 }
 
-fn invalid(code: &str, field: &str, en: impl Into<String>, zh: impl Into<String>) -> LedgerError {
+fn invalid(code: Code, field: &str, en: impl Into<String>, zh: impl Into<String>) -> LedgerError {
     LedgerError::Invalid(FieldError::new(code, field, en, zh))
 }
 

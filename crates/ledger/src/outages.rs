@@ -14,7 +14,8 @@
 
 use crate::{invalid, Ledger, Result};
 use chrono::{DateTime, Utc};
-use kaipiao_core::draft::{parse_timestamp, timestamp};
+use kaipiao_core::time::{parse_rfc3339, rfc3339};
+use kaipiao_core::Code;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
@@ -65,13 +66,13 @@ impl Outage {
     /// Whole seconds from the start to the end, or to `now` while current; never negative
     /// (a clock set back does not make an outage shorter than nothing).
     pub fn duration_seconds(&self, now: DateTime<Utc>) -> i64 {
-        let Some(start) = parse_timestamp(&self.started_at) else {
+        let Some(start) = parse_rfc3339(&self.started_at) else {
             return 0;
         };
         let end = self
             .ended_at
             .as_deref()
-            .and_then(parse_timestamp)
+            .and_then(parse_rfc3339)
             .unwrap_or(now);
         (end - start).num_seconds().max(0)
     }
@@ -103,7 +104,7 @@ fn checked(failed: &FailedAttempt) -> Result<(String, String, i64)> {
     let endpoint = failed.endpoint.trim();
     if endpoint.is_empty() {
         return Err(invalid(
-            "missing_field",
+            Code::MissingField,
             "endpoint",
             "a failed attempt names the endpoint it went to",
             "失败的请求须注明发往的服务器地址",
@@ -111,7 +112,7 @@ fn checked(failed: &FailedAttempt) -> Result<(String, String, i64)> {
     }
     if failed.attempts == 0 {
         return Err(invalid(
-            "invalid_attempts",
+            Code::InvalidAttempts,
             "attempts",
             "a failed attempt stands for at least 1 request (got 0)",
             "失败次数至少为 1（当前为 0）",
@@ -189,7 +190,7 @@ impl Ledger {
         tx.prepare_cached(
             "INSERT INTO outages (started_at, failed_endpoint, reason, failed_attempts) VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![timestamp(at), endpoint, reason, attempts])?;
+        .execute(params![rfc3339(at), endpoint, reason, attempts])?;
         let id = tx.last_insert_rowid();
         tx.prepare_cached(
             "INSERT INTO outage_invoices (seq, outage_id)
@@ -207,7 +208,7 @@ impl Ledger {
         let endpoint = endpoint.trim();
         if endpoint.is_empty() {
             return Err(invalid(
-                "missing_field",
+                Code::MissingField,
                 "endpoint",
                 "the end of an outage names the endpoint that answered",
                 "结束中断须注明应答的服务器地址",
@@ -230,7 +231,7 @@ impl Ledger {
         tx.prepare_cached(
             "UPDATE outages SET ended_at = MAX(started_at, ?2), ended_by = ?3 WHERE id = ?1",
         )?
-        .execute(params![id, timestamp(at), endpoint])?;
+        .execute(params![id, rfc3339(at), endpoint])?;
         let ended = Self::outage_in(&tx, id)?;
         tx.commit()?;
         Ok(ended)

@@ -6,11 +6,11 @@ use crate::outbox::millis_string;
 use crate::rows::{self, corrupt};
 use crate::{invalid, Alert, Ledger, LedgerError, OutboxItem, Result, Status};
 use chrono::{DateTime, Utc};
-use kaipiao_core::draft::timestamp;
 use kaipiao_core::lease::{check_limits, headroom};
 use kaipiao_core::money::money_string;
+use kaipiao_core::time::rfc3339;
 use kaipiao_core::wire::Head;
-use kaipiao_core::{Envelope, LimitWarning};
+use kaipiao_core::{Code, Envelope, LimitWarning};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
@@ -32,6 +32,9 @@ pub struct LedgerStatus {
     /// Set when the queue was stopped (integrity / key reuse) — needs a human.
     pub queue_stopped: Option<String>,
     pub alerts: Vec<Alert>,
+    /// The lease whose terms the limits above are measured against: the first with
+    /// numbers left, else the last stored; None before enrolment.
+    pub lease_in_force: Option<kaipiao_core::Lease>,
 }
 
 /// A row of `kaipiao list`.
@@ -89,8 +92,8 @@ pub struct InvoiceRecord {
 /// Parses a list bound: RFC 3339, or a date (the whole day, UTC).
 fn list_bound(field: &str, text: &str, end_of_day: bool) -> Result<String> {
     let t = text.trim();
-    if let Some(ts) = kaipiao_core::draft::parse_timestamp(t) {
-        return Ok(timestamp(ts));
+    if let Some(ts) = kaipiao_core::time::parse_rfc3339(t) {
+        return Ok(rfc3339(ts));
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
         let time = if end_of_day {
@@ -99,11 +102,11 @@ fn list_bound(field: &str, text: &str, end_of_day: bool) -> Result<String> {
             chrono::NaiveTime::from_hms_opt(0, 0, 0)
         };
         if let Some(time) = time {
-            return Ok(timestamp(d.and_time(time).and_utc()));
+            return Ok(rfc3339(d.and_time(time).and_utc()));
         }
     }
     Err(invalid(
-        "invalid_date",
+        Code::InvalidDate,
         field,
         format!("{t:?} is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T08:00:00Z)"),
         format!("{t:?} 不是日期（2026-01-31）或 RFC 3339 时间（2026-01-31T08:00:00Z）"),
@@ -191,12 +194,10 @@ impl Ledger {
             .iter()
             .map(|l| l.numbers_left())
             .fold(0u64, u64::saturating_add);
-        let in_force = leases
-            .iter()
-            .find(|l| l.numbers_left() > 0)
-            .or(leases.last());
+        // The one rule for the lease whose terms apply (the same issuance uses).
+        let in_force = rows::lease_in_force(&tx)?;
         let (mut hours_left, mut amount_left, mut warnings) = (None, None, Vec::new());
-        if let Some(lease) = in_force {
+        if let Some(lease) = &in_force {
             let terms = lease.lease.terms()?;
             let room = headroom(&terms, &exposure, now);
             hours_left = Some(money_string(room.hours_left));
@@ -205,7 +206,7 @@ impl Ledger {
                 Ok(w) => w,
                 // Used up: shown as a 100% warning, since nothing more can be issued offline.
                 Err(e) => vec![LimitWarning {
-                    limit: if e.code == "offline_hours_exceeded" {
+                    limit: if e.code == Code::OfflineHoursExceeded {
                         "offline_hours"
                     } else {
                         "offline_amount"
@@ -230,6 +231,7 @@ impl Ledger {
             warnings,
             queue_stopped: dev.queue_stopped,
             alerts,
+            lease_in_force: in_force.map(|l| l.lease),
         })
     }
 

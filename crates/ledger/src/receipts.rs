@@ -4,8 +4,7 @@
 
 use crate::{rows, Ledger, LedgerError, Result};
 use chrono::{DateTime, Utc};
-use kaipiao_core::draft::timestamp;
-use kaipiao_core::sign::{verify_object, RECEIPT_DOMAIN};
+use kaipiao_core::time::rfc3339;
 use kaipiao_core::wire::Receipt;
 use kaipiao_core::PublicKey;
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -214,15 +213,8 @@ impl Ledger {
         receipt_json: &'a str,
     ) -> Result<CheckedReceipt<'a>> {
         let bad = |w: String| LedgerError::BadReceipt(w);
-        let value: serde_json::Value =
-            serde_json::from_str(receipt_json).map_err(|e| bad(format!("not JSON ({e})")))?;
-        verify_object(pinned, RECEIPT_DOMAIN, &value, "authority_signature").map_err(|e| {
-            bad(format!(
-                "the authority signature does not verify against the key pinned at enrolment ({e})"
-            ))
-        })?;
-        let receipt: Receipt = serde_json::from_value(value.clone())
-            .map_err(|e| bad(format!("not a receipt ({e})")))?;
+        let (receipt, value) =
+            Receipt::verify_json(receipt_json, pinned).map_err(|p| bad(p.to_string()))?;
         let status = match receipt.status.as_str() {
             "accepted" => Status::Accepted,
             "rejected" => Status::Rejected,
@@ -327,14 +319,14 @@ impl Ledger {
             invoice_id,
             receipt_json,
             status.as_str(),
-            timestamp(now)
+            rfc3339(now)
         ])?;
         tx.prepare_cached("UPDATE invoices SET status = ?2 WHERE id = ?1")?
             .execute(params![invoice_id, status.as_str()])?;
         tx.prepare_cached(
             "INSERT INTO history (invoice_id, at, status, detail) VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![invoice_id, timestamp(now), status.as_str(), detail])?;
+        .execute(params![invoice_id, rfc3339(now), status.as_str(), detail])?;
         tx.prepare_cached("DELETE FROM outbox WHERE invoice_id = ?1")?
             .execute([invoice_id])?;
         Ok(status)

@@ -4,8 +4,8 @@
 use crate::keystore::Protection;
 use crate::{LedgerError, LocalDevice, Result};
 use chrono::{DateTime, Utc};
-use kaipiao_core::draft::parse_timestamp;
 use kaipiao_core::lease::OfflineExposure;
+use kaipiao_core::time::parse_rfc3339;
 use kaipiao_core::{Envelope, Invoice, Lease, Party};
 use rusqlite::{Connection, OptionalExtension};
 
@@ -248,7 +248,7 @@ pub(crate) fn exposure(conn: &Connection) -> Result<(OfflineExposure, u64, Optio
         .query_row([], |r| r.get(0))
         .optional()?;
     let oldest_at: Option<DateTime<Utc>> = match &oldest {
-        Some(s) => Some(parse_timestamp(s).ok_or_else(|| {
+        Some(s) => Some(parse_rfc3339(s).ok_or_else(|| {
             corrupt(
                 0,
                 format!("a pending invoice has an unreadable issued_at {s:?}"),

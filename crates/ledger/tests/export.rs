@@ -1,9 +1,11 @@
 //! The SPEC 9 export, checked by the independent Python verifier that the authority side
 //! also trusts (shared/tools/verify_export.py).
 
-mod common;
-
-use common::*;
+use kaipiao_testkit::fixtures::parse_draft as draft;
+use kaipiao_testkit::fixtures::*;
+use kaipiao_testkit::ids::buyer_tax_id;
+use kaipiao_testkit::keys::*;
+use kaipiao_testkit::ledger::*;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,11 +1,14 @@
 //! The ledger's behaviour on real SQLite files: set-up, issuance of every kind, limits,
 //! receipts, durability, locking and migrations.
 
-mod common;
-
-use common::*;
 use kaipiao_core::{Kind, Party, ZERO_HASH};
 use kaipiao_ledger::{KeySource, Ledger, LedgerError, ListFilter, Protection, Status};
+use kaipiao_testkit::fixtures::parse_draft as draft;
+use kaipiao_testkit::fixtures::*;
+use kaipiao_testkit::ids::buyer_tax_id;
+use kaipiao_testkit::keys::PASSPHRASE as PASS;
+use kaipiao_testkit::keys::*;
+use kaipiao_testkit::ledger::*;
 use serde_json::json;
 
 fn code(e: &LedgerError) -> String {

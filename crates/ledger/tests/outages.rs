@@ -2,12 +2,12 @@
 //! invoices it takes in (issued during it, or caught by it while pending), the guards that
 //! keep it append-only, and the migration of a version 2 ledger.
 
-mod common;
-
 use chrono::{DateTime, Utc};
-use common::*;
 use kaipiao_core::Envelope;
 use kaipiao_ledger::{FailedAttempt, Ledger, LedgerError, Outage};
+use kaipiao_testkit::fixtures::*;
+use kaipiao_testkit::keys::*;
+use kaipiao_testkit::ledger::*;
 
 const PRIMARY: &str = "http://127.0.0.1:8787";
 const BACKUP: &str = "http://127.0.0.1:8788";

@@ -2,11 +2,11 @@
 //! kept by triggers through issuance, receipts one by one and in groups, migrated from a
 //! version-3 ledger, and caught by `verify` when edited.
 
-mod common;
-
-use common::*;
 use kaipiao_core::Envelope;
 use kaipiao_ledger::LedgerError;
+use kaipiao_testkit::fixtures::*;
+use kaipiao_testkit::keys::*;
+use kaipiao_testkit::ledger::*;
 
 /// (kept count, kept cents, counted, summed) on the real file.
 fn totals(s: &Setup) -> (i64, i64, i64, i64) {

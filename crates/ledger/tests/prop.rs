@@ -1,10 +1,12 @@
 //! Property: whatever valid drafts the clerk issues (any kind, rates, treatments, prices
 //! in or out of tax, credit notes), the ledger still verifies afterwards.
 
-mod common;
-
-use common::*;
 use kaipiao_ledger::Ledger;
+use kaipiao_testkit::fixtures::parse_draft as draft;
+use kaipiao_testkit::fixtures::*;
+use kaipiao_testkit::ids::buyer_tax_id;
+use kaipiao_testkit::keys::*;
+use kaipiao_testkit::ledger::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};

@@ -1,11 +1,11 @@
 //! `Ledger::store_receipts`: the receipts of one batch answer, each checked as
 //! `store_receipt` checks one, the good ones stored in one transaction.
 
-mod common;
-
-use common::*;
 use kaipiao_core::{DeviceKey, Envelope};
 use kaipiao_ledger::{LedgerError, Status};
+use kaipiao_testkit::fixtures::*;
+use kaipiao_testkit::keys::*;
+use kaipiao_testkit::ledger::*;
 
 fn issue(s: &Setup, n: usize) -> Vec<Envelope> {
     (0..n)

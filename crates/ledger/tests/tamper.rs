@@ -1,10 +1,10 @@
 //! `verify` against a tampered file: each test edits the SQLite file as someone with the
 //! sqlite3 shell would (dropping the guard triggers first) and expects the first bad seq.
 
-mod common;
-
-use common::*;
 use kaipiao_ledger::{LedgerError, Status};
+use kaipiao_testkit::fixtures::*;
+use kaipiao_testkit::keys::*;
+use kaipiao_testkit::ledger::*;
 
 /// Four invoices, the first two with receipts.
 fn ledger_with_history() -> Setup {

@@ -10,13 +10,13 @@ use crate::error::SyncError;
 use crate::policy::parse_retry_after;
 use crate::SyncOptions;
 use chrono::{DateTime, Utc};
-use kaipiao_core::draft::parse_timestamp;
 use kaipiao_core::sign::sign_request;
+use kaipiao_core::time::parse_rfc3339;
 use kaipiao_core::wire::{
-    ApiError, AuthorityInfo, Health, HEADER_DEVICE, HEADER_REPLAYED, HEADER_SIGNATURE,
+    AuthorityInfo, Health, WireError, HEADER_DEVICE, HEADER_REPLAYED, HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
 };
-use kaipiao_core::DeviceKey;
+use kaipiao_core::{Code, DeviceKey};
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, Url};
 use std::time::Duration;
@@ -103,7 +103,7 @@ impl Verdict {
 /// plan stretched) but is no outage. Any other 5xx (503 `outage`, `unavailable`, 500,
 /// 502...) is the authority failing to serve: an outage when no endpoint serves.
 pub fn is_overload_refusal(status: u16, code: &str) -> bool {
-    status == 429 || (status == 503 && code == "overloaded")
+    status == 429 || (status == 503 && code == Code::Overloaded)
 }
 
 /// The first 200 characters of a body, for messages.
@@ -132,7 +132,7 @@ pub(crate) fn read_answer(result: Result<Answer, TransportError>, success: u16) 
     if answer.status == success {
         return Verdict::Success(answer);
     }
-    let api = serde_json::from_str::<ApiError>(&answer.body)
+    let api = serde_json::from_str::<WireError>(&answer.body)
         .ok()
         .map(|e| e.error);
     let code = api.as_ref().map(|e| e.code.clone()).unwrap_or_default();
@@ -156,19 +156,19 @@ pub(crate) fn read_answer(result: Result<Answer, TransportError>, success: u16) 
         500..=599 => retry(true),
         // Per-device rate limit: the same for every endpoint of one authority.
         429 => retry(false),
-        409 if code == "request_in_progress" => retry(false),
-        409 if code == "chain_gap" => match api.and_then(|e| e.expected_seq) {
+        409 if code == Code::RequestInProgress => retry(false),
+        409 if code == Code::ChainGap => match api.and_then(|e| e.expected_seq) {
             Some(expected_seq) => Verdict::ChainGap {
                 expected_seq,
                 message,
             },
             None => Verdict::retry(format!("{described} (no expected_seq)"), true),
         },
-        401 if code == "clock_skew" => {
+        401 if code == Code::ClockSkew => {
             match api
                 .and_then(|e| e.server_time)
                 .as_deref()
-                .and_then(parse_timestamp)
+                .and_then(parse_rfc3339)
             {
                 Some(server_time) => Verdict::ClockSkew { server_time },
                 None => Verdict::retry(format!("{described} (no usable server_time)"), true),
@@ -176,7 +176,7 @@ pub(crate) fn read_answer(result: Result<Answer, TransportError>, success: u16) 
         }
         401 => Verdict::Unauthorized {
             code: if code.is_empty() {
-                "unauthorized".into()
+                Code::Unauthorized.into()
             } else {
                 code
             },
@@ -186,7 +186,7 @@ pub(crate) fn read_answer(result: Result<Answer, TransportError>, success: u16) 
                 message
             },
         },
-        422 if code == "integrity" || code == "idempotency_key_reused" => {
+        422 if code == Code::Integrity || code == Code::IdempotencyKeyReused => {
             Verdict::Stop { code, message }
         }
         400 | 403 | 413 | 422 if api.is_some() => Verdict::Refused {
@@ -202,21 +202,11 @@ pub(crate) fn read_answer(result: Result<Answer, TransportError>, success: u16) 
 
 /// A server address as the user typed it, checked and without a trailing slash.
 pub fn normalize_server(url: &str) -> Result<String, SyncError> {
-    let bad = |reason: &str| SyncError::InvalidServer {
+    // The one rule, shared with the ledger that stores the addresses.
+    kaipiao_core::server::normalize_server(url).map_err(|p| SyncError::InvalidServer {
         url: url.to_string(),
-        reason: reason.to_string(),
-    };
-    let parsed = Url::parse(url.trim()).map_err(|e| bad(&e.to_string()))?;
-    if parsed.scheme() != "http" && parsed.scheme() != "https" {
-        return Err(bad("expected http:// or https://"));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(bad("no host"));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(bad("a server address has no ?query or #fragment"));
-    }
-    Ok(parsed.as_str().trim_end_matches('/').to_string())
+        reason: p.text(kaipiao_core::Lang::En),
+    })
 }
 
 /// Servers as they are used and stored: checked and normalised, primary first,
@@ -413,48 +403,23 @@ pub(crate) fn verdict_error(verdict: Verdict) -> SyncError {
             status: Some(status),
             code,
             ..
-        } if is_overload_refusal(status, &code) => SyncError::Authority {
-            status,
-            code,
-            message: reason,
-            field: String::new(),
-        },
+        } if is_overload_refusal(status, &code) => SyncError::authority(status, code, reason, ""),
         Verdict::Retry { reason, .. } => SyncError::Http(reason),
-        Verdict::ChainGap { message, .. } => SyncError::Authority {
-            status: 409,
-            code: "chain_gap".into(),
-            message,
-            field: String::new(),
-        },
-        Verdict::ClockSkew { server_time } => SyncError::Authority {
-            status: 401,
-            code: "clock_skew".into(),
-            message: format!("the device clock is off; the authority's time is {server_time}"),
-            field: String::new(),
-        },
-        Verdict::Unauthorized { code, message } => SyncError::Authority {
-            status: 401,
-            code,
-            message,
-            field: String::new(),
-        },
-        Verdict::Stop { code, message } => SyncError::Authority {
-            status: 422,
-            code,
-            message,
-            field: String::new(),
-        },
+        Verdict::ChainGap { message, .. } => SyncError::authority(409, Code::ChainGap, message, ""),
+        Verdict::ClockSkew { server_time } => SyncError::authority(
+            401,
+            Code::ClockSkew,
+            format!("the device clock is off; the authority's time is {server_time}"),
+            "",
+        ),
+        Verdict::Unauthorized { code, message } => SyncError::authority(401, code, message, ""),
+        Verdict::Stop { code, message } => SyncError::authority(422, code, message, ""),
         Verdict::Refused {
             status,
             code,
             message,
             field,
-        } => SyncError::Authority {
-            status,
-            code,
-            message,
-            field,
-        },
+        } => SyncError::authority(status, code, message, field),
     }
 }
 
@@ -583,15 +548,18 @@ mod tests {
         assert!(overloaded.is_overload_refusal());
         let e = verdict_error(overloaded);
         assert!(e.is_overload_refusal(), "{e:?}");
-        assert_eq!((e.code(), e.exit_code()), ("overloaded", 3));
+        assert_eq!((e.code().as_str(), e.exit_code()), ("overloaded", 3));
         let limited = verdict_error(read_answer(answer(429, &err_body("rate_limited", "")), 200));
         assert!(limited.is_overload_refusal(), "{limited:?}");
-        assert_eq!((limited.code(), limited.exit_code()), ("rate_limited", 3));
+        assert_eq!(
+            (limited.code().as_str(), limited.exit_code()),
+            ("rate_limited", 3)
+        );
         let outage = read_answer(answer(503, &err_body("outage", "")), 200);
         assert!(!outage.is_overload_refusal());
         let e = verdict_error(outage);
         assert!(!e.is_overload_refusal(), "{e:?}");
-        assert_eq!((e.code(), e.exit_code()), ("unreachable", 3));
+        assert_eq!((e.code().as_str(), e.exit_code()), ("unreachable", 3));
         // A 503 page without the authority's error body is no refusal for overload.
         assert!(!read_answer(answer(503, "<html>busy</html>"), 200).is_overload_refusal());
     }

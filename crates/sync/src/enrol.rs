@@ -7,7 +7,7 @@ use crate::route::{Call, Route, Signer};
 use crate::{Progress, SyncOptions};
 use chrono::Utc;
 use kaipiao_core::wire::{AuthorityInfo, EnrollRequest, EnrollResponse};
-use kaipiao_core::{DeviceKey, Lease, PublicKey};
+use kaipiao_core::{Code, DeviceKey, Lease, PublicKey};
 use kaipiao_ledger::{Ledger, LedgerError, LocalDevice};
 use reqwest::Method;
 use serde::Serialize;
@@ -30,7 +30,7 @@ fn no_progress(_: Progress) {}
 /// The device, with the key checked against it.
 fn local_device(ledger: &Ledger, key: &DeviceKey) -> Result<LocalDevice, SyncError> {
     let device = ledger.device()?.ok_or(LedgerError::NotInitialized)?;
-    if key.public().to_base64() != device.public_key {
+    if !key.belongs_to(&device.public_key) {
         return Err(SyncError::WrongKey);
     }
     Ok(device)
@@ -215,7 +215,7 @@ pub(crate) async fn take_lease(
                 "the lease {} granted by the authority was refused: {e}",
                 lease.lease_id
             );
-            route.alert(ledger, "bad_lease", &text, None)?;
+            route.alert(ledger, Code::BadLease.as_str(), &text, None)?;
             Err(e.into())
         }
     }

@@ -5,7 +5,7 @@
 //! not be written, enrolment was refused). A sync run that reached the authority but could
 //! not finish reports that in [`crate::SyncOutcome`] instead, so its counts survive.
 
-use kaipiao_core::Lang;
+use kaipiao_core::{Code, Lang};
 use kaipiao_ledger::LedgerError;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,10 +19,15 @@ pub enum SyncError {
     /// The authority answered with an error: one that retrying will not fix, or a
     /// refusal for overload ([`SyncError::is_overload_refusal`]: 429, 503 `overloaded`)
     /// from a call that does not wait (a health probe).
-    #[error("the tax authority refused the request ({status} {code}): {message}")]
+    #[error("the tax authority refused the request ({status} {sent_code}): {message}")]
     Authority {
         status: u16,
-        code: String,
+        /// The authority's code as one of ours; [`Code::Unrecognized`] for a code we do
+        /// not know (from a newer or another authority) or none.
+        code: Code,
+        /// The code exactly as the authority sent it ("" when its answer had none): what
+        /// the messages quote, so an unknown code still reaches a person.
+        sent_code: String,
         message: String,
         field: String,
     },
@@ -32,7 +37,7 @@ pub enum SyncError {
     /// A server URL that is not `http://` or `https://` with a host.
     #[error("invalid server address {url:?}: {reason}")]
     InvalidServer { url: String, reason: String },
-    #[error("no tax authority server is configured; run `kaipiao enroll --server URL`")]
+    #[error("no tax authority server is configured; enrol the device with a server address first")]
     NoServers,
     #[error("this device is already enrolled as {device_id}")]
     AlreadyEnrolled { device_id: String },
@@ -50,18 +55,35 @@ pub enum SyncError {
 }
 
 impl SyncError {
+    /// The authority's refusal, its code read into ours.
+    pub fn authority(
+        status: u16,
+        sent_code: impl Into<String>,
+        message: impl Into<String>,
+        field: impl Into<String>,
+    ) -> SyncError {
+        let sent_code = sent_code.into();
+        SyncError::Authority {
+            status,
+            code: Code::parse(&sent_code).unwrap_or(Code::Unrecognized),
+            sent_code,
+            message: message.into(),
+            field: field.into(),
+        }
+    }
+
     /// Stable code for the UI and `--json` output.
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> Code {
         match self {
             SyncError::Ledger(e) => e.code(),
-            SyncError::Http(_) => "unreachable",
-            SyncError::Authority { code, .. } => code,
-            SyncError::InvalidResponse(_) => "invalid_response",
-            SyncError::InvalidServer { .. } => "invalid_server",
-            SyncError::NoServers => "no_servers",
-            SyncError::AlreadyEnrolled { .. } => "already_enrolled",
-            SyncError::AuthorityKeyMismatch { .. } => "authority_key_mismatch",
-            SyncError::WrongKey => "wrong_key",
+            SyncError::Http(_) => Code::Unreachable,
+            SyncError::Authority { code, .. } => *code,
+            SyncError::InvalidResponse(_) => Code::InvalidResponse,
+            SyncError::InvalidServer { .. } => Code::InvalidServer,
+            SyncError::NoServers => Code::NoServers,
+            SyncError::AlreadyEnrolled { .. } => Code::AlreadyEnrolled,
+            SyncError::AuthorityKeyMismatch { .. } => Code::AuthorityKeyMismatch,
+            SyncError::WrongKey => Code::WrongKey,
         }
     }
 
@@ -69,7 +91,7 @@ impl SyncError {
     /// [`crate::is_overload_refusal`]): it is there and answering, only busy; no outage.
     pub fn is_overload_refusal(&self) -> bool {
         matches!(self, SyncError::Authority { status, code, .. }
-            if crate::is_overload_refusal(*status, code))
+            if crate::is_overload_refusal(*status, code.as_str()))
     }
 
     /// The input field the error concerns, "" when none.
@@ -87,10 +109,10 @@ impl SyncError {
         match self {
             SyncError::Ledger(e) => e.exit_code(),
             SyncError::Http(_) => 3,
-            SyncError::Authority { status, code, .. } => match (*status, code.as_str()) {
-                (_, "integrity" | "idempotency_key_reused") => 4,
+            SyncError::Authority { status, code, .. } => match (*status, *code) {
+                (_, Code::Integrity | Code::IdempotencyKeyReused) => 4,
                 (401, _) => 4,
-                (429, _) | (500..=599, _) | (409, "request_in_progress") => 3,
+                (429, _) | (500..=599, _) | (409, Code::RequestInProgress) => 3,
                 (400..=499, _) => 2,
                 _ => 1,
             },
@@ -105,9 +127,27 @@ impl SyncError {
     pub fn message(&self, lang: Lang) -> String {
         match (self, lang) {
             (SyncError::Ledger(e), _) => e.message(lang),
+            // Refusals a clerk meets and can act on, in their words (both front ends).
+            (
+                SyncError::Authority {
+                    code: Code::EnrollmentTokenInvalid,
+                    ..
+                },
+                _,
+            ) => lang
+                .pick(
+                    "税务机关不接受此登记令牌，请核对后重新输入",
+                    "The tax authority did not accept this enrolment token; check it and type it again",
+                )
+                .into(),
             (SyncError::Http(w), Lang::Zh) => format!("无法连接税务机关：{w}"),
-            (SyncError::Authority { code, message, .. }, Lang::Zh) => {
-                format!("税务机关拒绝了请求（{code}）：{message}")
+            (
+                SyncError::Authority {
+                    sent_code, message, ..
+                },
+                Lang::Zh,
+            ) => {
+                format!("税务机关拒绝了请求（{sent_code}）：{message}")
             }
             (SyncError::InvalidResponse(w), Lang::Zh) => {
                 format!("税务机关返回了无法识别的应答：{w}")
@@ -116,7 +156,7 @@ impl SyncError {
                 format!("服务器地址 {url:?} 无效：{reason}")
             }
             (SyncError::NoServers, Lang::Zh) => {
-                "尚未配置税务机关服务器，请运行 `kaipiao enroll --server URL`".into()
+                "尚未配置税务机关服务器，请先用服务器地址登记设备".into()
             }
             (SyncError::AlreadyEnrolled { device_id }, Lang::Zh) => {
                 format!("本设备已登记，设备编号 {device_id}")

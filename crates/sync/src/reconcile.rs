@@ -25,9 +25,8 @@ use crate::relay::{prepare, resubmit_lost, Prepared, Resubmitted};
 use crate::route::{Call, Ended, Route, Signer};
 use crate::{Client, Progress, SyncOptions, SyncOutcome};
 use chrono::Utc;
-use kaipiao_core::sign::{verify_object, RECEIPT_DOMAIN};
-use kaipiao_core::wire::{ApiError, Head, Receipt};
-use kaipiao_core::{DeviceKey, PublicKey};
+use kaipiao_core::wire::{Head, Receipt, WireError};
+use kaipiao_core::{Code, DeviceKey, PublicKey};
 use kaipiao_ledger::{InvoiceSummary, Ledger, LedgerError, ListFilter, Status};
 use reqwest::Method;
 use serde::Serialize;
@@ -215,7 +214,8 @@ async fn land(flying: &mut Vec<Flight<'_>>) -> Option<Landed> {
 /// attempt, as [`read_answer`] reads it).
 fn is_not_found(answer: &Answer) -> bool {
     answer.status == 404
-        && serde_json::from_str::<ApiError>(&answer.body).is_ok_and(|e| e.error.code == "not_found")
+        && serde_json::from_str::<WireError>(&answer.body)
+            .is_ok_and(|e| e.error.code == Code::NotFound)
 }
 
 /// The receipt as JSON and as a receipt; Err when it is neither (a failed attempt, as in
@@ -361,7 +361,7 @@ impl Check<'_> {
                 local.seq + 1,
                 head.seq
             );
-            route.alert(self.ledger, "head_mismatch", &text, None)?;
+            route.alert(self.ledger, Code::HeadMismatch.as_str(), &text, None)?;
             self.stops.push(text);
         }
         let seqs = self.ledger.list_seqs(&ListFilter::default())?;
@@ -585,7 +585,7 @@ impl Check<'_> {
                 if pass != Pass::Recheck {
                     self.checked();
                 }
-                self.mismatch(route, &local, &why, "unexpected_answer")?;
+                self.mismatch(route, &local, &why, Code::UnexpectedAnswer)?;
                 Ok(None)
             }
         }
@@ -609,7 +609,7 @@ impl Check<'_> {
                     "the authority has no receipt for it although its chain for this device reaches seq {} (hash {}): another invoice holds this place there (a forked chain)",
                     head.seq, head.hash
                 );
-                return self.mismatch(route, &local, &why, "receipt_mismatch");
+                return self.mismatch(route, &local, &why, Code::ReceiptMismatch);
             }
         }
         self.report.missing_at_authority.push(Missing {
@@ -655,7 +655,7 @@ impl Check<'_> {
                         local.number, local.seq
                     );
                     self.ledger.record_attempt(&local.id, &text, None)?;
-                    self.mismatch(route, &local, &why, "bad_receipt")
+                    self.mismatch(route, &local, &why, Code::BadReceipt)
                 }
                 Err(e) => Err(e.into()),
             };
@@ -668,7 +668,7 @@ impl Check<'_> {
             }
             Finding::Mismatch(why) => {
                 let why = format!("{why} (receipt from {url})");
-                self.mismatch(route, &local, &why, "receipt_mismatch")?;
+                self.mismatch(route, &local, &why, Code::ReceiptMismatch)?;
             }
         }
         Ok(())
@@ -681,15 +681,8 @@ impl Check<'_> {
         value: &Value,
         receipt: &Receipt,
     ) -> Result<Finding, SyncError> {
-        if let Err(e) = verify_object(
-            &self.authority,
-            RECEIPT_DOMAIN,
-            value,
-            "authority_signature",
-        ) {
-            return Ok(Finding::Mismatch(format!(
-                "the authority signature does not verify against the key pinned at enrolment ({e})"
-            )));
+        if let Err(e) = Receipt::verify(value, &self.authority) {
+            return Ok(Finding::Mismatch(e.to_string()));
         }
         if receipt.invoice_id != local.id || receipt.number != local.number {
             return Ok(Finding::Mismatch(format!(
@@ -772,7 +765,7 @@ impl Check<'_> {
         route: &mut Route<'_>,
         local: &Local,
         why: &str,
-        code: &str,
+        code: Code,
     ) -> Result<(), SyncError> {
         self.report.mismatched.push(Mismatch {
             seq: local.seq,
@@ -785,7 +778,7 @@ impl Check<'_> {
                 "reconciliation: invoice {} (seq {}, id {}): {why}",
                 local.number, local.seq, local.id
             );
-            route.alert(self.ledger, code, &text, Some(&local.id))?;
+            route.alert(self.ledger, code.as_str(), &text, Some(&local.id))?;
         } else {
             self.unalerted += 1;
         }
@@ -818,7 +811,7 @@ impl Check<'_> {
                 "reconciliation: {} more invoices do not match the authority's records; `kaipiao reconcile` lists them",
                 self.unalerted
             );
-            route.alert(self.ledger, "receipt_mismatch", &text, None)?;
+            route.alert(self.ledger, Code::ReceiptMismatch.as_str(), &text, None)?;
         }
         self.report.pending = self.ledger.status(Utc::now())?.pending;
         self.report.mismatched.sort_by_key(|m| m.seq);

@@ -14,7 +14,7 @@ use crate::outage::OutageWatch;
 use crate::policy::{Hold, Next, Outcome, Pacer, PacerState, Params};
 use crate::{Progress, SyncOptions};
 use chrono::Utc;
-use kaipiao_core::DeviceKey;
+use kaipiao_core::{Code, DeviceKey};
 use kaipiao_ledger::Ledger;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -526,12 +526,12 @@ impl Route<'_> {
             let (i, endpoint, timeout) = match self.slot(call.patient).await {
                 Ok(slot) => slot,
                 Err(Ended::NoEndpoint(message)) => {
-                    return Err(SyncError::Authority {
-                        status: 401,
-                        code: "no_usable_endpoint".into(),
+                    return Err(SyncError::authority(
+                        401,
+                        Code::NoUsableEndpoint,
                         message,
-                        field: String::new(),
-                    })
+                        "",
+                    ))
                 }
                 Err(Ended::GaveUp(reason)) => return Err(SyncError::Http(reason)),
             };

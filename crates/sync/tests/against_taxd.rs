@@ -2,10 +2,13 @@
 
 mod common;
 
-use common::*;
+use common::Taxd;
 use kaipiao_core::wire::Head;
 use kaipiao_ledger::Status;
 use kaipiao_sync::{sync_now, top_up_leases, Progress, SyncError, SyncOptions, SyncOutcome};
+use kaipiao_testkit::ledger::Device;
+use kaipiao_testkit::relay::{opts, signed_get, Events};
+use kaipiao_testkit::taxd::{closed_port_url, TOKEN};
 use std::time::{Duration, Instant};
 
 fn no_progress(_: Progress) {}

@@ -6,10 +6,13 @@
 
 mod common;
 
-use common::*;
+use common::Taxd;
 use kaipiao_core::wire::Head;
 use kaipiao_ledger::Status;
 use kaipiao_sync::{sync_now, Progress, SyncOutcome};
+use kaipiao_testkit::in_both_modes;
+use kaipiao_testkit::ledger::Device;
+use kaipiao_testkit::relay::{signed_get, Mode};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

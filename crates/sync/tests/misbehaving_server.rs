@@ -6,12 +6,17 @@
 
 mod common;
 
-use common::*;
+use common::Taxd;
 use kaipiao_core::sign::{sign_object, RECEIPT_DOMAIN};
 use kaipiao_core::wire::idempotency_header;
 use kaipiao_core::{DeviceKey, Envelope};
 use kaipiao_ledger::Status;
 use kaipiao_sync::{sync_now, Progress, SyncOptions, SyncOutcome};
+use kaipiao_testkit::fixtures::numbered_draft as draft;
+use kaipiao_testkit::in_both_modes;
+use kaipiao_testkit::ledger::Device;
+use kaipiao_testkit::relay::*;
+use kaipiao_testkit::scripted::*;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,8 +5,13 @@
 
 mod common;
 
-use common::*;
+use common::Taxd;
 use kaipiao_sync::{probe_health, sync_now, Progress, SyncOutcome};
+use kaipiao_testkit::in_both_modes;
+use kaipiao_testkit::ledger::Device;
+use kaipiao_testkit::relay::{opts, Events, Mode};
+use kaipiao_testkit::scripted::*;
+use kaipiao_testkit::taxd::closed_port_url;
 use serde_json::json;
 use std::sync::Arc;
 

@@ -5,11 +5,14 @@
 
 mod common;
 
-use common::*;
+use common::Taxd;
 use kaipiao_ledger::Status;
 use kaipiao_sync::{
     reconcile, sync_now, Progress, ReconcileProgress, ReconcileReport, SeqRange, SyncOutcome,
 };
+use kaipiao_testkit::ledger::Device;
+use kaipiao_testkit::relay::opts;
+use kaipiao_testkit::scripted::*;
 use serde_json::json;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -8,6 +8,7 @@ use axum::extract::connect_info::{ConnectInfo, MockConnectInfo};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use kaipiao_core::Code;
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 
@@ -35,7 +36,7 @@ fn loopback_only(req: &Request) -> Result<(), ErrorAnswer> {
     } else {
         Err(ErrorAnswer::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            Code::Forbidden,
             "the admin API answers only on loopback",
             "",
         ))
@@ -59,7 +60,11 @@ pub(crate) async fn put_faults(State(state): State<AppState>, req: Request) -> R
         let (parts, body) = req.into_parts();
         let bytes = read_body(&parts.headers, body, MAX_SMALL_BODY).await?;
         let update: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ErrorAnswer::bad_request("invalid_request", format!("the body is not JSON: {e}"), "")
+            ErrorAnswer::bad_request(
+                Code::InvalidRequest,
+                format!("the body is not JSON: {e}"),
+                "",
+            )
         })?;
         let next = state.faults().updated(&update)?;
         state.set_faults(next);

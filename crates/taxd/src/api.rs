@@ -12,12 +12,14 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use kaipiao_core::draft::{timestamp, validate_seller};
+use kaipiao_core::draft::validate_seller;
 use kaipiao_core::lease::Lease;
 use kaipiao_core::model::Party;
 use kaipiao_core::money::money_string;
 use kaipiao_core::sign::PublicKey;
+use kaipiao_core::time::rfc3339;
 use kaipiao_core::wire::{AuthorityInfo, EnrollResponse, Head, Health};
+use kaipiao_core::Code;
 use kaipiao_core::ZERO_HASH;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
@@ -30,7 +32,7 @@ pub(crate) async fn health() -> Response {
         StatusCode::OK,
         &Health {
             status: "ok".into(),
-            time: timestamp(Utc::now()),
+            time: rfc3339(Utc::now()),
         },
     )
 }
@@ -52,7 +54,7 @@ pub(crate) async fn no_route() -> Response {
 pub(crate) async fn no_method() -> Response {
     ErrorAnswer::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        Code::MethodNotAllowed,
         "this endpoint does not take this method",
         "",
     )
@@ -60,7 +62,7 @@ pub(crate) async fn no_method() -> Response {
 }
 
 fn invalid(message: impl Into<String>, field: &str) -> ErrorAnswer {
-    ErrorAnswer::bad_request("invalid_request", message, field)
+    ErrorAnswer::bad_request(Code::InvalidRequest, message, field)
 }
 
 /// Compares without an early exit, so the time taken says nothing about the token.
@@ -108,7 +110,7 @@ pub(crate) async fn enroll(
     if !same_secret(token, &state.0.config.enrollment_token) {
         return Err(ErrorAnswer::new(
             StatusCode::FORBIDDEN,
-            "enrollment_token_invalid",
+            Code::EnrollmentTokenInvalid,
             "the enrolment token is not the one this authority issued; ask for the right token",
             "enrollment_token",
         ));
@@ -175,14 +177,14 @@ fn insert_device(
         if serial > 9_999_999_999 {
             return Err(ErrorAnswer::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "prefixes_exhausted",
+                Code::PrefixesExhausted,
                 "this sandbox authority has no invoice-number prefixes left; start a new database",
                 "",
             ));
         }
         let prefix = format!("26{serial:010}");
         let device_id = uuid::Uuid::new_v4().to_string();
-        let now = timestamp(Utc::now());
+        let now = rfc3339(Utc::now());
         tx.execute(
             "INSERT INTO devices (device_id, public_key, seller, device_name, prefix_serial, prefix, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -236,7 +238,7 @@ fn store_lease(shared: &Shared, device: &str) -> Result<Lease, ErrorAnswer> {
         if first > MAX_SEQUENCE {
             return Err(ErrorAnswer::new(
                 StatusCode::CONFLICT,
-                "numbers_exhausted",
+                Code::NumbersExhausted,
                 "this device has used every 8-digit sequence number of its prefix; enrol a new device",
                 "",
             ));
@@ -253,7 +255,7 @@ fn store_lease(shared: &Shared, device: &str) -> Result<Lease, ErrorAnswer> {
             offline_hours: config.offline_hours,
             offline_amount_cap: money_string(config.offline_amount_cap),
             single_invoice_cap: money_string(config.single_invoice_cap),
-            granted_at: timestamp(Utc::now()),
+            granted_at: rfc3339(Utc::now()),
             signature: String::new(),
         }
         .signed(&shared.authority);
@@ -286,7 +288,7 @@ pub(crate) async fn head(
     if device != id {
         return Err(ErrorAnswer::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            Code::Forbidden,
             "a device may read only its own chain head",
             "",
         ));

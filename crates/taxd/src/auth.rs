@@ -18,9 +18,10 @@ use axum::extract::{FromRequest, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
-use kaipiao_core::draft::timestamp;
 use kaipiao_core::sign::{verify_request, PublicKey};
+use kaipiao_core::time::rfc3339;
 use kaipiao_core::wire::{HEADER_DEVICE, HEADER_SIGNATURE, HEADER_TIMESTAMP, MAX_SKEW_SECS};
+use kaipiao_core::Code;
 use rusqlite::OptionalExtension;
 
 /// The `Kaipiao-Device` header, if present and text.
@@ -31,7 +32,7 @@ pub(crate) fn header_device(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-fn unauthorized(code: &str, message: impl Into<String>, field: &str) -> ErrorAnswer {
+fn unauthorized(code: Code, message: impl Into<String>, field: &str) -> ErrorAnswer {
     ErrorAnswer::new(StatusCode::UNAUTHORIZED, code, message, field)
 }
 
@@ -64,21 +65,21 @@ async fn authenticate(state: &AppState, parts: &Parts, body: &[u8]) -> Result<St
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let device = header(HEADER_DEVICE).ok_or_else(|| {
         unauthorized(
-            "bad_request_signature",
+            Code::BadRequestSignature,
             "the Kaipiao-Device header is missing",
             HEADER_DEVICE,
         )
     })?;
     let ts_text = header(HEADER_TIMESTAMP).ok_or_else(|| {
         unauthorized(
-            "bad_request_signature",
+            Code::BadRequestSignature,
             "the Kaipiao-Timestamp header is missing",
             HEADER_TIMESTAMP,
         )
     })?;
     let ts: i64 = ts_text.trim().parse().map_err(|_| {
         unauthorized(
-            "bad_request_signature",
+            Code::BadRequestSignature,
             "Kaipiao-Timestamp is not whole unix seconds",
             HEADER_TIMESTAMP,
         )
@@ -86,18 +87,18 @@ async fn authenticate(state: &AppState, parts: &Parts, body: &[u8]) -> Result<St
     let now = Utc::now();
     if now.timestamp().abs_diff(ts) > MAX_SKEW_SECS.unsigned_abs() {
         let mut f = unauthorized(
-            "clock_skew",
+            Code::ClockSkew,
             format!(
                 "the request's time is more than {MAX_SKEW_SECS} s away from the authority's; correct the clock offset from server_time and retry"
             ),
             HEADER_TIMESTAMP,
         );
-        f.body.error.server_time = Some(timestamp(now));
+        f.body.error.server_time = Some(rfc3339(now));
         return Err(f);
     }
     let signature = header(HEADER_SIGNATURE).ok_or_else(|| {
         unauthorized(
-            "bad_request_signature",
+            Code::BadRequestSignature,
             "the Kaipiao-Signature header is missing",
             HEADER_SIGNATURE,
         )
@@ -111,7 +112,7 @@ async fn authenticate(state: &AppState, parts: &Parts, body: &[u8]) -> Result<St
     }
     .ok_or_else(|| {
         unauthorized(
-            "unknown_device",
+            Code::UnknownDevice,
             format!("device {device} is not enrolled with this authority; enrol it again"),
             HEADER_DEVICE,
         )
@@ -124,7 +125,7 @@ async fn authenticate(state: &AppState, parts: &Parts, body: &[u8]) -> Result<St
         .unwrap_or_else(|| parts.uri.path());
     verify_request(&key, parts.method.as_str(), target, ts, body, signature).map_err(|e| {
         unauthorized(
-            "bad_request_signature",
+            Code::BadRequestSignature,
             format!("the request signature does not verify: {e}"),
             HEADER_SIGNATURE,
         )

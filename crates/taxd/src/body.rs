@@ -6,6 +6,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use kaipiao_core::Code;
 use serde::Serialize;
 
 /// Bodies of enrolment, lease, device-signed and admin requests are small; this bounds
@@ -22,7 +23,7 @@ pub(crate) async fn read_body(
     let too_large = || {
         ErrorAnswer::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             format!("the request body is over {limit} bytes"),
             "",
         )
@@ -38,7 +39,7 @@ pub(crate) async fn read_body(
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Err(e) => Err(ErrorAnswer::bad_request(
-            "invalid_request",
+            Code::InvalidRequest,
             format!("the request body could not be read: {e}"),
             "",
         )),

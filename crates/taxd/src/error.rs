@@ -6,7 +6,8 @@
 use crate::body::json_response;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kaipiao_core::wire::ApiError;
+use kaipiao_core::wire::WireError;
+use kaipiao_core::Code;
 use std::path::PathBuf;
 
 /// Everything that can go wrong inside taxd.
@@ -58,39 +59,39 @@ impl TaxdError {
 pub(crate) struct ErrorAnswer {
     pub status: StatusCode,
     /// Boxed: error answers travel through every `Result` of a request, keep them small.
-    pub body: Box<ApiError>,
+    pub body: Box<WireError>,
     pub retry_after: Option<u64>,
 }
 
 impl ErrorAnswer {
     pub fn new(
         status: StatusCode,
-        code: &str,
+        code: Code,
         message: impl Into<String>,
         field: impl Into<String>,
     ) -> ErrorAnswer {
         ErrorAnswer {
             status,
-            body: Box::new(ApiError::new(code, message, field)),
+            body: Box::new(WireError::new(code, message, field)),
             retry_after: None,
         }
     }
 
-    pub fn bad_request(code: &str, message: impl Into<String>, field: impl Into<String>) -> Self {
+    pub fn bad_request(code: Code, message: impl Into<String>, field: impl Into<String>) -> Self {
         ErrorAnswer::new(StatusCode::BAD_REQUEST, code, message, field)
     }
 
     pub fn integrity(message: impl Into<String>, field: impl Into<String>) -> Self {
         ErrorAnswer::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "integrity",
+            Code::Integrity,
             message,
             field,
         )
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        ErrorAnswer::new(StatusCode::NOT_FOUND, "not_found", message, "")
+        ErrorAnswer::new(StatusCode::NOT_FOUND, Code::NotFound, message, "")
     }
 
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
@@ -113,7 +114,7 @@ impl From<TaxdError> for ErrorAnswer {
         eprintln!("taxd: internal error: {e}");
         ErrorAnswer::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            Code::Internal,
             "the authority hit an internal error; retry later",
             "",
         )

@@ -18,6 +18,7 @@ use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
 use axum::response::Response;
 use kaipiao_core::sign::{sign_object, DeviceKey, RECEIPT_DOMAIN};
+use kaipiao_core::Code;
 use rand::Rng;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -60,7 +61,7 @@ impl Faults {
     pub(crate) fn updated(self, update: &Value) -> Result<Faults, ErrorAnswer> {
         let Some(map) = update.as_object() else {
             return Err(ErrorAnswer::bad_request(
-                "invalid_request",
+                Code::InvalidRequest,
                 "expected a JSON object such as {\"outage\": true}",
                 "",
             ));
@@ -69,7 +70,7 @@ impl Faults {
         for key in map.keys() {
             if !FIELDS.contains(&key.as_str()) {
                 return Err(ErrorAnswer::bad_request(
-                    "invalid_request",
+                    Code::InvalidRequest,
                     format!("unknown field; allowed: {}", FIELDS.join(", ")),
                     key.clone(),
                 ));
@@ -114,7 +115,7 @@ fn flag(map: &Map<String, Value>, field: &str) -> Result<Option<bool>, ErrorAnsw
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(_) => Err(ErrorAnswer::bad_request(
-            "invalid_request",
+            Code::InvalidRequest,
             "expected true or false",
             field,
         )),
@@ -127,7 +128,7 @@ fn probability(map: &Map<String, Value>, field: &str) -> Result<Option<f64>, Err
         Some(v) => match v.as_f64() {
             Some(p) if (0.0..=1.0).contains(&p) => Ok(Some(p)),
             _ => Err(ErrorAnswer::bad_request(
-                "invalid_request",
+                Code::InvalidRequest,
                 "expected a probability from 0 to 1",
                 field,
             )),
@@ -138,7 +139,7 @@ fn probability(map: &Map<String, Value>, field: &str) -> Result<Option<f64>, Err
 fn delay(v: &Value) -> Result<[u64; 2], ErrorAnswer> {
     let bad = || {
         ErrorAnswer::bad_request(
-            "invalid_request",
+            Code::InvalidRequest,
             "expected [min, max] milliseconds with min <= max <= 3600000, or null",
             "delay_ms",
         )

@@ -11,6 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use kaipiao_core::Code;
 
 /// The middleware: /v1 requests go through the faults and limits, others pass.
 pub(crate) async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -22,7 +23,7 @@ pub(crate) async fn gate(State(state): State<AppState>, req: Request, next: Next
     if faults.outage {
         return ErrorAnswer::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "outage",
+            Code::Outage,
             "the authority is unavailable (simulated outage); keep working offline and sync later",
             "",
         )
@@ -31,7 +32,7 @@ pub(crate) async fn gate(State(state): State<AppState>, req: Request, next: Next
     if faults::roll(faults.error_rate) {
         return ErrorAnswer::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            Code::Unavailable,
             "the authority failed this request (injected fault); retry",
             "",
         )

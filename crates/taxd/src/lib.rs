@@ -57,8 +57,8 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
-use kaipiao_core::draft::timestamp;
 use kaipiao_core::sign::{DeviceKey, PublicKey};
+use kaipiao_core::time::rfc3339;
 use rand::RngCore;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -90,7 +90,7 @@ impl AppState {
     /// authority key. Blocking.
     pub fn open(config: Config) -> Result<AppState, TaxdError> {
         let db = db::Db::open(&config.db)?;
-        let now = timestamp(Utc::now());
+        let now = rfc3339(Utc::now());
         let authority = db.with(|conn| db::authority_key(conn, &now))?;
         let request_log = match &config.request_log {
             Some(path) => Some(reqlog::RequestLog::open(path)?),

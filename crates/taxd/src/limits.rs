@@ -4,6 +4,7 @@
 
 use crate::error::ErrorAnswer;
 use axum::http::StatusCode;
+use kaipiao_core::Code;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -82,7 +83,7 @@ impl Limits {
         bucket.take(Instant::now()).map_err(|wait| {
             ErrorAnswer::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
+                Code::Overloaded,
                 "the authority is overloaded; retry after the time in Retry-After",
                 "",
             )
@@ -112,7 +113,7 @@ impl Limits {
         bucket.take(now).map_err(|wait| {
             ErrorAnswer::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                Code::RateLimited,
                 "this device sends too many requests; retry after the time in Retry-After",
                 "",
             )

@@ -1,11 +1,10 @@
 //! Health, authority key, enrolment, leases, request authentication, admin API, limits.
 
-mod common;
-
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::*;
 use kaipiao_core::sign::DeviceKey;
+use kaipiao_testkit::authority::*;
+use kaipiao_testkit::fixtures::{office_supplies as ordinary, seller};
 use serde_json::json;
 use taxd::{AppState, Config};
 
@@ -195,7 +194,7 @@ async fn request_authentication() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(kaipiao_core::draft::parse_timestamp(&server_time).is_some());
+    assert!(kaipiao_core::time::parse_rfc3339(&server_time).is_some());
     let near = chrono::Utc::now().timestamp() - 290;
     let r = a
         .call(d.signed_at(Method::GET, &head_path, Vec::new(), near))

@@ -3,13 +3,12 @@
 //! receipts that advance the chain, markers of other requests, server errors that keep
 //! nothing, and two authorities on one database.
 
-mod common;
-
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::*;
 use kaipiao_core::model::Envelope;
 use kaipiao_core::sign::{seal_invoice, DeviceKey};
+use kaipiao_testkit::authority::*;
+use kaipiao_testkit::fixtures::office_supplies as ordinary;
 use serde_json::{json, Value};
 
 async fn ready(a: &Authority, secret: u8) -> Device {

@@ -2,9 +2,8 @@
 //! flags, the admin API's loopback check through a socket, and drop-after-commit as a
 //! real HTTP client sees it.
 
-mod common;
-
-use common::*;
+use kaipiao_testkit::authority::*;
+use kaipiao_testkit::fixtures::office_supplies as ordinary;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;

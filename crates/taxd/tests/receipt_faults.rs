@@ -2,13 +2,12 @@
 //! sent (lone answers and their replays, batch items, GET /v1/invoices/{id}), never the
 //! receipt stored, so once they are off a replay returns the good receipt.
 
-mod common;
-
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::*;
 use kaipiao_core::model::Envelope;
 use kaipiao_core::sign::{verify_object, RECEIPT_DOMAIN};
+use kaipiao_testkit::authority::*;
+use kaipiao_testkit::fixtures::office_supplies as ordinary;
 use serde_json::{json, Value};
 use taxd::Faults;
 

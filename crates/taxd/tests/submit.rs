@@ -1,15 +1,14 @@
 //! Invoice submission: receipts, idempotency, integrity, chain, business rules, batches,
 //! and two authorities on one database.
 
-mod common;
-
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::*;
 use kaipiao_core::draft::{CreditContext, Draft};
 use kaipiao_core::model::Envelope;
 use kaipiao_core::sign::{seal_invoice, verify_object, DeviceKey, RECEIPT_DOMAIN};
 use kaipiao_core::wire::idempotency_header;
+use kaipiao_testkit::authority::*;
+use kaipiao_testkit::fixtures::{office_supplies as ordinary, one_line, seller};
 use serde_json::{json, Value};
 
 async fn ready(a: &Authority, secret: u8) -> Device {
@@ -349,7 +348,7 @@ async fn business_rules_reject_but_the_chain_advances() {
     // issued_at before the previous invoice's.
     let mut backwards = d.build(&ordinary("1", "1"), None);
     backwards.issued_at =
-        kaipiao_core::draft::timestamp(chrono::Utc::now() - chrono::Duration::hours(1));
+        kaipiao_core::time::rfc3339(chrono::Utc::now() - chrono::Duration::hours(1));
     let r = a.submit(&d.seal(backwards)).await;
     assert_eq!(reasons(&r.json()), ["issued_at_backwards"]);
 
@@ -374,7 +373,7 @@ async fn business_rules_reject_but_the_chain_advances() {
     // issued_at too far in the future (last: every later invoice would be behind it).
     let mut future = d.build(&ordinary("1", "1"), None);
     future.issued_at =
-        kaipiao_core::draft::timestamp(chrono::Utc::now() + chrono::Duration::seconds(900));
+        kaipiao_core::time::rfc3339(chrono::Utc::now() + chrono::Duration::seconds(900));
     let r = a.submit(&d.seal(future)).await;
     assert_eq!(reasons(&r.json()), ["issued_in_future"]);
 }

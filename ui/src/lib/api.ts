@@ -3,6 +3,7 @@
 import { Channel, invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
+  Code,
   DeskError,
   AppStateDto,
   ConnectivityDto,
@@ -28,7 +29,8 @@ export type * from './bindings';
 export function asDeskError(e: unknown): DeskError {
   if (e && typeof e === 'object' && 'code' in e && 'message' in e) {
     const o = e as Partial<DeskError>;
-    return { code: String(o.code), message: String(o.message), field: String(o.field ?? '') };
+    // The Rust side only sends codes of the union; anything else is passed on as it came.
+    return { code: String(o.code) as Code, message: String(o.message), field: String(o.field ?? '') };
   }
   return { code: 'internal', message: String(e), field: '' };
 }

@@ -9,7 +9,7 @@ export function blankLine(rate = '0.13'): DraftLineDto {
   return { name: '', tax_code: '', spec: '', unit: '', quantity: '', unit_price: '', tax_rate: rate, treatment: '' };
 }
 
-export function blankDraft(kind = 'ordinary', issuer = ''): DraftDto {
+export function blankDraft(kind: DraftDto['kind'] = 'ordinary', issuer = ''): DraftDto {
   return {
     kind,
     buyer: { name: '', tax_id: '', address: '', bank: '' },

@@ -4,14 +4,14 @@
 use crate::ctx::Ctx;
 use crate::failure::{CmdResult, CommandError, EXIT_INVALID};
 use chrono::Utc;
-use kaipiao_core::{Draft, Lang};
+use kaipiao_core::{Code, Draft, Lang};
 use serde_json::{json, Value};
 
 pub fn parse_draft(text: &str, lang: Lang) -> Result<Draft, CommandError> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         CommandError::new(
             EXIT_INVALID,
-            "invalid_json",
+            Code::InvalidJson,
             "draft",
             format!(
                 "{}: {e}",

@@ -6,6 +6,7 @@ use crate::ctx::Ctx;
 use crate::failure::{CmdResult, CommandError};
 use crate::render;
 use chrono::Utc;
+use kaipiao_core::Code;
 use kaipiao_ledger::{LedgerError, ListFilter, Status};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -27,7 +28,7 @@ pub fn list(ctx: &Ctx, status: Option<StatusArg>) -> CmdResult {
     if !ctx.json {
         print!("{}", render::table(&rows, ctx.lang));
     }
-    serde_json::to_value(&rows).map_err(|e| CommandError::new(1, "internal", "", e.to_string()))
+    serde_json::to_value(&rows).map_err(|e| CommandError::new(1, Code::Internal, "", e.to_string()))
 }
 
 pub fn show(ctx: &Ctx, number_or_id: &str) -> CmdResult {
@@ -132,7 +133,7 @@ pub fn verify(ctx: &Ctx) -> CmdResult {
             let mut f = CommandError::ledger(&e, ctx.lang);
             if let LedgerError::Integrity { seq, what } = &e {
                 f.json = Some(
-                    json!({"ok": false, "seq": seq, "error": {"code": "integrity", "message": what, "field": format!("seq {seq}")}}),
+                    json!({"ok": false, "seq": seq, "error": {"code": Code::Integrity, "message": what, "field": format!("seq {seq}")}}),
                 );
             }
             Err(f)
@@ -142,8 +143,9 @@ pub fn verify(ctx: &Ctx) -> CmdResult {
 
 pub fn export(ctx: &Ctx, out: &Path) -> CmdResult {
     let ledger = ctx.open()?;
-    let io_err =
-        |e: std::io::Error| CommandError::new(1, "io", "out", format!("{}: {e}", out.display()));
+    let io_err = |e: std::io::Error| {
+        CommandError::new(1, Code::Io, "out", format!("{}: {e}", out.display()))
+    };
     // Write beside the target and rename, so a reader never sees half an export.
     let tmp = out.with_extension(format!("partial-{}", std::process::id()));
     let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io_err)?);

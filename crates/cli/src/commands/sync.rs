@@ -4,6 +4,7 @@
 use crate::ctx::Ctx;
 use crate::failure::{outcome_result, CmdResult, CommandError};
 use crate::render;
+use kaipiao_core::Code;
 use kaipiao_sync::SyncOptions;
 use serde_json::json;
 
@@ -41,7 +42,7 @@ pub fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>) -> CmdResult
     if !ctx.json {
         println!("{}", render::sync_summary(&report, lang));
     }
-    outcome_result(&report.outcome, doc, "queue_stopped")
+    outcome_result(&report.outcome, doc, Code::QueueStopped)
 }
 
 pub fn reconcile(ctx: &Ctx) -> CmdResult {
@@ -68,5 +69,5 @@ pub fn reconcile(ctx: &Ctx) -> CmdResult {
     if !ctx.json {
         print!("{}", render::reconcile(&report, lang));
     }
-    outcome_result(&report.outcome, doc, "not_reconciled")
+    outcome_result(&report.outcome, doc, Code::NotReconciled)
 }

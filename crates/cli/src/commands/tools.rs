@@ -1,7 +1,7 @@
 //! `check-tax-id` and `words`: one line per argument, no ledger needed.
 
 use crate::ctx::Ctx;
-use kaipiao_core::Lang;
+use kaipiao_core::{Code, Lang};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -55,7 +55,7 @@ pub fn words(ctx: &Ctx, amounts: &[String]) -> ExitCode {
                 if ctx.json {
                     println!(
                         "{}",
-                        json!({"amount": a, "error": {"code": "invalid_amount", "message": msg, "field": "amount"}})
+                        json!({"amount": a, "error": {"code": Code::InvalidAmount, "message": msg, "field": "amount"}})
                     );
                 }
             }

@@ -9,6 +9,7 @@ use crate::route::{Call, Signer};
 use crate::SyncOutcome;
 use chrono::Utc;
 use kaipiao_core::wire::Head;
+use kaipiao_core::Code;
 use kaipiao_ledger::LedgerStatus;
 use reqwest::Method;
 
@@ -51,7 +52,7 @@ impl Run<'_> {
                 head.seq, head.hash, local.seq, local.hash
             );
             self.route
-                .alert(self.ledger, "head_mismatch", &text, None)?;
+                .alert(self.ledger, Code::HeadMismatch.as_str(), &text, None)?;
             if *outcome == SyncOutcome::Complete {
                 *outcome = SyncOutcome::Stopped(text.clone());
             }

@@ -22,7 +22,7 @@ use crate::route::{Ended, Route};
 use crate::{Client, Progress, SyncOptions, SyncOutcome, SyncReport};
 use chrono::Utc;
 use kaipiao_core::wire::{idempotency_header, Receipt, HEADER_IDEMPOTENCY_KEY, MAX_BATCH_ITEMS};
-use kaipiao_core::{DeviceKey, PublicKey};
+use kaipiao_core::{Code, DeviceKey, PublicKey};
 use kaipiao_ledger::{Ledger, LedgerError, OutboxItem};
 use receipts::Storing;
 use reqwest::Method;
@@ -177,7 +177,7 @@ pub(crate) fn prepare(ledger: &Ledger, key: &DeviceKey) -> Result<Prepared, Sync
     let lock = ledger.lock_outbox()?;
     let device = ledger.device()?.ok_or(LedgerError::NotInitialized)?;
     let device_id = device.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
-    if key.public().to_base64() != device.public_key {
+    if !key.belongs_to(&device.public_key) {
         return Err(SyncError::WrongKey);
     }
     let pinned = device
@@ -457,7 +457,7 @@ impl Run<'_> {
                     "invoice {} (seq {}, id {}): {endpoint} expects seq {expected_seq}, beyond ours: the authority holds invoices of this device that this ledger does not",
                     item.number, item.seq, item.invoice_id
                 );
-                self.stop(item, "integrity", &text)
+                self.stop(item, Code::Integrity.as_str(), &text)
             }
             Verdict::Stop { code, message } => {
                 let text = format!(

@@ -6,6 +6,7 @@ use super::{Item, Run, Step};
 use crate::error::SyncError;
 use crate::{Progress, SyncOutcome};
 use chrono::Utc;
+use kaipiao_core::Code;
 use kaipiao_ledger::{Ledger, LedgerError, Status};
 
 /// Receipts stored per ledger transaction while draining in batches
@@ -178,8 +179,12 @@ impl Run<'_> {
             item.number,
             item.seq
         );
-        self.route
-            .alert(self.ledger, "bad_receipt", &text, Some(&item.invoice_id))?;
+        self.route.alert(
+            self.ledger,
+            Code::BadReceipt.as_str(),
+            &text,
+            Some(&item.invoice_id),
+        )?;
         self.ledger.record_attempt(&item.invoice_id, &text, None)?;
         Ok(Step::End(SyncOutcome::Stopped(text)))
     }

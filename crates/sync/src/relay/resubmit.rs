@@ -7,9 +7,9 @@ use super::{Item, Run, Step};
 use crate::error::SyncError;
 use crate::route::Route;
 use crate::SyncOutcome;
-use kaipiao_core::sign::{invoice_hash, verify_object, RECEIPT_DOMAIN};
+use kaipiao_core::sign::invoice_hash;
 use kaipiao_core::wire::{Head, Receipt};
-use kaipiao_core::{DeviceKey, Envelope, PublicKey};
+use kaipiao_core::{Code, DeviceKey, Envelope, PublicKey};
 use kaipiao_ledger::{Ledger, LedgerError};
 
 /// How many times one run follows a `chain_gap` backwards before it stops trusting the
@@ -150,8 +150,12 @@ impl Run<'_> {
                     "the receipt from {endpoint} for the resubmitted invoice {} (seq {}) does not check out: {why}",
                     item.number, item.seq
                 );
-                self.route
-                    .alert(self.ledger, "bad_receipt", &text, Some(&item.invoice_id))?;
+                self.route.alert(
+                    self.ledger,
+                    Code::BadReceipt.as_str(),
+                    &text,
+                    Some(&item.invoice_id),
+                )?;
                 Ok(Step::End(SyncOutcome::Stopped(text)))
             }
         }
@@ -160,15 +164,8 @@ impl Run<'_> {
     /// A receipt for an invoice that is already final here: it must be the authority's,
     /// for this invoice and these bytes; it is not stored (the first receipt stays).
     fn check_final_receipt(&self, item: &Item, body: &str) -> Result<(), String> {
-        let value: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
-        verify_object(
-            &self.authority,
-            RECEIPT_DOMAIN,
-            &value,
-            "authority_signature",
-        )
-        .map_err(|e| format!("authority signature: {e}"))?;
-        let receipt: Receipt = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let (receipt, _) =
+            Receipt::verify_json(body, &self.authority).map_err(|p| p.to_string())?;
         let envelope: Envelope =
             serde_json::from_str(&item.body).map_err(|e| format!("stored envelope: {e}"))?;
         let (_, hash) = invoice_hash(&envelope.invoice);

@@ -6,11 +6,12 @@
 
 use crate::error::{ErrorAnswer, TaxdError};
 use chrono::{DateTime, Duration, Utc};
-use kaipiao_core::draft::{parse_timestamp, timestamp, CreditContext};
+use kaipiao_core::draft::CreditContext;
 use kaipiao_core::model::{Invoice, Kind, Party};
 use kaipiao_core::money::{money_string, parse_money};
+use kaipiao_core::time::{parse_rfc3339, rfc3339};
 use kaipiao_core::wire::Reason;
-use kaipiao_core::FieldError;
+use kaipiao_core::{Code, FieldError};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 /// How far in the future `issued_at` may be before the invoice is rejected.
@@ -69,32 +70,32 @@ pub(super) fn audit(
     let mut findings = kaipiao_core::rules::check_invoice(inv, credit.as_ref());
     if !is_lowercase_uuid(&inv.id) {
         findings.push(FieldError::new(
-            "invalid_id",
+            Code::InvalidId,
             "id",
             format!("{:?} is not a lowercase hyphenated UUID", inv.id),
             format!("{:?} 不是小写连字符格式的 UUID", inv.id),
         ));
     }
-    match parse_timestamp(&inv.issued_at) {
-        Some(t) if timestamp(t) != inv.issued_at => findings.push(FieldError::new(
-            "invalid_timestamp",
+    match parse_rfc3339(&inv.issued_at) {
+        Some(t) if rfc3339(t) != inv.issued_at => findings.push(FieldError::new(
+            Code::InvalidTimestamp,
             "issued_at",
             format!("{:?} is not RFC 3339 UTC with Z and whole seconds", inv.issued_at),
             format!("{:?} 不是带 Z 的整秒 RFC 3339 UTC 时间", inv.issued_at),
         )),
         Some(t) if t > now + Duration::seconds(MAX_FUTURE_SECS) => {
             findings.push(FieldError::new(
-                "issued_in_future",
+                Code::IssuedInFuture,
                 "issued_at",
                 format!(
                     "{} is more than {MAX_FUTURE_SECS} s after the authority's time {}; correct the device clock",
                     inv.issued_at,
-                    timestamp(now)
+                    rfc3339(now)
                 ),
                 format!(
                     "开具时间 {} 比税务机关时间 {} 晚 {MAX_FUTURE_SECS} 秒以上，请校正设备时钟",
                     inv.issued_at,
-                    timestamp(now)
+                    rfc3339(now)
                 ),
             ))
         }
@@ -106,27 +107,27 @@ pub(super) fn audit(
                     |r| r.get(0),
                 )
                 .optional()?;
-            if let Some(prev) = previous.as_deref().and_then(parse_timestamp) {
+            if let Some(prev) = previous.as_deref().and_then(parse_rfc3339) {
                 if t < prev {
                     findings.push(FieldError::new(
-                        "issued_at_backwards",
+                        Code::IssuedAtBackwards,
                         "issued_at",
                         format!(
                             "{} is before the previous invoice's {}; issued_at never goes backwards along the chain: correct the device clock",
                             inv.issued_at,
-                            timestamp(prev)
+                            rfc3339(prev)
                         ),
                         format!(
                             "开具时间 {} 早于上一张发票的 {}；开具时间不得倒退，请校正设备时钟",
                             inv.issued_at,
-                            timestamp(prev)
+                            rfc3339(prev)
                         ),
                     ));
                 }
             }
         }
         None => findings.push(FieldError::new(
-            "invalid_timestamp",
+            Code::InvalidTimestamp,
             "issued_at",
             format!("{:?} is not an RFC 3339 time", inv.issued_at),
             format!("{:?} 不是 RFC 3339 时间", inv.issued_at),
@@ -138,7 +139,7 @@ pub(super) fn audit(
     ) {
         if total.abs() > cap {
             findings.push(FieldError::new(
-                "single_invoice_cap",
+                Code::SingleInvoiceCap,
                 "total_amount",
                 format!(
                     "the invoice amount {} is over the lease's single-invoice cap {} by {}",
@@ -161,7 +162,7 @@ pub(super) fn audit(
     let enrolled: Party = serde_json::from_str(&enrolled).map_err(TaxdError::Json)?;
     if inv.seller != enrolled {
         findings.push(FieldError::new(
-            "seller_mismatch",
+            Code::SellerMismatch,
             "seller",
             format!(
                 "the seller ({}, {}) is not the one enrolled for this device ({}, {}); enrol the device again after a change",
@@ -178,10 +179,10 @@ pub(super) fn audit(
     for fe in findings {
         if !reasons
             .iter()
-            .any(|r| r.code == fe.code && r.field == fe.field)
+            .any(|r| fe.code == r.code && r.field == fe.field)
         {
             reasons.push(Reason {
-                code: fe.code,
+                code: fe.code.as_str().to_string(),
                 message: fe.en,
                 field: fe.field,
             });

@@ -7,6 +7,7 @@
 use crate::error::{ErrorAnswer, TaxdError};
 use axum::http::StatusCode;
 use kaipiao_core::model::Invoice;
+use kaipiao_core::Code;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 /// Steps 4 (chain position, numbers) and 5 for `inv` inside `tx`, in this order: the seq
@@ -65,7 +66,7 @@ pub(super) fn check_position(tx: &Transaction<'_>, inv: &Invoice) -> Result<Stri
     if inv.seq > head_seq + 1 {
         let mut gap = ErrorAnswer::new(
             StatusCode::CONFLICT,
-            "chain_gap",
+            Code::ChainGap,
             format!(
                 "seq {} is ahead of the chain: submit seq {} first",
                 inv.seq,

@@ -9,6 +9,7 @@ use super::Outcome;
 use crate::error::{ErrorAnswer, TaxdError};
 use axum::http::StatusCode;
 use chrono::Utc;
+use kaipiao_core::Code;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 /// An in-flight marker older than this belongs to a request that died with its process.
@@ -56,7 +57,7 @@ fn replay_or_reused(known: KnownReceipt, hash: &str, signature: &str) -> Outcome
     } else {
         ErrorAnswer::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
+            Code::IdempotencyKeyReused,
             "this idempotency key (invoice id) already has a receipt for a different envelope; an issued invoice is never changed: issue a credit note or a new invoice",
             "invoice.id",
         )
@@ -71,7 +72,7 @@ pub(super) fn now_ms() -> i64 {
 fn in_progress() -> ErrorAnswer {
     ErrorAnswer::new(
         StatusCode::CONFLICT,
-        "request_in_progress",
+        Code::RequestInProgress,
         "a request with this idempotency key is still being processed; retry shortly",
         "Idempotency-Key",
     )

@@ -43,10 +43,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use kaipiao_core::draft::timestamp;
 use kaipiao_core::model::Envelope;
 use kaipiao_core::sign::invoice_hash;
+use kaipiao_core::time::rfc3339;
 use kaipiao_core::wire::{HEADER_REPLAYED, MAX_BATCH_BODY, MAX_BATCH_ITEMS, MAX_INVOICE_BODY};
+use kaipiao_core::Code;
 use request::{BatchIn, BatchItemIn, Prepared, Ready};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
@@ -146,7 +147,7 @@ pub(crate) async fn submit_batch(State(state): State<AppState>, req: Request) ->
         let batch: BatchIn = request::parse_json(&bytes, "")?;
         if batch.items.is_empty() || batch.items.len() > MAX_BATCH_ITEMS {
             return Err(ErrorAnswer::bad_request(
-                "invalid_request",
+                Code::InvalidRequest,
                 format!(
                     "a batch has 1 to {MAX_BATCH_ITEMS} items, this one has {}",
                     batch.items.len()
@@ -349,7 +350,7 @@ fn record_in(
     let single_invoice_cap = chain::check_position(tx, inv)?;
     // Step 6: findings make a rejected receipt; the chain advances either way.
     let reasons = audit::audit(tx, inv, &single_invoice_cap, now)?;
-    let received_at = timestamp(now);
+    let received_at = rfc3339(now);
     let body = receipt::store(tx, shared, envelope, hash, reasons, &received_at)?;
     chain::advance_head(tx, inv, hash, &received_at)?;
     idempotency::clear_marker(tx, &inv.id)?;

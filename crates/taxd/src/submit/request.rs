@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use kaipiao_core::model::Envelope;
 use kaipiao_core::sign::invoice_hash;
 use kaipiao_core::wire::{parse_sf_string, HEADER_IDEMPOTENCY_KEY, MAX_INVOICE_BODY};
+use kaipiao_core::Code;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -55,7 +56,7 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<String, ErrorAnswer
         .filter(|k| !k.is_empty())
         .ok_or_else(|| {
             ErrorAnswer::bad_request(
-                "idempotency_key_missing",
+                Code::IdempotencyKeyMissing,
                 "send the invoice id as Idempotency-Key, quoted as a structured-field string: Idempotency-Key: \"<invoice id>\"",
                 HEADER_IDEMPOTENCY_KEY,
             )
@@ -65,7 +66,7 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<String, ErrorAnswer
 /// Step 1's second half, once the envelope parses: the key is its `invoice.id`.
 pub(super) fn mismatch(key: &str, invoice_id: &str) -> ErrorAnswer {
     ErrorAnswer::bad_request(
-        "idempotency_key_mismatch",
+        Code::IdempotencyKeyMismatch,
         format!("the idempotency key {key:?} is not the envelope's invoice.id {invoice_id:?}"),
         "invoice.id",
     )
@@ -81,7 +82,7 @@ pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
     let value = parsed.map_err(|e| shape_error(prefix, &e))?;
     de.end().map_err(|e| {
         ErrorAnswer::bad_request(
-            "invalid_request",
+            Code::InvalidRequest,
             format!("trailing data after the JSON: {e}"),
             prefix,
         )
@@ -97,7 +98,7 @@ fn shape_error(prefix: &str, e: &serde_path_to_error::Error<serde_json::Error>) 
         (false, false) => format!("{prefix}.{path}"),
     };
     ErrorAnswer::bad_request(
-        "invalid_request",
+        Code::InvalidRequest,
         format!("not a well-formed envelope: {}", e.inner()),
         field,
     )
@@ -132,7 +133,7 @@ pub(super) fn prepare(item: &BatchItemIn) -> Prepared {
     if item.idempotency_key.is_empty() {
         return Prepared::Answered(
             ErrorAnswer::bad_request(
-                "idempotency_key_missing",
+                Code::IdempotencyKeyMissing,
                 "each batch item needs its invoice id as idempotency_key",
                 "idempotency_key",
             )
@@ -144,7 +145,7 @@ pub(super) fn prepare(item: &BatchItemIn) -> Prepared {
         return Prepared::Answered(
             ErrorAnswer::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                Code::PayloadTooLarge,
                 format!("the envelope is over {MAX_INVOICE_BODY} bytes"),
                 "",
             )

@@ -1,11 +1,13 @@
 // Generated from crates/desk/src/dto.rs by ts-rs. Do not edit: run
 // `make bindings` (UPDATE_BINDINGS=1 cargo test -p kaipiao-desk bindings) instead.
 
+export type Code = "invalid_request" | "idempotency_key_missing" | "idempotency_key_mismatch" | "clock_skew" | "unknown_device" | "bad_request_signature" | "enrollment_token_invalid" | "forbidden" | "not_found" | "method_not_allowed" | "chain_gap" | "request_in_progress" | "numbers_exhausted" | "payload_too_large" | "integrity" | "idempotency_key_reused" | "rate_limited" | "internal" | "overloaded" | "outage" | "unavailable" | "prefixes_exhausted" | "invalid_version" | "invalid_currency" | "not_normalized" | "missing_field" | "too_long" | "control_character" | "invalid_tax_id" | "line_count" | "invalid_tax_code" | "invalid_tax_rate" | "invalid_treatment" | "special_treatment" | "invalid_number" | "out_of_range" | "invalid_quantity" | "total_mismatch" | "original_unknown" | "original_not_allowed" | "original_is_credit" | "original_rejected" | "credit_line_not_in_original" | "credit_price_mismatch" | "credit_exceeds_original" | "invalid_id" | "invalid_timestamp" | "issued_in_future" | "issued_at_backwards" | "single_invoice_cap" | "seller_mismatch" | "invalid_type" | "unknown_field" | "invalid_kind" | "too_many_decimals" | "invalid_line" | "rounding_tolerance" | "credit_price_includes_tax" | "invalid_unit_price" | "clock_behind" | "invalid_lease" | "offline_hours_exceeded" | "offline_amount_exceeded" | "not_initialized" | "already_initialized" | "not_enrolled" | "no_numbers" | "pinned_key_unreadable" | "storage" | "bad_receipt" | "key" | "wrong_passphrase" | "passphrase_empty" | "busy" | "schema_too_new" | "database" | "io" | "invalid_date" | "clock_invalid" | "invalid_attempts" | "lease_signature_invalid" | "lease_wrong_device" | "lease_conflict" | "lease_overlap" | "invalid_server" | "invalid_text" | "invalid_device_id" | "invalid_public_key" | "device_id_changed" | "authority_key_changed" | "unreachable" | "invalid_response" | "no_servers" | "already_enrolled" | "authority_key_mismatch" | "wrong_key" | "no_usable_endpoint" | "unauthorized" | "unrecognized" | "bad_lease" | "head_mismatch" | "receipt_mismatch" | "unexpected_answer" | "invalid_json" | "unreadable_file" | "passphrase_mismatch" | "invalid_amount" | "transient" | "queue_stopped" | "not_reconciled" | "locked" | "data_dir_pinned" | "invalid_path" | "weak_passphrase" | "invalid_status" | "invalid_language" | "invalid_theme" | "not_creditable" | "sync_stopped";
+
 export type DeskError = { 
 /**
  * Stable machine code (`invalid_tax_id`, `offline_amount_exceeded`, `locked`, ...).
  */
-code: string, 
+code: Code, 
 /**
  * What happened and what to do, in the UI language.
  */
@@ -25,19 +27,19 @@ tax_rate: string,
 /**
  * "" (standard), "zero_rated", "exempt" or "non_taxable".
  */
-treatment: string, };
+treatment: "" | "zero_rated" | "exempt" | "non_taxable", };
 
 export type DraftDto = { 
 /**
  * "ordinary" (普通发票), "special" (专用发票) or "credit" (红字发票).
  */
-kind: string, buyer: PartyDto, lines: Array<DraftLineDto>, price_includes_tax: boolean, 
+kind: "ordinary" | "special" | "credit", buyer: PartyDto, lines: Array<DraftLineDto>, price_includes_tax: boolean, 
 /**
  * Number of the original invoice (credit notes only).
  */
 original: string | null, remarks: string, issuer: string, };
 
-export type LineDto = { name: string, tax_code: string, spec: string, unit: string, quantity: string, unit_price: string, amount: string, tax_rate: string, treatment: string, tax: string, };
+export type LineDto = { name: string, tax_code: string, spec: string, unit: string, quantity: string, unit_price: string, amount: string, tax_rate: string, treatment: "standard" | "zero_rated" | "exempt" | "non_taxable", tax: string, };
 
 export type PreviewDto = { 
 /**
@@ -49,17 +51,17 @@ export type WarningDto = {
 /**
  * "offline_hours" or "offline_amount".
  */
-limit: string, 
+limit: "offline_hours" | "offline_amount", 
 /**
  * 75, 90, or 100 (used up).
  */
 threshold: number, message: string, };
 
-export type IssuedDto = { number: string, id: string, kind: string, 
+export type IssuedDto = { number: string, id: string, kind: "ordinary" | "special" | "credit", 
 /**
  * Always "pending" right after issuance: the authority has not answered yet.
  */
-status: string, total: string, total_in_words: string, warnings: Array<WarningDto>, };
+status: "pending", total: string, total_in_words: string, warnings: Array<WarningDto>, };
 
 export type TaxIdCheckDto = { input: string, normalized: string, valid: boolean, 
 /**
@@ -71,7 +73,7 @@ export type DeviceDto = { device_id: string | null, device_name: string, seller:
 /**
  * "passphrase_file" or "os_keyring".
  */
-key_protection: string, };
+key_protection: "passphrase_file" | "os_keyring", };
 
 export type LeaseDto = { lease_id: string, first_number: string, last_number: string, numbers_left: number, offline_hours: number, offline_amount_cap: string, single_invoice_cap: string, granted_at: string, };
 
@@ -81,11 +83,11 @@ export type SettingsDto = {
 /**
  * "system", "zh" or "en".
  */
-language: string, 
+language: "system" | "zh" | "en", 
 /**
  * "system", "light" or "dark".
  */
-theme: string, };
+theme: "system" | "light" | "dark", };
 
 export type AppStateDto = { phase: Phase, data_dir: string, 
 /**
@@ -99,7 +101,7 @@ passphrase_from_env: boolean, device: DeviceDto | null, leases: Array<LeaseDto>,
 /**
  * The resolved UI language: "zh" or "en".
  */
-lang: string, settings: SettingsDto, dev_build: boolean, version: string, };
+lang: "zh" | "en", settings: SettingsDto, dev_build: boolean, version: string, };
 
 export type SetupRequest = { seller_name: string, seller_tax_id: string, seller_address: string, seller_bank: string, device_name: string, 
 /**
@@ -147,7 +149,7 @@ warning_level: number, warnings: Array<WarningDto>, numbers_left: number, last_s
  */
 syncing: boolean, now: string, };
 
-export type SyncEvent = { "event": "started", pending: number, } | { "event": "connecting", endpoint: string, } | { "event": "submitted", number: string, status: string, done: number, pending: number, } | { "event": "retrying", after_ms: number, reason: string, } | { "event": "endpoint", endpoint: string, up: boolean, };
+export type SyncEvent = { "event": "started", pending: number, } | { "event": "connecting", endpoint: string, } | { "event": "submitted", number: string, status: "accepted" | "rejected", done: number, pending: number, } | { "event": "retrying", after_ms: number, reason: string, } | { "event": "endpoint", endpoint: string, up: boolean, };
 
 export type SyncOutcomeKind = "complete" | "transient" | "stopped";
 
@@ -161,7 +163,7 @@ export type ListQuery = {
 /**
  * "pending", "accepted", "rejected" or null for all.
  */
-status: string | null, 
+status: "pending" | "accepted" | "rejected" | null, 
 /**
  * Number or buyer (name or tax ID), any part.
  */
@@ -175,17 +177,17 @@ buyer: string | null,
  */
 from: string | null, to: string | null, offset: number, limit: number, };
 
-export type InvoiceRowDto = { seq: number, number: string, id: string, kind: string, issued_at: string, buyer_name: string, buyer_tax_id: string, total: string, status: string, };
+export type InvoiceRowDto = { seq: number, number: string, id: string, kind: "ordinary" | "special" | "credit", issued_at: string, buyer_name: string, buyer_tax_id: string, total: string, status: "pending" | "accepted" | "rejected", };
 
 export type InvoicePage = { total: number, offset: number, rows: Array<InvoiceRowDto>, };
 
 export type OriginalRefDto = { id: string, number: string, };
 
-export type InvoiceDto = { version: number, id: string, device_id: string, seq: number, prev_hash: string, number: string, kind: string, issued_at: string, currency: string, seller: PartyDto, buyer: PartyDto, lines: Array<LineDto>, total_amount: string, total_tax: string, total: string, original: OriginalRefDto | null, remarks: string, issuer: string, };
+export type InvoiceDto = { version: number, id: string, device_id: string, seq: number, prev_hash: string, number: string, kind: "ordinary" | "special" | "credit", issued_at: string, currency: string, seller: PartyDto, buyer: PartyDto, lines: Array<LineDto>, total_amount: string, total_tax: string, total: string, original: OriginalRefDto | null, remarks: string, issuer: string, };
 
 export type ReasonDto = { code: string, message: string, field: string, };
 
-export type ReceiptDto = { status: string, 
+export type ReceiptDto = { status: "accepted" | "rejected", 
 /**
  * 校验码: 20 digits.
  */
@@ -199,7 +201,7 @@ export type HistoryDto = { at: string,
 /**
  * "issued", "accepted" or "rejected".
  */
-status: string, detail: string, 
+status: "issued" | "accepted" | "rejected", detail: string, 
 /**
  * The invoice number, on "issued".
  */
@@ -215,7 +217,7 @@ reasons: Array<ReasonDto>, };
 
 export type OutboxDto = { attempts: number, next_attempt_at: string | null, last_error: string | null, };
 
-export type InvoiceDetailDto = { invoice: InvoiceDto, hash: string, signature: string, status: string, total_in_words: string, receipt: ReceiptDto | null, history: Array<HistoryDto>, outbox: OutboxDto | null, 
+export type InvoiceDetailDto = { invoice: InvoiceDto, hash: string, signature: string, status: "pending" | "accepted" | "rejected", total_in_words: string, receipt: ReceiptDto | null, history: Array<HistoryDto>, outbox: OutboxDto | null, 
 /**
  * A credit note may be issued against it (not a credit note, not rejected).
  */

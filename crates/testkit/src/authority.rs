@@ -1,18 +1,18 @@
-//! Shared test helpers: an in-process authority on a temp database, and a device that
-//! enrols, takes leases and issues real invoices with kaipiao-core.
-#![allow(dead_code)]
+//! The authority in-process: taxd's router on a temp database, driven with `oneshot`
+//! without a socket, and a device (a key and its own chain, no ledger) that enrols, takes
+//! leases and issues real invoices with kaipiao-core.
 
+use crate::fixtures::seller;
 use axum::body::{Body, Bytes};
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use chrono::Utc;
 use http_body_util::BodyExt;
-use kaipiao_core::draft::{build_invoice, CreditContext, Draft, DraftLine, IssueContext};
+use kaipiao_core::draft::{build_invoice, CreditContext, Draft, IssueContext};
 use kaipiao_core::lease::Lease;
 use kaipiao_core::model::{invoice_number, Envelope, Invoice, Party};
 use kaipiao_core::sign::{seal_invoice, sign_request, DeviceKey, PublicKey};
-use kaipiao_core::taxid::check_digit;
 use kaipiao_core::wire::idempotency_header;
 use kaipiao_core::ZERO_HASH;
 use serde_json::{json, Value};
@@ -21,24 +21,9 @@ use taxd::{router, AppState, Config};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
+/// The enrolment token of an in-process authority: taxd's default, what `Config::new`
+/// accepts.
 pub const TOKEN: &str = "sandbox";
-
-/// A valid 18-character unified social credit code.
-pub fn tax_id(body17: &str) -> String {
-    format!(
-        "{body17}{}",
-        check_digit(body17).expect("17 alphabet chars")
-    )
-}
-
-pub fn seller() -> Party {
-    Party {
-        name: "开票测试有限公司".into(),
-        tax_id: tax_id("91110108MA01ABCD1"),
-        address: "北京市海淀区".into(),
-        bank: "".into(),
-    }
-}
 
 pub struct Reply {
     pub status: StatusCode,
@@ -72,6 +57,12 @@ pub struct Authority {
     pub dir: TempDir,
     pub state: AppState,
     pub app: Router,
+}
+
+impl Default for Authority {
+    fn default() -> Authority {
+        Authority::new()
+    }
 }
 
 impl Authority {
@@ -199,34 +190,6 @@ pub struct Device {
     pub seq: u64,
     pub head_hash: String,
     pub leases: Vec<Lease>,
-}
-
-pub fn one_line(quantity: &str, price: &str) -> DraftLine {
-    DraftLine {
-        name: "办公用品".into(),
-        tax_code: "".into(),
-        spec: "".into(),
-        unit: "个".into(),
-        quantity: quantity.into(),
-        unit_price: price.into(),
-        tax_rate: "0.13".into(),
-        treatment: "".into(),
-    }
-}
-
-pub fn ordinary(quantity: &str, price: &str) -> Draft {
-    Draft {
-        kind: "ordinary".into(),
-        buyer: Party {
-            name: "张三".into(),
-            ..Party::default()
-        },
-        lines: vec![one_line(quantity, price)],
-        price_includes_tax: false,
-        original: None,
-        remarks: "".into(),
-        issuer: "李四".into(),
-    }
 }
 
 impl Device {

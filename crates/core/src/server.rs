@@ -1,0 +1,81 @@
+//! The address of a tax-authority server: the one check every part applies, so the
+//! ledger stores exactly what the sync engine will call (an `http://` or `https://` URL
+//! with a host, no query or fragment, no trailing slash).
+
+use crate::Lang;
+
+/// Why a text is not a server address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerProblem {
+    /// Not a URL at all (the parser's reason).
+    Unparsable(String),
+    /// Not `http://` or `https://`.
+    Scheme,
+    NoHost,
+    QueryOrFragment,
+}
+
+impl ServerProblem {
+    pub fn text(&self, lang: Lang) -> String {
+        match (self, lang) {
+            (ServerProblem::Unparsable(why), Lang::Zh) => {
+                format!("不是网址（{why}），应为 https://主机[:端口]")
+            }
+            (ServerProblem::Unparsable(why), Lang::En) => {
+                format!("not a URL ({why}); write it as https://host[:port]")
+            }
+            (ServerProblem::Scheme, Lang::Zh) => "应以 http:// 或 https:// 开头".into(),
+            (ServerProblem::Scheme, Lang::En) => "expected http:// or https://".into(),
+            (ServerProblem::NoHost, Lang::Zh) => "缺少主机名".into(),
+            (ServerProblem::NoHost, Lang::En) => "no host".into(),
+            (ServerProblem::QueryOrFragment, Lang::Zh) => "服务器地址不能带 ? 查询或 # 片段".into(),
+            (ServerProblem::QueryOrFragment, Lang::En) => {
+                "a server address has no ?query or #fragment".into()
+            }
+        }
+    }
+}
+
+/// The address as it is stored and called: trimmed, parsed, without a trailing slash.
+pub fn normalize_server(text: &str) -> Result<String, ServerProblem> {
+    let parsed =
+        url::Url::parse(text.trim()).map_err(|e| ServerProblem::Unparsable(e.to_string()))?;
+    if parsed.scheme() != "http" && parsed.scheme() != "https" {
+        return Err(ServerProblem::Scheme);
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ServerProblem::NoHost);
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(ServerProblem::QueryOrFragment);
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_normalised_once_for_everyone() {
+        assert_eq!(
+            normalize_server(" https://tax.example:8443/ ").unwrap(),
+            "https://tax.example:8443"
+        );
+        assert_eq!(
+            normalize_server("http://127.0.0.1:8787").unwrap(),
+            "http://127.0.0.1:8787"
+        );
+        assert_eq!(normalize_server("ftp://x"), Err(ServerProblem::Scheme));
+        assert_eq!(
+            normalize_server("https://x/?a=1"),
+            Err(ServerProblem::QueryOrFragment)
+        );
+        assert!(matches!(
+            normalize_server("not a url"),
+            Err(ServerProblem::Unparsable(_))
+        ));
+        // What the ledger used to let through by prefix alone.
+        assert!(normalize_server("http://exa mple").is_err());
+    }
+}
