@@ -49,7 +49,7 @@ impl CommandError {
             _ => None,
         };
         if let Some(next) = next {
-            message = format!("{message} ({next})");
+            message = format!("{message}{}{next}", lang.pick("，", "; "));
         }
         CommandError::new(
             u8::try_from(e.exit_code()).unwrap_or(EXIT_OTHER),
@@ -71,11 +71,11 @@ impl CommandError {
                 e.code(),
                 "",
                 format!(
-                    "{} ({})",
+                    "{}{}",
                     e.message(lang),
                     lang.pick(
-                        "请运行 `kaipiao enroll --server URL`",
-                        "run `kaipiao enroll --server URL`"
+                        "（请运行 `kaipiao enroll --server URL`）",
+                        " (run `kaipiao enroll --server URL`)"
                     )
                 ),
             ),

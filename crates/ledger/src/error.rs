@@ -8,11 +8,11 @@ pub enum LedgerError {
     /// Bad input or a refused limit (exit 2): names the field.
     #[error("{0}")]
     Invalid(FieldError),
-    #[error("this data directory has no device yet; set one up first")]
+    #[error("this data directory has no device yet")]
     NotInitialized,
     #[error("this data directory already has a device")]
     AlreadyInitialized,
-    #[error("the device is not enrolled with an authority; enrol it first")]
+    #[error("the device is not enrolled with an authority")]
     NotEnrolled,
     #[error("no invoice numbers left; connect to the authority and sync to get a new lease")]
     NoNumbers,
@@ -104,9 +104,9 @@ impl LedgerError {
     pub fn message(&self, lang: Lang) -> String {
         match (self, lang) {
             (LedgerError::Invalid(e), _) => e.message(lang),
-            (LedgerError::NotInitialized, Lang::Zh) => "此数据目录尚未设置设备，请先设置设备".into(),
+            (LedgerError::NotInitialized, Lang::Zh) => "此数据目录尚未设置设备".into(),
             (LedgerError::AlreadyInitialized, Lang::Zh) => "此数据目录已设置设备".into(),
-            (LedgerError::NotEnrolled, Lang::Zh) => "设备尚未向税务机关登记，请先登记".into(),
+            (LedgerError::NotEnrolled, Lang::Zh) => "设备尚未向税务机关登记".into(),
             (LedgerError::NoNumbers, Lang::Zh) => "发票号码已用完，请联网同步以领取新的号码段".into(),
             (LedgerError::Integrity { seq, what }, Lang::Zh) => format!("第 {seq} 张发票完整性校验失败：{what}"),
             (LedgerError::PinnedKeyUnreadable(w), Lang::Zh) => format!("无法读取登记时固定的税务机关公钥（{w}）：账本中的设备记录已损坏或被改动，在从备份恢复数据目录之前无法校验回执和号码段"),
