@@ -67,6 +67,7 @@ mod tests {
             "http://127.0.0.1:8787"
         );
         assert_eq!(normalize_server("ftp://x"), Err(ServerProblem::Scheme));
+        // What the ledger's own prefix check used to store and the sync engine refused.
         assert_eq!(
             normalize_server("https://x/?a=1"),
             Err(ServerProblem::QueryOrFragment)
@@ -75,7 +76,6 @@ mod tests {
             normalize_server("not a url"),
             Err(ServerProblem::Unparsable(_))
         ));
-        // What the ledger used to let through by prefix alone.
         assert!(normalize_server("http://exa mple").is_err());
     }
 }
