@@ -247,7 +247,11 @@ pub fn invoice(rec: &InvoiceRecord, words: &str, lang: Lang) -> String {
     );
     let _ = writeln!(o, "{} {}", l("签名", "Signature"), rec.envelope.signature);
     // The receipt typed, as the app's detail view reads it (kaipiao-desk).
-    if let Some(r) = rec.receipt.as_ref().map(kaipiao_desk::detail::receipt) {
+    let receipt = rec
+        .receipt
+        .as_ref()
+        .and_then(kaipiao_desk::detail::read_receipt);
+    if let Some(r) = &receipt {
         let _ = writeln!(
             o,
             "{} {}  {}",
@@ -277,7 +281,8 @@ pub fn invoice(rec: &InvoiceRecord, words: &str, lang: Lang) -> String {
     }
     let _ = writeln!(o, "{}", lang.pick("状态记录", "History"));
     for e in &rec.history {
-        let (status, detail) = history_line(e, rec, lang);
+        let code = receipt.as_ref().map_or("", |r| r.authority_code.as_str());
+        let (status, detail) = history_line(e, rec, code, lang);
         let _ = writeln!(o, "  {}  {}  {detail}", e.at, pad(&status, 9, false));
     }
     o
@@ -289,15 +294,10 @@ pub fn invoice(rec: &InvoiceRecord, words: &str, lang: Lang) -> String {
 fn history_line(
     e: &kaipiao_ledger::StatusEvent,
     rec: &InvoiceRecord,
+    code: &str,
     lang: Lang,
 ) -> (String, String) {
     let l = |zh: &str, en: &str| lang.pick(zh, en).to_string();
-    let code = rec
-        .receipt
-        .as_ref()
-        .map(|r| kaipiao_desk::detail::receipt(r).authority_code)
-        .unwrap_or_default();
-    let code = code.as_str();
     match e.status.as_str() {
         "issued" => (
             l("开具", "issued"),

@@ -23,8 +23,8 @@ impl Engine {
 /// tampered database, which `verify` reports) shows its JSON with empty fields.
 pub fn receipt(stored: &serde_json::Value) -> ReceiptDto {
     let json = serde_json::to_string_pretty(stored).unwrap_or_default();
-    match serde_json::from_value::<Receipt>(stored.clone()) {
-        Ok(r) => ReceiptDto {
+    match read_receipt(stored) {
+        Some(r) => ReceiptDto {
             status: r.status,
             authority_code: r.authority_code,
             received_at: r.received_at,
@@ -40,7 +40,7 @@ pub fn receipt(stored: &serde_json::Value) -> ReceiptDto {
             authority_signature: r.authority_signature,
             json,
         },
-        Err(_) => ReceiptDto {
+        None => ReceiptDto {
             status: String::new(),
             authority_code: String::new(),
             received_at: String::new(),
@@ -49,6 +49,11 @@ pub fn receipt(stored: &serde_json::Value) -> ReceiptDto {
             json,
         },
     }
+}
+
+/// The stored receipt as the typed wire `Receipt`; None when it does not read as one.
+pub fn read_receipt(stored: &serde_json::Value) -> Option<Receipt> {
+    serde_json::from_value(stored.clone()).ok()
 }
 
 pub fn detail(rec: &InvoiceRecord) -> InvoiceDetailDto {

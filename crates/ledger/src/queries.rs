@@ -194,10 +194,10 @@ impl Ledger {
             .iter()
             .map(|l| l.numbers_left())
             .fold(0u64, u64::saturating_add);
-        // The one rule for the lease whose terms apply (the same issuance uses).
-        let in_force = rows::lease_in_force(&tx)?;
+        // The rule issuance uses for the lease whose terms apply, over the leases read.
+        let in_force = rows::in_force(&leases);
         let (mut hours_left, mut amount_left, mut warnings) = (None, None, Vec::new());
-        if let Some(lease) = &in_force {
+        if let Some(lease) = in_force {
             let terms = lease.lease.terms()?;
             let room = headroom(&terms, &exposure, now);
             hours_left = Some(money_string(room.hours_left));
@@ -231,7 +231,7 @@ impl Ledger {
             warnings,
             queue_stopped: dev.queue_stopped,
             alerts,
-            lease_in_force: in_force.map(|l| l.lease),
+            lease_in_force: in_force.map(|l| l.lease.clone()),
         })
     }
 

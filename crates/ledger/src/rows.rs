@@ -198,6 +198,15 @@ fn parse_lease((lease_id, json, next): (String, String, u64)) -> Result<LeaseRow
     Ok(LeaseRow { lease, next })
 }
 
+/// [`lease_in_force`]'s rule over `leases` in stored order, for a caller that has read
+/// them all already.
+pub(crate) fn in_force(leases: &[LeaseRow]) -> Option<&LeaseRow> {
+    leases
+        .iter()
+        .find(|l| l.numbers_left() > 0)
+        .or(leases.last())
+}
+
 /// All leases in the order they were stored (the order they are used in).
 pub(crate) fn leases(conn: &Connection) -> Result<Vec<LeaseRow>> {
     let mut stmt =
@@ -219,7 +228,8 @@ pub(crate) fn current_lease(conn: &Connection) -> Result<Option<LeaseRow>> {
     raw.map(parse_lease).transpose()
 }
 
-/// The lease whose terms apply now: the one in use, else the last one stored.
+/// The lease whose terms apply now: the one in use (the first with numbers left), else
+/// the last one stored. [`in_force`] is the same rule over leases already read.
 pub(crate) fn lease_in_force(conn: &Connection) -> Result<Option<LeaseRow>> {
     if let Some(l) = current_lease(conn)? {
         return Ok(Some(l));
