@@ -6,7 +6,14 @@ import { svelte } from '@sveltejs/vite-plugin-svelte';
 export default defineConfig({
   plugins: [svelte()],
   clearScreen: false,
-  server: { port: 5173, strictPort: true },
+  server: {
+    port: 5173,
+    strictPort: true,
+    // The messages live with the Rust crates (crates/core/locales/*.ftl): one set of files
+    // for both front ends, imported with `?raw` (ui/src/lib/messages.ts).
+    // (Paths are resolved against ui/, the root.)
+    fs: { allow: ['.', '../crates/core/locales'] },
+  },
   build: {
     target: 'safari15',
     outDir: 'dist',

@@ -4,7 +4,7 @@
 use crate::AppState;
 use kaipiao_desk::dto::*;
 use kaipiao_desk::watcher::ProgressFn;
-use kaipiao_desk::{Code, DeskError, DeskResult, Engine};
+use kaipiao_desk::{Code, DeskError, DeskResult, Engine, Msg};
 use std::sync::Arc;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -106,15 +106,8 @@ pub async fn sync_now(
     let rx = engine.sync_now(progress)?;
     let lang = engine.lang();
     drop(engine);
-    rx.await.map_err(|_| {
-        DeskError::say(
-            Code::SyncStopped,
-            "",
-            lang,
-            "同步已中止，请重试",
-            "The sync was interrupted; try again",
-        )
-    })?
+    rx.await
+        .map_err(|_| DeskError::say(Code::SyncStopped, "", lang, Msg::new("sync_stopped")))?
 }
 
 #[tauri::command]

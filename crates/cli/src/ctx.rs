@@ -3,7 +3,7 @@
 //! only the commands that sign or sync unseal it).
 
 use crate::failure::{CommandError, EXIT_INVALID, EXIT_OTHER};
-use kaipiao_core::{Code, DeviceKey, Lang};
+use kaipiao_core::{Code, DeviceKey, Lang, Msg};
 use kaipiao_desk::config;
 use kaipiao_ledger::{KeySource, Ledger};
 use std::io::{IsTerminal, Read};
@@ -39,7 +39,14 @@ impl Ctx {
             return Ok(KeySource::default());
         }
         let prompt_error = |e: std::io::Error| {
-            CommandError::new(EXIT_OTHER, Code::Io, "", format!("passphrase prompt: {e}"))
+            CommandError::new(
+                EXIT_OTHER,
+                Code::Io,
+                "",
+                Msg::new("cli-passphrase-prompt")
+                    .arg("why", e.to_string())
+                    .text(self.lang),
+            )
         };
         let prompt = self.lang.pick("设备密钥口令：", "Device key passphrase: ");
         let first =
@@ -54,8 +61,7 @@ impl Ctx {
                     EXIT_INVALID,
                     Code::PassphraseMismatch,
                     "passphrase",
-                    self.lang
-                        .pick("两次输入的口令不一致", "the passphrases differ"),
+                    Msg::new("passphrase_mismatch").text(self.lang),
                 ));
             }
         }
@@ -77,10 +83,10 @@ impl Ctx {
                 EXIT_INVALID,
                 Code::UnreadableFile,
                 "file",
-                format!(
-                    "{path}: {e} ({})",
-                    self.lang.pick("无法读取文件", "cannot read the file")
-                ),
+                Msg::new("unreadable_file")
+                    .arg("path", path)
+                    .arg("why", e.to_string())
+                    .text(self.lang),
             )
         })?;
         Ok(text)

@@ -1,7 +1,7 @@
 //! How a command fails: its SPEC 9 exit code and the `{code, message, field}` error, or
 //! the document `--json` prints instead (a sync's summary is printed whatever the exit).
 
-use kaipiao_core::{Code, FieldError, Lang};
+use kaipiao_core::{Code, FieldError, Lang, Msg};
 use kaipiao_ledger::LedgerError;
 use kaipiao_sync::{SyncError, SyncOutcome};
 use serde_json::{json, Value};
@@ -39,17 +39,15 @@ impl CommandError {
         let mut message = e.message(lang);
         // The libraries say what is missing; which command gives it is the CLI's to say.
         let next = match e {
-            LedgerError::NotInitialized => {
-                Some(lang.pick("请先运行 `kaipiao init`", "run `kaipiao init` first"))
-            }
-            LedgerError::NotEnrolled => Some(lang.pick(
-                "请先运行 `kaipiao enroll --server URL --token 令牌`",
-                "run `kaipiao enroll --server URL --token TOKEN` first",
-            )),
+            LedgerError::NotInitialized => Some(Msg::new("cli-next-init")),
+            LedgerError::NotEnrolled => Some(Msg::new("cli-next-enroll")),
             _ => None,
         };
         if let Some(next) = next {
-            message = format!("{message}{}{next}", lang.pick("，", "; "));
+            message = Msg::new("cli-then")
+                .arg("message", message)
+                .arg("next", next)
+                .text(lang);
         }
         CommandError::new(
             u8::try_from(e.exit_code()).unwrap_or(EXIT_OTHER),
@@ -70,14 +68,9 @@ impl CommandError {
                 u8::try_from(e.exit_code()).unwrap_or(EXIT_OTHER),
                 e.code(),
                 "",
-                format!(
-                    "{}{}",
-                    e.message(lang),
-                    lang.pick(
-                        "（请运行 `kaipiao enroll --server URL`）",
-                        " (run `kaipiao enroll --server URL`)"
-                    )
-                ),
+                Msg::new("cli-no-servers")
+                    .arg("message", e.message(lang))
+                    .text(lang),
             ),
             // In the clerk's language, like every other message (a zh-CN clerk whose
             // enrolment token is refused reads it in Chinese).

@@ -39,13 +39,7 @@ fn main() -> ExitCode {
         .clone()
         .or_else(kaipiao_desk::config::default_data_dir)
     else {
-        eprintln!(
-            "{}",
-            lang.pick(
-                "找不到数据目录：请用 --data DIR 或 KAIPIAO_DATA 指定",
-                "no data directory: give --data DIR or set KAIPIAO_DATA"
-            )
-        );
+        eprintln!("{}", kaipiao_core::Msg::new("cli-no-data-dir").text(lang));
         return ExitCode::from(2);
     };
     let ctx = Ctx {

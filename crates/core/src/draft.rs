@@ -3,6 +3,7 @@
 //! issuer, the preview and the authority all call it.
 
 use crate::error::FieldError;
+use crate::i18n::{Arg, Msg};
 use crate::model::{Invoice, Kind, Line, OriginalRef, Party, Treatment};
 use crate::money::{
     decimal_string, money_string, parse_decimal, parse_money, round, DecimalProblem,
@@ -110,8 +111,8 @@ impl Computed {
     }
 }
 
-fn err(code: Code, field: &str, en: String, zh: String) -> FieldError {
-    FieldError::new(code, field, en, zh)
+fn err(code: Code, field: &str, msg: Msg) -> FieldError {
+    FieldError::msg(code, field, msg)
 }
 
 impl Draft {
@@ -151,16 +152,11 @@ impl Draft {
                 }
             }
         };
-        let lines_value = obj.get("lines").ok_or_else(|| {
-            err(
-                Code::MissingField,
-                "lines",
-                "is required: a list of 1 to 2000 lines".into(),
-                "必填：1 至 2000 行货物或服务明细".into(),
-            )
-        })?;
+        let lines_value = obj
+            .get("lines")
+            .ok_or_else(|| err(Code::MissingField, "lines", Msg::new("missing_field-lines")))?;
         let Value::Array(items) = lines_value else {
-            return Err(wrong_type("lines", "a list of lines", "明细行列表"));
+            return Err(wrong_type("lines", Msg::new("expect-lines")));
         };
         let mut lines = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
@@ -195,25 +191,13 @@ impl Draft {
         let price_includes_tax = match obj.get("price_includes_tax") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(wrong_type(
-                    "price_includes_tax",
-                    "true or false",
-                    "true 或 false",
-                ))
-            }
+            Some(_) => return Err(wrong_type("price_includes_tax", Msg::new("expect-bool"))),
         };
         let original = match obj.get("original") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.trim().is_empty() => None,
             Some(Value::String(s)) => Some(s.trim().to_string()),
-            Some(_) => {
-                return Err(wrong_type(
-                    "original",
-                    "the 20-digit number of the original invoice, as a string",
-                    "原发票的 20 位号码（字符串）",
-                ))
-            }
+            Some(_) => return Err(wrong_type("original", Msg::new("expect-original"))),
         };
         Ok(Draft {
             kind,
@@ -231,8 +215,7 @@ impl Draft {
             err(
                 Code::InvalidKind,
                 "kind",
-                format!("{:?} is not a kind (ordinary, special, credit)", self.kind),
-                format!("{:?} 不是有效的发票种类（ordinary 普通发票、special 专用发票、credit 红字发票）", self.kind),
+                Msg::new("invalid_kind").arg("value", format!("{:?}", self.kind)),
             )
         })
     }
@@ -241,16 +224,16 @@ impl Draft {
 fn as_object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, FieldError> {
     v.as_object().ok_or_else(|| {
         let f = if field.is_empty() { "draft" } else { field };
-        wrong_type(f, "a JSON object", "JSON 对象")
+        wrong_type(f, Msg::new("expect-object"))
     })
 }
 
-fn wrong_type(field: &str, en: &str, zh: &str) -> FieldError {
+/// `expected <what>`: `what` is one of the `expect-*` messages.
+fn wrong_type(field: &str, what: Msg) -> FieldError {
     err(
         Code::InvalidType,
         field,
-        format!("expected {en}"),
-        format!("应为{zh}"),
+        Msg::new("invalid_type").arg("what", what),
     )
 }
 
@@ -269,8 +252,7 @@ fn reject_unknown(
             return Err(err(
                 Code::UnknownField,
                 &field,
-                format!("is not a draft field (allowed: {})", known.join(", ")),
-                format!("不是草稿字段（允许：{}）", known.join(", ")),
+                Msg::new("unknown_field").arg("allowed", known.join(", ")),
             ));
         }
     }
@@ -281,7 +263,10 @@ fn opt_text(obj: &Map<String, Value>, key: &str, prefix: &str) -> Result<String,
     match obj.get(key) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(wrong_type(&format!("{prefix}{key}"), "text", "文本")),
+        Some(_) => Err(wrong_type(
+            &format!("{prefix}{key}"),
+            Msg::new("expect-text"),
+        )),
     }
 }
 
@@ -292,8 +277,7 @@ fn number_text(obj: &Map<String, Value>, key: &str, prefix: &str) -> Result<Stri
         Some(Value::Number(n)) => json_number_text(n, &format!("{prefix}{key}")),
         Some(_) => Err(wrong_type(
             &format!("{prefix}{key}"),
-            "a decimal number such as \"12.5\"",
-            "十进制数字，如 \"12.5\"",
+            Msg::new("expect-decimal"),
         )),
     }
 }
@@ -318,8 +302,7 @@ fn json_number_text(n: &serde_json::Number, field: &str) -> Result<String, Field
         return Err(err(
             Code::InvalidNumber,
             field,
-            "has more digits than a JSON number carries exactly; write it as a string in quotes, e.g. \"1234567.12345678\"".into(),
-            "位数超过 JSON 数字能精确表示的范围，请加引号写成字符串，如 \"1234567.12345678\"".into(),
+            Msg::new("invalid_number-json-digits"),
         ));
     }
     Ok(decimal_string(d))
@@ -336,16 +319,16 @@ pub(crate) fn check_text(
         return Err(err(
             Code::MissingField,
             field,
-            format!("is required ({min} to {max} characters)"),
-            format!("必填（{min} 至 {max} 个字符）"),
+            Msg::new("missing_field-text")
+                .arg("min", min)
+                .arg("max", max),
         ));
     }
     if n > max {
         return Err(err(
             Code::TooLong,
             field,
-            format!("has {n} characters; at most {max} are allowed"),
-            format!("共 {n} 个字符，最多 {max} 个"),
+            Msg::new("too_long").arg("count", n).arg("max", max),
         ));
     }
     // U+2028/U+2029 are line breaks too: JSON writers leave them unescaped, and a reader
@@ -358,47 +341,43 @@ pub(crate) fn check_text(
         return Err(err(
             Code::ControlCharacter,
             field,
-            "contains a control character (line break, tab...); remove it".into(),
-            "含有控制字符（换行、制表符等），请删除".into(),
+            Msg::new("control_character"),
         ));
     }
     Ok(())
 }
 
-fn decimal_field(
-    field: &str,
-    text: &str,
-    what_en: &str,
-    what_zh: &str,
-) -> Result<Decimal, FieldError> {
+fn decimal_field(field: &str, text: &str, what: Msg) -> Result<Decimal, FieldError> {
     if text.is_empty() {
         return Err(err(
             Code::MissingField,
             field,
-            format!("is required: {what_en}"),
-            format!("必填：{what_zh}"),
+            Msg::new("missing_field-number").arg("what", what),
         ));
     }
     let d = parse_decimal(text, 8).map_err(|p| match p {
         DecimalProblem::NotANumber => err(
             Code::InvalidNumber,
             field,
-            format!("{text:?} is not a decimal number; write {what_en}"),
-            format!("{text:?} 不是十进制数字；应为{what_zh}"),
+            Msg::new("invalid_number")
+                .arg("value", format!("{text:?}"))
+                .arg("what", what),
         ),
         DecimalProblem::TooManyPlaces(n) => err(
             Code::TooManyDecimals,
             field,
-            format!("{text} has {n} decimal places; at most 8 are allowed"),
-            format!("{text} 有 {n} 位小数，最多 8 位"),
+            Msg::new("too_many_decimals")
+                .arg("value", text)
+                .arg("places", n),
         ),
     })?;
     if d.abs() > Decimal::from(MAX_MAGNITUDE) {
         return Err(err(
             Code::OutOfRange,
             field,
-            format!("{text} is too large (at most {MAX_MAGNITUDE})"),
-            format!("{text} 过大（最多 {MAX_MAGNITUDE}）"),
+            Msg::new("out_of_range")
+                .arg("value", text)
+                .arg("max", MAX_MAGNITUDE.to_string()),
         ));
     }
     Ok(d)
@@ -416,14 +395,9 @@ pub fn parse_rate(field: &str, text: &str) -> Result<(&'static str, Decimal), Fi
         err(
             Code::InvalidTaxRate,
             field,
-            format!(
-                "{} is not a VAT rate ({list})",
-                if text.is_empty() { "(empty)" } else { text }
-            ),
-            format!(
-                "{} 不是增值税税率（{list}）",
-                if text.is_empty() { "（空）" } else { text }
-            ),
+            Msg::new("invalid_tax_rate")
+                .arg("value", or_empty(text))
+                .arg("rates", list.as_str()),
         )
     };
     let d = parse_decimal(text, 8).map_err(|_| bad())?;
@@ -437,6 +411,15 @@ pub fn parse_rate(field: &str, text: &str) -> Result<(&'static str, Decimal), Fi
     Err(bad())
 }
 
+/// The text, or `(empty)` in the clerk's language.
+fn or_empty(text: &str) -> Arg {
+    if text.is_empty() {
+        Msg::new("value-empty").into()
+    } else {
+        text.into()
+    }
+}
+
 fn parse_treatment(field: &str, text: &str, rate: Decimal) -> Result<Treatment, FieldError> {
     let t = text.trim();
     if rate.is_zero() {
@@ -445,14 +428,7 @@ fn parse_treatment(field: &str, text: &str, rate: Decimal) -> Result<Treatment, 
             _ => Err(err(
                 Code::InvalidTreatment,
                 field,
-                format!(
-                    "{} is not allowed with rate 0: use zero_rated (零税率), exempt (免税) or non_taxable (不征税)",
-                    if t.is_empty() { "(empty)" } else { t }
-                ),
-                format!(
-                    "税率为 0 时 {} 无效：应为 zero_rated（零税率）、exempt（免税）或 non_taxable（不征税）",
-                    if t.is_empty() { "（空）" } else { t }
-                ),
+                Msg::new("invalid_treatment-zero-rate").arg("value", or_empty(t)),
             )),
         }
     } else {
@@ -461,8 +437,7 @@ fn parse_treatment(field: &str, text: &str, rate: Decimal) -> Result<Treatment, 
             _ => Err(err(
                 Code::InvalidTreatment,
                 field,
-                format!("{t} is only allowed with rate 0; a non-zero rate takes standard"),
-                format!("{t} 仅适用于 0 税率；非零税率应为 standard"),
+                Msg::new("invalid_treatment-nonzero-rate").arg("value", t),
             )),
         }
     }
@@ -484,8 +459,7 @@ pub(crate) fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
             return Err(err(
                 Code::InvalidLine,
                 &format!("lines[{i}]"),
-                "has malformed numbers".into(),
-                "数字格式错误".into(),
+                Msg::new("invalid_line"),
             ));
         };
         // Checked arithmetic: the audit runs this on invoices a device sent, and an overflow
@@ -502,26 +476,18 @@ pub(crate) fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
             return Err(err(
                 Code::RoundingTolerance,
                 &format!("lines[{i}].quantity"),
-                format!(
-                    "quantity {} x unit price {} = amount {} with tax {} falls outside the authority's tolerances (0.01 on the amount, 0.06 on the tax); change the quantity or price",
-                    l.quantity, l.unit_price, l.amount, l.tax
-                ),
-                format!(
-                    "数量 {} × 单价 {} = 金额 {}、税额 {} 超出税务机关允许的误差（金额 0.01、税额 0.06），请调整数量或单价",
-                    l.quantity, l.unit_price, l.amount, l.tax
-                ),
+                Msg::new("rounding_tolerance-line")
+                    .arg("quantity", &l.quantity)
+                    .arg("price", &l.unit_price)
+                    .arg("amount", &l.amount)
+                    .arg("tax", &l.tax),
             ));
         }
         let sums = rate_sum
             .checked_add(tax.unwrap_or_default())
             .zip(tax_sum.checked_add(t));
         let Some((rs, ts)) = sums else {
-            return Err(err(
-                Code::OutOfRange,
-                "lines",
-                "the amounts are too large to add up; split the invoice".into(),
-                "金额过大，无法合计，请拆分发票".into(),
-            ));
+            return Err(err(Code::OutOfRange, "lines", Msg::new("out_of_range-sum")));
         };
         rate_sum = rs;
         tax_sum = ts;
@@ -533,16 +499,9 @@ pub(crate) fn tolerance_checks(lines: &[Line]) -> Result<(), FieldError> {
         return Err(err(
             Code::RoundingTolerance,
             "lines",
-            format!(
-                "the invoice's tax {} differs from the sum of amount x rate {} by more than 1.27; split the invoice",
-                money_string(tax_sum),
-                rate_sum
-            ),
-            format!(
-                "发票税额 {} 与各行金额×税率之和 {} 相差超过 1.27，请拆分发票",
-                money_string(tax_sum),
-                rate_sum
-            ),
+            Msg::new("rounding_tolerance-invoice")
+                .arg("tax", money_string(tax_sum))
+                .arg("sum", rate_sum.to_string()),
         ));
     }
     Ok(())
@@ -657,14 +616,9 @@ pub fn compute_lines(
         return Err(err(
             Code::LineCount,
             "lines",
-            format!(
-                "has {} lines; an invoice has 1 to {MAX_LINES}",
-                draft.lines.len()
-            ),
-            format!(
-                "共 {} 行；一张发票应有 1 至 {MAX_LINES} 行",
-                draft.lines.len()
-            ),
+            Msg::new("line_count-draft")
+                .arg("count", draft.lines.len())
+                .arg("max", MAX_LINES),
         ));
     }
     let credit = if kind == Kind::Credit {
@@ -672,16 +626,14 @@ pub fn compute_lines(
             return Err(err(
                 Code::CreditPriceIncludesTax,
                 "price_includes_tax",
-                "must be false on a credit note: credit lines carry the original's tax-exclusive price".into(),
-                "红字发票必须为不含税价：红字行沿用原发票的不含税单价".into(),
+                Msg::new("credit_price_includes_tax"),
             ));
         }
         let ctx = credit.ok_or_else(|| {
             err(
                 Code::MissingField,
                 "original",
-                "a credit note needs the number of the original invoice".into(),
-                "红字发票须填写原发票号码".into(),
+                Msg::new("missing_field-original"),
             )
         })?;
         check_original(ctx)?;
@@ -700,8 +652,7 @@ pub fn compute_lines(
             return Err(err(
                 Code::InvalidTaxCode,
                 &f("tax_code"),
-                format!("{tax_code:?} is not a tax classification code (19 digits, or empty)"),
-                format!("{tax_code:?} 不是税收分类编码（19 位数字，或留空）"),
+                Msg::new("invalid_tax_code-draft").arg("value", format!("{tax_code:?}")),
             ));
         }
         check_text(&f("spec"), dl.spec.trim(), 0, MAX_NAME_CHARS)?;
@@ -712,16 +663,10 @@ pub fn compute_lines(
             return Err(err(
                 Code::SpecialTreatment,
                 &f("treatment"),
-                format!("{} lines are not allowed on a special invoice (专用发票); issue an ordinary invoice", treatment.as_str()),
-                format!("专用发票不得开具{}项目，请开具普通发票", if treatment == Treatment::Exempt { "免税" } else { "不征税" }),
+                Msg::new("special_treatment-draft").arg("treatment", treatment.as_str()),
             ));
         }
-        let quantity = decimal_field(
-            &f("quantity"),
-            &dl.quantity,
-            "a decimal such as 2 or 0.5",
-            "十进制数字，如 2 或 0.5",
-        )?;
+        let quantity = decimal_field(&f("quantity"), &dl.quantity, Msg::new("expect-quantity"))?;
         let mut line = Line {
             name: dl.name.trim().to_string(),
             tax_code: tax_code.to_string(),
@@ -741,25 +686,15 @@ pub fn compute_lines(
                 return Err(err(
                     Code::InvalidQuantity,
                     &f("quantity"),
-                    format!(
-                        "{} must be positive; corrections are issued as credit notes (红字发票)",
-                        dl.quantity
-                    ),
-                    format!("{} 必须为正数；冲减请开具红字发票", dl.quantity),
+                    Msg::new("invalid_quantity-positive").arg("value", &dl.quantity),
                 ));
             }
-            let price = decimal_field(
-                &f("unit_price"),
-                &dl.unit_price,
-                "a price such as 12.5",
-                "单价，如 12.5",
-            )?;
+            let price = decimal_field(&f("unit_price"), &dl.unit_price, Msg::new("expect-price"))?;
             if price < Decimal::ZERO {
                 return Err(err(
                     Code::InvalidUnitPrice,
                     &f("unit_price"),
-                    format!("{} must not be negative", dl.unit_price),
-                    format!("{} 不能为负数", dl.unit_price),
+                    Msg::new("invalid_unit_price").arg("value", &dl.unit_price),
                 ));
             }
             let gross_or_amount = round(quantity * price, 2);
@@ -794,16 +729,14 @@ pub(crate) fn check_original(ctx: &CreditContext) -> Result<(), FieldError> {
         return Err(err(
             Code::OriginalIsCredit,
             "original",
-            format!("{number} is itself a credit note; credit the original invoice instead"),
-            format!("{number} 本身是红字发票，请针对原蓝字发票开具"),
+            Msg::new("original_is_credit").arg("number", number),
         ));
     }
     if ctx.original_status == "rejected" {
         return Err(err(
             Code::OriginalRejected,
             "original",
-            format!("{number} was rejected by the authority and needs no credit note; issue a new invoice instead"),
-            format!("{number} 已被税务机关拒绝，无需开具红字发票，请重新开具蓝字发票"),
+            Msg::new("original_rejected").arg("number", number),
         ));
     }
     Ok(())
@@ -823,11 +756,7 @@ fn credit_line(
         return Err(err(
             Code::InvalidQuantity,
             &f("quantity"),
-            format!(
-                "{} must be negative on a credit note (e.g. -1)",
-                dl.quantity
-            ),
-            format!("{} 在红字发票上必须为负数（如 -1）", dl.quantity),
+            Msg::new("invalid_quantity-negative").arg("value", &dl.quantity),
         ));
     }
     let need = quantity.abs();
@@ -837,8 +766,7 @@ fn credit_line(
         Some(decimal_field(
             &f("unit_price"),
             &dl.unit_price,
-            "the original line's price",
-            "原发票行的单价",
+            Msg::new("expect-original-price"),
         )?)
     };
     // Lets `find` pick the original line at the price the clerk named.
@@ -847,14 +775,7 @@ fn credit_line(
         return Err(err(
             Code::CreditLineNotInOriginal,
             &f("name"),
-            format!(
-                "no line of {} matches this one in name, tax code, spec, unit, rate and treatment",
-                ctx.original.number
-            ),
-            format!(
-                "原发票 {} 中没有名称、税收分类编码、规格、单位、税率和征税方式都相同的行",
-                ctx.original.number
-            ),
+            Msg::new("credit_line_not_in_original-draft").arg("number", &ctx.original.number),
         ));
     };
     let orig = &ctx.original.lines[idx];
@@ -864,8 +785,9 @@ fn credit_line(
             return Err(err(
                 Code::CreditPriceMismatch,
                 &f("unit_price"),
-                format!("{} differs from the original line's tax-exclusive price {}; use {} or leave it empty", dl.unit_price, orig.unit_price, orig.unit_price),
-                format!("{} 与原发票行不含税单价 {} 不同；请填写 {} 或留空", dl.unit_price, orig.unit_price, orig.unit_price),
+                Msg::new("credit_price_mismatch-draft")
+                    .arg("value", &dl.unit_price)
+                    .arg("price", &orig.unit_price),
             ));
         }
     }
@@ -879,20 +801,12 @@ fn credit_line(
         return Err(err(
             Code::CreditExceedsOriginal,
             &f("quantity"),
-            format!(
-                "{} credits more than the {} left on line {} of {}",
-                dl.quantity,
-                decimal_string(left_q),
-                idx,
-                ctx.original.number
-            ),
-            format!(
-                "{} 超过原发票 {} 第 {} 行剩余可冲红数量 {}",
-                dl.quantity,
-                ctx.original.number,
-                idx + 1,
-                decimal_string(left_q)
-            ),
+            Msg::new("credit_exceeds_original-quantity")
+                .arg("value", &dl.quantity)
+                .arg("left", decimal_string(left_q))
+                .arg("index", idx)
+                .arg("line", idx + 1)
+                .arg("number", &ctx.original.number),
         ));
     }
     let (amount, tax) = if need == left_q {
@@ -905,20 +819,12 @@ fn credit_line(
         return Err(err(
             Code::CreditExceedsOriginal,
             &f("quantity"),
-            format!(
-                "credits {} against the {} left on line {} of {}",
-                money_string(amount.abs()),
-                money_string(left_a),
-                idx,
-                ctx.original.number
-            ),
-            format!(
-                "冲红金额 {} 超过原发票 {} 第 {} 行剩余金额 {}",
-                money_string(amount.abs()),
-                ctx.original.number,
-                idx + 1,
-                money_string(left_a)
-            ),
+            Msg::new("credit_exceeds_original-amount")
+                .arg("amount", money_string(amount.abs()))
+                .arg("left", money_string(left_a))
+                .arg("index", idx)
+                .arg("line", idx + 1)
+                .arg("number", &ctx.original.number),
         ));
     }
     remaining.quantity[idx] -= need;
@@ -942,8 +848,7 @@ pub fn build_invoice(
             return Err(err(
                 Code::MissingField,
                 "original",
-                "a credit note needs the number of the original invoice".into(),
-                "红字发票须填写原发票号码".into(),
+                Msg::new("missing_field-original"),
             ))
         }
         (Kind::Credit, Some(_)) => credit.map(|c| OriginalRef {
@@ -954,8 +859,7 @@ pub fn build_invoice(
             return Err(err(
                 Code::OriginalNotAllowed,
                 "original",
-                format!("only a credit note refers to an original invoice (got {n}); set kind to credit or remove original"),
-                format!("只有红字发票才引用原发票（收到 {n}）；请将种类设为 credit 或删除 original"),
+                Msg::new("original_not_allowed-draft").arg("number", n),
             ))
         }
         (_, None) => None,
@@ -995,8 +899,7 @@ pub fn validate_buyer(buyer: &Party, kind: Kind) -> Result<Party, FieldError> {
             return Err(err(
                 Code::MissingField,
                 "buyer.tax_id",
-                "a special invoice (专用发票) needs the buyer's tax ID".into(),
-                "专用发票必须填写购买方纳税人识别号".into(),
+                Msg::new("missing_field-buyer-tax-id"),
             ));
         }
         String::new()
@@ -1005,8 +908,9 @@ pub fn validate_buyer(buyer: &Party, kind: Kind) -> Result<Party, FieldError> {
             err(
                 Code::InvalidTaxId,
                 "buyer.tax_id",
-                format!("{normalized}: {}", p.message(false)),
-                format!("{normalized}：{}", p.message(true)),
+                Msg::new("invalid_tax_id-value")
+                    .arg("value", &normalized)
+                    .arg("problem", p.msg()),
             )
         })?
     };
@@ -1023,14 +927,8 @@ pub fn validate_seller(seller: &Party) -> Result<Party, FieldError> {
     check_text("seller.name", seller.name.trim(), 1, MAX_NAME_CHARS)?;
     check_text("seller.address", seller.address.trim(), 0, MAX_TEXT_CHARS)?;
     check_text("seller.bank", seller.bank.trim(), 0, MAX_TEXT_CHARS)?;
-    let tax_id = check_tax_id(&seller.tax_id).map_err(|p| {
-        err(
-            Code::InvalidTaxId,
-            "seller.tax_id",
-            p.message(false),
-            p.message(true),
-        )
-    })?;
+    let tax_id = check_tax_id(&seller.tax_id)
+        .map_err(|p| err(Code::InvalidTaxId, "seller.tax_id", p.msg()))?;
     Ok(Party {
         name: seller.name.trim().to_string(),
         tax_id,
@@ -1049,16 +947,9 @@ pub fn check_clock(previous_issued_at: Option<&str>, now: DateTime<Utc>) -> Resu
         return Err(err(
             Code::ClockBehind,
             "issued_at",
-            format!(
-                "this computer's clock ({}) is behind the previous invoice ({}); set the correct date and time, then issue again",
-                rfc3339(now),
-                rfc3339(prev)
-            ),
-            format!(
-                "本机时钟（{}）早于上一张发票的开具时间（{}），请校正日期和时间后再开票",
-                rfc3339(now),
-                rfc3339(prev)
-            ),
+            Msg::new("clock_behind")
+                .arg("now", rfc3339(now))
+                .arg("previous", rfc3339(prev)),
         ));
     }
     Ok(())

@@ -2,9 +2,10 @@
 //! the limit checks the issuer runs before every invoice.
 
 use crate::error::FieldError;
+use crate::i18n::Msg;
 use crate::money::{money_string, parse_money};
 use crate::sign::{sign_object, verify_object, DeviceKey, PublicKey, SignatureError, LEASE_DOMAIN};
-use crate::Code;
+use crate::{Code, Lang};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -49,11 +50,12 @@ impl Lease {
     /// The terms, parsed; an error names the malformed field.
     pub fn terms(&self) -> Result<LeaseTerms, FieldError> {
         let bad = |field: &str, what: &str| {
-            FieldError::new(
+            FieldError::msg(
                 Code::InvalidLease,
                 format!("lease.{field}"),
-                format!("the authority's lease has a malformed {field}: {what}"),
-                format!("税务机关下发的额度 {field} 格式错误：{what}"),
+                Msg::new("invalid_lease")
+                    .arg("field", field)
+                    .arg("what", what),
             )
         };
         if self.prefix.len() != 12 || !self.prefix.chars().all(|c| c.is_ascii_digit()) {
@@ -140,21 +142,13 @@ pub fn check_limits(
 ) -> Result<Vec<LimitWarning>, FieldError> {
     let amount = total_amount.abs();
     if amount > terms.single_invoice_cap {
-        return Err(FieldError::new(
+        return Err(FieldError::msg(
             Code::SingleInvoiceCap,
             "lines",
-            format!(
-                "the invoice amount {} is over the single-invoice cap {} of the lease by {}; split it into several invoices",
-                money_string(amount),
-                money_string(terms.single_invoice_cap),
-                money_string(amount - terms.single_invoice_cap)
-            ),
-            format!(
-                "发票金额 {} 超过单张发票限额 {}（超出 {}），请拆分为多张发票",
-                money_string(amount),
-                money_string(terms.single_invoice_cap),
-                money_string(amount - terms.single_invoice_cap)
-            ),
+            Msg::new("single_invoice_cap-issue")
+                .arg("amount", money_string(amount))
+                .arg("cap", money_string(terms.single_invoice_cap))
+                .arg("over", money_string(amount - terms.single_invoice_cap)),
         ));
     }
     let window_secs = i64::try_from(terms.offline_hours)
@@ -165,19 +159,12 @@ pub fn check_limits(
         let used = (now - oldest).num_seconds().max(0);
         if used > window_secs {
             let over_h = Decimal::from(used - window_secs) / Decimal::from(3600);
-            return Err(FieldError::new(
+            return Err(FieldError::msg(
                 Code::OfflineHoursExceeded,
                 "",
-                format!(
-                    "the offline window of {} hours is used up (over by {} h since the oldest unsynced invoice); connect and run sync before issuing more",
-                    terms.offline_hours,
-                    crate::money::round(over_h, 1)
-                ),
-                format!(
-                    "离线开票时限 {} 小时已用完（自最早未上传发票起超出 {} 小时），请联网并同步后再开票",
-                    terms.offline_hours,
-                    crate::money::round(over_h, 1)
-                ),
+                Msg::new("offline_hours_exceeded")
+                    .arg("hours", terms.offline_hours.to_string())
+                    .arg("over", crate::money::round(over_h, 1).to_string()),
             ));
         }
         if window_secs > 0 {
@@ -191,21 +178,13 @@ pub fn check_limits(
     let after = exposure.pending_amount + amount;
     if after > terms.offline_amount_cap {
         let over = after - terms.offline_amount_cap;
-        return Err(FieldError::new(
+        return Err(FieldError::msg(
             Code::OfflineAmountExceeded,
             "lines",
-            format!(
-                "unsynced invoices would total {} against the offline cap {} (over by {}); run sync before issuing more",
-                money_string(after),
-                money_string(terms.offline_amount_cap),
-                money_string(over)
-            ),
-            format!(
-                "未上传发票金额合计将达 {}，超过离线开票限额 {}（超出 {}），请先同步",
-                money_string(after),
-                money_string(terms.offline_amount_cap),
-                money_string(over)
-            ),
+            Msg::new("offline_amount_exceeded")
+                .arg("total", money_string(after))
+                .arg("cap", money_string(terms.offline_amount_cap))
+                .arg("over", money_string(over)),
         ));
     }
     if !terms.offline_amount_cap.is_zero() {
@@ -227,21 +206,16 @@ fn push_warning(warnings: &mut Vec<LimitWarning>, limit: &'static str, used: Dec
         return;
     };
     let pct = crate::money::round(used * Decimal::from(100), 0);
-    let (en, zh) = match limit {
-        "offline_hours" => (
-            format!("{pct}% of the offline window is used; sync soon"),
-            format!("离线开票时限已用 {pct}%，请尽快同步"),
-        ),
-        _ => (
-            format!("{pct}% of the offline amount cap is used; sync soon"),
-            format!("离线开票金额额度已用 {pct}%，请尽快同步"),
-        ),
-    };
+    let msg = match limit {
+        "offline_hours" => Msg::new("warning-offline_hours"),
+        _ => Msg::new("warning-offline_amount"),
+    }
+    .arg("percent", pct.to_string());
     warnings.push(LimitWarning {
         limit,
         threshold,
-        en,
-        zh,
+        en: msg.text(Lang::En),
+        zh: msg.text(Lang::Zh),
     });
 }
 

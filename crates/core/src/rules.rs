@@ -8,13 +8,14 @@ use crate::draft::{
     MAX_REMARKS_CHARS,
 };
 use crate::error::FieldError;
+use crate::i18n::Msg;
 use crate::model::{Invoice, Kind, Treatment};
 use crate::money::{is_normalized_decimal, money_string, parse_decimal, parse_money};
 use crate::Code;
 use rust_decimal::Decimal;
 
-fn finding(code: Code, field: &str, en: String, zh: String) -> FieldError {
-    FieldError::new(code, field, en, zh)
+fn finding(code: Code, field: &str, msg: Msg) -> FieldError {
+    FieldError::msg(code, field, msg)
 }
 
 /// Every business-rule finding on `inv`; empty when it is acceptable. `credit` describes
@@ -26,24 +27,21 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         out.push(finding(
             Code::InvalidVersion,
             "version",
-            format!("version {} is not 1", inv.version),
-            format!("版本 {} 不是 1", inv.version),
+            Msg::new("invalid_version").arg("version", inv.version),
         ));
     }
     if inv.currency != "CNY" {
         out.push(finding(
             Code::InvalidCurrency,
             "currency",
-            format!("{:?} is not CNY", inv.currency),
-            format!("{:?} 不是 CNY", inv.currency),
+            Msg::new("invalid_currency").arg("value", format!("{:?}", inv.currency)),
         ));
     }
     match validate_seller(&inv.seller) {
         Ok(s) if s != inv.seller => out.push(finding(
             Code::NotNormalized,
             "seller",
-            "is not in normalised form".into(),
-            "销售方信息未规范化".into(),
+            Msg::new("not_normalized-seller"),
         )),
         Ok(_) => {}
         Err(e) => out.push(e),
@@ -52,8 +50,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         Ok(b) if b != inv.buyer => out.push(finding(
             Code::NotNormalized,
             "buyer",
-            "is not in normalised form".into(),
-            "购买方信息未规范化".into(),
+            Msg::new("not_normalized-buyer"),
         )),
         Ok(_) => {}
         Err(e) => out.push(e),
@@ -68,8 +65,9 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         out.push(finding(
             Code::LineCount,
             "lines",
-            format!("has {} lines; 1 to {MAX_LINES} allowed", inv.lines.len()),
-            format!("共 {} 行，应为 1 至 {MAX_LINES} 行", inv.lines.len()),
+            Msg::new("line_count")
+                .arg("count", inv.lines.len())
+                .arg("max", MAX_LINES),
         ));
         return out;
     }
@@ -91,20 +89,16 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
             out.push(finding(
                 Code::InvalidTaxCode,
                 &f("tax_code"),
-                "is not 19 digits".into(),
-                "不是 19 位数字".into(),
+                Msg::new("invalid_tax_code"),
             ));
         }
         if !crate::RATES.contains(&l.tax_rate.as_str()) {
             out.push(finding(
                 Code::InvalidTaxRate,
                 &f("tax_rate"),
-                format!(
-                    "{} is not a VAT rate ({})",
-                    l.tax_rate,
-                    crate::RATES.join(", ")
-                ),
-                format!("{} 不是增值税税率", l.tax_rate),
+                Msg::new("invalid_tax_rate-audit")
+                    .arg("value", &l.tax_rate)
+                    .arg("rates", crate::RATES.join(", ")),
             ));
             numbers_ok = false;
             continue;
@@ -114,16 +108,9 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
             out.push(finding(
                 Code::InvalidTreatment,
                 &f("treatment"),
-                format!(
-                    "{} does not go with rate {}",
-                    l.treatment.as_str(),
-                    l.tax_rate
-                ),
-                format!(
-                    "征税方式 {} 与税率 {} 不符",
-                    l.treatment.as_str(),
-                    l.tax_rate
-                ),
+                Msg::new("invalid_treatment")
+                    .arg("treatment", l.treatment.as_str())
+                    .arg("rate", &l.tax_rate),
             ));
         }
         if inv.kind == Kind::Special
@@ -132,11 +119,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
             out.push(finding(
                 Code::SpecialTreatment,
                 &f("treatment"),
-                format!(
-                    "{} lines are not allowed on a special invoice",
-                    l.treatment.as_str()
-                ),
-                "专用发票不得开具免税或不征税项目".into(),
+                Msg::new("special_treatment").arg("treatment", l.treatment.as_str()),
             ));
         }
         let q = (is_normalized_decimal(&l.quantity) && parse_decimal(&l.quantity, 8).is_ok())
@@ -148,8 +131,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
             out.push(finding(
                 Code::InvalidNumber,
                 &f("quantity"),
-                "quantity, unit_price, amount or tax is not written as SPEC 2 requires".into(),
-                "数量、单价、金额或税额的书写格式不符合规范".into(),
+                Msg::new("invalid_number-audit"),
             ));
             numbers_ok = false;
             continue;
@@ -164,8 +146,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
             out.push(finding(
                 Code::OutOfRange,
                 &f("quantity"),
-                "quantity, unit_price, amount or tax is out of range".into(),
-                "数量、单价、金额或税额超出范围".into(),
+                Msg::new("out_of_range-audit"),
             ));
             numbers_ok = false;
             continue;
@@ -180,14 +161,9 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
                 Code::InvalidQuantity,
                 &f("quantity"),
                 if credit_note {
-                    "a credit line needs a negative quantity and a non-negative price".into()
+                    Msg::new("invalid_quantity-credit-audit")
                 } else {
-                    "needs a positive quantity and a non-negative price".into()
-                },
-                if credit_note {
-                    "红字发票行须为负数量、非负单价".into()
-                } else {
-                    "须为正数量、非负单价".into()
+                    Msg::new("invalid_quantity-audit")
                 },
             ));
         }
@@ -208,11 +184,9 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
                 out.push(finding(
                     Code::TotalMismatch,
                     field,
-                    format!(
-                        "{written} is not the sum of the lines ({})",
-                        money_string(expected)
-                    ),
-                    format!("{written} 不等于各行合计 {}", money_string(expected)),
+                    Msg::new("total_mismatch")
+                        .arg("value", written)
+                        .arg("sum", money_string(expected)),
                 ));
             }
         }
@@ -221,22 +195,19 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         (Kind::Credit, None) => out.push(finding(
             Code::MissingField,
             "original",
-            "a credit note needs its original".into(),
-            "红字发票须引用原发票".into(),
+            Msg::new("missing_field-original-audit"),
         )),
         (Kind::Credit, Some(orig)) => match credit {
             None => out.push(finding(
                 Code::OriginalUnknown,
                 "original",
-                format!("{} is not an invoice of this device", orig.number),
-                format!("{} 不是本设备开具的发票", orig.number),
+                Msg::new("original_unknown").arg("number", &orig.number),
             )),
             Some(ctx) if ctx.original.id != orig.id || ctx.original.number != orig.number => out
                 .push(finding(
                     Code::OriginalUnknown,
                     "original",
-                    format!("{} does not match the original's id", orig.number),
-                    format!("{} 与原发票标识不符", orig.number),
+                    Msg::new("original_unknown-id").arg("number", &orig.number),
                 )),
             Some(ctx) => {
                 if let Err(e) = check_original(ctx) {
@@ -249,8 +220,7 @@ pub fn check_invoice(inv: &Invoice, credit: Option<&CreditContext>) -> Vec<Field
         (_, Some(_)) => out.push(finding(
             Code::OriginalNotAllowed,
             "original",
-            "only a credit note refers to an original".into(),
-            "只有红字发票才引用原发票".into(),
+            Msg::new("original_not_allowed"),
         )),
         (_, None) => {}
     }
@@ -271,8 +241,7 @@ fn check_credit_lines(inv: &Invoice, ctx: &CreditContext) -> Vec<FieldError> {
             out.push(finding(
                 Code::CreditLineNotInOriginal,
                 &format!("lines[{i}].name"),
-                format!("matches no line of {}", ctx.original.number),
-                format!("与原发票 {} 的任何行都不匹配", ctx.original.number),
+                Msg::new("credit_line_not_in_original").arg("number", &ctx.original.number),
             ));
             continue;
         };
@@ -280,29 +249,19 @@ fn check_credit_lines(inv: &Invoice, ctx: &CreditContext) -> Vec<FieldError> {
             out.push(finding(
                 Code::CreditPriceMismatch,
                 &format!("lines[{i}].unit_price"),
-                format!(
-                    "{} is not the original's price {}",
-                    l.unit_price, ctx.original.lines[idx].unit_price
-                ),
-                format!(
-                    "{} 不是原发票单价 {}",
-                    l.unit_price, ctx.original.lines[idx].unit_price
-                ),
+                Msg::new("credit_price_mismatch")
+                    .arg("value", &l.unit_price)
+                    .arg("price", &ctx.original.lines[idx].unit_price),
             ));
         }
         if need > remaining.quantity[idx] || a.abs() > remaining.amount[idx] {
             out.push(finding(
                 Code::CreditExceedsOriginal,
                 &format!("lines[{i}].quantity"),
-                format!(
-                    "credits more than is left on line {idx} of {}",
-                    ctx.original.number
-                ),
-                format!(
-                    "超过原发票 {} 第 {} 行剩余可冲红数量或金额",
-                    ctx.original.number,
-                    idx + 1
-                ),
+                Msg::new("credit_exceeds_original")
+                    .arg("index", idx)
+                    .arg("line", idx + 1)
+                    .arg("number", &ctx.original.number),
             ));
             continue;
         }

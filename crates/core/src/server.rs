@@ -2,6 +2,7 @@
 //! ledger stores exactly what the sync engine will call (an `http://` or `https://` URL
 //! with a host, no query or fragment, no trailing slash).
 
+use crate::i18n::Msg;
 use crate::Lang;
 
 /// Why a text is not a server address.
@@ -17,21 +18,16 @@ pub enum ServerProblem {
 
 impl ServerProblem {
     pub fn text(&self, lang: Lang) -> String {
-        match (self, lang) {
-            (ServerProblem::Unparsable(why), Lang::Zh) => {
-                format!("不是网址（{why}），应为 https://主机[:端口]")
-            }
-            (ServerProblem::Unparsable(why), Lang::En) => {
-                format!("not a URL ({why}); write it as https://host[:port]")
-            }
-            (ServerProblem::Scheme, Lang::Zh) => "应以 http:// 或 https:// 开头".into(),
-            (ServerProblem::Scheme, Lang::En) => "expected http:// or https://".into(),
-            (ServerProblem::NoHost, Lang::Zh) => "缺少主机名".into(),
-            (ServerProblem::NoHost, Lang::En) => "no host".into(),
-            (ServerProblem::QueryOrFragment, Lang::Zh) => "服务器地址不能带 ? 查询或 # 片段".into(),
-            (ServerProblem::QueryOrFragment, Lang::En) => {
-                "a server address has no ?query or #fragment".into()
-            }
+        self.msg().text(lang)
+    }
+
+    /// The problem as a message of `crates/core/locales`.
+    pub fn msg(&self) -> Msg {
+        match self {
+            ServerProblem::Unparsable(why) => Msg::new("invalid_server-unparsable").arg("why", why),
+            ServerProblem::Scheme => Msg::new("invalid_server-scheme"),
+            ServerProblem::NoHost => Msg::new("invalid_server-no-host"),
+            ServerProblem::QueryOrFragment => Msg::new("invalid_server-query"),
         }
     }
 }

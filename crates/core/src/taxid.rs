@@ -5,6 +5,8 @@
 //! check); legacy taxpayer numbers of 15, 17 or 20 characters `[0-9A-Z]` are accepted by
 //! format. Input is trimmed, upper-cased and inner whitespace removed before checking.
 
+use crate::i18n::Msg;
+use crate::Lang;
 use std::fmt;
 
 /// The 31 characters of a unified social credit code, in value order (no I, O, S, V, Z).
@@ -38,50 +40,25 @@ impl TaxIdProblem {
     /// A one-line explanation of what is wrong and what is allowed: English when `zh` is
     /// false, Chinese when true.
     pub fn message(&self, zh: bool) -> String {
-        match (self, zh) {
-            (TaxIdProblem::Empty, false) => "tax ID is empty: expected an 18-character unified \
-                 social credit code or a 15-, 17- or 20-character taxpayer number"
-                .to_string(),
-            (TaxIdProblem::Empty, true) => {
-                "纳税人识别号为空，应为 18 位统一社会信用代码或 15、17、20 位纳税人识别号"
-                    .to_string()
+        self.msg().text(if zh { Lang::Zh } else { Lang::En })
+    }
+
+    /// The explanation as a message of `crates/core/locales`.
+    pub fn msg(&self) -> Msg {
+        match self {
+            TaxIdProblem::Empty => Msg::new("invalid_tax_id-empty"),
+            TaxIdProblem::BadLength(n) => Msg::new("invalid_tax_id-length").arg("length", *n),
+            TaxIdProblem::BadCharacter { ch, position } => if excluded_from_uscc(*ch) {
+                Msg::new("invalid_tax_id-uscc-character")
+            } else {
+                Msg::new("invalid_tax_id-character")
             }
-            (TaxIdProblem::BadLength(n), false) => format!(
-                "length is {n}, expected an 18-character unified social credit code or a 15-, \
-                 17- or 20-character taxpayer number"
-            ),
-            (TaxIdProblem::BadLength(n), true) => {
-                format!("长度为 {n}，应为 18 位统一社会信用代码或 15、17、20 位纳税人识别号")
-            }
-            (TaxIdProblem::BadCharacter { ch, position }, false) => {
-                if excluded_from_uscc(*ch) {
-                    format!(
-                        "character '{ch}' at position {position} is not allowed in an \
-                         18-character unified social credit code (digits and capital letters \
-                         except I, O, S, V, Z)"
-                    )
-                } else {
-                    format!(
-                        "character '{ch}' at position {position} is not allowed: a tax ID has \
-                         only digits 0-9 and letters A-Z"
-                    )
-                }
-            }
-            (TaxIdProblem::BadCharacter { ch, position }, true) => {
-                if excluded_from_uscc(*ch) {
-                    format!(
-                        "第 {position} 位字符“{ch}”不允许：18 位统一社会信用代码只含数字和除 \
-                         I、O、S、V、Z 以外的大写字母"
-                    )
-                } else {
-                    format!("第 {position} 位字符“{ch}”不允许：纳税人识别号只含数字 0-9 和字母 A-Z")
-                }
-            }
-            (TaxIdProblem::BadCheckDigit { expected, found }, false) => {
-                format!("check digit is {found}, expected {expected} (GB 32100-2015)")
-            }
-            (TaxIdProblem::BadCheckDigit { expected, found }, true) => {
-                format!("校验码为 {found}，应为 {expected}（GB 32100-2015）")
+            .arg("char", *ch)
+            .arg("position", *position),
+            TaxIdProblem::BadCheckDigit { expected, found } => {
+                Msg::new("invalid_tax_id-check-digit")
+                    .arg("expected", *expected)
+                    .arg("found", *found)
             }
         }
     }

@@ -4,7 +4,7 @@
 use crate::dto::{DraftDto, DraftLineDto, InvoiceDto, LineDto};
 use crate::engine::Engine;
 use crate::error::{DeskError, DeskResult};
-use kaipiao_core::Code;
+use kaipiao_core::{Code, Msg};
 
 impl Engine {
     /// A credit note against `number`, pre-filled: every line with its whole quantity
@@ -17,8 +17,7 @@ impl Engine {
                 Code::NotCreditable,
                 "original",
                 self.lang(),
-                "红字发票只能针对未被拒绝的蓝字发票开具",
-                "A credit note can only be issued against an invoice that is not itself a credit note and was not rejected",
+                Msg::new("not_creditable"),
             ));
         }
         Ok(credit_draft(&detail.invoice))

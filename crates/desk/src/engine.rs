@@ -12,7 +12,7 @@ use crate::list::ListIndex;
 use crate::settings;
 use crate::watcher::{self, Notify, ProgressFn, SyncHandle, SyncShared};
 use chrono::Utc;
-use kaipiao_core::{Code, DeviceKey, Lang, Party};
+use kaipiao_core::{Code, DeviceKey, Lang, Msg, Party};
 use kaipiao_ledger::{Ledger, LedgerError, Protection};
 use kaipiao_sync::SyncOptions;
 use std::path::Path;
@@ -194,8 +194,7 @@ impl Engine {
                 Code::DataDirPinned,
                 "data_dir",
                 lang,
-                "数据目录由环境变量 KAIPIAO_DATA 指定，无法在此更改",
-                "The data directory is set by KAIPIAO_DATA and cannot be changed here",
+                Msg::new("data_dir_pinned"),
             ));
         }
         let dir = std::path::PathBuf::from(path.trim());
@@ -204,8 +203,7 @@ impl Engine {
                 Code::InvalidPath,
                 "data_dir",
                 lang,
-                "请输入数据目录的完整路径（以 / 开头）",
-                "Type the full path of the data directory (starting with /)",
+                Msg::new("invalid_path"),
             ));
         }
         let mut config = self.config.clone();
@@ -246,8 +244,7 @@ impl Engine {
                         Code::WeakPassphrase,
                         "passphrase",
                         lang,
-                        "口令至少 8 个字符：它保护本机的设备密钥，请妥善保管",
-                        "The passphrase needs at least 8 characters: it protects this device's key; keep it safe",
+                        Msg::new("weak_passphrase"),
                     ));
                 }
                 config::key_source(Some(&p))
@@ -266,8 +263,7 @@ impl Engine {
                 Code::MissingField,
                 "token",
                 lang,
-                "请填写税务机关提供的登记令牌",
-                "Type the enrolment token the tax authority gave you",
+                Msg::new("missing_field-token"),
             ));
         }
         let ledger = self.ledger();

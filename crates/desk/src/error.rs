@@ -1,7 +1,7 @@
 //! The one error shape that crosses IPC: `{code, message, field}`. The UI branches on
 //! `code` and highlights `field`; `message` is already in the clerk's language.
 
-use kaipiao_core::{Code, FieldError, Lang};
+use kaipiao_core::{Code, FieldError, Lang, Msg};
 use kaipiao_ledger::LedgerError;
 use kaipiao_sync::SyncError;
 use serde::Serialize;
@@ -34,9 +34,10 @@ impl DeskError {
         }
     }
 
-    /// Picks the message of the clerk's language.
-    pub fn say(code: Code, field: &str, lang: Lang, zh: &str, en: &str) -> DeskError {
-        DeskError::new(code, field, lang.pick(zh, en))
+    /// Says `msg` (an id of `crates/core/locales` and its arguments) in the clerk's
+    /// language.
+    pub fn say(code: Code, field: &str, lang: Lang, msg: Msg) -> DeskError {
+        DeskError::new(code, field, msg.text(lang))
     }
 
     /// The field's own text, without the `field:` prefix the CLI prints: the UI shows the
@@ -52,23 +53,17 @@ impl DeskError {
                 Code::WrongPassphrase,
                 "passphrase",
                 lang,
-                "口令不正确，请重新输入设备密钥口令",
-                "Wrong passphrase for the device key; type it again",
+                Msg::new("wrong_passphrase-app"),
             ),
             LedgerError::NotInitialized => DeskError::say(
                 Code::NotInitialized,
                 "",
                 lang,
-                "此数据目录尚未设置设备，请先完成首次设置",
-                "This data directory has no device yet; complete the first-run setup",
+                Msg::new("not_initialized-app"),
             ),
-            LedgerError::NotEnrolled => DeskError::say(
-                Code::NotEnrolled,
-                "",
-                lang,
-                "设备尚未向税务机关登记，请先完成首次设置",
-                "The device is not enrolled with the tax authority; complete the first-run setup",
-            ),
+            LedgerError::NotEnrolled => {
+                DeskError::say(Code::NotEnrolled, "", lang, Msg::new("not_enrolled-app"))
+            }
             other => DeskError::new(other.code(), other.field(), other.message(lang)),
         }
     }
@@ -79,14 +74,9 @@ impl DeskError {
             SyncError::Http(_) => DeskError::new(
                 Code::Unreachable,
                 "servers",
-                format!(
-                    "{} ({})",
-                    lang.pick(
-                        "无法连接税务机关服务器，请检查地址和网络后重试",
-                        "The tax authority could not be reached; check the address and the network, then try again"
-                    ),
-                    e.message(lang)
-                ),
+                Msg::new("unreachable-app")
+                    .arg("why", e.message(lang))
+                    .text(lang),
             ),
             SyncError::Authority {
                 code: Code::EnrollmentTokenInvalid,
@@ -104,13 +94,7 @@ impl DeskError {
 
     /// The device key has not been unlocked yet.
     pub fn locked(lang: Lang) -> DeskError {
-        DeskError::say(
-            Code::Locked,
-            "passphrase",
-            lang,
-            "设备密钥尚未解锁，请输入口令",
-            "The device key is locked; type its passphrase",
-        )
+        DeskError::say(Code::Locked, "passphrase", lang, Msg::new("locked"))
     }
 
     pub fn internal(what: impl std::fmt::Display) -> DeskError {

@@ -29,7 +29,7 @@ pub use config::EngineConfig;
 pub use engine::Engine;
 pub use error::{DeskError, DeskResult};
 /// The codes a [`DeskError`] carries.
-pub use kaipiao_core::Code;
+pub use kaipiao_core::{Code, Msg};
 
 use kaipiao_core::DeviceKey;
 use kaipiao_ledger::Ledger;

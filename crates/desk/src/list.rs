@@ -10,7 +10,7 @@
 use crate::dto::{InvoicePage, InvoiceRowDto, ListQuery};
 use crate::engine::{lock, Engine};
 use crate::error::{DeskError, DeskResult};
-use kaipiao_core::{Code, Lang};
+use kaipiao_core::{Code, Lang, Msg};
 use kaipiao_ledger::{ListFilter, Status};
 use std::sync::Arc;
 
@@ -66,8 +66,7 @@ pub fn parse_status(status: Option<&str>, lang: Lang) -> DeskResult<Option<Statu
                 Code::InvalidStatus,
                 "status",
                 lang,
-                "状态应为 pending、accepted 或 rejected",
-                "status must be pending, accepted or rejected",
+                Msg::new("invalid_status"),
             )
         }),
     }

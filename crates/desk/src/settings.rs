@@ -3,7 +3,7 @@
 
 use crate::dto::SettingsDto;
 use crate::error::{DeskError, DeskResult};
-use kaipiao_core::{Code, Lang};
+use kaipiao_core::{Code, Lang, Msg};
 use std::path::{Path, PathBuf};
 
 pub const LANGUAGES: [&str; 3] = ["system", "zh", "en"];
@@ -54,8 +54,7 @@ pub fn check(settings: &SettingsDto, lang: Lang) -> DeskResult<()> {
             Code::InvalidLanguage,
             "language",
             lang,
-            "语言应为 system、zh 或 en",
-            "language must be system, zh or en",
+            Msg::new("invalid_language"),
         ));
     }
     if !THEMES.contains(&settings.theme.as_str()) {
@@ -63,8 +62,7 @@ pub fn check(settings: &SettingsDto, lang: Lang) -> DeskResult<()> {
             Code::InvalidTheme,
             "theme",
             lang,
-            "主题应为 system、light 或 dark",
-            "theme must be system, light or dark",
+            Msg::new("invalid_theme"),
         ));
     }
     Ok(())

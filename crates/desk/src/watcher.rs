@@ -584,8 +584,7 @@ impl Worker {
                     Code::Busy,
                     "",
                     lang,
-                    "另一个程序（如命令行 kaipiao sync）正在同步此数据目录，请稍后再试",
-                    "Another program (such as `kaipiao sync`) is syncing this data directory; try again in a moment",
+                    kaipiao_core::Msg::new("busy-app"),
                 ))
             }
             Err(e) => return Err(DeskError::sync(&e, lang)),

@@ -6,7 +6,7 @@ use crate::keystore::{self, KeySource, Protection};
 use crate::{invalid, json_error, rows, Ledger, LedgerError, Result};
 use chrono::{DateTime, Utc};
 use kaipiao_core::time::rfc3339;
-use kaipiao_core::{Code, DeviceKey, Lang, Party, PublicKey};
+use kaipiao_core::{Code, DeviceKey, Msg, Party, PublicKey};
 use rusqlite::params;
 use serde::Serialize;
 
@@ -40,8 +40,9 @@ fn check_servers(servers: &[String]) -> Result<Vec<String>> {
                 invalid(
                     Code::InvalidServer,
                     &format!("servers[{i}]"),
-                    format!("{s:?} is not a server address: {}", p.text(Lang::En)),
-                    format!("{s:?} 不是有效的服务器地址：{}", p.text(Lang::Zh)),
+                    Msg::new("invalid_server")
+                        .arg("value", format!("{s:?}"))
+                        .arg("problem", p.msg()),
                 )
             })
         })
@@ -69,8 +70,7 @@ impl Ledger {
                     Code::InvalidText
                 },
                 "device_name",
-                format!("needs 1 to 100 characters without line breaks (got {chars})"),
-                format!("应为 1 至 100 个字符且不含换行（当前 {chars} 个）"),
+                Msg::new("invalid_text-device-name").arg("count", chars),
             ));
         }
         // The write lock is held while the key is sealed, so two concurrent inits cannot
@@ -135,8 +135,7 @@ impl Ledger {
             return Err(invalid(
                 Code::InvalidDeviceId,
                 "device_id",
-                format!("{device_id:?} is not a lowercase hyphenated UUID"),
-                format!("{device_id:?} 不是小写带连字符的 UUID"),
+                Msg::new("invalid_device_id").arg("value", format!("{device_id:?}")),
             ));
         }
         let authority_public_key = authority_public_key.trim();
@@ -144,8 +143,7 @@ impl Ledger {
             return Err(invalid(
                 Code::InvalidPublicKey,
                 "authority_public_key",
-                "is not 32 bytes of standard base64",
-                "不是 32 字节的标准 base64 公钥",
+                Msg::new("invalid_public_key"),
             ));
         }
         let servers = check_servers(servers)?;
@@ -157,8 +155,9 @@ impl Ledger {
                 return Err(invalid(
                     Code::DeviceIdChanged,
                     "device_id",
-                    format!("this data directory is already enrolled as device {existing}; the authority answered {device_id}. Use a new data directory for a new device"),
-                    format!("此数据目录已登记为设备 {existing}，税务机关返回 {device_id}；新设备请使用新的数据目录"),
+                    Msg::new("device_id_changed")
+                        .arg("existing", existing)
+                        .arg("answered", device_id),
                 ));
             }
         }
@@ -167,8 +166,7 @@ impl Ledger {
                 return Err(invalid(
                     Code::AuthorityKeyChanged,
                     "authority_public_key",
-                    "differs from the authority key pinned at enrolment; receipts signed with it would not be trusted. Check that the server is the real authority",
-                    "与登记时固定的税务机关公钥不同，其签名的回执不可信；请确认服务器确为税务机关",
+                    Msg::new("authority_key_changed"),
                 ));
             }
         }

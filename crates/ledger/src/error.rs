@@ -1,53 +1,42 @@
 //! The ledger's errors, each with a stable code, the field it concerns and a message in
 //! the clerk's language.
 
-use kaipiao_core::{Code, FieldError, Lang};
+use kaipiao_core::{Code, FieldError, Lang, Msg};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum LedgerError {
     /// Bad input or a refused limit (exit 2): names the field.
-    #[error("{0}")]
     Invalid(FieldError),
-    #[error("this data directory has no device yet")]
     NotInitialized,
-    #[error("this data directory already has a device")]
     AlreadyInitialized,
-    #[error("the device is not enrolled with an authority")]
     NotEnrolled,
-    #[error("no invoice numbers left; connect to the authority and sync to get a new lease")]
     NoNumbers,
     /// Chain, hash, signature or receipt check failed (exit 4).
-    #[error("integrity failure at seq {seq}: {what}")]
-    Integrity { seq: u64, what: String },
+    Integrity {
+        seq: u64,
+        what: String,
+    },
     /// The authority key pinned at enrolment is stored but cannot be read as a key: the
     /// device row was damaged or edited, so no receipt or lease can be checked (exit 4).
-    #[error("the authority key pinned at enrolment cannot be read ({0}): the device record in this ledger was damaged or edited, and receipts and leases cannot be checked until the data directory is restored from a backup")]
     PinnedKeyUnreadable(String),
     /// The storage cannot give the durability the ledger needs (WAL mode refused); nothing
     /// was written (exit 1).
-    #[error("the storage cannot keep the ledger safe: {0}; keep the data directory on a local disk (not a network share or a read-only medium) and try again")]
     Storage(String),
     /// A receipt that does not verify or does not match its invoice; not stored.
-    #[error("receipt refused: {0}")]
     BadReceipt(String),
-    #[error("device key: {0}")]
     Key(String),
     /// The passphrase does not open the sealed device key.
-    #[error("wrong passphrase for the device key; check it (or KAIPIAO_PASSPHRASE) and try again")]
     WrongPassphrase,
-    #[error("no invoice {0} in this ledger")]
     NotFound(String),
     /// No alert with this id, or it was already dismissed (exit 2, code `not_found`).
-    #[error("no alert {0}")]
     AlertNotFound(i64),
-    #[error("another process is syncing this data directory")]
     Busy,
-    #[error("the ledger was written by a newer Kaipiao (schema {found}, this program knows {known}); update Kaipiao")]
-    TooNew { found: i64, known: i64 },
-    #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("file: {0}")]
-    Io(#[from] std::io::Error),
+    TooNew {
+        found: i64,
+        known: i64,
+    },
+    Sqlite(rusqlite::Error),
+    Io(std::io::Error),
 }
 
 impl From<FieldError> for LedgerError {
@@ -101,24 +90,70 @@ impl LedgerError {
         }
     }
 
+    /// The message in the clerk's language.
     pub fn message(&self, lang: Lang) -> String {
-        match (self, lang) {
-            (LedgerError::Invalid(e), _) => e.message(lang),
-            (LedgerError::NotInitialized, Lang::Zh) => "此数据目录尚未设置设备".into(),
-            (LedgerError::AlreadyInitialized, Lang::Zh) => "此数据目录已设置设备".into(),
-            (LedgerError::NotEnrolled, Lang::Zh) => "设备尚未向税务机关登记".into(),
-            (LedgerError::NoNumbers, Lang::Zh) => "发票号码已用完，请联网同步以领取新的号码段".into(),
-            (LedgerError::Integrity { seq, what }, Lang::Zh) => format!("第 {seq} 张发票完整性校验失败：{what}"),
-            (LedgerError::PinnedKeyUnreadable(w), Lang::Zh) => format!("无法读取登记时固定的税务机关公钥（{w}）：账本中的设备记录已损坏或被改动，在从备份恢复数据目录之前无法校验回执和号码段"),
-            (LedgerError::Storage(w), Lang::Zh) => format!("存储无法保证账本安全：{w}；请将数据目录放在本机磁盘上（不要放在网络共享或只读介质上）后重试"),
-            (LedgerError::BadReceipt(w), Lang::Zh) => format!("回执无效，未保存：{w}"),
-            (LedgerError::Key(w), Lang::Zh) => format!("设备密钥：{w}"),
-            (LedgerError::WrongPassphrase, Lang::Zh) => "设备密钥口令不正确，请核对口令（或 KAIPIAO_PASSPHRASE）后重试".into(),
-            (LedgerError::NotFound(n), Lang::Zh) => format!("账本中没有发票 {n}"),
-            (LedgerError::AlertNotFound(id), Lang::Zh) => format!("没有编号为 {id} 的警报"),
-            (LedgerError::Busy, Lang::Zh) => "另一个进程正在同步此数据目录".into(),
-            (LedgerError::TooNew { found, known }, Lang::Zh) => format!("账本由更新版本的 Kaipiao 写入（结构版本 {found}，本程序支持 {known}），请升级 Kaipiao"),
-            (e, _) => e.to_string(),
+        match self {
+            LedgerError::Invalid(e) => e.message(lang),
+            other => other.msg().text(lang),
         }
+    }
+
+    /// The message as an id of `crates/core/locales` and its arguments (for
+    /// [`LedgerError::Invalid`], without the field name).
+    pub fn msg(&self) -> Msg {
+        match self {
+            LedgerError::Invalid(e) => e.message_id().clone(),
+            LedgerError::NotInitialized => Msg::new("not_initialized"),
+            LedgerError::AlreadyInitialized => Msg::new("already_initialized"),
+            LedgerError::NotEnrolled => Msg::new("not_enrolled"),
+            LedgerError::NoNumbers => Msg::new("no_numbers"),
+            LedgerError::Integrity { seq, what } => {
+                Msg::new("integrity").arg("seq", *seq).arg("what", what)
+            }
+            LedgerError::PinnedKeyUnreadable(why) => {
+                Msg::new("pinned_key_unreadable").arg("why", why)
+            }
+            LedgerError::Storage(why) => Msg::new("storage").arg("why", why),
+            LedgerError::BadReceipt(why) => Msg::new("bad_receipt").arg("why", why),
+            LedgerError::Key(why) => Msg::new("key").arg("why", why),
+            LedgerError::WrongPassphrase => Msg::new("wrong_passphrase"),
+            LedgerError::NotFound(number) => Msg::new("not_found-invoice").arg("number", number),
+            LedgerError::AlertNotFound(id) => Msg::new("not_found-alert").arg("id", *id),
+            LedgerError::Busy => Msg::new("busy"),
+            LedgerError::TooNew { found, known } => Msg::new("schema_too_new")
+                .arg("found", *found)
+                .arg("known", *known),
+            LedgerError::Sqlite(e) => Msg::new("database").arg("why", e.to_string()),
+            LedgerError::Io(e) => Msg::new("io").arg("why", e.to_string()),
+        }
+    }
+}
+
+/// The English message.
+impl std::fmt::Display for LedgerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message(Lang::En))
+    }
+}
+
+impl std::error::Error for LedgerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LedgerError::Sqlite(e) => Some(e),
+            LedgerError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for LedgerError {
+    fn from(e: rusqlite::Error) -> Self {
+        LedgerError::Sqlite(e)
+    }
+}
+
+impl From<std::io::Error> for LedgerError {
+    fn from(e: std::io::Error) -> Self {
+        LedgerError::Io(e)
     }
 }

@@ -27,8 +27,7 @@ fn invoice_id(now: DateTime<Utc>) -> Result<String> {
         invalid(
             Code::ClockInvalid,
             "issued_at",
-            "this computer's clock is set before 1970; set the correct date and time",
-            "本机时钟早于 1970 年，请校正日期和时间",
+            kaipiao_core::Msg::new("clock_invalid"),
         )
     })?;
     let ts = uuid::Timestamp::from_unix(uuid::NoContext, secs, now.timestamp_subsec_nanos());
@@ -43,8 +42,7 @@ fn cents(amount: rust_decimal::Decimal) -> Result<i64> {
         invalid(
             Code::OutOfRange,
             "lines",
-            "the invoice amount is too large to record",
-            "发票金额过大，无法记录",
+            kaipiao_core::Msg::new("out_of_range-record"),
         )
     })
 }
@@ -73,8 +71,7 @@ impl Ledger {
             return Err(invalid(
                 Code::OriginalUnknown,
                 "original",
-                format!("{number} is not an invoice of this device; check the 20-digit number (kaipiao list)"),
-                format!("{number} 不是本设备开具的发票，请核对 20 位发票号码（kaipiao list）"),
+                kaipiao_core::Msg::new("original_unknown-issue").arg("number", number),
             ));
         };
         let prior_credits = rows::prior_credits(conn, &original.id, None)?;

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use kaipiao_core::{Code, FieldError};
+use kaipiao_core::{Code, FieldError, Msg};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -196,11 +196,10 @@ fn seal_file(
     pass: &str,
 ) -> Result<(), LedgerError> {
     if pass.is_empty() {
-        return Err(LedgerError::Invalid(FieldError::new(
+        return Err(LedgerError::Invalid(FieldError::msg(
             Code::PassphraseEmpty,
             "passphrase",
-            "is empty; choose a passphrase to seal the device key (KAIPIAO_PASSPHRASE)",
-            "为空；请设置用于加密设备密钥的口令（KAIPIAO_PASSPHRASE）",
+            Msg::new("passphrase_empty"),
         )));
     }
     let aad = B64

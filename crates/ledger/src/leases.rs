@@ -5,7 +5,7 @@
 use crate::{invalid, json_error, rows, Ledger, LedgerError, Result};
 use chrono::{DateTime, Utc};
 use kaipiao_core::time::rfc3339;
-use kaipiao_core::{Code, Lease};
+use kaipiao_core::{Code, Lease, Msg};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -30,19 +30,16 @@ impl Ledger {
             return Err(invalid(
                 Code::LeaseSignatureInvalid,
                 "lease.signature",
-                "does not verify against the authority key pinned at enrolment; the lease is not stored",
-                "无法用登记时固定的税务机关公钥验证，号码段未保存",
+                Msg::new("lease_signature_invalid"),
             ));
         }
         if lease.device_id != device_id {
             return Err(invalid(
                 Code::LeaseWrongDevice,
                 "lease.device_id",
-                format!(
-                    "the lease is for device {}, this is {device_id}",
-                    lease.device_id
-                ),
-                format!("号码段属于设备 {}，本设备为 {device_id}", lease.device_id),
+                Msg::new("lease_wrong_device")
+                    .arg("device", &lease.device_id)
+                    .arg("this", &device_id),
             ));
         }
         lease.terms()?;
@@ -62,11 +59,7 @@ impl Ledger {
             return Err(invalid(
                 Code::LeaseConflict,
                 "lease.lease_id",
-                format!(
-                    "lease {} is already stored with other terms",
-                    lease.lease_id
-                ),
-                format!("号码段 {} 已以不同内容保存", lease.lease_id),
+                Msg::new("lease_conflict").arg("lease", &lease.lease_id),
             ));
         }
         let overlapping: Option<String> = tx
@@ -80,8 +73,11 @@ impl Ledger {
             return Err(invalid(
                 Code::LeaseOverlap,
                 "lease.first",
-                format!("numbers {}..{} of prefix {} overlap lease {other}; a number is never used twice", lease.first, lease.last, lease.prefix),
-                format!("前缀 {} 的号码 {}..{} 与号码段 {other} 重叠；发票号码不得重复使用", lease.prefix, lease.first, lease.last),
+                Msg::new("lease_overlap")
+                    .arg("first", lease.first)
+                    .arg("last", lease.last)
+                    .arg("prefix", &lease.prefix)
+                    .arg("other", other),
             ));
         }
         tx.execute(

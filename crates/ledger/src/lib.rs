@@ -43,7 +43,7 @@ pub use queries::{InvoiceRecord, InvoiceSummary, LedgerStatus, ListFilter, Statu
 pub use receipts::Status;
 pub use schema::SCHEMA_VERSION;
 
-use kaipiao_core::{Code, FieldError};
+use kaipiao_core::{Code, FieldError, Msg};
 use rusqlite::{Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 
@@ -62,8 +62,9 @@ pub struct Ledger {
     conn: rusqlite::Connection,
 }
 
-fn invalid(code: Code, field: &str, en: impl Into<String>, zh: impl Into<String>) -> LedgerError {
-    LedgerError::Invalid(FieldError::new(code, field, en, zh))
+/// A refusal of `field` saying `msg` (an id of `crates/core/locales` and its arguments).
+fn invalid(code: Code, field: &str, msg: Msg) -> LedgerError {
+    LedgerError::Invalid(FieldError::msg(code, field, msg))
 }
 
 fn json_error(e: serde_json::Error) -> LedgerError {

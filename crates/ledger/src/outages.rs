@@ -15,7 +15,7 @@
 use crate::{invalid, Ledger, Result};
 use chrono::{DateTime, Utc};
 use kaipiao_core::time::{parse_rfc3339, rfc3339};
-use kaipiao_core::Code;
+use kaipiao_core::{Code, Msg};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
@@ -106,16 +106,14 @@ fn checked(failed: &FailedAttempt) -> Result<(String, String, i64)> {
         return Err(invalid(
             Code::MissingField,
             "endpoint",
-            "a failed attempt names the endpoint it went to",
-            "失败的请求须注明发往的服务器地址",
+            Msg::new("missing_field-attempt-endpoint"),
         ));
     }
     if failed.attempts == 0 {
         return Err(invalid(
             Code::InvalidAttempts,
             "attempts",
-            "a failed attempt stands for at least 1 request (got 0)",
-            "失败次数至少为 1（当前为 0）",
+            Msg::new("invalid_attempts"),
         ));
     }
     let reason = failed.reason.trim();
@@ -210,8 +208,7 @@ impl Ledger {
             return Err(invalid(
                 Code::MissingField,
                 "endpoint",
-                "the end of an outage names the endpoint that answered",
-                "结束中断须注明应答的服务器地址",
+                Msg::new("missing_field-outage-endpoint"),
             ));
         }
         // Read first: a drain answers many times, and an outage is rare.

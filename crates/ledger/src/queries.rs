@@ -108,8 +108,7 @@ fn list_bound(field: &str, text: &str, end_of_day: bool) -> Result<String> {
     Err(invalid(
         Code::InvalidDate,
         field,
-        format!("{t:?} is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T08:00:00Z)"),
-        format!("{t:?} 不是日期（2026-01-31）或 RFC 3339 时间（2026-01-31T08:00:00Z）"),
+        kaipiao_core::Msg::new("invalid_date").arg("value", format!("{t:?}")),
     ))
 }
 
@@ -212,8 +211,8 @@ impl Ledger {
                         "offline_amount"
                     },
                     threshold: 100,
-                    en: e.en,
-                    zh: e.zh,
+                    en: e.text(kaipiao_core::Lang::En),
+                    zh: e.text(kaipiao_core::Lang::Zh),
                 }],
             };
         }

@@ -5,21 +5,18 @@
 //! not be written, enrolment was refused). A sync run that reached the authority but could
 //! not finish reports that in [`crate::SyncOutcome`] instead, so its counts survive.
 
-use kaipiao_core::{Code, Lang};
+use kaipiao_core::{Code, Lang, Msg};
 use kaipiao_ledger::LedgerError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum SyncError {
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    Ledger(LedgerError),
     /// No endpoint served the request before the call gave up: transport errors,
     /// timeouts, 5xx, or refusals for overload waited out until the deadline.
-    #[error("the tax authority could not be reached: {0}")]
     Http(String),
     /// The authority answered with an error: one that retrying will not fix, or a
     /// refusal for overload ([`SyncError::is_overload_refusal`]: 429, 503 `overloaded`)
     /// from a call that does not wait (a health probe).
-    #[error("the tax authority refused the request ({status} {sent_code}): {message}")]
     Authority {
         status: u16,
         /// The authority's code as one of ours; [`Code::Unrecognized`] for a code we do
@@ -32,25 +29,24 @@ pub enum SyncError {
         field: String,
     },
     /// The authority's answer did not have the shape of SPEC 7.
-    #[error("the tax authority sent an unexpected answer: {0}")]
     InvalidResponse(String),
     /// A server URL that is not `http://` or `https://` with a host.
-    #[error("invalid server address {url:?}: {reason}")]
-    InvalidServer { url: String, reason: String },
-    #[error("no tax authority server is configured; enrol the device with a server address first")]
+    InvalidServer {
+        url: String,
+        reason: String,
+    },
     NoServers,
-    #[error("this device is already enrolled as {device_id}")]
-    AlreadyEnrolled { device_id: String },
+    AlreadyEnrolled {
+        device_id: String,
+    },
     /// Two answers that should name the same authority key do not: possibly a wrong or
     /// impersonated server. Nothing was recorded.
-    #[error("the authority key of {endpoint} ({found}) does not match {expected}; check the server addresses")]
     AuthorityKeyMismatch {
         endpoint: String,
         expected: String,
         found: String,
     },
     /// The unsealed key is not the one the ledger's device was set up with.
-    #[error("the device key does not match this ledger's device")]
     WrongKey,
 }
 
@@ -125,47 +121,73 @@ impl SyncError {
 
     /// The message in the clerk's language.
     pub fn message(&self, lang: Lang) -> String {
-        match (self, lang) {
-            (SyncError::Ledger(e), _) => e.message(lang),
+        match self {
+            SyncError::Ledger(e) => e.message(lang),
             // Refusals a clerk meets and can act on, in their words (both front ends).
-            (
-                SyncError::Authority {
-                    code: Code::EnrollmentTokenInvalid,
-                    ..
-                },
-                _,
-            ) => lang
-                .pick(
-                    "税务机关不接受此登记令牌，请核对后重新输入",
-                    "The tax authority did not accept this enrolment token; check it and type it again",
-                )
-                .into(),
-            (SyncError::Http(w), Lang::Zh) => format!("无法连接税务机关：{w}"),
-            (
-                SyncError::Authority {
-                    sent_code, message, ..
-                },
-                Lang::Zh,
-            ) => {
-                format!("税务机关拒绝了请求（{sent_code}）：{message}")
-            }
-            (SyncError::InvalidResponse(w), Lang::Zh) => {
-                format!("税务机关返回了无法识别的应答：{w}")
-            }
-            (SyncError::InvalidServer { url, reason }, Lang::Zh) => {
-                format!("服务器地址 {url:?} 无效：{reason}")
-            }
-            (SyncError::NoServers, Lang::Zh) => {
-                "尚未配置税务机关服务器，请先用服务器地址登记设备".into()
-            }
-            (SyncError::AlreadyEnrolled { device_id }, Lang::Zh) => {
-                format!("本设备已登记，设备编号 {device_id}")
-            }
-            (SyncError::AuthorityKeyMismatch { endpoint, .. }, Lang::Zh) => {
-                format!("{endpoint} 的税务机关公钥与已登记的不一致，请核对服务器地址")
-            }
-            (SyncError::WrongKey, Lang::Zh) => "设备密钥与本账本的设备不一致".into(),
-            (e, _) => e.to_string(),
+            SyncError::Authority {
+                code: Code::EnrollmentTokenInvalid,
+                ..
+            } => Msg::new("enrollment_token_invalid").text(lang),
+            other => other.msg().text(lang),
         }
+    }
+
+    /// What happened, as an id of `crates/core/locales` and its arguments.
+    pub fn msg(&self) -> Msg {
+        match self {
+            SyncError::Ledger(e) => e.msg(),
+            SyncError::Http(why) => Msg::new("unreachable").arg("why", why),
+            SyncError::Authority {
+                status,
+                sent_code,
+                message,
+                ..
+            } => Msg::new("refused")
+                .arg("status", u32::from(*status))
+                .arg("code", sent_code)
+                .arg("message", message),
+            SyncError::InvalidResponse(why) => Msg::new("invalid_response").arg("why", why),
+            SyncError::InvalidServer { url, reason } => Msg::new("invalid_server-address")
+                .arg("value", format!("{url:?}"))
+                .arg("why", reason),
+            SyncError::NoServers => Msg::new("no_servers"),
+            SyncError::AlreadyEnrolled { device_id } => {
+                Msg::new("already_enrolled").arg("device", device_id)
+            }
+            SyncError::AuthorityKeyMismatch {
+                endpoint,
+                expected,
+                found,
+            } => Msg::new("authority_key_mismatch")
+                .arg("endpoint", endpoint)
+                .arg("expected", expected)
+                .arg("found", found),
+            SyncError::WrongKey => Msg::new("wrong_key"),
+        }
+    }
+}
+
+/// The English message (for an authority's refusal, its code and message as sent).
+impl std::fmt::Display for SyncError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncError::Ledger(e) => std::fmt::Display::fmt(e, f),
+            other => f.write_str(&other.msg().text(Lang::En)),
+        }
+    }
+}
+
+impl std::error::Error for SyncError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SyncError::Ledger(e) => e.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<LedgerError> for SyncError {
+    fn from(e: LedgerError) -> Self {
+        SyncError::Ledger(e)
     }
 }

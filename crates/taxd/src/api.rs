@@ -145,7 +145,8 @@ pub(crate) async fn enroll(
         };
         invalid(format!("{}", e.inner()), &field)
     })?;
-    let seller = validate_seller(&seller).map_err(|fe| invalid(fe.en, &fe.field))?;
+    let seller = validate_seller(&seller)
+        .map_err(|fe| invalid(fe.text(kaipiao_core::Lang::En), &fe.field))?;
     let seller_json = serde_json::to_string(&seller).map_err(TaxdError::Json)?;
     let public_key = public_key.to_string();
     let device_id = state

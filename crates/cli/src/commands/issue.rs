@@ -4,7 +4,7 @@
 use crate::ctx::Ctx;
 use crate::failure::{CmdResult, CommandError, EXIT_INVALID};
 use chrono::Utc;
-use kaipiao_core::{Code, Draft, Lang};
+use kaipiao_core::{Code, Draft, Lang, Msg};
 use serde_json::{json, Value};
 
 pub fn parse_draft(text: &str, lang: Lang) -> Result<Draft, CommandError> {
@@ -13,10 +13,9 @@ pub fn parse_draft(text: &str, lang: Lang) -> Result<Draft, CommandError> {
             EXIT_INVALID,
             Code::InvalidJson,
             "draft",
-            format!(
-                "{}: {e}",
-                lang.pick("草稿不是有效的 JSON", "the draft is not valid JSON")
-            ),
+            Msg::new("invalid_json")
+                .arg("why", e.to_string())
+                .text(lang),
         )
     })?;
     Draft::from_json(&value).map_err(|e| CommandError::field(&e, lang))
@@ -71,12 +70,11 @@ pub fn import(ctx: &Ctx, file: &str) -> CmdResult {
                 issued += 1;
             }
             Err(mut f) => {
-                f.message = format!(
-                    "{} {lineno}: {} ({} {issued})",
-                    ctx.lang.pick("第", "line"),
-                    f.message,
-                    ctx.lang.pick("此前已开具", "issued before it:")
-                );
+                f.message = Msg::new("cli-import-line")
+                    .arg("line", lineno)
+                    .arg("message", f.message)
+                    .arg("issued", issued)
+                    .text(ctx.lang);
                 let mut doc = summary(issued, &first, &last);
                 doc["error"] =
                     json!({"line": lineno, "code": f.code, "field": f.field, "message": f.message});

@@ -1,7 +1,7 @@
 //! `check-tax-id` and `words`: one line per argument, no ledger needed.
 
 use crate::ctx::Ctx;
-use kaipiao_core::{Code, Lang};
+use kaipiao_core::{Code, Lang, Msg};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -47,10 +47,7 @@ pub fn words(ctx: &Ctx, amounts: &[String]) -> ExitCode {
             }
             Err(_) => {
                 any_bad = true;
-                let msg = ctx.lang.pick(
-                    "不是金额：应为最多 2 位小数的数字，如 1234.56",
-                    "not an amount: write a number with at most 2 decimals, e.g. 1234.56",
-                );
+                let msg = Msg::new("invalid_amount").text(ctx.lang);
                 eprintln!("{a}: {msg}");
                 if ctx.json {
                     println!(

@@ -11,7 +11,7 @@ use kaipiao_core::model::{Invoice, Kind, Party};
 use kaipiao_core::money::{money_string, parse_money};
 use kaipiao_core::time::{parse_rfc3339, rfc3339};
 use kaipiao_core::wire::Reason;
-use kaipiao_core::{Code, FieldError};
+use kaipiao_core::{Code, FieldError, Lang, Msg};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 /// How far in the future `issued_at` may be before the invoice is rejected.
@@ -69,36 +69,26 @@ pub(super) fn audit(
     };
     let mut findings = kaipiao_core::rules::check_invoice(inv, credit.as_ref());
     if !is_lowercase_uuid(&inv.id) {
-        findings.push(FieldError::new(
+        findings.push(FieldError::msg(
             Code::InvalidId,
             "id",
-            format!("{:?} is not a lowercase hyphenated UUID", inv.id),
-            format!("{:?} 不是小写连字符格式的 UUID", inv.id),
+            Msg::new("invalid_id").arg("value", format!("{:?}", inv.id)),
         ));
     }
     match parse_rfc3339(&inv.issued_at) {
-        Some(t) if rfc3339(t) != inv.issued_at => findings.push(FieldError::new(
+        Some(t) if rfc3339(t) != inv.issued_at => findings.push(FieldError::msg(
             Code::InvalidTimestamp,
             "issued_at",
-            format!("{:?} is not RFC 3339 UTC with Z and whole seconds", inv.issued_at),
-            format!("{:?} 不是带 Z 的整秒 RFC 3339 UTC 时间", inv.issued_at),
+            Msg::new("invalid_timestamp-form").arg("value", format!("{:?}", inv.issued_at)),
         )),
-        Some(t) if t > now + Duration::seconds(MAX_FUTURE_SECS) => {
-            findings.push(FieldError::new(
-                Code::IssuedInFuture,
-                "issued_at",
-                format!(
-                    "{} is more than {MAX_FUTURE_SECS} s after the authority's time {}; correct the device clock",
-                    inv.issued_at,
-                    rfc3339(now)
-                ),
-                format!(
-                    "开具时间 {} 比税务机关时间 {} 晚 {MAX_FUTURE_SECS} 秒以上，请校正设备时钟",
-                    inv.issued_at,
-                    rfc3339(now)
-                ),
-            ))
-        }
+        Some(t) if t > now + Duration::seconds(MAX_FUTURE_SECS) => findings.push(FieldError::msg(
+            Code::IssuedInFuture,
+            "issued_at",
+            Msg::new("issued_in_future")
+                .arg("value", &inv.issued_at)
+                .arg("seconds", MAX_FUTURE_SECS)
+                .arg("now", rfc3339(now)),
+        )),
         Some(t) => {
             let previous: Option<String> = tx
                 .prepare_cached("SELECT issued_at FROM receipts WHERE device_id = ?1 AND seq = ?2")?
@@ -109,28 +99,20 @@ pub(super) fn audit(
                 .optional()?;
             if let Some(prev) = previous.as_deref().and_then(parse_rfc3339) {
                 if t < prev {
-                    findings.push(FieldError::new(
+                    findings.push(FieldError::msg(
                         Code::IssuedAtBackwards,
                         "issued_at",
-                        format!(
-                            "{} is before the previous invoice's {}; issued_at never goes backwards along the chain: correct the device clock",
-                            inv.issued_at,
-                            rfc3339(prev)
-                        ),
-                        format!(
-                            "开具时间 {} 早于上一张发票的 {}；开具时间不得倒退，请校正设备时钟",
-                            inv.issued_at,
-                            rfc3339(prev)
-                        ),
+                        Msg::new("issued_at_backwards")
+                            .arg("value", &inv.issued_at)
+                            .arg("previous", rfc3339(prev)),
                     ));
                 }
             }
         }
-        None => findings.push(FieldError::new(
+        None => findings.push(FieldError::msg(
             Code::InvalidTimestamp,
             "issued_at",
-            format!("{:?} is not an RFC 3339 time", inv.issued_at),
-            format!("{:?} 不是 RFC 3339 时间", inv.issued_at),
+            Msg::new("invalid_timestamp").arg("value", format!("{:?}", inv.issued_at)),
         )),
     }
     if let (Some(total), Some(cap)) = (
@@ -138,21 +120,13 @@ pub(super) fn audit(
         parse_money(single_invoice_cap),
     ) {
         if total.abs() > cap {
-            findings.push(FieldError::new(
+            findings.push(FieldError::msg(
                 Code::SingleInvoiceCap,
                 "total_amount",
-                format!(
-                    "the invoice amount {} is over the lease's single-invoice cap {} by {}",
-                    money_string(total.abs()),
-                    money_string(cap),
-                    money_string(total.abs() - cap)
-                ),
-                format!(
-                    "发票金额 {} 超过额度的单张发票限额 {}（超出 {}）",
-                    money_string(total.abs()),
-                    money_string(cap),
-                    money_string(total.abs() - cap)
-                ),
+                Msg::new("single_invoice_cap")
+                    .arg("amount", money_string(total.abs()))
+                    .arg("cap", money_string(cap))
+                    .arg("over", money_string(total.abs() - cap)),
             ));
         }
     }
@@ -161,17 +135,14 @@ pub(super) fn audit(
         .query_row([&inv.device_id], |r| r.get(0))?;
     let enrolled: Party = serde_json::from_str(&enrolled).map_err(TaxdError::Json)?;
     if inv.seller != enrolled {
-        findings.push(FieldError::new(
+        findings.push(FieldError::msg(
             Code::SellerMismatch,
             "seller",
-            format!(
-                "the seller ({}, {}) is not the one enrolled for this device ({}, {}); enrol the device again after a change",
-                inv.seller.name, inv.seller.tax_id, enrolled.name, enrolled.tax_id
-            ),
-            format!(
-                "销售方（{}，{}）与本设备登记的销售方（{}，{}）不符；变更后请重新登记设备",
-                inv.seller.name, inv.seller.tax_id, enrolled.name, enrolled.tax_id
-            ),
+            Msg::new("seller_mismatch")
+                .arg("name", &inv.seller.name)
+                .arg("tax_id", &inv.seller.tax_id)
+                .arg("enrolled_name", &enrolled.name)
+                .arg("enrolled_tax_id", &enrolled.tax_id),
         ));
     }
     // One reason per code and field: the same fact found twice is said once.
@@ -183,7 +154,8 @@ pub(super) fn audit(
         {
             reasons.push(Reason {
                 code: fe.code.as_str().to_string(),
-                message: fe.en,
+                // English on the wire (SPEC 7).
+                message: fe.text(Lang::En),
                 field: fe.field,
             });
         }

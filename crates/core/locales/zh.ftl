@@ -1,0 +1,213 @@
+# Kaipiao 的中文消息：跨越边界的每条错误和原因文字。ids 与 en.ftl 相同。
+#
+# Read by Rust (kaipiao_core::i18n) and the UI (ui/src/lib/messages.ts); see en.ftl for
+# how ids are named.
+
+## Drafts (kaipiao_core::draft)
+
+missing_field-lines = 必填：1 至 2000 行货物或服务明细
+invalid_type = 应为{ $what }
+expect-lines = 明细行列表
+expect-bool = true 或 false
+expect-original = 原发票的 20 位号码（字符串）
+expect-object = JSON 对象
+expect-text = 文本
+expect-decimal = 十进制数字，如 "12.5"
+expect-quantity = 十进制数字，如 2 或 0.5
+expect-price = 单价，如 12.5
+expect-original-price = 原发票行的单价
+value-empty = （空）
+invalid_kind = { $value } 不是有效的发票种类（ordinary 普通发票、special 专用发票、credit 红字发票）
+unknown_field = 不是草稿字段（允许：{ $allowed }）
+invalid_number-json-digits = 位数超过 JSON 数字能精确表示的范围，请加引号写成字符串，如 "1234567.12345678"
+missing_field-text = 必填（{ $min } 至 { $max } 个字符）
+too_long = 共 { $count } 个字符，最多 { $max } 个
+control_character = 含有控制字符（换行、制表符等），请删除
+missing_field-number = 必填：{ $what }
+invalid_number = { $value } 不是十进制数字；应为{ $what }
+too_many_decimals = { $value } 有 { $places } 位小数，最多 8 位
+out_of_range = { $value } 过大（最多 { $max }）
+invalid_tax_rate = { $value } 不是增值税税率（{ $rates }）
+invalid_treatment-zero-rate = 税率为 0 时 { $value } 无效：应为 zero_rated（零税率）、exempt（免税）或 non_taxable（不征税）
+invalid_treatment-nonzero-rate = { $value } 仅适用于 0 税率；非零税率应为 standard
+invalid_line = 数字格式错误
+rounding_tolerance-line = 数量 { $quantity } × 单价 { $price } = 金额 { $amount }、税额 { $tax } 超出税务机关允许的误差（金额 0.01、税额 0.06），请调整数量或单价
+out_of_range-sum = 金额过大，无法合计，请拆分发票
+rounding_tolerance-invoice = 发票税额 { $tax } 与各行金额×税率之和 { $sum } 相差超过 1.27，请拆分发票
+line_count-draft = 共 { $count } 行；一张发票应有 1 至 { $max } 行
+credit_price_includes_tax = 红字发票必须为不含税价：红字行沿用原发票的不含税单价
+missing_field-original = 红字发票须填写原发票号码
+invalid_tax_code-draft = { $value } 不是税收分类编码（19 位数字，或留空）
+special_treatment-draft = 专用发票不得开具{ $treatment ->
+        [exempt] 免税
+       *[other] 不征税
+    }项目，请开具普通发票
+invalid_quantity-positive = { $value } 必须为正数；冲减请开具红字发票
+invalid_unit_price = { $value } 不能为负数
+original_is_credit = { $number } 本身是红字发票，请针对原蓝字发票开具
+original_rejected = { $number } 已被税务机关拒绝，无需开具红字发票，请重新开具蓝字发票
+invalid_quantity-negative = { $value } 在红字发票上必须为负数（如 -1）
+credit_line_not_in_original-draft = 原发票 { $number } 中没有名称、税收分类编码、规格、单位、税率和征税方式都相同的行
+credit_price_mismatch-draft = { $value } 与原发票行不含税单价 { $price } 不同；请填写 { $price } 或留空
+credit_exceeds_original-quantity = { $value } 超过原发票 { $number } 第 { $line } 行剩余可冲红数量 { $left }
+credit_exceeds_original-amount = 冲红金额 { $amount } 超过原发票 { $number } 第 { $line } 行剩余金额 { $left }
+original_not_allowed-draft = 只有红字发票才引用原发票（收到 { $number }）；请将种类设为 credit 或删除 original
+missing_field-buyer-tax-id = 专用发票必须填写购买方纳税人识别号
+invalid_tax_id-value = { $value }：{ $problem }
+clock_behind = 本机时钟（{ $now }）早于上一张发票的开具时间（{ $previous }），请校正日期和时间后再开票
+
+## Tax IDs (kaipiao_core::taxid)
+
+invalid_tax_id-empty = 纳税人识别号为空，应为 18 位统一社会信用代码或 15、17、20 位纳税人识别号
+invalid_tax_id-length = 长度为 { $length }，应为 18 位统一社会信用代码或 15、17、20 位纳税人识别号
+invalid_tax_id-uscc-character = 第 { $position } 位字符“{ $char }”不允许：18 位统一社会信用代码只含数字和除 I、O、S、V、Z 以外的大写字母
+invalid_tax_id-character = 第 { $position } 位字符“{ $char }”不允许：纳税人识别号只含数字 0-9 和字母 A-Z
+invalid_tax_id-check-digit = 校验码为 { $found }，应为 { $expected }（GB 32100-2015）
+
+## The audit of a finished invoice (kaipiao_core::rules)
+
+invalid_version = 版本 { $version } 不是 1
+invalid_currency = { $value } 不是 CNY
+not_normalized-seller = 销售方信息未规范化
+not_normalized-buyer = 购买方信息未规范化
+line_count = 共 { $count } 行，应为 1 至 { $max } 行
+invalid_tax_code = 不是 19 位数字
+invalid_tax_rate-audit = { $value } 不是增值税税率
+invalid_treatment = 征税方式 { $treatment } 与税率 { $rate } 不符
+special_treatment = 专用发票不得开具免税或不征税项目
+invalid_number-audit = 数量、单价、金额或税额的书写格式不符合规范
+out_of_range-audit = 数量、单价、金额或税额超出范围
+invalid_quantity-credit-audit = 红字发票行须为负数量、非负单价
+invalid_quantity-audit = 须为正数量、非负单价
+total_mismatch = { $value } 不等于各行合计 { $sum }
+missing_field-original-audit = 红字发票须引用原发票
+original_unknown = { $number } 不是本设备开具的发票
+original_unknown-id = { $number } 与原发票标识不符
+original_not_allowed = 只有红字发票才引用原发票
+credit_line_not_in_original = 与原发票 { $number } 的任何行都不匹配
+credit_price_mismatch = { $value } 不是原发票单价 { $price }
+credit_exceeds_original = 超过原发票 { $number } 第 { $line } 行剩余可冲红数量或金额
+
+## Leases and the offline limits (kaipiao_core::lease)
+
+invalid_lease = 税务机关下发的额度 { $field } 格式错误：{ $what }
+single_invoice_cap-issue = 发票金额 { $amount } 超过单张发票限额 { $cap }（超出 { $over }），请拆分为多张发票
+offline_hours_exceeded = 离线开票时限 { $hours } 小时已用完（自最早未上传发票起超出 { $over } 小时），请联网并同步后再开票
+offline_amount_exceeded = 未上传发票金额合计将达 { $total }，超过离线开票限额 { $cap }（超出 { $over }），请先同步
+warning-offline_hours = 离线开票时限已用 { $percent }%，请尽快同步
+warning-offline_amount = 离线开票金额额度已用 { $percent }%，请尽快同步
+
+## Server addresses (kaipiao_core::server)
+
+invalid_server-unparsable = 不是网址（{ $why }），应为 https://主机[:端口]
+invalid_server-scheme = 应以 http:// 或 https:// 开头
+invalid_server-no-host = 缺少主机名
+invalid_server-query = 服务器地址不能带 ? 查询或 # 片段
+
+## The authority's own findings (taxd)
+
+invalid_id = { $value } 不是小写连字符格式的 UUID
+invalid_timestamp-form = { $value } 不是带 Z 的整秒 RFC 3339 UTC 时间
+invalid_timestamp = { $value } 不是 RFC 3339 时间
+issued_in_future = 开具时间 { $value } 比税务机关时间 { $now } 晚 { $seconds } 秒以上，请校正设备时钟
+issued_at_backwards = 开具时间 { $value } 早于上一张发票的 { $previous }；开具时间不得倒退，请校正设备时钟
+single_invoice_cap = 发票金额 { $amount } 超过额度的单张发票限额 { $cap }（超出 { $over }）
+seller_mismatch = 销售方（{ $name }，{ $tax_id }）与本设备登记的销售方（{ $enrolled_name }，{ $enrolled_tax_id }）不符；变更后请重新登记设备
+
+## The ledger (kaipiao_ledger)
+
+not_initialized = 此数据目录尚未设置设备
+already_initialized = 此数据目录已设置设备
+not_enrolled = 设备尚未向税务机关登记
+no_numbers = 发票号码已用完，请联网同步以领取新的号码段
+integrity = 第 { $seq } 张发票完整性校验失败：{ $what }
+pinned_key_unreadable = 无法读取登记时固定的税务机关公钥（{ $why }）：账本中的设备记录已损坏或被改动，在从备份恢复数据目录之前无法校验回执和号码段
+storage = 存储无法保证账本安全：{ $why }；请将数据目录放在本机磁盘上（不要放在网络共享或只读介质上）后重试
+bad_receipt = 回执无效，未保存：{ $why }
+key = 设备密钥：{ $why }
+wrong_passphrase = 设备密钥口令不正确，请核对口令（或 KAIPIAO_PASSPHRASE）后重试
+not_found-invoice = 账本中没有发票 { $number }
+not_found-alert = 没有编号为 { $id } 的警报
+busy = 另一个进程正在同步此数据目录
+schema_too_new = 账本由更新版本的 Kaipiao 写入（结构版本 { $found }，本程序支持 { $known }），请升级 Kaipiao
+database = 数据库错误：{ $why }
+io = 文件错误：{ $why }
+passphrase_empty = 为空；请设置用于加密设备密钥的口令（KAIPIAO_PASSPHRASE）
+lease_signature_invalid = 无法用登记时固定的税务机关公钥验证，号码段未保存
+lease_wrong_device = 号码段属于设备 { $device }，本设备为 { $this }
+lease_conflict = 号码段 { $lease } 已以不同内容保存
+lease_overlap = 前缀 { $prefix } 的号码 { $first }..{ $last } 与号码段 { $other } 重叠；发票号码不得重复使用
+invalid_server = { $value } 不是有效的服务器地址：{ $problem }
+invalid_text-device-name = 应为 1 至 100 个字符且不含换行（当前 { $count } 个）
+invalid_device_id = { $value } 不是小写带连字符的 UUID
+invalid_public_key = 不是 32 字节的标准 base64 公钥
+device_id_changed = 此数据目录已登记为设备 { $existing }，税务机关返回 { $answered }；新设备请使用新的数据目录
+authority_key_changed = 与登记时固定的税务机关公钥不同，其签名的回执不可信；请确认服务器确为税务机关
+missing_field-attempt-endpoint = 失败的请求须注明发往的服务器地址
+invalid_attempts = 失败次数至少为 1（当前为 0）
+missing_field-outage-endpoint = 结束中断须注明应答的服务器地址
+invalid_date = { $value } 不是日期（2026-01-31）或 RFC 3339 时间（2026-01-31T08:00:00Z）
+clock_invalid = 本机时钟早于 1970 年，请校正日期和时间
+out_of_range-record = 发票金额过大，无法记录
+original_unknown-issue = { $number } 不是本设备开具的发票，请核对 20 位发票号码（kaipiao list）
+
+## The sync engine (kaipiao_sync)
+
+unreachable = 无法连接税务机关：{ $why }
+refused = 税务机关拒绝了请求（{ $code }）：{ $message }
+enrollment_token_invalid = 税务机关不接受此登记令牌，请核对后重新输入
+invalid_response = 税务机关返回了无法识别的应答：{ $why }
+invalid_server-address = 服务器地址 { $value } 无效：{ $why }
+no_servers = 尚未配置税务机关服务器，请先用服务器地址登记设备
+already_enrolled = 本设备已登记，设备编号 { $device }
+authority_key_mismatch = { $endpoint } 的税务机关公钥与已登记的不一致，请核对服务器地址
+wrong_key = 设备密钥与本账本的设备不一致
+
+## The app (kaipiao-desk, src-tauri)
+
+wrong_passphrase-app = 口令不正确，请重新输入设备密钥口令
+not_initialized-app = 此数据目录尚未设置设备，请先完成首次设置
+not_enrolled-app = 设备尚未向税务机关登记，请先完成首次设置
+locked = 设备密钥尚未解锁，请输入口令
+data_dir_pinned = 数据目录由环境变量 KAIPIAO_DATA 指定，无法在此更改
+invalid_path = 请输入数据目录的完整路径（以 / 开头）
+weak_passphrase = 口令至少 8 个字符：它保护本机的设备密钥，请妥善保管
+missing_field-token = 请填写税务机关提供的登记令牌
+busy-app = 另一个程序（如命令行 kaipiao sync）正在同步此数据目录，请稍后再试
+invalid_status = 状态应为 pending、accepted 或 rejected
+invalid_language = 语言应为 system、zh 或 en
+invalid_theme = 主题应为 system、light 或 dark
+not_creditable = 红字发票只能针对未被拒绝的蓝字发票开具
+sync_stopped = 同步已中止，请重试
+unreachable-app = 无法连接税务机关服务器，请检查地址和网络后重试 ({ $why })
+
+## The command line (kaipiao)
+
+cli-next-init = 请先运行 `kaipiao init`
+cli-next-enroll = 请先运行 `kaipiao enroll --server URL --token 令牌`
+cli-then = { $message }，{ $next }
+cli-no-servers = { $message }（请运行 `kaipiao enroll --server URL`）
+cli-passphrase-prompt = 无法读取口令：{ $why }
+passphrase_mismatch = 两次输入的口令不一致
+unreadable_file = { $path }: { $why } (无法读取文件)
+invalid_json = 草稿不是有效的 JSON: { $why }
+cli-import-line = 第 { $line }: { $message } (此前已开具 { $issued })
+invalid_amount = 不是金额：应为最多 2 位小数的数字，如 1234.56
+cli-no-data-dir = 找不到数据目录：请用 --data DIR 或 KAIPIAO_DATA 指定
+
+## The app's words for an authority's reason (ui/src/lib/reasons.ts)
+
+
+
+## The app's words for an authority's reason (ui/src/lib/reasons.ts)
+
+advice-issued_in_future = 开具时间晚于税务机关的时间：本机时钟走快了。请校正系统时间，再按原内容重新开具。
+advice-issued_at_backwards = 开具时间早于上一张发票：本机时钟曾被调慢。请校正系统时间，再按原内容重新开具。
+advice-invalid_timestamp = 开具时间的格式不被税务机关接受。请按原内容重新开具；如再次被拒，请联系技术支持。
+advice-single_invoice_cap = 金额超过单张发票限额。请拆分为多张发票重新开具，或向税务机关申请更高的限额。
+advice-seller_mismatch = 销售方信息与本机登记的信息不符。请在销售方信息变更后重新登记本机，再重新开具。
+advice-original_rejected = 原发票已被税务机关拒绝，不计入销售额，无需开具红字发票。
+advice-original_unknown = 税务机关没有原发票的记录。请先确认原发票已被受理，再开具红字发票。
+advice-credit_exceeds_original = 冲红数量或金额超过原发票尚未冲红的部分。请减少数量后重新开具红字发票。
+advice-invalid_tax_id = 纳税人识别号无效。请向购买方核对后重新开具。
+advice-invalid_tax_code = 税收分类编码无效。请选择正确的编码后重新开具。
