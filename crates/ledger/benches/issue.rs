@@ -5,13 +5,15 @@
 //! (a) `sqlite_commit`: a bare one-row INSERT commit, WAL + synchronous=FULL, own file;
 //! (a2) `floor`: what a durable issuance cannot avoid, committed bare: the invoice's
 //!     RFC 8785 bytes, SHA-256 and Ed25519 signature computed, then the same rows the
-//!     ledger writes (invoice with its envelope text, outbox row, history row, the lease's
-//!     next number) in one IMMEDIATE transaction, WAL + synchronous=FULL, plain tables
-//!     without the ledger's indexes, triggers or checks;
+//!     ledger writes (invoice with its envelope text, outbox row, the lease's next number
+//!     and issued amount) in one IMMEDIATE transaction, WAL + synchronous=FULL, plain
+//!     tables without the ledger's indexes, triggers or checks;
 //! (b) `ledger_issue`: `Ledger::issue` of a 1-line draft (validate, sign, insert, commit);
 //! (c) `import`: 10,000 drafts issued one by one, each durable (the CLI's `import` path),
 //!     timed once and printed as time per item;
-//! (d) `verify`: `Ledger::verify` of those 10,000 invoices.
+//! (d) `verify`: `Ledger::verify` of those 10,000 invoices;
+//! (e) `interleaved`: (a), (a2) and (b) in alternating rounds of 200, printed as the
+//!     medians of the per-round ratios: the figures the goal is judged by.
 //! The ledgers live in temporary directories on the default temp filesystem; fsync cost
 //! dominates (a) and (b), so figures depend on the disk far more than on the CPU.
 //! Under `cargo test --benches` everything runs once on 200 drafts instead of 10,000.
@@ -100,81 +102,193 @@ fn bare_sqlite(c: &mut Criterion) {
     g.finish();
 }
 
-/// The floor of a durable issuance (a2): bytes, hash and signature, and its rows in one
-/// fsync'd commit; everything `Ledger::issue` spends above it is ours to remove.
+/// The floor of a durable issuance (a2): the invoice's bytes, hash and signature, and
+/// the rows the ledger writes for it (schema 5: the invoice with its envelope text, the
+/// outbox row, the lease's next number and issued amount) in one fsync'd IMMEDIATE
+/// transaction, WAL + synchronous=FULL, in plain tables without the ledger's indexes,
+/// triggers or checks. Everything `Ledger::issue` spends above it is ours to remove.
+struct Floor {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    conn: rusqlite::Connection,
+    key: DeviceKey,
+    template: kaipiao_core::Invoice,
+    seq: u64,
+}
+
+impl Floor {
+    fn new() -> Floor {
+        // One real invoice as the template: the floor signs the same object each time.
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let (ledger, key) = ready_ledger(scratch.path());
+        let template = ledger
+            .issue(&one_line_draft(1), &key, t0())
+            .expect("issue")
+            .envelope
+            .invoice;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("floor.sqlite3");
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+            .expect("wal");
+        conn.pragma_update(None, "synchronous", "FULL")
+            .expect("full");
+        conn.execute_batch(
+            "CREATE TABLE invoices (seq INTEGER PRIMARY KEY, id TEXT, number TEXT, kind TEXT,
+                 issued_at TEXT, buyer_name TEXT, buyer_tax_id TEXT, total TEXT, total_amount TEXT,
+                 total_amount_cents INTEGER, hash TEXT, envelope TEXT, status TEXT);
+             CREATE TABLE outbox (seq INTEGER PRIMARY KEY, attempts INTEGER);
+             CREATE TABLE leases (lease_id TEXT PRIMARY KEY, next INTEGER, issued_cents INTEGER);
+             INSERT INTO leases VALUES ('bench', 1, 0);",
+        )
+        .expect("tables");
+        Floor {
+            _dir: dir,
+            path,
+            conn,
+            key,
+            template,
+            seq: 0,
+        }
+    }
+
+    fn issue(&mut self) {
+        self.seq += 1;
+        let mut invoice = self.template.clone();
+        invoice.seq = self.seq;
+        let envelope = kaipiao_core::sign::seal_invoice(&self.key, invoice);
+        let text = serde_json::to_string(&envelope).expect("envelope");
+        let inv = &envelope.invoice;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .expect("begin");
+        tx.prepare_cached(
+            "INSERT INTO invoices VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'pending')",
+        )
+        .expect("prepare")
+        .execute(rusqlite::params![
+            inv.seq as i64,
+            inv.id,
+            inv.number,
+            inv.kind.as_str(),
+            inv.issued_at,
+            inv.buyer.name,
+            inv.buyer.tax_id,
+            inv.total,
+            inv.total_amount,
+            1250i64,
+            envelope.hash,
+            text,
+        ])
+        .expect("invoice");
+        tx.prepare_cached("INSERT INTO outbox VALUES (?1, 0)")
+            .expect("prepare")
+            .execute([inv.seq as i64])
+            .expect("outbox");
+        tx.prepare_cached(
+            "UPDATE leases SET next = next + 1, issued_cents = issued_cents + 1250 WHERE lease_id = 'bench'",
+        )
+        .expect("prepare")
+        .execute([])
+        .expect("lease");
+        tx.commit().expect("commit");
+    }
+}
+
 fn issuance_floor(c: &mut Criterion) {
-    // One real invoice as the template: the floor signs the same object each time.
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let (ledger, key) = ready_ledger(scratch.path());
-    let template = ledger
-        .issue(&one_line_draft(1), &key, t0())
-        .expect("issue")
-        .envelope
-        .invoice;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut conn = rusqlite::Connection::open(dir.path().join("floor.sqlite3")).expect("open");
-    conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
-        .expect("wal");
-    conn.pragma_update(None, "synchronous", "FULL")
-        .expect("full");
-    conn.execute_batch(
-        "CREATE TABLE invoices (seq INTEGER PRIMARY KEY, id TEXT, number TEXT, kind TEXT,
-             issued_at TEXT, buyer_name TEXT, buyer_tax_id TEXT, total TEXT, total_amount TEXT,
-             total_amount_cents INTEGER, hash TEXT, envelope TEXT, status TEXT);
-         CREATE TABLE outbox (invoice_id TEXT, seq INTEGER, attempts INTEGER);
-         CREATE TABLE history (invoice_id TEXT, at TEXT, status TEXT, detail TEXT);
-         CREATE TABLE leases (lease_id TEXT PRIMARY KEY, next INTEGER);
-         INSERT INTO leases VALUES ('bench', 1);",
-    )
-    .expect("tables");
-    let mut seq = 0u64;
+    let mut floor = Floor::new();
     let mut g = c.benchmark_group("a2_floor");
     g.throughput(Throughput::Elements(1));
     g.bench_function("bytes_hash_signature_and_rows_committed_bare", |b| {
-        b.iter(|| {
-            seq += 1;
-            let mut invoice = template.clone();
-            invoice.seq = seq;
-            let envelope = kaipiao_core::sign::seal_invoice(&key, invoice);
-            let text = serde_json::to_string(&envelope).expect("envelope");
-            let inv = &envelope.invoice;
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .expect("begin");
-            tx.execute(
-                "INSERT INTO invoices VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'pending')",
-                rusqlite::params![
-                    inv.seq as i64,
-                    inv.id,
-                    inv.number,
-                    inv.kind.as_str(),
-                    inv.issued_at,
-                    inv.buyer.name,
-                    inv.buyer.tax_id,
-                    inv.total,
-                    inv.total_amount,
-                    1250i64,
-                    envelope.hash,
-                    text,
-                ],
-            )
-            .expect("invoice");
-            tx.execute(
-                "INSERT INTO outbox VALUES (?1, ?2, 0)",
-                rusqlite::params![inv.id, inv.seq as i64],
-            )
-            .expect("outbox");
-            tx.execute(
-                "INSERT INTO history VALUES (?1, ?2, 'issued', '')",
-                rusqlite::params![inv.id, inv.issued_at],
-            )
-            .expect("history");
-            tx.execute("UPDATE leases SET next = next + 1 WHERE lease_id = 'bench'", [])
-                .expect("lease");
-            tx.commit().expect("commit");
-        })
+        b.iter(|| floor.issue())
     });
     g.finish();
+}
+
+/// (e) The ratios of the issue's goal, measured interleaved: rounds of `per_round` bare
+/// commits, floor issuances and `Ledger::issue` calls one after the other, so that a
+/// disturbance on the shared disk hits all three alike; the medians of the per-round
+/// ratios are printed. Criterion's groups above run one after another and can each meet
+/// a different disk.
+fn interleaved_ratios(rounds: usize, per_round: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ledger, key) = ready_ledger(dir.path());
+    let draft = one_line_draft(1);
+    let mut floor = Floor::new();
+    let bare_dir = tempfile::tempdir().expect("tempdir");
+    let bare = rusqlite::Connection::open(bare_dir.path().join("bare.sqlite3")).expect("open");
+    bare.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+        .expect("wal");
+    bare.pragma_update(None, "synchronous", "FULL")
+        .expect("full");
+    bare.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        .expect("table");
+    let body = "x".repeat(1500);
+    let per_op = |f: &mut dyn FnMut()| {
+        let started = Instant::now();
+        for _ in 0..per_round {
+            f();
+        }
+        started.elapsed().as_secs_f64() * 1e6 / per_round as f64
+    };
+    let (mut bare_us, mut floor_us, mut issue_us) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut to_floor, mut to_bare) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let b = per_op(&mut || {
+            bare.execute("INSERT INTO t (body) VALUES (?1)", [&body])
+                .expect("insert");
+        });
+        let f = per_op(&mut || floor.issue());
+        let i = per_op(&mut || {
+            black_box(ledger.issue(&draft, &key, t0()).expect("issue"));
+        });
+        to_floor.push(i / f);
+        to_bare.push(i / b);
+        bare_us.push(b);
+        floor_us.push(f);
+        issue_us.push(i);
+    }
+    // WAL frames (4 KiB pages) each commits, from the WAL's growth after a checkpoint:
+    // what the disk has to write and fsync besides the CPU work.
+    let frames = |db: &std::path::Path, op: &mut dyn FnMut()| {
+        let wal = {
+            let mut p = db.as_os_str().to_owned();
+            p.push("-wal");
+            std::path::PathBuf::from(p)
+        };
+        let c = rusqlite::Connection::open(db).expect("open");
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .expect("checkpoint");
+        let before = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        let n = 50;
+        for _ in 0..n {
+            op();
+        }
+        let after = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        (after.saturating_sub(before)) as f64 / (4096.0 + 24.0) / f64::from(n)
+    };
+    let ledger_frames = frames(&ledger.db_path(), &mut || {
+        ledger.issue(&draft, &key, t0()).expect("issue");
+    });
+    let floor_db = floor.path.clone();
+    let floor_frames = frames(&floor_db, &mut || floor.issue());
+    println!(
+        "e_wal_frames: per issuance: Ledger::issue {ledger_frames:.2}, floor {floor_frames:.2}"
+    );
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "e_interleaved/{rounds}x{per_round}: median µs per op: bare {:.1}, floor {:.1}, Ledger::issue {:.1}; \
+         median of per-round ratios: issue/floor {:.3}x, issue/bare {:.3}x",
+        median(&mut bare_us),
+        median(&mut floor_us),
+        median(&mut issue_us),
+        median(&mut to_floor),
+        median(&mut to_bare)
+    );
 }
 
 fn ledger_issue(c: &mut Criterion) {
@@ -238,5 +352,10 @@ fn main() {
     issuance_floor(&mut c);
     ledger_issue(&mut c);
     import_then_verify(&mut c, if benching { 10_000 } else { 200 });
+    if benching {
+        interleaved_ratios(30, 200);
+    } else {
+        interleaved_ratios(1, 5);
+    }
     c.final_summary();
 }

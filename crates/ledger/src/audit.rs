@@ -59,10 +59,10 @@ struct Row {
 const ROWS_SQL: &str =
     "SELECT i.seq, i.id, i.number, i.kind, i.issued_at, i.buyer_name, i.buyer_tax_id,
         i.total, i.total_amount, i.hash, i.envelope, i.status, i.original_id,
-        r.receipt, r.status, o.invoice_id IS NOT NULL
+        r.receipt, r.status, o.seq IS NOT NULL
  FROM invoices i
  LEFT JOIN receipts r ON r.invoice_id = i.id
- LEFT JOIN outbox o ON o.invoice_id = i.id
+ LEFT JOIN outbox o ON o.seq = i.seq
  ORDER BY i.seq";
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -222,15 +222,52 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
     })
 }
 
-/// The running pending totals (migration 4) against the pending invoices themselves: the
-/// offline limits are checked against the totals, so an edited total would lift them.
+/// The running totals (schema 5) against the invoices themselves: the offline limits
+/// are checked against issued - settled, so an edited total would lift them. Each
+/// lease's issued amount is the sum of the invoices numbered from it; the settled totals
+/// are the invoices that left pending.
 fn check_pending_totals(conn: &Connection) -> Result<()> {
+    let edited = |what: String| {
+        corrupt(
+            0,
+            format!(
+                "{what}: edited? the offline limits are checked against it; restore the ledger from a backup"
+            ),
+        )
+    };
+    let mut stmt = conn.prepare(
+        "SELECT l.lease_id, l.issued_cents,
+                (SELECT COALESCE(SUM(ABS(i.total_amount_cents)), 0) FROM invoices i
+                 WHERE length(i.number) = length(l.prefix) + 8
+                   AND substr(i.number, 1, length(l.prefix)) = l.prefix
+                   AND CAST(substr(i.number, length(l.prefix) + 1) AS INTEGER)
+                       BETWEEN l.first AND l.next - 1)
+         FROM leases l ORDER BY l.position",
+    )?;
+    let leases = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (lease_id, kept, actual) in leases {
+        if kept != actual {
+            return Err(edited(format!(
+                "the amount issued under lease {lease_id} ({}) differs from its invoices ({})",
+                Decimal::new(kept, 2),
+                Decimal::new(actual, 2)
+            )));
+        }
+    }
     let (kept_count, kept_cents, count, cents): (Option<i64>, Option<i64>, i64, i64) = conn
         .query_row(
-            "SELECT (SELECT count FROM pending_totals WHERE id = 1),
-                    (SELECT cents FROM pending_totals WHERE id = 1),
+            "SELECT (SELECT count FROM settled_totals WHERE id = 1),
+                    (SELECT cents FROM settled_totals WHERE id = 1),
                     COUNT(*), COALESCE(SUM(ABS(total_amount_cents)), 0)
-             FROM invoices WHERE status = 'pending'",
+             FROM invoices WHERE status != 'pending'",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
@@ -239,14 +276,10 @@ fn check_pending_totals(conn: &Connection) -> Result<()> {
             (Some(n), Some(c)) => format!("{n} invoices, {}", Decimal::new(c, 2)),
             _ => "missing".to_string(),
         };
-        return Err(corrupt(
-            0,
-            format!(
-                "the pending totals ({kept}) differ from the pending invoices ({count} invoices, {}): \
-                 edited? the offline limits are checked against them; restore the ledger from a backup",
-                Decimal::new(cents, 2)
-            ),
-        ));
+        return Err(edited(format!(
+            "the settled totals ({kept}) differ from the accepted and rejected invoices ({count} invoices, {})",
+            Decimal::new(cents, 2)
+        )));
     }
     Ok(())
 }

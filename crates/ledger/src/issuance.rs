@@ -1,5 +1,5 @@
 //! Issuance: the one transaction that writes invoices (validate, check the limits, take
-//! a number, sign, link, insert invoice, outbox row and history, commit), and the
+//! a number, sign, link, insert invoice and outbox row, advance the lease, commit), and the
 //! preview that validates a draft the same way without issuing.
 
 use crate::rows::{self, corrupt};
@@ -83,12 +83,12 @@ impl Ledger {
     }
 
     /// The one issuance transaction: validate -> limits -> take a number -> build, hash,
-    /// sign, link -> insert invoice, outbox row and history -> commit.
+    /// sign, link -> insert invoice and outbox row, advance the lease -> commit.
     pub fn issue(&self, draft: &Draft, key: &DeviceKey, now: DateTime<Utc>) -> Result<Issued> {
         let tx = self.write_tx()?;
-        let dev = rows::require_device(&tx)?;
-        let device_id = dev.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
-        if !key.belongs_to(&dev.public_key) {
+        let issuer = rows::issuer(&tx, &mut self.parsed.borrow_mut())?;
+        let device_id = issuer.device_id.ok_or(LedgerError::NotEnrolled)?;
+        if !key.belongs_to(&issuer.public_key) {
             return Err(LedgerError::Key(
                 "this key is not the device's key (its public key differs from the ledger's)"
                     .into(),
@@ -96,13 +96,12 @@ impl Ledger {
         }
         let kind = draft.kind()?;
         let credit = Self::credit_context(&tx, draft, kind)?;
-        let last = rows::last_invoice(&tx)?;
-        kaipiao_core::draft::check_clock(last.as_ref().map(|(_, _, at)| at.as_str()), now)?;
-        let (seq, prev_hash) = match &last {
+        let state = rows::chain_state(&tx)?;
+        kaipiao_core::draft::check_clock(state.head.as_ref().map(|(_, _, at)| at.as_str()), now)?;
+        let (seq, prev_hash) = match &state.head {
             Some((seq, hash, _)) => (seq + 1, hash.clone()),
             None => (1, kaipiao_core::ZERO_HASH.to_string()),
         };
-        let lease = rows::current_lease(&tx)?;
         let ctx = IssueContext {
             id: invoice_id(now)?,
             device_id,
@@ -110,23 +109,22 @@ impl Ledger {
             prev_hash,
             // Without a lease the draft is still validated first, so the clerk fixes the
             // draft and gets numbers in one trip instead of two.
-            number: lease
+            number: issuer
+                .lease
                 .as_ref()
-                .map(|l| kaipiao_core::model::invoice_number(&l.lease.prefix, l.next))
+                .map(|(l, _)| kaipiao_core::model::invoice_number(&l.lease.prefix, l.next))
                 .unwrap_or_default(),
             issued_at: now,
-            seller: dev.seller.clone(),
+            seller: issuer.seller,
         };
         let invoice = kaipiao_core::build_invoice(draft, &ctx, credit.as_ref())?;
-        let Some(lease) = lease else {
+        let Some((lease, terms)) = issuer.lease else {
             return Err(LedgerError::NoNumbers);
         };
-        let terms = lease.lease.terms()?;
         let total_amount = parse_money(&invoice.total_amount)
             .ok_or_else(|| corrupt(seq, "the computed total is not money"))?;
         let amount_cents = cents(total_amount)?;
-        let (exposure, _, _) = rows::exposure(&tx)?;
-        let warnings = check_limits(&terms, &exposure, total_amount, now)?;
+        let warnings = check_limits(&terms, &state.exposure, total_amount, now)?;
 
         let envelope = kaipiao_core::sign::seal_invoice(key, invoice);
         let envelope_json = serde_json::to_string(&envelope).map_err(json_error)?;
@@ -152,20 +150,23 @@ impl Ledger {
             envelope_json,
             original_id,
         ])?;
-        tx.prepare_cached("INSERT INTO outbox (invoice_id, seq) VALUES (?1, ?2)")?
-            .execute(params![inv.id, inv.seq])?;
-        Self::mark_if_in_outage(&tx, inv.seq)?;
-        tx.prepare_cached(
-            "INSERT INTO history (invoice_id, at, status, detail) VALUES (?1, ?2, 'issued', ?3)",
-        )?
-        .execute(params![
-            inv.id,
-            inv.issued_at,
-            format!("number {}", inv.number)
-        ])?;
+        tx.prepare_cached("INSERT INTO outbox (seq) VALUES (?1)")?
+            .execute([inv.seq])?;
+        if let Some(outage) = state.outage {
+            Self::mark_in_outage(&tx, inv.seq, outage)?;
+        }
+        // The number taken and the amount issued under the lease, in the one row (and
+        // page) that every issuance updates anyway (schema 5).
         let advanced = tx
-            .prepare_cached("UPDATE leases SET next = next + 1 WHERE lease_id = ?1 AND next = ?2")?
-            .execute(params![lease.lease.lease_id, lease.next])?;
+            .prepare_cached(
+                "UPDATE leases SET next = next + 1, issued_cents = issued_cents + ?3
+                 WHERE lease_id = ?1 AND next = ?2",
+            )?
+            .execute(params![
+                lease.lease.lease_id,
+                lease.next,
+                amount_cents.saturating_abs()
+            ])?;
         if advanced != 1 {
             return Err(corrupt(
                 seq,

@@ -41,6 +41,8 @@ pub use outages::{FailedAttempt, Outage};
 pub use outbox::{OutboxItem, OutboxLock, OUTBOX_LOCK_FILE};
 pub use queries::{InvoiceRecord, InvoiceSummary, LedgerStatus, ListFilter, StatusEvent};
 pub use receipts::Status;
+#[doc(hidden)]
+pub use schema::create_schema_at;
 pub use schema::SCHEMA_VERSION;
 
 use kaipiao_core::{Code, FieldError, Msg};
@@ -60,6 +62,8 @@ pub const DB_FILE: &str = "ledger.sqlite3";
 pub struct Ledger {
     dir: PathBuf,
     conn: rusqlite::Connection,
+    /// Parsed JSON that issuance reads every time, reused while its text is unchanged.
+    parsed: std::cell::RefCell<rows::Parsed>,
 }
 
 /// A refusal of `field` saying `msg` (an id of `crates/core/locales` and its arguments).
@@ -84,6 +88,7 @@ impl Ledger {
         Ok(Ledger {
             dir: dir.to_path_buf(),
             conn,
+            parsed: Default::default(),
         })
     }
 

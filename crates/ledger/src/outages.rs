@@ -192,8 +192,8 @@ impl Ledger {
         let id = tx.last_insert_rowid();
         tx.prepare_cached(
             "INSERT INTO outage_invoices (seq, outage_id)
-             SELECT i.seq, ?1 FROM invoices i
-             WHERE i.status = 'pending' AND i.issued_at >= ?2
+             SELECT i.seq, ?1 FROM outbox o JOIN invoices i ON i.seq = o.seq
+             WHERE i.issued_at >= ?2
                AND NOT EXISTS (SELECT 1 FROM outage_invoices x WHERE x.seq = i.seq)",
         )?
         .execute(params![id, since])?;
@@ -280,13 +280,11 @@ impl Ledger {
             .optional()?)
     }
 
-    /// Marks the invoice just inserted at `seq` as issued during the current outage, if
-    /// there is one (inside the issuance transaction).
-    pub(crate) fn mark_if_in_outage(tx: &Transaction<'_>, seq: u64) -> Result<()> {
-        tx.prepare_cached(
-            "INSERT INTO outage_invoices (seq, outage_id) SELECT ?1, id FROM outages WHERE ended_at IS NULL",
-        )?
-        .execute([seq])?;
+    /// Marks the invoice just inserted at `seq` as issued during `outage`, the one in
+    /// progress (inside the issuance transaction).
+    pub(crate) fn mark_in_outage(tx: &Transaction<'_>, seq: u64, outage: i64) -> Result<()> {
+        tx.prepare_cached("INSERT INTO outage_invoices (seq, outage_id) VALUES (?1, ?2)")?
+            .execute(params![seq, outage])?;
         Ok(())
     }
 }

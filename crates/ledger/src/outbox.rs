@@ -44,8 +44,8 @@ impl Ledger {
         let due = due_before.map(|t| t.timestamp_millis());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT o.invoice_id, o.seq, i.number, i.envelope, o.attempts, o.next_attempt_ms, o.last_error
-             FROM outbox o JOIN invoices i ON i.id = o.invoice_id
+            "SELECT i.id, o.seq, i.number, i.envelope, o.attempts, o.next_attempt_ms, o.last_error
+             FROM outbox o JOIN invoices i ON i.seq = o.seq
              WHERE ?1 IS NULL OR o.next_attempt_ms IS NULL OR o.next_attempt_ms <= ?1
              ORDER BY o.seq LIMIT ?2",
         )?;
@@ -86,9 +86,14 @@ impl Ledger {
         next_attempt_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
         tx.prepare_cached(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3 WHERE invoice_id = ?1",
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3
+             WHERE seq = (SELECT seq FROM invoices WHERE id = ?1)",
         )?
-        .execute(params![invoice_id, error, next_attempt_at.map(|t| t.timestamp_millis())])?;
+        .execute(params![
+            invoice_id,
+            error,
+            next_attempt_at.map(|t| t.timestamp_millis())
+        ])?;
         Ok(())
     }
 

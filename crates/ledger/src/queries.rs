@@ -154,9 +154,18 @@ fn list_query(select: &str, filter: &ListFilter) -> Result<(String, Vec<rusqlite
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    if let Some(status) = filter.status {
-        args.push(status.as_str().to_string().into());
-        sql.push_str(&format!(" AND status = ?{}", args.len()));
+    // Written out, not bound: SQLite uses the partial index `invoices_rejected` only for
+    // a literal it can match, and the pending invoices are the outbox rows (schema 5).
+    // Accepted is what is neither, counted over rowids (seq) without reading the rows,
+    // which carry the whole envelope.
+    match filter.status {
+        Some(Status::Pending) => sql.push_str(" AND seq IN (SELECT seq FROM outbox)"),
+        Some(Status::Rejected) => sql.push_str(" AND status = 'rejected'"),
+        Some(Status::Accepted) => sql.push_str(
+            " AND seq NOT IN (SELECT seq FROM outbox)
+              AND seq NOT IN (SELECT seq FROM invoices WHERE status = 'rejected')",
+        ),
+        None => {}
     }
     if let Some(search) = text(&filter.search) {
         args.push(like(&search).into());
@@ -348,8 +357,15 @@ impl Ledger {
                 serde_json::from_str(&t).map_err(|_| corrupt(seq, "the stored receipt is not JSON"))
             })
             .transpose()?;
-        let history = tx
-            .prepare_cached(
+        // The first entry is the issuance, read from the invoice itself (schema 5 stopped
+        // copying its time and number into the history table); later ones are stored.
+        let mut history = vec![StatusEvent {
+            at: envelope.invoice.issued_at.clone(),
+            status: "issued".into(),
+            detail: format!("number {}", envelope.invoice.number),
+        }];
+        history.extend(
+            tx.prepare_cached(
                 "SELECT at, status, detail FROM history WHERE invoice_id = ?1 ORDER BY id",
             )?
             .query_map([&id], |r| {
@@ -359,10 +375,13 @@ impl Ledger {
                     detail: r.get(2)?,
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        );
         let outbox = tx
-            .prepare_cached("SELECT seq, attempts, next_attempt_ms, last_error FROM outbox WHERE invoice_id = ?1")?
-            .query_row([&id], |r| {
+            .prepare_cached(
+                "SELECT seq, attempts, next_attempt_ms, last_error FROM outbox WHERE seq = ?1",
+            )?
+            .query_row([seq], |r| {
                 Ok(OutboxItem {
                     invoice_id: id.clone(),
                     seq: r.get(0)?,

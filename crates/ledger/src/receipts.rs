@@ -327,8 +327,10 @@ impl Ledger {
             "INSERT INTO history (invoice_id, at, status, detail) VALUES (?1, ?2, ?3, ?4)",
         )?
         .execute(params![invoice_id, rfc3339(now), status.as_str(), detail])?;
-        tx.prepare_cached("DELETE FROM outbox WHERE invoice_id = ?1")?
-            .execute([invoice_id])?;
+        tx.prepare_cached(
+            "DELETE FROM outbox WHERE seq = (SELECT seq FROM invoices WHERE id = ?1)",
+        )?
+        .execute([invoice_id])?;
         Ok(status)
     }
 }

@@ -4,7 +4,7 @@
 use crate::keystore::Protection;
 use crate::{LedgerError, LocalDevice, Result};
 use chrono::{DateTime, Utc};
-use kaipiao_core::lease::OfflineExposure;
+use kaipiao_core::lease::{LeaseTerms, OfflineExposure};
 use kaipiao_core::time::parse_rfc3339;
 use kaipiao_core::{Envelope, Invoice, Lease, Party};
 use rusqlite::{Connection, OptionalExtension};
@@ -228,6 +228,76 @@ pub(crate) fn current_lease(conn: &Connection) -> Result<Option<LeaseRow>> {
     raw.map(parse_lease).transpose()
 }
 
+/// What an issuance needs of the device and of the lease in use, parsed.
+pub(crate) struct Issuer {
+    pub device_id: Option<String>,
+    pub public_key: String,
+    pub seller: Party,
+    /// The first lease with numbers left, with its parsed terms.
+    pub lease: Option<(LeaseRow, LeaseTerms)>,
+}
+
+/// Parsed copies of the JSON every issuance reads (the seller, the lease in use and its
+/// terms), reused while the stored text is byte for byte the same: comparing the text
+/// costs nanoseconds where parsing it costs microseconds (docs/BENCHMARKS.md). The text
+/// is still read each time, so an edit by another process, or one that no trigger
+/// stopped, is never hidden behind a stale copy.
+#[derive(Default)]
+pub(crate) struct Parsed {
+    seller: Option<(String, Party)>,
+    lease: Option<(String, LeaseRow, LeaseTerms)>,
+}
+
+/// The device row's issuing fields and the lease in use, parsed through `parsed`.
+pub(crate) fn issuer(conn: &Connection, parsed: &mut Parsed) -> Result<Issuer> {
+    let raw: Option<(Option<String>, String, String)> = conn
+        .prepare_cached("SELECT device_id, public_key, seller FROM device WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((device_id, public_key, seller_text)) = raw else {
+        return Err(LedgerError::NotInitialized);
+    };
+    let seller = match &parsed.seller {
+        Some((text, party)) if *text == seller_text => party.clone(),
+        _ => {
+            let party: Party = serde_json::from_str(&seller_text)
+                .map_err(|_| corrupt(0, "the seller in the device row is not valid JSON"))?;
+            parsed.seller = Some((seller_text, party.clone()));
+            party
+        }
+    };
+    let raw = conn
+        .prepare_cached(
+            "SELECT lease_id, lease_json, next FROM leases WHERE next <= last ORDER BY position LIMIT 1",
+        )?
+        .query_row([], lease_row)
+        .optional()?;
+    let lease = match raw {
+        None => None,
+        Some((lease_id, json, next)) => match &parsed.lease {
+            Some((text, row, terms)) if *text == json && row.lease.lease_id == lease_id => Some((
+                LeaseRow {
+                    lease: row.lease.clone(),
+                    next,
+                },
+                *terms,
+            )),
+            _ => {
+                let row = parse_lease((lease_id, json.clone(), next))?;
+                let terms = row.lease.terms()?;
+                parsed.lease = Some((json, row.clone(), terms));
+                Some((row, terms))
+            }
+        },
+    };
+    Ok(Issuer {
+        device_id,
+        public_key,
+        seller,
+        lease,
+    })
+}
+
 /// The lease whose terms apply now: the one in use (the first with numbers left), else
 /// the last one stored. [`in_force`] is the same rule over leases already read.
 pub(crate) fn lease_in_force(conn: &Connection) -> Result<Option<LeaseRow>> {
@@ -243,20 +313,49 @@ pub(crate) fn lease_in_force(conn: &Connection) -> Result<Option<LeaseRow>> {
     raw.map(parse_lease).transpose()
 }
 
-/// What the offline limits are counted against, plus the pending count.
-pub(crate) fn exposure(conn: &Connection) -> Result<(OfflineExposure, u64, Option<String>)> {
-    // A running total kept by triggers (migration 4): the same cost at any backlog.
-    let (count, cents): (u64, i64) = conn
-        .prepare_cached("SELECT count, cents FROM pending_totals WHERE id = 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .ok_or_else(|| corrupt(0, "the pending totals row is missing (edited?)"))?;
-    let oldest: Option<String> = conn
+/// The state an issuance starts from, read in one statement: the chain head, what the
+/// offline limits are counted against, and the outage in progress.
+pub(crate) struct ChainState {
+    /// The last invoice: (seq, hash, issued_at).
+    pub head: Option<(u64, String, String)>,
+    pub exposure: OfflineExposure,
+    pub pending: u64,
+    /// `issued_at` of the oldest pending invoice, as stored.
+    pub oldest_pending: Option<String>,
+    /// The id of the outage in progress, if one is.
+    pub outage: Option<i64>,
+}
+
+pub(crate) fn chain_state(conn: &Connection) -> Result<ChainState> {
+    // Pending = issued - settled (schema 5): the head's seq and the leases' issued amounts
+    // against the totals of the invoices that left pending. The same few rows at any
+    // backlog, and nothing an issuance has to write beyond its lease row.
+    // Two plain lookups: the head by rowid, and the totals row with single-row
+    // subqueries. (One statement joining both made SQLite materialise the head into a
+    // temporary b-tree on every issuance: ~14% of its CPU, docs/BENCHMARKS.md.)
+    let head = last_invoice(conn)?;
+    type Raw = (i64, i64, Option<String>, Option<i64>);
+    let raw: Option<Raw> = conn
         .prepare_cached(
-            "SELECT issued_at FROM invoices WHERE status = 'pending' ORDER BY seq LIMIT 1",
+            "SELECT s.count, (SELECT COALESCE(SUM(issued_cents), 0) FROM leases) - s.cents,
+                    (SELECT i.issued_at FROM outbox o JOIN invoices i ON i.seq = o.seq
+                     ORDER BY o.seq LIMIT 1),
+                    (SELECT id FROM outages WHERE ended_at IS NULL)
+             FROM settled_totals s WHERE s.id = 1",
         )?
-        .query_row([], |r| r.get(0))
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
+    let Some((settled, cents, oldest, outage)) = raw else {
+        return Err(corrupt(0, "the settled totals row is missing (edited?)"));
+    };
+    let issued = head.as_ref().map_or(0, |(seq, _, _)| *seq);
+    let count = i64::try_from(issued).unwrap_or(i64::MAX) - settled;
+    let (Ok(pending), true) = (u64::try_from(count), cents >= 0) else {
+        return Err(corrupt(
+            0,
+            "the settled totals exceed what was issued (edited?); restore the ledger from a backup",
+        ));
+    };
     let oldest_at: Option<DateTime<Utc>> = match &oldest {
         Some(s) => Some(parse_rfc3339(s).ok_or_else(|| {
             corrupt(
@@ -266,14 +365,22 @@ pub(crate) fn exposure(conn: &Connection) -> Result<(OfflineExposure, u64, Optio
         })?),
         None => None,
     };
-    Ok((
-        OfflineExposure {
+    Ok(ChainState {
+        head,
+        exposure: OfflineExposure {
             oldest_pending_at: oldest_at,
             pending_amount: rust_decimal::Decimal::new(cents, 2),
         },
-        count,
-        oldest,
-    ))
+        pending,
+        oldest_pending: oldest,
+        outage,
+    })
+}
+
+/// What the offline limits are counted against, plus the pending count.
+pub(crate) fn exposure(conn: &Connection) -> Result<(OfflineExposure, u64, Option<String>)> {
+    let state = chain_state(conn)?;
+    Ok((state.exposure, state.pending, state.oldest_pending))
 }
 
 /// Parses a stored envelope; `seq` names the row in the error.

@@ -293,18 +293,12 @@ fn a_version_2_ledger_is_backed_up_and_migrated_without_touching_its_invoices() 
     issue_at(&s, 2);
     let mut before = Vec::new();
     s.ledger.export(&mut before).unwrap();
-    let Setup { dir, ledger, .. } = s;
-    drop(ledger);
-    // Back to exactly what version 2 wrote: its tables and guards, no outage record.
+    // Exactly what version 2 wrote for these invoices, in a copy of the data directory:
+    // its tables and guards, no outage record, the outbox keyed by invoice id, an
+    // "issued" history entry per invoice.
+    let dir = copy_at_version(&s, 2);
+    drop(s);
     let db = dir.path().join(kaipiao_ledger::DB_FILE);
-    {
-        let c = rusqlite::Connection::open(&db).unwrap();
-        c.execute_batch(
-            "DROP TABLE outage_invoices; DROP TABLE outages; DROP INDEX invoices_status_seq;
-             DELETE FROM schema_version WHERE version > 2;",
-        )
-        .unwrap();
-    }
 
     let ledger = Ledger::open(dir.path()).unwrap();
     let backup = rusqlite::Connection::open(dir.path().join("ledger.sqlite3.bak-v2")).unwrap();
@@ -317,14 +311,17 @@ fn a_version_2_ledger_is_backed_up_and_migrated_without_touching_its_invoices() 
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, kaipiao_ledger::SCHEMA_VERSION);
-    let index: i64 = c
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'invoices_status_seq'",
-            [],
+    let index = |name: &str| -> i64 {
+        c.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ?1",
+            [name],
             |r| r.get(0),
         )
-        .unwrap();
-    assert_eq!(index, 1);
+        .unwrap()
+    };
+    // The status filter's index of version 3 is replaced by version 5's partial one.
+    assert_eq!(index("invoices_rejected"), 1);
+    assert_eq!(index("invoices_status_seq"), 0);
 
     // The invoices, their bytes and the export are exactly as before; nothing is marked
     // retroactively (the record starts with the migration).
@@ -355,9 +352,19 @@ fn a_version_2_ledger_is_backed_up_and_migrated_without_touching_its_invoices() 
 
     // Applied again to a restored copy (schema_version rolled back), it is a no-op.
     drop(ledger);
-    c.execute("DELETE FROM schema_version WHERE version = 3", [])
+    // Every migration since version 2 is applied again (version 3 alone would not be:
+    // the later ones stay recorded).
+    c.execute("DELETE FROM schema_version WHERE version > 2", [])
         .unwrap();
     let ledger = Ledger::open(dir.path()).unwrap();
+    let v: i64 = c
+        .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, kaipiao_ledger::SCHEMA_VERSION);
+    assert_eq!(index("invoices_rejected"), 1);
+    assert_eq!(index("invoices_status_seq"), 0);
+    assert_eq!(ledger.verify().unwrap().invoices, 3);
+    assert_eq!(ledger.status(at_hours(3)).unwrap().pending, 2);
     assert_eq!(
         ledger
             .current_outage()

@@ -131,3 +131,93 @@ impl Device {
         self.ledger.status(Utc::now()).unwrap().pending
     }
 }
+
+/// A copy of `s`'s data directory whose ledger is what the release with schema `version`
+/// (2 to 4) would hold for the same invoices: the schema of migrations 1..=`version`
+/// ([`kaipiao_ledger::create_schema_at`]) filled with `s`'s rows in that version's shapes,
+/// through its own triggers (the append-only guards, and from version 4 the pending
+/// totals). Those versions keyed the outbox by invoice id and wrote an "issued" history
+/// entry at issuance; leases had no issued amount and there were no settled totals.
+/// Versions before 3 have no outage record, so `s` must have none. `s` stays open.
+pub fn copy_at_version(s: &Setup, version: i64) -> TempDir {
+    assert!(
+        (2..=4).contains(&version),
+        "copy_at_version: versions 2 to 4, not {version}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(s.dir.path()).expect("read dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        let is_db = name
+            .to_str()
+            .is_some_and(|n| n.starts_with(kaipiao_ledger::DB_FILE));
+        if entry.file_type().expect("type").is_file() && !is_db {
+            std::fs::copy(entry.path(), dir.path().join(&name)).expect("copy");
+        }
+    }
+    let c = rusqlite::Connection::open(dir.path().join(kaipiao_ledger::DB_FILE)).expect("open");
+    kaipiao_ledger::create_schema_at(&c, version).expect("old schema");
+    c.execute(
+        "ATTACH DATABASE ?1 AS cur",
+        [s.dir
+            .path()
+            .join(kaipiao_ledger::DB_FILE)
+            .to_str()
+            .expect("utf-8 path")],
+    )
+    .expect("attach");
+    let tx = c.unchecked_transaction().expect("tx");
+    // In the order the old program wrote them, so that its triggers accept every row:
+    // each invoice pending at issuance (one seq after the other), with its "issued"
+    // entry; receipts, then the final status (the version 4 totals follow it), then the
+    // later history; the outbox rows of what is still pending.
+    tx.execute_batch(
+        "INSERT INTO main.device SELECT * FROM cur.device;
+         INSERT INTO main.leases (lease_id, position, lease_json, prefix, first, last, next, stored_at)
+             SELECT lease_id, position, lease_json, prefix, first, last, next, stored_at
+             FROM cur.leases ORDER BY position;
+         INSERT INTO main.invoices (seq, id, number, kind, issued_at, buyer_name, buyer_tax_id,
+                                    total, total_amount, total_amount_cents, hash, envelope,
+                                    status, original_id)
+             SELECT seq, id, number, kind, issued_at, buyer_name, buyer_tax_id, total,
+                    total_amount, total_amount_cents, hash, envelope, 'pending', original_id
+             FROM cur.invoices ORDER BY seq;
+         INSERT INTO main.history (invoice_id, at, status, detail)
+             SELECT id, issued_at, 'issued', 'number ' || number FROM cur.invoices ORDER BY seq;
+         INSERT INTO main.receipts (invoice_id, receipt, status, stored_at)
+             SELECT invoice_id, receipt, status, stored_at FROM cur.receipts;
+         UPDATE main.invoices
+             SET status = (SELECT c.status FROM cur.invoices c WHERE c.seq = invoices.seq)
+             WHERE seq IN (SELECT seq FROM cur.invoices WHERE status != 'pending');
+         INSERT INTO main.history (invoice_id, at, status, detail)
+             SELECT invoice_id, at, status, detail FROM cur.history ORDER BY id;
+         INSERT INTO main.outbox (invoice_id, seq, attempts, next_attempt_ms, last_error)
+             SELECT i.id, o.seq, o.attempts, o.next_attempt_ms, o.last_error
+             FROM cur.outbox o JOIN cur.invoices i ON i.seq = o.seq ORDER BY o.seq;
+         INSERT INTO main.alerts (id, at, code, message, invoice_id, dismissed_at)
+             SELECT id, at, code, message, invoice_id, dismissed_at FROM cur.alerts ORDER BY id;",
+    )
+    .expect("copy rows");
+    if version >= 3 {
+        tx.execute_batch(
+            "INSERT INTO main.outages (id, started_at, ended_at, failed_endpoint, reason,
+                                       failed_attempts, ended_by)
+                 SELECT id, started_at, ended_at, failed_endpoint, reason, failed_attempts, ended_by
+                 FROM cur.outages ORDER BY id;
+             INSERT INTO main.outage_invoices (seq, outage_id)
+                 SELECT seq, outage_id FROM cur.outage_invoices ORDER BY seq;",
+        )
+        .expect("copy outages");
+    } else {
+        let outages: i64 = tx
+            .query_row("SELECT COUNT(*) FROM cur.outages", [], |r| r.get(0))
+            .expect("outages");
+        assert_eq!(
+            outages, 0,
+            "a version {version} ledger has no outage record"
+        );
+    }
+    tx.commit().expect("commit");
+    c.execute("DETACH DATABASE cur", []).expect("detach");
+    dir
+}
