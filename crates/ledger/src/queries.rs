@@ -137,6 +137,22 @@ fn with_status((mut s, status): (InvoiceSummary, String)) -> Result<InvoiceSumma
     Ok(s)
 }
 
+/// A text condition that was given: trimmed, None when empty.
+fn given(t: &Option<String>) -> Option<String> {
+    t.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Whether `filter` has no condition besides its status.
+fn status_only(filter: &ListFilter) -> bool {
+    given(&filter.search).is_none()
+        && given(&filter.buyer).is_none()
+        && filter.from.is_none()
+        && filter.to.is_none()
+}
+
 /// `select` with the WHERE clause of `filter` (no order, limit or offset) and its arguments.
 fn list_query(select: &str, filter: &ListFilter) -> Result<(String, Vec<rusqlite::types::Value>)> {
     let mut sql = format!("{select} WHERE 1 = 1");
@@ -148,23 +164,15 @@ fn list_query(select: &str, filter: &ListFilter) -> Result<(String, Vec<rusqlite
             .replace('_', "\\_");
         format!("%{escaped}%")
     };
-    let text = |t: &Option<String>| {
-        t.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
+    let text = given;
     // Written out, not bound: SQLite uses the partial index `invoices_rejected` only for
     // a literal it can match, and the pending invoices are the outbox rows (schema 5).
-    // Accepted is what is neither, counted over rowids (seq) without reading the rows,
-    // which carry the whole envelope.
+    // Accepted has no index (most invoices are): alone it is counted by `list_seqs`
+    // without reading the rows; with other conditions the rows are read anyway.
     match filter.status {
         Some(Status::Pending) => sql.push_str(" AND seq IN (SELECT seq FROM outbox)"),
         Some(Status::Rejected) => sql.push_str(" AND status = 'rejected'"),
-        Some(Status::Accepted) => sql.push_str(
-            " AND seq NOT IN (SELECT seq FROM outbox)
-              AND seq NOT IN (SELECT seq FROM invoices WHERE status = 'rejected')",
-        ),
+        Some(Status::Accepted) => sql.push_str(" AND status = 'accepted'"),
         None => {}
     }
     if let Some(search) = text(&filter.search) {
@@ -301,12 +309,37 @@ impl Ledger {
     pub fn list_seqs(&self, filter: &ListFilter) -> Result<Vec<u64>> {
         // No ORDER BY: without conditions SQLite can then count through a narrow index
         // instead of the table, whose rows carry the whole envelope.
-        let (sql, args) = list_query("SELECT seq FROM invoices", filter)?;
-        let mut seqs = self
-            .conn
-            .prepare(&sql)?
-            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, u64>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut seqs = if filter.status == Some(Status::Accepted) && status_only(filter) {
+            // Every seq (through a narrow index) less the pending (the outbox) and the
+            // rejected (their partial index): the accepted without reading a row.
+            let tx = self.read_tx()?;
+            let seqs_of = |sql: &str| -> Result<Vec<u64>> {
+                Ok(tx
+                    .prepare_cached(sql)?
+                    .query_map([], |r| r.get::<_, u64>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?)
+            };
+            let mut not_accepted = seqs_of("SELECT seq FROM outbox")?;
+            not_accepted.extend(seqs_of(
+                "SELECT seq FROM invoices WHERE status = 'rejected'",
+            )?);
+            not_accepted.sort_unstable();
+            let mut all = seqs_of("SELECT seq FROM invoices")?;
+            all.sort_unstable();
+            // Both sorted: one pass drops the pending and the rejected.
+            let mut skip = not_accepted.into_iter().peekable();
+            all.retain(|seq| {
+                while skip.next_if(|s| s < seq).is_some() {}
+                skip.next_if_eq(seq).is_none()
+            });
+            all
+        } else {
+            let (sql, args) = list_query("SELECT seq FROM invoices", filter)?;
+            self.conn
+                .prepare(&sql)?
+                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, u64>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        };
         seqs.sort_unstable();
         if filter.newest_first {
             seqs.reverse();
