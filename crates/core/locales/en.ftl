@@ -55,8 +55,8 @@ invalid_quantity-negative = { $value } must be negative on a credit note (e.g. -
 credit_line_not_in_original-draft = no line of { $number } matches this one in name, tax code, spec, unit, rate and treatment
 credit_price_mismatch-draft = { $value } differs from the original line's tax-exclusive price { $price }; use { $price } or leave it empty
 # $index counts from 0, $line from 1.
-credit_exceeds_original-quantity = { $value } credits more than the { $left } left on line { $index } of { $number }
-credit_exceeds_original-amount = credits { $amount } against the { $left } left on line { $index } of { $number }
+credit_exceeds_original-quantity = { $value } credits more than the { $left } left on line { $line } of { $number }
+credit_exceeds_original-amount = credits { $amount } against the { $left } left on line { $line } of { $number }
 original_not_allowed-draft = only a credit note refers to an original invoice (got { $number }); set kind to credit or remove original
 missing_field-buyer-tax-id = a special invoice (专用发票) needs the buyer's tax ID
 invalid_tax_id-value = { $value }: { $problem }
@@ -157,7 +157,7 @@ missing_field-outage-endpoint = the end of an outage names the endpoint that ans
 invalid_date = { $value } is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T08:00:00Z)
 clock_invalid = this computer's clock is set before 1970; set the correct date and time
 out_of_range-record = the invoice amount is too large to record
-original_unknown-issue = { $number } is not an invoice of this device; check the 20-digit number (kaipiao list)
+original_unknown-issue = { $number } is not an invoice of this device; check the 20-digit number of the original
 
 ## The sync engine (kaipiao_sync): SyncError::message
 

@@ -149,7 +149,7 @@ missing_field-outage-endpoint = 结束中断须注明应答的服务器地址
 invalid_date = { $value } 不是日期（2026-01-31）或 RFC 3339 时间（2026-01-31T08:00:00Z）
 clock_invalid = 本机时钟早于 1970 年，请校正日期和时间
 out_of_range-record = 发票金额过大，无法记录
-original_unknown-issue = { $number } 不是本设备开具的发票，请核对 20 位发票号码（kaipiao list）
+original_unknown-issue = { $number } 不是本设备开具的发票，请核对原发票的 20 位号码
 
 ## The sync engine (kaipiao_sync)
 
