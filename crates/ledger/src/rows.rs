@@ -217,15 +217,19 @@ pub(crate) fn leases(conn: &Connection) -> Result<Vec<LeaseRow>> {
     raw.into_iter().map(parse_lease).collect()
 }
 
-/// The first lease with numbers left: where the next number comes from.
-pub(crate) fn current_lease(conn: &Connection) -> Result<Option<LeaseRow>> {
-    let raw = conn
+/// The first lease with numbers left, unparsed: (lease_id, lease_json, next).
+fn current_lease_row(conn: &Connection) -> Result<Option<(String, String, u64)>> {
+    Ok(conn
         .prepare_cached(
             "SELECT lease_id, lease_json, next FROM leases WHERE next <= last ORDER BY position LIMIT 1",
         )?
         .query_row([], lease_row)
-        .optional()?;
-    raw.map(parse_lease).transpose()
+        .optional()?)
+}
+
+/// The first lease with numbers left: where the next number comes from.
+pub(crate) fn current_lease(conn: &Connection) -> Result<Option<LeaseRow>> {
+    current_lease_row(conn)?.map(parse_lease).transpose()
 }
 
 /// What an issuance needs of the device and of the lease in use, parsed.
@@ -266,13 +270,7 @@ pub(crate) fn issuer(conn: &Connection, parsed: &mut Parsed) -> Result<Issuer> {
             party
         }
     };
-    let raw = conn
-        .prepare_cached(
-            "SELECT lease_id, lease_json, next FROM leases WHERE next <= last ORDER BY position LIMIT 1",
-        )?
-        .query_row([], lease_row)
-        .optional()?;
-    let lease = match raw {
+    let lease = match current_lease_row(conn)? {
         None => None,
         Some((lease_id, json, next)) => match &parsed.lease {
             Some((text, row, terms)) if *text == json && row.lease.lease_id == lease_id => Some((

@@ -60,6 +60,17 @@ pub fn lease(id: &str, prefix: &str, terms: &Terms) -> Lease {
 
 /// A receipt for `env` as the authority signs it; a rejection gives one reason.
 pub fn receipt_value(authority: &DeviceKey, env: &Envelope, status: &str, code: &str) -> Value {
+    receipt_received(authority, env, status, code, "2026-03-01T10:00:00Z")
+}
+
+/// [`receipt_value`] received at `received_at`.
+pub fn receipt_received(
+    authority: &DeviceKey,
+    env: &Envelope,
+    status: &str,
+    code: &str,
+    received_at: &str,
+) -> Value {
     let reasons = if status == "rejected" {
         json!([{"code": "buyer_unknown", "message": "the buyer is not registered", "field": "buyer.tax_id"}])
     } else {
@@ -75,7 +86,7 @@ pub fn receipt_value(authority: &DeviceKey, env: &Envelope, status: &str, code: 
             "status": status,
             "reasons": reasons,
             "authority_code": code,
-            "received_at": "2026-03-01T10:00:00Z",
+            "received_at": received_at,
             "authority_signature": ""
         }),
         "authority_signature",

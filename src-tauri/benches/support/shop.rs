@@ -7,7 +7,6 @@
 //! invoices are five minutes apart, so 100,000 cover about a year.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use kaipiao_core::sign::{sign_object, RECEIPT_DOMAIN};
 use kaipiao_core::{DeviceKey, Draft, Envelope, Lease, Party};
 use kaipiao_ledger::{KeySource, Ledger};
 use serde_json::json;
@@ -49,7 +48,7 @@ pub fn buyer(k: u64) -> Party {
 }
 
 pub fn authority() -> DeviceKey {
-    DeviceKey::from_bytes(&[9u8; 32])
+    kaipiao_testkit::keys::authority()
 }
 
 fn draft(i: u64) -> Draft {
@@ -64,28 +63,16 @@ fn draft(i: u64) -> Draft {
     .expect("draft")
 }
 
+/// The authority's receipt for `env`, received when it was issued.
 pub fn receipt(env: &Envelope, status: &str, seq: u64) -> String {
-    let reasons = if status == "rejected" {
-        json!([{"code": "buyer_unknown", "message": "the buyer is not registered", "field": "buyer.tax_id"}])
-    } else {
-        json!([])
-    };
-    let v = sign_object(
+    let code = format!("{:020}", 10_000_000_000_000_000u64 + seq);
+    let v = kaipiao_testkit::keys::receipt_received(
         &authority(),
-        RECEIPT_DOMAIN,
-        json!({
-            "invoice_id": env.invoice.id,
-            "number": env.invoice.number,
-            "hash": env.hash,
-            "status": status,
-            "reasons": reasons,
-            "authority_code": format!("{:020}", 10_000_000_000_000_000u64 + seq),
-            "received_at": env.invoice.issued_at,
-            "authority_signature": ""
-        }),
-        "authority_signature",
-    )
-    .expect("receipt");
+        env,
+        status,
+        &code,
+        &env.invoice.issued_at,
+    );
     serde_json::to_string(&v).expect("json")
 }
 
