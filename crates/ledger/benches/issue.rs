@@ -13,7 +13,8 @@
 //!     timed once and printed as time per item;
 //! (d) `verify`: `Ledger::verify` of those 10,000 invoices;
 //! (e) `interleaved`: (a), (a2) and (b) in alternating rounds of 200, printed as the
-//!     medians of the per-round ratios: the figures the goal is judged by.
+//!     medians of the per-round ratios: the figures the goal is judged by; and
+//!     `alternating`: the same, one call of each after the other, each timed alone.
 //! The ledgers live in temporary directories on the default temp filesystem; fsync cost
 //! dominates (a) and (b), so figures depend on the disk far more than on the CPU.
 //! Under `cargo test --benches` everything runs once on 200 drafts instead of 10,000.
@@ -249,6 +250,27 @@ fn interleaved_ratios(rounds: usize, per_round: usize) {
         floor_us.push(f);
         issue_us.push(i);
     }
+    // The same three again, one call of each after the other, each timed alone: a
+    // second reading of the same ratios that no drift between blocks of 200 can tilt.
+    let (mut alt_floor, mut alt_bare) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (mut b, mut f, mut i) = (0.0, 0.0, 0.0);
+        for _ in 0..per_round {
+            let t1 = Instant::now();
+            bare.execute("INSERT INTO t (body) VALUES (?1)", [&body])
+                .expect("insert");
+            let t2 = Instant::now();
+            floor.issue();
+            let t3 = Instant::now();
+            black_box(ledger.issue(&draft, &key, t0()).expect("issue"));
+            let t4 = Instant::now();
+            b += (t2 - t1).as_secs_f64();
+            f += (t3 - t2).as_secs_f64();
+            i += (t4 - t3).as_secs_f64();
+        }
+        alt_floor.push(i / f);
+        alt_bare.push(i / b);
+    }
     // WAL frames (4 KiB pages) each commits, from the WAL's growth after a checkpoint:
     // what the disk has to write and fsync besides the CPU work.
     let frames = |db: &std::path::Path, op: &mut dyn FnMut()| {
@@ -280,6 +302,11 @@ fn interleaved_ratios(rounds: usize, per_round: usize) {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    println!(
+        "e_alternating/{rounds}x{per_round}: median of per-round ratios: issue/floor {:.3}x, issue/bare {:.3}x",
+        median(&mut alt_floor),
+        median(&mut alt_bare)
+    );
     println!(
         "e_interleaved/{rounds}x{per_round}: median µs per op: bare {:.1}, floor {:.1}, Ledger::issue {:.1}; \
          median of per-round ratios: issue/floor {:.3}x, issue/bare {:.3}x",

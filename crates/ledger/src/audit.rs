@@ -50,7 +50,7 @@ struct Row {
     hash: String,
     envelope: String,
     status: String,
-    original_id: Option<String>,
+    original_seq: Option<u64>,
     receipt: Option<String>,
     receipt_status: Option<String>,
     in_outbox: bool,
@@ -58,10 +58,10 @@ struct Row {
 
 const ROWS_SQL: &str =
     "SELECT i.seq, i.id, i.number, i.kind, i.issued_at, i.buyer_name, i.buyer_tax_id,
-        i.total, i.total_amount, i.hash, i.envelope, i.status, i.original_id,
+        i.total, i.total_amount, i.hash, i.envelope, i.status, i.original_seq,
         r.receipt, r.status, o.seq IS NOT NULL
  FROM invoices i
- LEFT JOIN receipts r ON r.invoice_id = i.id
+ LEFT JOIN receipts r ON r.seq = i.seq
  LEFT JOIN outbox o ON o.seq = i.seq
  ORDER BY i.seq";
 
@@ -79,7 +79,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         hash: r.get(9)?,
         envelope: r.get(10)?,
         status: r.get(11)?,
-        original_id: r.get(12)?,
+        original_seq: r.get(12)?,
         receipt: r.get(13)?,
         receipt_status: r.get(14)?,
         in_outbox: r.get(15)?,
@@ -206,7 +206,21 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
                 inv.number
             )));
         }
-        check_rules(conn, seq, inv, row.original_id.as_deref())?;
+        // No index makes ids and numbers unique (schema 6): each must lead back to its
+        // own invoice, which also proves that no other invoice has it.
+        if crate::lookup::seq_of_id(conn, &inv.id)? != Some(seq) {
+            return Err(fail(format!(
+                "its id {} does not lead back to it (another invoice has it, or its key was edited)",
+                inv.id
+            )));
+        }
+        if crate::lookup::seq_of_number(conn, &inv.number)? != Some(seq) {
+            return Err(fail(format!(
+                "its number {} does not lead back to it (another invoice has it, or a lease's anchor or its key was edited)",
+                inv.number
+            )));
+        }
+        check_rules(conn, seq, inv, row.original_seq)?;
         check_status(&row, pinned.as_ref(), &env.hash)?;
         if row.receipt.is_some() {
             receipts += 1;
@@ -290,22 +304,23 @@ fn check_rules(
     conn: &Connection,
     seq: u64,
     inv: &kaipiao_core::Invoice,
-    original_id: Option<&str>,
+    original_seq: Option<u64>,
 ) -> Result<()> {
     let fail = |what: String| corrupt(seq, what);
     let credit = match (&inv.original, inv.kind) {
         (Some(orig), Kind::Credit) => {
-            if original_id != Some(orig.id.as_str()) {
-                return Err(fail(
-                    "the original_id column differs from the signed invoice".into(),
-                ));
-            }
             let Some((orig_seq, original, _)) = rows::invoice_by_number(conn, &orig.number)? else {
                 return Err(fail(format!(
                     "credits {} which is not in this ledger",
                     orig.number
                 )));
             };
+            if original_seq != Some(orig_seq) || original.id != orig.id {
+                return Err(fail(
+                    "the original_seq column differs from the original the signed invoice names"
+                        .into(),
+                ));
+            }
             if orig_seq >= seq {
                 return Err(fail(format!(
                     "credits {} which comes later in the chain",
@@ -313,7 +328,7 @@ fn check_rules(
                 )));
             }
             Some(CreditContext {
-                prior_credits: rows::prior_credits(conn, &original.id, Some(seq))?,
+                prior_credits: rows::prior_credits(conn, orig_seq, Some(seq))?,
                 original,
                 // The original was not rejected when the credit was issued (issue refuses
                 // that); a later rejection does not make the stored credit note invalid.
@@ -321,9 +336,9 @@ fn check_rules(
             })
         }
         _ => {
-            if original_id.is_some() {
+            if original_seq.is_some() {
                 return Err(fail(
-                    "original_id is set on an invoice that is not a credit note".into(),
+                    "original_seq is set on an invoice that is not a credit note".into(),
                 ));
             }
             None
@@ -457,7 +472,7 @@ pub(crate) fn export(conn: &Connection, out: &mut dyn Write) -> Result<u64> {
     w.write_all(b"\n")?;
     let mut stmt = conn.prepare(
         "SELECT i.seq, i.envelope, i.status, r.receipt
-         FROM invoices i LEFT JOIN receipts r ON r.invoice_id = i.id
+         FROM invoices i LEFT JOIN receipts r ON r.seq = i.seq
          ORDER BY i.seq",
     )?;
     let mut rows_iter = stmt.query([])?;

@@ -2,6 +2,7 @@
 //! a number, sign, link, insert invoice and outbox row, advance the lease, commit), and the
 //! preview that validates a draft the same way without issuing.
 
+use crate::lookup;
 use crate::rows::{self, corrupt};
 use crate::{invalid, json_error, Ledger, LedgerError, Result};
 use chrono::{DateTime, Utc};
@@ -21,19 +22,6 @@ pub struct Issued {
     pub warnings: Vec<LimitWarning>,
 }
 
-/// UUID v7 from the issuance time: ids sort like the chain and say when they were made.
-fn invoice_id(now: DateTime<Utc>) -> Result<String> {
-    let secs = u64::try_from(now.timestamp()).map_err(|_| {
-        invalid(
-            Code::ClockInvalid,
-            "issued_at",
-            kaipiao_core::Msg::new("clock_invalid"),
-        )
-    })?;
-    let ts = uuid::Timestamp::from_unix(uuid::NoContext, secs, now.timestamp_subsec_nanos());
-    Ok(uuid::Uuid::new_v7(ts).hyphenated().to_string())
-}
-
 /// Integer cents of a money string, for summing pending amounts in SQL.
 fn cents(amount: rust_decimal::Decimal) -> Result<i64> {
     let mut a = amount;
@@ -48,13 +36,13 @@ fn cents(amount: rust_decimal::Decimal) -> Result<i64> {
 }
 
 impl Ledger {
-    /// Resolves `draft.original` for a credit note: the original and the credits already
-    /// issued against it that were not rejected.
+    /// Resolves `draft.original` for a credit note: the original's seq, and the original
+    /// with the credits already issued against it that were not rejected.
     fn credit_context(
         conn: &rusqlite::Connection,
         draft: &Draft,
         kind: Kind,
-    ) -> Result<Option<kaipiao_core::CreditContext>> {
+    ) -> Result<Option<(u64, kaipiao_core::CreditContext)>> {
         if kind != Kind::Credit {
             return Ok(None);
         }
@@ -67,27 +55,30 @@ impl Ledger {
         else {
             return Ok(None);
         };
-        let Some((_, original, status)) = rows::invoice_by_number(conn, number)? else {
+        let Some((original_seq, original, status)) = rows::invoice_by_number(conn, number)? else {
             return Err(invalid(
                 Code::OriginalUnknown,
                 "original",
                 kaipiao_core::Msg::new("original_unknown-issue").arg("number", number),
             ));
         };
-        let prior_credits = rows::prior_credits(conn, &original.id, None)?;
-        Ok(Some(kaipiao_core::CreditContext {
-            original,
-            original_status: status,
-            prior_credits,
-        }))
+        let prior_credits = rows::prior_credits(conn, original_seq, None)?;
+        Ok(Some((
+            original_seq,
+            kaipiao_core::CreditContext {
+                original,
+                original_status: status,
+                prior_credits,
+            },
+        )))
     }
 
     /// The one issuance transaction: validate -> limits -> take a number -> build, hash,
     /// sign, link -> insert invoice and outbox row, advance the lease -> commit.
     pub fn issue(&self, draft: &Draft, key: &DeviceKey, now: DateTime<Utc>) -> Result<Issued> {
         let tx = self.write_tx()?;
-        let issuer = rows::issuer(&tx, &mut self.parsed.borrow_mut())?;
-        let device_id = issuer.device_id.ok_or(LedgerError::NotEnrolled)?;
+        let (stamp, issuer, state) = rows::issuing_state(&tx, &mut self.parsed.borrow_mut())?;
+        let device_id = issuer.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
         if !key.belongs_to(&issuer.public_key) {
             return Err(LedgerError::Key(
                 "this key is not the device's key (its public key differs from the ledger's)"
@@ -96,14 +87,20 @@ impl Ledger {
         }
         let kind = draft.kind()?;
         let credit = Self::credit_context(&tx, draft, kind)?;
-        let state = rows::chain_state(&tx)?;
         kaipiao_core::draft::check_clock(state.head.as_ref().map(|(_, _, at)| at.as_str()), now)?;
         let (seq, prev_hash) = match &state.head {
             Some((seq, hash, _)) => (seq + 1, hash.clone()),
             None => (1, kaipiao_core::ZERO_HASH.to_string()),
         };
+        let id = lookup::id_for(now, seq).ok_or_else(|| {
+            invalid(
+                Code::ClockInvalid,
+                "issued_at",
+                kaipiao_core::Msg::new("clock_invalid"),
+            )
+        })?;
         let ctx = IssueContext {
-            id: invoice_id(now)?,
+            id: id.hyphenated().to_string(),
             device_id,
             seq,
             prev_hash,
@@ -115,10 +112,10 @@ impl Ledger {
                 .map(|(l, _)| kaipiao_core::model::invoice_number(&l.lease.prefix, l.next))
                 .unwrap_or_default(),
             issued_at: now,
-            seller: issuer.seller,
+            seller: issuer.seller.clone(),
         };
-        let invoice = kaipiao_core::build_invoice(draft, &ctx, credit.as_ref())?;
-        let Some((lease, terms)) = issuer.lease else {
+        let invoice = kaipiao_core::build_invoice(draft, &ctx, credit.as_ref().map(|(_, c)| c))?;
+        let Some((lease, terms)) = issuer.lease.clone() else {
             return Err(LedgerError::NoNumbers);
         };
         let total_amount = parse_money(&invoice.total_amount)
@@ -129,10 +126,10 @@ impl Ledger {
         let envelope = kaipiao_core::sign::seal_invoice(key, invoice);
         let envelope_json = serde_json::to_string(&envelope).map_err(json_error)?;
         let inv = &envelope.invoice;
-        let original_id = inv.original.as_ref().map(|o| o.id.as_str());
+        let original_seq = credit.as_ref().map(|(seq, _)| *seq);
         tx.prepare_cached(
             "INSERT INTO invoices (seq, id, number, kind, issued_at, buyer_name, buyer_tax_id, total,
-                                   total_amount, total_amount_cents, hash, envelope, status, original_id)
+                                   total_amount, total_amount_cents, hash, envelope, status, original_seq)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'pending', ?13)",
         )?
         .execute(params![
@@ -148,25 +145,60 @@ impl Ledger {
             amount_cents,
             envelope.hash,
             envelope_json,
-            original_id,
+            original_seq,
         ])?;
         tx.prepare_cached("INSERT INTO outbox (seq) VALUES (?1)")?
             .execute([inv.seq])?;
         if let Some(outage) = state.outage {
             Self::mark_in_outage(&tx, inv.seq, outage)?;
         }
+        // No index finds the invoice by id or number (schema 6, `lookup.rs`): the id
+        // carries the seq, and the number follows the lease's anchor. Only what cannot be
+        // derived that way is recorded (never, while leases are used one after the other).
+        if !lookup::id_carries(&inv.id, seq) {
+            lookup::record_key(&tx, &inv.id, seq)?;
+        }
+        let anchored = match lease.anchor {
+            None => false,
+            Some((anchor_seq, anchor_number)) => {
+                let follows = lease
+                    .next
+                    .checked_sub(anchor_number)
+                    .and_then(|d| anchor_seq.checked_add(d))
+                    == Some(seq);
+                if !follows {
+                    lookup::record_key(&tx, &inv.number, seq)?;
+                }
+                true
+            }
+        };
         // The number taken and the amount issued under the lease, in the one row (and
-        // page) that every issuance updates anyway (schema 5).
-        let advanced = tx
-            .prepare_cached(
-                "UPDATE leases SET next = next + 1, issued_cents = issued_cents + ?3
-                 WHERE lease_id = ?1 AND next = ?2",
-            )?
-            .execute(params![
+        // page) that every issuance updates anyway (schema 5); the first issuance from
+        // a lease also anchors it.
+        let sql = if anchored {
+            "UPDATE leases SET next = next + 1, issued_cents = issued_cents + ?3
+             WHERE lease_id = ?1 AND next = ?2"
+        } else {
+            "UPDATE leases SET next = next + 1, issued_cents = issued_cents + ?3,
+                 anchor_seq = ?4, anchor_number = next
+             WHERE lease_id = ?1 AND next = ?2"
+        };
+        let mut update = tx.prepare_cached(sql)?;
+        let advanced = if anchored {
+            update.execute(params![
                 lease.lease.lease_id,
                 lease.next,
                 amount_cents.saturating_abs()
-            ])?;
+            ])?
+        } else {
+            update.execute(params![
+                lease.lease.lease_id,
+                lease.next,
+                amount_cents.saturating_abs(),
+                seq
+            ])?
+        };
+        drop(update);
         if advanced != 1 {
             return Err(corrupt(
                 seq,
@@ -174,11 +206,64 @@ impl Ledger {
             ));
         }
         tx.commit()?;
+        self.remember_issue(stamp, issuer, state, lease, &envelope, amount_cents);
         Ok(Issued {
             envelope,
             envelope_json,
             warnings,
         })
+    }
+
+    /// Keeps what the issuance of `envelope` from `lease` just committed (the chain head,
+    /// the lease's next number and anchor, the pending count and amount) as the state the
+    /// next issuance starts from, if nothing is written in between (`rows::issuing_state`).
+    /// A lease used up is not carried over: the next issuance reads which lease follows.
+    fn remember_issue(
+        &self,
+        stamp: rows::Stamp,
+        issuer: rows::Issuer,
+        state: rows::ChainState,
+        lease: rows::LeaseRow,
+        envelope: &Envelope,
+        amount_cents: i64,
+    ) {
+        let (Some((_, terms)), Some(next)) = (issuer.lease.as_ref(), lease.next.checked_add(1))
+        else {
+            return;
+        };
+        if next > lease.lease.last {
+            return;
+        }
+        let inv = &envelope.invoice;
+        let terms = *terms;
+        let issuer = rows::Issuer {
+            lease: Some((
+                rows::LeaseRow {
+                    next,
+                    anchor: lease.anchor.or(Some((inv.seq, lease.next))),
+                    lease: lease.lease,
+                },
+                terms,
+            )),
+            ..issuer
+        };
+        let state = rows::ChainState {
+            head: Some((inv.seq, envelope.hash.clone(), inv.issued_at.clone())),
+            exposure: OfflineExposure {
+                oldest_pending_at: state
+                    .exposure
+                    .oldest_pending_at
+                    .or_else(|| kaipiao_core::time::parse_rfc3339(&inv.issued_at)),
+                pending_amount: state.exposure.pending_amount
+                    + rust_decimal::Decimal::new(amount_cents.saturating_abs(), 2),
+            },
+            pending: state.pending + 1,
+            oldest_pending: state.oldest_pending.or_else(|| Some(inv.issued_at.clone())),
+            outage: state.outage,
+        };
+        self.parsed
+            .borrow_mut()
+            .remember(&self.conn, stamp, issuer, state);
     }
 
     /// Lines, totals and capitals for a draft, without issuing (no key needed).
@@ -200,7 +285,7 @@ impl Ledger {
             issued_at: DateTime::<Utc>::UNIX_EPOCH,
             seller,
         };
-        let invoice = kaipiao_core::build_invoice(draft, &ctx, credit.as_ref())?;
+        let invoice = kaipiao_core::build_invoice(draft, &ctx, credit.as_ref().map(|(_, c)| c))?;
         if let Some(lease) = rows::lease_in_force(&tx)? {
             let terms = lease.lease.terms()?;
             let total = parse_money(&invoice.total_amount).unwrap_or_default();

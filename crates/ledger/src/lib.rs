@@ -23,6 +23,7 @@ mod error;
 mod issuance;
 pub mod keystore;
 mod leases;
+mod lookup;
 mod outages;
 mod outbox;
 mod queries;

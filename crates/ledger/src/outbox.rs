@@ -85,12 +85,15 @@ impl Ledger {
         error: &str,
         next_attempt_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
+        let Some(seq) = crate::lookup::seq_of_id(tx, invoice_id)? else {
+            return Ok(());
+        };
         tx.prepare_cached(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3
-             WHERE seq = (SELECT seq FROM invoices WHERE id = ?1)",
+             WHERE seq = ?1",
         )?
         .execute(params![
-            invoice_id,
+            seq,
             error,
             next_attempt_at.map(|t| t.timestamp_millis())
         ])?;

@@ -371,10 +371,13 @@ impl Ledger {
     pub fn show(&self, number_or_id: &str) -> Result<InvoiceRecord> {
         let key = number_or_id.trim();
         let tx = self.read_tx()?;
-        let row: Option<(u64, String, String, String)> = tx
-            .prepare_cached("SELECT seq, id, envelope, status FROM invoices WHERE number = ?1 OR id = lower(?1)")?
-            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .optional()?;
+        let row: Option<(u64, String, String, String)> = match crate::lookup::seq_of(&tx, key)? {
+            None => None,
+            Some(seq) => tx
+                .prepare_cached("SELECT seq, id, envelope, status FROM invoices WHERE seq = ?1")?
+                .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()?,
+        };
         let Some((seq, id, text, status)) = row else {
             return Err(LedgerError::NotFound(key.to_string()));
         };
@@ -382,8 +385,8 @@ impl Ledger {
         let status = Status::parse(&status)
             .ok_or_else(|| corrupt(seq, format!("unknown status {status:?}")))?;
         let receipt: Option<String> = tx
-            .prepare_cached("SELECT receipt FROM receipts WHERE invoice_id = ?1")?
-            .query_row([&id], |r| r.get(0))
+            .prepare_cached("SELECT receipt FROM receipts WHERE seq = ?1")?
+            .query_row([seq], |r| r.get(0))
             .optional()?;
         let receipt = receipt
             .map(|t| {
@@ -398,17 +401,15 @@ impl Ledger {
             detail: format!("number {}", envelope.invoice.number),
         }];
         history.extend(
-            tx.prepare_cached(
-                "SELECT at, status, detail FROM history WHERE invoice_id = ?1 ORDER BY id",
-            )?
-            .query_map([&id], |r| {
-                Ok(StatusEvent {
-                    at: r.get(0)?,
-                    status: r.get(1)?,
-                    detail: r.get(2)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
+            tx.prepare_cached("SELECT at, status, detail FROM history WHERE seq = ?1 ORDER BY id")?
+                .query_map([seq], |r| {
+                    Ok(StatusEvent {
+                        at: r.get(0)?,
+                        status: r.get(1)?,
+                        detail: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?,
         );
         let outbox = tx
             .prepare_cached(

@@ -264,11 +264,17 @@ impl Ledger {
             status,
         } = checked;
         let (invoice_id, status) = (*invoice_id, *status);
-        let row: Option<(String, String, String)> = tx
-            .prepare_cached("SELECT number, hash, status FROM invoices WHERE id = ?1")?
-            .query_row([invoice_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
-        let Some((number, hash, current)) = row else {
+        let row: Option<(u64, String, String, String)> =
+            match crate::lookup::seq_of_id(tx, invoice_id)? {
+                None => None,
+                Some(seq) => tx
+                    .prepare_cached(
+                        "SELECT seq, number, hash, status FROM invoices WHERE seq = ?1",
+                    )?
+                    .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                    .optional()?,
+            };
+        let Some((seq, number, hash, current)) = row else {
             return Err(bad(format!("no invoice {invoice_id} in this ledger")));
         };
         if receipt.number != number {
@@ -284,8 +290,8 @@ impl Ledger {
             )));
         }
         let stored: Option<String> = tx
-            .prepare_cached("SELECT receipt FROM receipts WHERE invoice_id = ?1")?
-            .query_row([invoice_id], |r| r.get(0))
+            .prepare_cached("SELECT receipt FROM receipts WHERE seq = ?1")?
+            .query_row([seq], |r| r.get(0))
             .optional()?;
         if let Some(stored) = stored {
             let same =
@@ -313,24 +319,15 @@ impl Ledger {
             _ => format!("authority code {}", receipt.authority_code),
         };
         tx.prepare_cached(
-            "INSERT INTO receipts (invoice_id, receipt, status, stored_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO receipts (seq, receipt, status, stored_at) VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![
-            invoice_id,
-            receipt_json,
-            status.as_str(),
-            rfc3339(now)
-        ])?;
-        tx.prepare_cached("UPDATE invoices SET status = ?2 WHERE id = ?1")?
-            .execute(params![invoice_id, status.as_str()])?;
-        tx.prepare_cached(
-            "INSERT INTO history (invoice_id, at, status, detail) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![invoice_id, rfc3339(now), status.as_str(), detail])?;
-        tx.prepare_cached(
-            "DELETE FROM outbox WHERE seq = (SELECT seq FROM invoices WHERE id = ?1)",
-        )?
-        .execute([invoice_id])?;
+        .execute(params![seq, receipt_json, status.as_str(), rfc3339(now)])?;
+        tx.prepare_cached("UPDATE invoices SET status = ?2 WHERE seq = ?1")?
+            .execute(params![seq, status.as_str()])?;
+        tx.prepare_cached("INSERT INTO history (seq, at, status, detail) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![seq, rfc3339(now), status.as_str(), detail])?;
+        tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
+            .execute([seq])?;
         Ok(status)
     }
 }

@@ -174,6 +174,9 @@ pub(crate) fn last_invoice(conn: &Connection) -> Result<Option<(u64, String, Str
 pub(crate) struct LeaseRow {
     pub lease: Lease,
     pub next: u64,
+    /// (anchor_seq, anchor_number): the first number taken from the lease since schema 6
+    /// and the seq that took it (`lookup.rs`); None until then.
+    pub anchor: Option<(u64, u64)>,
 }
 
 impl LeaseRow {
@@ -182,11 +185,21 @@ impl LeaseRow {
     }
 }
 
-fn lease_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, u64)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+/// A lease row as read: (lease_id, lease_json, next, anchor).
+type RawLease = (String, String, u64, Option<(u64, u64)>);
+
+/// The columns [`lease_row`] reads, in its order.
+const LEASE_COLUMNS: &str = "lease_id, lease_json, next, anchor_seq, anchor_number";
+
+fn lease_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawLease> {
+    let anchor = match (r.get::<_, Option<u64>>(3)?, r.get::<_, Option<u64>>(4)?) {
+        (Some(seq), Some(number)) => Some((seq, number)),
+        _ => None,
+    };
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, anchor))
 }
 
-fn parse_lease((lease_id, json, next): (String, String, u64)) -> Result<LeaseRow> {
+fn parse_lease((lease_id, json, next, anchor): RawLease) -> Result<LeaseRow> {
     let lease: Lease = serde_json::from_str(&json)
         .map_err(|_| corrupt(0, format!("stored lease {lease_id} is not a valid lease")))?;
     if lease.lease_id != lease_id {
@@ -195,7 +208,11 @@ fn parse_lease((lease_id, json, next): (String, String, u64)) -> Result<LeaseRow
             format!("stored lease {lease_id} carries another id"),
         ));
     }
-    Ok(LeaseRow { lease, next })
+    Ok(LeaseRow {
+        lease,
+        next,
+        anchor,
+    })
 }
 
 /// [`lease_in_force`]'s rule over `leases` in stored order, for a caller that has read
@@ -209,20 +226,21 @@ pub(crate) fn in_force(leases: &[LeaseRow]) -> Option<&LeaseRow> {
 
 /// All leases in the order they were stored (the order they are used in).
 pub(crate) fn leases(conn: &Connection) -> Result<Vec<LeaseRow>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT lease_id, lease_json, next FROM leases ORDER BY position")?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {LEASE_COLUMNS} FROM leases ORDER BY position"
+    ))?;
     let raw = stmt
         .query_map([], lease_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     raw.into_iter().map(parse_lease).collect()
 }
 
-/// The first lease with numbers left, unparsed: (lease_id, lease_json, next).
-fn current_lease_row(conn: &Connection) -> Result<Option<(String, String, u64)>> {
+/// The first lease with numbers left, unparsed.
+fn current_lease_row(conn: &Connection) -> Result<Option<RawLease>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT lease_id, lease_json, next FROM leases WHERE next <= last ORDER BY position LIMIT 1",
-        )?
+        .prepare_cached(&format!(
+            "SELECT {LEASE_COLUMNS} FROM leases WHERE next <= last ORDER BY position LIMIT 1"
+        ))?
         .query_row([], lease_row)
         .optional()?)
 }
@@ -233,6 +251,7 @@ pub(crate) fn current_lease(conn: &Connection) -> Result<Option<LeaseRow>> {
 }
 
 /// What an issuance needs of the device and of the lease in use, parsed.
+#[derive(Clone)]
 pub(crate) struct Issuer {
     pub device_id: Option<String>,
     pub public_key: String,
@@ -250,6 +269,57 @@ pub(crate) struct Issuer {
 pub(crate) struct Parsed {
     seller: Option<(String, Party)>,
     lease: Option<(String, LeaseRow, LeaseTerms)>,
+    /// What the last issuance on this connection left behind, and when.
+    last_issue: Option<(Stamp, Issuer, ChainState)>,
+}
+
+/// When the database was last seen: `PRAGMA data_version` (moves when another connection
+/// commits) and this connection's `total_changes` (moves with every row it writes).
+/// Equal stamps mean that nothing was written in between, by anyone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    data_version: i64,
+    changes: u64,
+}
+
+fn stamp(conn: &Connection) -> Result<Stamp> {
+    Ok(Stamp {
+        data_version: conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?,
+        changes: conn.total_changes(),
+    })
+}
+
+impl Parsed {
+    /// Remembers the state an issuance just committed on `conn`, for the next one.
+    /// `stamp` is the one its transaction started with: no other connection could commit
+    /// while it held the write lock, and this connection's own commit does not move
+    /// `data_version`, so only the changes count moved (read without a statement, which
+    /// after a commit would open a read transaction of its own).
+    pub fn remember(&mut self, conn: &Connection, stamp: Stamp, issuer: Issuer, state: ChainState) {
+        let stamp = Stamp {
+            changes: conn.total_changes(),
+            ..stamp
+        };
+        self.last_issue = Some((stamp, issuer, state));
+    }
+}
+
+/// The issuer and the chain state an issuance starts from, inside its write transaction:
+/// what the previous issuance on this connection left when nothing was written since
+/// (the common case at the counter: nothing read but the stamp), else read from the file.
+pub(crate) fn issuing_state(
+    conn: &Connection,
+    parsed: &mut Parsed,
+) -> Result<(Stamp, Issuer, ChainState)> {
+    let now = stamp(conn)?;
+    if let Some((then, issuer, state)) = parsed.last_issue.take() {
+        if then == now {
+            return Ok((now, issuer, state));
+        }
+    }
+    Ok((now, issuer(conn, parsed)?, chain_state(conn)?))
 }
 
 /// The device row's issuing fields and the lease in use, parsed through `parsed`.
@@ -272,16 +342,17 @@ pub(crate) fn issuer(conn: &Connection, parsed: &mut Parsed) -> Result<Issuer> {
     };
     let lease = match current_lease_row(conn)? {
         None => None,
-        Some((lease_id, json, next)) => match &parsed.lease {
+        Some((lease_id, json, next, anchor)) => match &parsed.lease {
             Some((text, row, terms)) if *text == json && row.lease.lease_id == lease_id => Some((
                 LeaseRow {
                     lease: row.lease.clone(),
                     next,
+                    anchor,
                 },
                 *terms,
             )),
             _ => {
-                let row = parse_lease((lease_id, json.clone(), next))?;
+                let row = parse_lease((lease_id, json.clone(), next, anchor))?;
                 let terms = row.lease.terms()?;
                 parsed.lease = Some((json, row.clone(), terms));
                 Some((row, terms))
@@ -303,9 +374,9 @@ pub(crate) fn lease_in_force(conn: &Connection) -> Result<Option<LeaseRow>> {
         return Ok(Some(l));
     }
     let raw = conn
-        .prepare_cached(
-            "SELECT lease_id, lease_json, next FROM leases ORDER BY position DESC LIMIT 1",
-        )?
+        .prepare_cached(&format!(
+            "SELECT {LEASE_COLUMNS} FROM leases ORDER BY position DESC LIMIT 1"
+        ))?
         .query_row([], lease_row)
         .optional()?;
     raw.map(parse_lease).transpose()
@@ -313,6 +384,7 @@ pub(crate) fn lease_in_force(conn: &Connection) -> Result<Option<LeaseRow>> {
 
 /// The state an issuance starts from, read in one statement: the chain head, what the
 /// offline limits are counted against, and the outage in progress.
+#[derive(Clone)]
 pub(crate) struct ChainState {
     /// The last invoice: (seq, hash, issued_at).
     pub head: Option<(u64, String, String)>,
@@ -396,9 +468,12 @@ pub(crate) fn invoice_by_number(
     conn: &Connection,
     number: &str,
 ) -> Result<Option<(u64, Invoice, String)>> {
+    let Some(seq) = crate::lookup::seq_of_number(conn, number)? else {
+        return Ok(None);
+    };
     let row: Option<(u64, String, String)> = conn
-        .prepare_cached("SELECT seq, envelope, status FROM invoices WHERE number = ?1")?
-        .query_row([number], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .prepare_cached("SELECT seq, envelope, status FROM invoices WHERE seq = ?1")?
+        .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     match row {
         None => Ok(None),
@@ -406,20 +481,20 @@ pub(crate) fn invoice_by_number(
     }
 }
 
-/// Credit notes against `original_id` that were not rejected, issued before `before_seq`
-/// (all of them when None).
+/// Credit notes against the invoice at `original_seq` that were not rejected, issued
+/// before `before_seq` (all of them when None).
 pub(crate) fn prior_credits(
     conn: &Connection,
-    original_id: &str,
+    original_seq: u64,
     before_seq: Option<u64>,
 ) -> Result<Vec<Invoice>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, envelope FROM invoices
-         WHERE original_id = ?1 AND kind = 'credit' AND status != 'rejected' AND (?2 IS NULL OR seq < ?2)
+         WHERE original_seq = ?1 AND kind = 'credit' AND status != 'rejected' AND (?2 IS NULL OR seq < ?2)
          ORDER BY seq",
     )?;
     let rows = stmt
-        .query_map(rusqlite::params![original_id, before_seq], |r| {
+        .query_map(rusqlite::params![original_seq, before_seq], |r| {
             Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 
 /// The schema this program writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// 1: the tables. STRICT so a value of the wrong type is an error, not a silent coercion.
 const V1_TABLES: &str = r#"
@@ -306,12 +306,228 @@ BEGIN SELECT RAISE(ABORT, 'the settled totals are never deleted'); END;
 const V5_LEASE_COLUMN: &str =
     "ALTER TABLE leases ADD COLUMN issued_cents INTEGER NOT NULL DEFAULT 0 CHECK (issued_cents >= 0)";
 
+/// 6: no index on the invoice's id or number (issue 9: each was one more 4 KiB page in
+/// every issuance's commit). SQLite cannot drop a column's UNIQUE constraint, so
+/// `invoices` is rebuilt once, with the tables that referred to it by id rekeyed by seq:
+/// - an invoice's id carries its seq, and its number follows its lease's anchor
+///   (`leases.anchor_seq`/`anchor_number`, set by the first issuance from the lease);
+///   the ids and numbers of the invoices issued before are kept in `invoice_keys`
+///   (`lookup.rs`), which an issuance never writes;
+/// - `receipts` is keyed by the invoice's seq, `history` names it by seq, and a credit
+///   note names its original by `original_seq`;
+/// - the guards of migrations 2 and 5 on these tables are created again as they were.
+///
+/// Runs with foreign keys off (SQLite's procedure for changing a table's shape), and the
+/// copy is checked row for row and by `PRAGMA foreign_key_check` before it commits.
+const V6_REBUILD: &str = r#"
+DROP TRIGGER IF EXISTS outbox_leaves_with_receipt;
+
+CREATE TABLE invoices_v6 (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    number TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    buyer_name TEXT NOT NULL,
+    buyer_tax_id TEXT NOT NULL,
+    total TEXT NOT NULL,
+    total_amount TEXT NOT NULL,
+    total_amount_cents INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    envelope TEXT NOT NULL,
+    -- Not `status IN (...)`: a list after IN makes SQLite build a temporary b-tree each
+    -- time the statement runs, about 4 us of every issuance (docs/BENCHMARKS.md).
+    status TEXT NOT NULL CHECK (status = 'pending' OR status = 'accepted' OR status = 'rejected'),
+    original_seq INTEGER REFERENCES invoices_v6(seq)
+) STRICT;
+INSERT INTO invoices_v6 (seq, id, number, kind, issued_at, buyer_name, buyer_tax_id, total,
+                         total_amount, total_amount_cents, hash, envelope, status, original_seq)
+    SELECT i.seq, i.id, i.number, i.kind, i.issued_at, i.buyer_name, i.buyer_tax_id, i.total,
+           i.total_amount, i.total_amount_cents, i.hash, i.envelope, i.status,
+           (SELECT o.seq FROM invoices o WHERE o.id = i.original_id)
+    FROM invoices i ORDER BY i.seq;
+
+CREATE TABLE invoice_keys (
+    key TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL REFERENCES invoices_v6(seq)
+) STRICT, WITHOUT ROWID;
+INSERT INTO invoice_keys (key, seq) SELECT id, seq FROM invoices;
+INSERT INTO invoice_keys (key, seq) SELECT number, seq FROM invoices;
+
+CREATE TABLE receipts_v6 (
+    seq INTEGER PRIMARY KEY REFERENCES invoices_v6(seq),
+    receipt TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status = 'accepted' OR status = 'rejected'),
+    stored_at TEXT NOT NULL
+) STRICT;
+INSERT INTO receipts_v6 (seq, receipt, status, stored_at)
+    SELECT i.seq, r.receipt, r.status, r.stored_at
+    FROM receipts r JOIN invoices i ON i.id = r.invoice_id ORDER BY i.seq;
+
+CREATE TABLE history_v6 (
+    id INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL REFERENCES invoices_v6(seq),
+    at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+) STRICT;
+INSERT INTO history_v6 (id, seq, at, status, detail)
+    SELECT h.id, i.seq, h.at, h.status, h.detail
+    FROM history h JOIN invoices i ON i.id = h.invoice_id ORDER BY h.id;
+"#;
+
+/// The second half of migration 6, once the copies are checked: the old tables go (with
+/// their indexes and triggers), the new ones take their names, and the indexes are
+/// created on them.
+const V6_SWAP: &str = r#"
+DROP TABLE history;
+DROP TABLE receipts;
+DROP TABLE invoices;
+ALTER TABLE invoices_v6 RENAME TO invoices;
+ALTER TABLE receipts_v6 RENAME TO receipts;
+ALTER TABLE history_v6 RENAME TO history;
+
+CREATE INDEX invoices_original ON invoices(original_seq) WHERE original_seq IS NOT NULL;
+CREATE INDEX invoices_rejected ON invoices(seq) WHERE status = 'rejected';
+CREATE INDEX history_invoice ON history(seq, id);
+CREATE INDEX IF NOT EXISTS leases_numbers ON leases(prefix, first);
+"#;
+
+/// The guards of migration 6's tables: the append-only triggers of migrations 2 and 5 on
+/// the rebuilt tables (which lost theirs with the old ones), and new ones on the history,
+/// the keys and the lease anchors. Dropped and created again so that migrations applied
+/// again to a restored copy (whose earlier migrations re-create their own versions of
+/// some of them) end with these.
+const V6_GUARDS: &str = r#"
+DROP TRIGGER IF EXISTS invoices_seq_follows_head;
+DROP TRIGGER IF EXISTS invoices_immutable;
+DROP TRIGGER IF EXISTS invoices_status_final;
+DROP TRIGGER IF EXISTS invoices_never_deleted;
+DROP TRIGGER IF EXISTS settled_totals_on_final;
+DROP TRIGGER IF EXISTS receipts_immutable;
+DROP TRIGGER IF EXISTS receipts_never_deleted;
+DROP TRIGGER IF EXISTS outbox_leaves_with_receipt;
+DROP TRIGGER IF EXISTS history_immutable;
+DROP TRIGGER IF EXISTS history_never_deleted;
+DROP TRIGGER IF EXISTS invoice_keys_immutable;
+DROP TRIGGER IF EXISTS invoice_keys_never_deleted;
+DROP TRIGGER IF EXISTS leases_anchored_once;
+
+CREATE TRIGGER invoices_seq_follows_head BEFORE INSERT ON invoices
+WHEN NEW.seq IS NOT (SELECT COALESCE(MAX(seq), 0) + 1 FROM invoices)
+BEGIN SELECT RAISE(ABORT, 'invoice seq must follow the chain head without a gap'); END;
+
+CREATE TRIGGER invoices_immutable
+BEFORE UPDATE OF seq, id, number, kind, issued_at, buyer_name, buyer_tax_id, total,
+    total_amount, total_amount_cents, hash, envelope, original_seq ON invoices
+BEGIN SELECT RAISE(ABORT, 'an issued invoice is never edited: issue a credit note instead'); END;
+
+CREATE TRIGGER invoices_status_final BEFORE UPDATE OF status ON invoices
+WHEN NOT (OLD.status = 'pending' AND NEW.status IN ('accepted', 'rejected'))
+BEGIN SELECT RAISE(ABORT, 'an invoice status changes once, from pending to accepted or rejected'); END;
+
+CREATE TRIGGER invoices_never_deleted BEFORE DELETE ON invoices
+BEGIN SELECT RAISE(ABORT, 'an issued invoice is never deleted: issue a credit note instead'); END;
+
+CREATE TRIGGER settled_totals_on_final AFTER UPDATE OF status ON invoices
+WHEN OLD.status = 'pending' AND NEW.status != 'pending'
+BEGIN
+    UPDATE settled_totals
+    SET count = count + 1, cents = cents + ABS(OLD.total_amount_cents) WHERE id = 1;
+END;
+
+CREATE TRIGGER receipts_immutable BEFORE UPDATE ON receipts
+BEGIN SELECT RAISE(ABORT, 'a stored receipt is never changed'); END;
+
+CREATE TRIGGER receipts_never_deleted BEFORE DELETE ON receipts
+BEGIN SELECT RAISE(ABORT, 'a stored receipt is never deleted'); END;
+
+CREATE TRIGGER outbox_leaves_with_receipt BEFORE DELETE ON outbox
+WHEN NOT EXISTS (SELECT 1 FROM receipts WHERE seq = OLD.seq)
+BEGIN SELECT RAISE(ABORT, 'an outbox row is removed only with the receipt of its invoice'); END;
+
+CREATE TRIGGER history_immutable BEFORE UPDATE ON history
+BEGIN SELECT RAISE(ABORT, 'the status history is never changed'); END;
+
+CREATE TRIGGER history_never_deleted BEFORE DELETE ON history
+BEGIN SELECT RAISE(ABORT, 'the status history is never deleted'); END;
+
+CREATE TRIGGER invoice_keys_immutable BEFORE UPDATE ON invoice_keys
+BEGIN SELECT RAISE(ABORT, 'the key of an issued invoice is never changed'); END;
+
+CREATE TRIGGER invoice_keys_never_deleted BEFORE DELETE ON invoice_keys
+BEGIN SELECT RAISE(ABORT, 'the key of an issued invoice is never deleted'); END;
+
+CREATE TRIGGER leases_anchored_once BEFORE UPDATE OF anchor_seq, anchor_number ON leases
+WHEN OLD.anchor_seq IS NOT NULL OR OLD.anchor_number IS NOT NULL
+    OR (NEW.anchor_seq IS NULL) != (NEW.anchor_number IS NULL)
+BEGIN SELECT RAISE(ABORT, 'the anchor of a lease is set once'); END;
+"#;
+
+/// The columns migration 6 adds to `leases`, when they are not there yet.
+const V6_LEASE_COLUMNS: &[&str] = &[
+    "ALTER TABLE leases ADD COLUMN anchor_seq INTEGER",
+    "ALTER TABLE leases ADD COLUMN anchor_number INTEGER",
+];
+
+/// Migration 6, in the caller's transaction (foreign keys off): copy, check, swap.
+fn rebuild_v6(tx: &Connection) -> Result<(), LedgerError> {
+    for sql in V6_LEASE_COLUMNS {
+        let column = sql.rsplit(' ').nth(1).unwrap_or_default();
+        if !has_column(tx, "leases", column)? {
+            tx.execute_batch(sql)?;
+        }
+    }
+    if !has_column(tx, "invoices", "original_id")? {
+        // Already rebuilt: migrations applied again to a restored copy.
+        tx.execute_batch("CREATE INDEX IF NOT EXISTS leases_numbers ON leases(prefix, first);")?;
+        tx.execute_batch(V6_GUARDS)?;
+        return Ok(());
+    }
+    tx.execute_batch(V6_REBUILD)?;
+    for (old, new, what) in [
+        ("invoices", "invoices_v6", "invoices"),
+        ("receipts", "receipts_v6", "receipts"),
+        ("history", "history_v6", "history entries"),
+    ] {
+        let count = |table: &str| -> Result<i64, LedgerError> {
+            Ok(tx.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+        };
+        let (before, after) = (count(old)?, count(new)?);
+        if before != after {
+            return Err(LedgerError::Integrity {
+                seq: 0,
+                what: format!(
+                    "upgrading the ledger to schema 6 would keep {after} of its {before} {what} \
+                     (a row names an invoice that is not in the ledger); the ledger was not changed"
+                ),
+            });
+        }
+    }
+    let keys: i64 = tx.query_row("SELECT COUNT(*) FROM invoice_keys", [], |r| r.get(0))?;
+    let invoices: i64 = tx.query_row("SELECT COUNT(*) FROM invoices", [], |r| r.get(0))?;
+    if keys != 2 * invoices {
+        return Err(LedgerError::Integrity {
+            seq: 0,
+            what:
+                "upgrading the ledger to schema 6 found two invoices with the same id or number; \
+                   the ledger was not changed"
+                    .into(),
+        });
+    }
+    tx.execute_batch(V6_SWAP)?;
+    tx.execute_batch(V6_GUARDS)?;
+    Ok(())
+}
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1_TABLES),
     (2, V2_GUARDS),
     (3, V3_OUTAGES),
     (4, V4_PENDING_TOTALS),
     (5, V5_LEANER_ISSUANCE),
+    // Applied by `rebuild_v6`, in steps checked from Rust.
+    (6, ""),
 ];
 
 /// Prepared statements kept per connection (all of the ledger's fit).
@@ -410,18 +626,58 @@ pub(crate) fn migrate(conn: &Connection, db_path: &Path) -> Result<(), LedgerErr
         backup.push(format!(".bak-v{found}"));
         conn.backup(rusqlite::DatabaseName::Main, Path::new(&backup), None)?;
     }
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    // Another process may have migrated between our read and our write lock.
-    let current = version(&tx)?;
-    if current > SCHEMA_VERSION {
-        return Err(LedgerError::TooNew {
-            found: current,
-            known: SCHEMA_VERSION,
-        });
+    with_foreign_keys_off(conn, |conn| {
+        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        // Another process may have migrated between our read and our write lock.
+        let current = version(&tx)?;
+        if current > SCHEMA_VERSION {
+            return Err(LedgerError::TooNew {
+                found: current,
+                known: SCHEMA_VERSION,
+            });
+        }
+        apply(&tx, current, SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
+    })
+}
+
+/// Runs `f` with foreign keys off, and turns them on again whatever it returns: a table
+/// is rebuilt (migration 6) with them off, as SQLite's ALTER TABLE procedure asks, and
+/// `apply` checks them all before its transaction commits. (The pragma cannot change
+/// inside a transaction, hence around it.)
+fn with_foreign_keys_off<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, LedgerError>,
+) -> Result<T, LedgerError> {
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let out = f(conn);
+    let on = conn.pragma_update(None, "foreign_keys", "ON");
+    let out = out?;
+    on?;
+    Ok(out)
+}
+
+/// `PRAGMA foreign_key_check` as an error: what a migration leaves must hold them all.
+fn check_foreign_keys(tx: &Connection) -> Result<(), LedgerError> {
+    let broken: Option<(String, i64, String)> = tx
+        .query_row("PRAGMA foreign_key_check", [], |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                r.get(2)?,
+            ))
+        })
+        .optional()?;
+    match broken {
+        None => Ok(()),
+        Some((table, row, parent)) => Err(LedgerError::Integrity {
+            seq: 0,
+            what: format!(
+                "after the upgrade, row {row} of {table} names a missing row of {parent}; the ledger was not changed"
+            ),
+        }),
     }
-    apply(&tx, current, SCHEMA_VERSION)?;
-    tx.commit()?;
-    Ok(())
 }
 
 /// Applies the migrations numbered `after + 1 ..= upto` inside the caller's transaction,
@@ -437,13 +693,16 @@ fn apply(tx: &Connection, after: i64, upto: i64) -> Result<(), LedgerError> {
         if *number == 5 && !has_column(tx, "leases", "issued_cents")? {
             tx.execute_batch(V5_LEASE_COLUMN)?;
         }
+        if *number == 6 {
+            rebuild_v6(tx)?;
+        }
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO schema_version (version, applied_at) VALUES (?1, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
             [number],
         )?;
     }
-    Ok(())
+    check_foreign_keys(tx)
 }
 
 /// For migration tests only: gives the empty database on `conn` the schema exactly as
@@ -465,10 +724,12 @@ pub fn create_schema_at(conn: &Connection, version: i64) -> Result<(), LedgerErr
             "the database already has schema version {found}"
         )));
     }
-    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    apply(&tx, 0, version)?;
-    tx.commit()?;
-    Ok(())
+    with_foreign_keys_off(conn, |conn| {
+        let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        apply(&tx, 0, version)?;
+        tx.commit()?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

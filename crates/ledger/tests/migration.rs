@@ -1,7 +1,9 @@
-//! Migration 5 on a real version-4 ledger: the same invoices written by the version-4
-//! program (outbox keyed by invoice id, an "issued" history entry per invoice, the pending
-//! totals kept by triggers, leases without an issued amount) are opened by this one,
-//! backed up, migrated, and read back exactly as the ledger they were copied from.
+//! Migrations 5 and 6 on real version-4 and version-5 ledgers: the same invoices written
+//! by the older program (version 4: outbox keyed by invoice id, an "issued" history entry
+//! per invoice, the pending totals kept by triggers, leases without an issued amount;
+//! version 5: receipts, history and credit notes naming invoices by id, unique indexes on
+//! id and number) are opened by this one, backed up, migrated, and read back exactly as
+//! the ledger they were copied from.
 
 use chrono::{DateTime, Utc};
 use kaipiao_core::Envelope;
@@ -148,7 +150,7 @@ fn mixed() -> (Setup, Vec<Envelope>) {
 }
 
 #[test]
-fn a_version_4_ledger_migrates_to_version_5_and_reads_back_the_same() {
+fn a_version_4_ledger_migrates_through_version_5_and_reads_back_the_same() {
     let (s, envs) = mixed();
     let now: DateTime<Utc> = at_hours(7);
     let dir = copy_at_version(&s, 4);
@@ -200,12 +202,12 @@ fn a_version_4_ledger_migrates_to_version_5_and_reads_back_the_same() {
     assert!(names(&b, "table").contains(&"pending_totals".to_string()));
     drop(b);
 
-    // The shape of version 5.
+    // The shape of version 5 (migration 6 runs after it and keeps all of this).
     let c = rusqlite::Connection::open(&db).unwrap();
     let v: i64 = c
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 5);
+    assert_eq!(v, kaipiao_ledger::SCHEMA_VERSION);
     let tables = names(&c, "table");
     assert!(
         !tables.contains(&"pending_totals".to_string()),
@@ -392,4 +394,238 @@ fn a_version_4_ledger_migrates_to_version_5_and_reads_back_the_same() {
         pair(&c, "SELECT count, cents FROM settled_totals").0,
         pair(&o, "SELECT count, cents FROM settled_totals").0 + 1
     );
+}
+
+fn count(c: &rusqlite::Connection, sql: &str) -> i64 {
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn a_version_5_ledger_migrates_to_version_6_and_finds_every_invoice_without_an_index() {
+    let (s, envs) = mixed();
+    let now: DateTime<Utc> = at_hours(7);
+    let dir = copy_at_version(&s, 5);
+    let db = dir.path().join(kaipiao_ledger::DB_FILE);
+    {
+        // The copy is a version-5 ledger: unique indexes on id and number, receipts and
+        // history by invoice id, the credit note's original by id.
+        let c = rusqlite::Connection::open(&db).unwrap();
+        assert_eq!(count(&c, "SELECT MAX(version) FROM schema_version"), 5);
+        assert_eq!(
+            count(&c, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'invoices' AND name LIKE 'sqlite_autoindex%'"),
+            2
+        );
+        assert_eq!(
+            count(
+                &c,
+                "SELECT COUNT(*) FROM receipts r JOIN invoices i ON i.id = r.invoice_id"
+            ),
+            5
+        );
+        assert_eq!(
+            count(
+                &c,
+                "SELECT COUNT(*) FROM invoices WHERE original_id IS NOT NULL"
+            ),
+            1
+        );
+    }
+
+    let migrated = Ledger::open(dir.path()).unwrap();
+    let key = migrated.unseal_key(&keys()).unwrap();
+    assert!(dir.path().join("ledger.sqlite3.bak-v5").exists());
+
+    // The shape of version 6: no index on the invoice's id or number, everything else
+    // keyed by seq, the invoices issued before in invoice_keys, no lease anchored yet.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    assert_eq!(count(&c, "SELECT MAX(version) FROM schema_version"), 6);
+    let invoice_indexes: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'invoices' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(invoice_indexes, ["invoices_original", "invoices_rejected"]);
+    for (table, columns) in [
+        ("receipts", "seq receipt status stored_at"),
+        ("history", "id seq at status detail"),
+        ("invoice_keys", "key seq"),
+    ] {
+        let got: String = c
+            .query_row(
+                "SELECT group_concat(name, ' ') FROM (SELECT name FROM pragma_table_info(?1) ORDER BY cid)",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(got, columns, "{table}");
+    }
+    assert_eq!(count(&c, "SELECT COUNT(*) FROM invoice_keys"), 16);
+    assert_eq!(
+        count(
+            &c,
+            "SELECT original_seq FROM invoices WHERE kind = 'credit'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &c,
+            "SELECT COUNT(*) FROM leases WHERE anchor_seq IS NOT NULL"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&c, "SELECT COUNT(*) FROM pragma_foreign_key_check"),
+        0
+    );
+
+    // Every read is the original's; every invoice is found by id and by number.
+    assert_eq!(migrated.verify().unwrap(), s.ledger.verify().unwrap());
+    assert_eq!(export(&migrated), export(&s.ledger));
+    assert_eq!(migrated.status(now).unwrap(), s.ledger.status(now).unwrap());
+    for env in &envs {
+        let by_number = migrated.show(&env.invoice.number).unwrap();
+        assert_eq!(by_number, s.ledger.show(&env.invoice.number).unwrap());
+        assert_eq!(migrated.show(&env.invoice.id).unwrap(), by_number);
+        assert_eq!(
+            migrated.show(&env.invoice.id.to_uppercase()).unwrap(),
+            by_number
+        );
+    }
+    assert_eq!(
+        migrated.outbox(None, 100).unwrap(),
+        s.ledger.outbox(None, 100).unwrap()
+    );
+    for (name, filter) in filters() {
+        assert_eq!(
+            migrated.list(&filter).unwrap(),
+            s.ledger.list(&filter).unwrap(),
+            "{name}"
+        );
+    }
+    assert_eq!(migrated.outages().unwrap(), s.ledger.outages().unwrap());
+
+    // Issuing goes on from lease-3, which was half used: the first new invoice anchors
+    // it, and neither it nor the next writes a key.
+    let next: Vec<Envelope> = (0..2)
+        .map(|_| {
+            migrated
+                .issue(&ordinary("1", "10", "0.13"), &key, now)
+                .unwrap()
+                .envelope
+        })
+        .collect();
+    assert_eq!(next[0].invoice.seq, 9);
+    assert_eq!(
+        pair(
+            &c,
+            "SELECT anchor_seq, anchor_number FROM leases WHERE lease_id = 'lease-3'"
+        ),
+        (9, 7)
+    );
+    assert_eq!(count(&c, "SELECT COUNT(*) FROM invoice_keys"), 16);
+    for env in &next {
+        assert_eq!(migrated.show(&env.invoice.number).unwrap().envelope, *env);
+        assert_eq!(migrated.show(&env.invoice.id).unwrap().envelope, *env);
+    }
+    // A receipt by id, an attempt by id, and a credit note against an invoice issued
+    // before the migration (found through its key) and one issued after.
+    migrated
+        .store_receipt(
+            &envs[5].invoice.id,
+            &receipt(&s.authority, &envs[5], "accepted"),
+            now,
+        )
+        .unwrap();
+    migrated
+        .record_attempt(&next[1].invoice.id, "HTTP 503", None)
+        .unwrap();
+    assert_eq!(
+        migrated
+            .show(&next[1].invoice.number)
+            .unwrap()
+            .outbox
+            .unwrap()
+            .attempts,
+        1
+    );
+    let credit = |original: &str, quantity: &str| {
+        kaipiao_core::Draft::from_json(&json!({
+            "kind": "credit",
+            "original": original,
+            "buyer": {"name": "张三"},
+            "lines": [{"name": "办公用品", "unit": "件", "quantity": quantity, "tax_rate": "0.13"}]
+        }))
+        .unwrap()
+    };
+    // Invoice 1 already has a pending credit of 3 of its 10: 7 are left.
+    let over = migrated.issue(&credit(&envs[0].invoice.number, "-8"), &key, now);
+    assert!(over.is_err(), "{over:?}");
+    let c1 = migrated
+        .issue(&credit(&envs[0].invoice.number, "-7"), &key, now)
+        .unwrap()
+        .envelope;
+    let c2 = migrated
+        .issue(&credit(&next[0].invoice.number, "-1"), &key, now)
+        .unwrap()
+        .envelope;
+    assert_eq!(c1.invoice.original.as_ref().unwrap().id, envs[0].invoice.id);
+    assert_eq!(c2.invoice.original.as_ref().unwrap().id, next[0].invoice.id);
+    assert_eq!(
+        count(&c, "SELECT COUNT(*) FROM invoices WHERE original_seq = 1"),
+        2
+    );
+    assert_eq!(migrated.verify().unwrap().invoices, 12);
+}
+
+#[test]
+fn a_migration_that_cannot_copy_every_row_leaves_the_ledger_as_it_was() {
+    let (s, _) = mixed();
+    let dir = copy_at_version(&s, 5);
+    let db = dir.path().join(kaipiao_ledger::DB_FILE);
+    // A version-5 ledger with a history entry naming no invoice (written with foreign
+    // keys off): migration 6 would drop it, so it refuses instead.
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        c.execute(
+            "INSERT INTO history (invoice_id, at, status, detail) VALUES ('0190c0de-0000-7000-8000-000000000000', '2026-03-01T00:00:00Z', 'accepted', '')",
+            [],
+        )
+        .unwrap();
+    }
+    for _ in 0..2 {
+        match Ledger::open(dir.path()) {
+            Err(kaipiao_ledger::LedgerError::Integrity { what, .. }) => {
+                assert!(what.contains("keep 5 of its 6 history entries"), "{what}");
+                assert!(what.contains("was not changed"), "{what}");
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("the migration must refuse"),
+        }
+        let c = rusqlite::Connection::open(&db).unwrap();
+        assert_eq!(count(&c, "SELECT MAX(version) FROM schema_version"), 5);
+        assert_eq!(count(&c, "SELECT COUNT(*) FROM history"), 6);
+        assert_eq!(
+            count(
+                &c,
+                "SELECT COUNT(*) FROM receipts WHERE invoice_id IS NOT NULL"
+            ),
+            5
+        );
+        assert_eq!(
+            count(&c, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'invoices' AND name LIKE 'sqlite_autoindex%'"),
+            2
+        );
+        assert_eq!(
+            count(
+                &c,
+                "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v6'"
+            ),
+            0
+        );
+    }
+    assert!(dir.path().join("ledger.sqlite3.bak-v5").exists());
 }

@@ -98,7 +98,7 @@ fn mixed_good_and_bad_receipts_are_judged_one_by_one() {
         assert_eq!(rec.history.len(), 2, "{:?}", rec.history);
         let stored: String = raw(&s)
             .query_row(
-                "SELECT receipt FROM receipts WHERE invoice_id = ?1",
+                "SELECT receipt FROM receipts WHERE seq = (SELECT seq FROM invoices WHERE id = ?1)",
                 [id(i)],
                 |r| r.get(0),
             )
@@ -170,7 +170,7 @@ fn a_database_failure_stores_nothing_of_the_group() {
     // The disk fails on the second receipt's row (after the first one was written).
     let conn = raw(&s);
     conn.execute_batch(&format!(
-        "CREATE TRIGGER disk_on_fire BEFORE INSERT ON receipts WHEN NEW.invoice_id = '{}'
+        "CREATE TRIGGER disk_on_fire BEFORE INSERT ON receipts WHEN NEW.seq = (SELECT seq FROM invoices WHERE id = '{}')
          BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;",
         e[1].invoice.id
     ))

@@ -32,7 +32,7 @@ fn unguard(s: &Setup) -> rusqlite::Connection {
     c.execute_batch(
         "DROP TRIGGER invoices_immutable; DROP TRIGGER invoices_never_deleted;
          DROP TRIGGER receipts_immutable; DROP TRIGGER outbox_leaves_with_receipt;
-         DROP TRIGGER invoices_status_final;",
+         DROP TRIGGER invoices_status_final; DROP TRIGGER history_never_deleted;",
     )
     .unwrap();
     c
@@ -84,7 +84,7 @@ fn a_deleted_receipt_signature() {
     let c = unguard(&s);
     c.execute(
         "UPDATE receipts SET receipt = json_remove(receipt, '$.authority_signature')
-         WHERE invoice_id = (SELECT id FROM invoices WHERE seq = 2)",
+         WHERE seq = 2",
         [],
     )
     .unwrap();
@@ -121,7 +121,7 @@ fn a_deleted_invoice_leaves_a_gap() {
     let s = ledger_with_history();
     let c = unguard(&s);
     c.execute_batch(
-        "DELETE FROM outbox WHERE seq = 3; DELETE FROM history WHERE invoice_id = (SELECT id FROM invoices WHERE seq = 3);
+        "DELETE FROM outbox WHERE seq = 3; DELETE FROM history WHERE seq = 3;
          DELETE FROM invoices WHERE seq = 3;",
     )
     .unwrap();
@@ -215,4 +215,92 @@ fn an_edited_pinned_authority_key_is_named_as_such() {
     );
     assert_eq!(s.ledger.show(&id).unwrap().status, Status::Pending);
     assert_eq!(s.ledger.leases().unwrap().len(), 1);
+}
+
+/// The invoice at `seq`'s (id, number), read from the file.
+fn id_and_number(c: &rusqlite::Connection, seq: u64) -> (String, String) {
+    c.query_row(
+        "SELECT id, number FROM invoices WHERE seq = ?1",
+        [seq],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_moved_lease_anchor_is_caught_and_an_issuance_it_no_longer_covers_records_its_number() {
+    // No index finds an invoice by number (schema 6): the lease's anchor does. Moved by
+    // hand, it no longer leads to the invoices issued before, which verify names; the
+    // next issuance, whose number the anchor no longer gives, records it as a key and is
+    // found through that.
+    let s = ledger_with_history();
+    let c = raw(&s);
+    c.execute_batch(
+        "DROP TRIGGER leases_anchored_once;
+         UPDATE leases SET anchor_seq = anchor_seq + 10;",
+    )
+    .unwrap();
+    let (_, first_number) = id_and_number(&c, 1);
+    assert!(matches!(
+        s.ledger.show(&first_number),
+        Err(LedgerError::NotFound(_))
+    ));
+    let (seq, what) = integrity(&s);
+    assert_eq!(seq, 1);
+    assert!(what.contains("does not lead back to it"), "{what}");
+    assert!(what.contains(&first_number), "{what}");
+
+    let fifth = s
+        .ledger
+        .issue(&ordinary("5", "100", "0.13"), &s.key, t0())
+        .unwrap()
+        .envelope;
+    let keys: Vec<(String, u64)> = c
+        .prepare("SELECT key, seq FROM invoice_keys")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(keys, [(fifth.invoice.number.clone(), 5)]);
+    assert_eq!(
+        s.ledger.show(&fifth.invoice.number).unwrap().envelope,
+        fifth
+    );
+}
+
+#[test]
+fn a_copied_id_or_number_is_caught_without_a_unique_index() {
+    // Even re-signed with the device key, an invoice that takes another's id or number
+    // is found: that id or number leads to the other invoice.
+    for column in ["id", "number"] {
+        let s = ledger_with_history();
+        let c = unguard(&s);
+        let (id, number) = id_and_number(&c, 2);
+        let env: String = c
+            .query_row("SELECT envelope FROM invoices WHERE seq = 3", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let mut env: kaipiao_core::Envelope = serde_json::from_str(&env).unwrap();
+        if column == "id" {
+            env.invoice.id = id;
+        } else {
+            env.invoice.number = number;
+        }
+        let forged = kaipiao_core::sign::seal_invoice(&s.key, env.invoice);
+        c.execute(
+            "UPDATE invoices SET envelope = ?1, hash = ?2, id = ?3, number = ?4 WHERE seq = 3",
+            [
+                serde_json::to_string(&forged).unwrap(),
+                forged.hash.clone(),
+                forged.invoice.id.clone(),
+                forged.invoice.number.clone(),
+            ],
+        )
+        .unwrap();
+        let (seq, what) = integrity(&s);
+        assert_eq!(seq, 3, "{column}: {what}");
+        assert!(what.contains("does not lead back"), "{column}: {what}");
+    }
 }

@@ -133,16 +133,18 @@ impl Device {
 }
 
 /// A copy of `s`'s data directory whose ledger is what the release with schema `version`
-/// (2 to 4) would hold for the same invoices: the schema of migrations 1..=`version`
+/// (1 to 5) would hold for the same invoices: the schema of migrations 1..=`version`
 /// ([`kaipiao_ledger::create_schema_at`]) filled with `s`'s rows in that version's shapes,
-/// through its own triggers (the append-only guards, and from version 4 the pending
-/// totals). Those versions keyed the outbox by invoice id and wrote an "issued" history
-/// entry at issuance; leases had no issued amount and there were no settled totals.
-/// Versions before 3 have no outage record, so `s` must have none. `s` stays open.
+/// through its own triggers (the append-only guards, from version 4 the pending totals,
+/// from version 5 the settled totals). Before version 6, receipts, history and a credit
+/// note's original named the invoice by id (with unique indexes on id and number);
+/// before version 5 the outbox was keyed by invoice id, an "issued" history entry was
+/// written at issuance, and leases had no issued amount. Versions before 3 have no
+/// outage record, so `s` must have none. `s` stays open.
 pub fn copy_at_version(s: &Setup, version: i64) -> TempDir {
     assert!(
-        (2..=4).contains(&version),
-        "copy_at_version: versions 2 to 4, not {version}"
+        (1..=5).contains(&version),
+        "copy_at_version: versions 1 to 5, not {version}"
     );
     let dir = tempfile::tempdir().expect("tempdir");
     for entry in std::fs::read_dir(s.dir.path()).expect("read dir") {
@@ -169,34 +171,56 @@ pub fn copy_at_version(s: &Setup, version: i64) -> TempDir {
     let tx = c.unchecked_transaction().expect("tx");
     // In the order the old program wrote them, so that its triggers accept every row:
     // each invoice pending at issuance (one seq after the other), with its "issued"
-    // entry; receipts, then the final status (the version 4 totals follow it), then the
-    // later history; the outbox rows of what is still pending.
-    tx.execute_batch(
-        "INSERT INTO main.device SELECT * FROM cur.device;
-         INSERT INTO main.leases (lease_id, position, lease_json, prefix, first, last, next, stored_at)
+    // entry before version 5; receipts, then the final status (the version 4 and 5
+    // totals follow it), then the later history; the outbox rows of what is still
+    // pending.
+    let leases = if version >= 5 {
+        "INSERT INTO main.leases (lease_id, position, lease_json, prefix, first, last, next, stored_at, issued_cents)
+             SELECT lease_id, position, lease_json, prefix, first, last, next, stored_at, issued_cents
+             FROM cur.leases ORDER BY position;"
+    } else {
+        "INSERT INTO main.leases (lease_id, position, lease_json, prefix, first, last, next, stored_at)
              SELECT lease_id, position, lease_json, prefix, first, last, next, stored_at
-             FROM cur.leases ORDER BY position;
+             FROM cur.leases ORDER BY position;"
+    };
+    let issued_history = if version >= 5 {
+        ""
+    } else {
+        "INSERT INTO main.history (invoice_id, at, status, detail)
+             SELECT id, issued_at, 'issued', 'number ' || number FROM cur.invoices ORDER BY seq;"
+    };
+    let outbox = if version >= 5 {
+        "INSERT INTO main.outbox (seq, attempts, next_attempt_ms, last_error)
+             SELECT seq, attempts, next_attempt_ms, last_error FROM cur.outbox ORDER BY seq;"
+    } else {
+        "INSERT INTO main.outbox (invoice_id, seq, attempts, next_attempt_ms, last_error)
+             SELECT i.id, o.seq, o.attempts, o.next_attempt_ms, o.last_error
+             FROM cur.outbox o JOIN cur.invoices i ON i.seq = o.seq ORDER BY o.seq;"
+    };
+    tx.execute_batch(&format!(
+        "INSERT INTO main.device SELECT * FROM cur.device;
+         {leases}
          INSERT INTO main.invoices (seq, id, number, kind, issued_at, buyer_name, buyer_tax_id,
                                     total, total_amount, total_amount_cents, hash, envelope,
                                     status, original_id)
-             SELECT seq, id, number, kind, issued_at, buyer_name, buyer_tax_id, total,
-                    total_amount, total_amount_cents, hash, envelope, 'pending', original_id
-             FROM cur.invoices ORDER BY seq;
-         INSERT INTO main.history (invoice_id, at, status, detail)
-             SELECT id, issued_at, 'issued', 'number ' || number FROM cur.invoices ORDER BY seq;
+             SELECT c.seq, c.id, c.number, c.kind, c.issued_at, c.buyer_name, c.buyer_tax_id,
+                    c.total, c.total_amount, c.total_amount_cents, c.hash, c.envelope, 'pending',
+                    (SELECT o.id FROM cur.invoices o WHERE o.seq = c.original_seq)
+             FROM cur.invoices c ORDER BY c.seq;
+         {issued_history}
          INSERT INTO main.receipts (invoice_id, receipt, status, stored_at)
-             SELECT invoice_id, receipt, status, stored_at FROM cur.receipts;
+             SELECT i.id, r.receipt, r.status, r.stored_at
+             FROM cur.receipts r JOIN cur.invoices i ON i.seq = r.seq ORDER BY r.seq;
          UPDATE main.invoices
              SET status = (SELECT c.status FROM cur.invoices c WHERE c.seq = invoices.seq)
              WHERE seq IN (SELECT seq FROM cur.invoices WHERE status != 'pending');
          INSERT INTO main.history (invoice_id, at, status, detail)
-             SELECT invoice_id, at, status, detail FROM cur.history ORDER BY id;
-         INSERT INTO main.outbox (invoice_id, seq, attempts, next_attempt_ms, last_error)
-             SELECT i.id, o.seq, o.attempts, o.next_attempt_ms, o.last_error
-             FROM cur.outbox o JOIN cur.invoices i ON i.seq = o.seq ORDER BY o.seq;
+             SELECT i.id, h.at, h.status, h.detail
+             FROM cur.history h JOIN cur.invoices i ON i.seq = h.seq ORDER BY h.id;
+         {outbox}
          INSERT INTO main.alerts (id, at, code, message, invoice_id, dismissed_at)
-             SELECT id, at, code, message, invoice_id, dismissed_at FROM cur.alerts ORDER BY id;",
-    )
+             SELECT id, at, code, message, invoice_id, dismissed_at FROM cur.alerts ORDER BY id;"
+    ))
     .expect("copy rows");
     if version >= 3 {
         tx.execute_batch(
