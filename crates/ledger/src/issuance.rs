@@ -129,8 +129,9 @@ impl Ledger {
         let original_seq = credit.as_ref().map(|(seq, _)| *seq);
         tx.prepare_cached(
             "INSERT INTO invoices (seq, id, number, kind, issued_at, buyer_name, buyer_tax_id, total,
-                                   total_amount, total_amount_cents, hash, envelope, status, original_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'pending', ?13)",
+                                   total_amount, total_amount_cents, hash, envelope, status, original_seq,
+                                   prev_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'pending', ?13, ?14)",
         )?
         .execute(params![
             inv.seq,
@@ -146,6 +147,7 @@ impl Ledger {
             envelope.hash,
             envelope_json,
             original_seq,
+            state.head.as_ref().map(|(head, _, _)| *head),
         ])?;
         tx.prepare_cached("INSERT INTO outbox (seq) VALUES (?1)")?
             .execute([inv.seq])?;

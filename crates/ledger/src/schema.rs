@@ -338,13 +338,19 @@ CREATE TABLE invoices_v6 (
     -- Not `status IN (...)`: a list after IN makes SQLite build a temporary b-tree each
     -- time the statement runs, about 4 us of every issuance (docs/BENCHMARKS.md).
     status TEXT NOT NULL CHECK (status = 'pending' OR status = 'accepted' OR status = 'rejected'),
-    original_seq INTEGER REFERENCES invoices_v6(seq)
+    original_seq INTEGER REFERENCES invoices_v6(seq),
+    -- The chain has no gap: every invoice but the first names the one before it, which
+    -- must exist. (Before, a trigger looked up the head on every insert; a trigger that
+    -- fires costs every issuance a few microseconds: docs/BENCHMARKS.md.)
+    prev_seq INTEGER REFERENCES invoices_v6(seq),
+    CONSTRAINT seq_follows_head CHECK ((seq = 1 AND prev_seq IS NULL) OR prev_seq IS seq - 1)
 ) STRICT;
 INSERT INTO invoices_v6 (seq, id, number, kind, issued_at, buyer_name, buyer_tax_id, total,
-                         total_amount, total_amount_cents, hash, envelope, status, original_seq)
+                         total_amount, total_amount_cents, hash, envelope, status, original_seq,
+                         prev_seq)
     SELECT i.seq, i.id, i.number, i.kind, i.issued_at, i.buyer_name, i.buyer_tax_id, i.total,
            i.total_amount, i.total_amount_cents, i.hash, i.envelope, i.status,
-           (SELECT o.seq FROM invoices o WHERE o.id = i.original_id)
+           (SELECT o.seq FROM invoices o WHERE o.id = i.original_id), NULLIF(i.seq - 1, 0)
     FROM invoices i ORDER BY i.seq;
 
 CREATE TABLE invoice_keys (
@@ -395,7 +401,11 @@ CREATE INDEX IF NOT EXISTS leases_numbers ON leases(prefix, first);
 
 /// The guards of migration 6's tables: the append-only triggers of migrations 2 and 5 on
 /// the rebuilt tables (which lost theirs with the old ones), and new ones on the history,
-/// the keys and the lease anchors. Dropped and created again so that migrations applied
+/// the keys and the lease anchors. The two lease guards that every issuance's update
+/// fires (next never goes back, the issued amount never shrinks) become one trigger, and
+/// the gap guard on the invoices becomes the `seq_follows_head` constraint and the
+/// `prev_seq` foreign key: each trigger that fires costs every issuance a few
+/// microseconds (docs/BENCHMARKS.md). Dropped and created again so that migrations applied
 /// again to a restored copy (whose earlier migrations re-create their own versions of
 /// some of them) end with these.
 const V6_GUARDS: &str = r#"
@@ -412,14 +422,13 @@ DROP TRIGGER IF EXISTS history_never_deleted;
 DROP TRIGGER IF EXISTS invoice_keys_immutable;
 DROP TRIGGER IF EXISTS invoice_keys_never_deleted;
 DROP TRIGGER IF EXISTS leases_anchored_once;
-
-CREATE TRIGGER invoices_seq_follows_head BEFORE INSERT ON invoices
-WHEN NEW.seq IS NOT (SELECT COALESCE(MAX(seq), 0) + 1 FROM invoices)
-BEGIN SELECT RAISE(ABORT, 'invoice seq must follow the chain head without a gap'); END;
+DROP TRIGGER IF EXISTS leases_numbers_never_reused;
+DROP TRIGGER IF EXISTS leases_issued_only_grows;
+DROP TRIGGER IF EXISTS leases_only_advance;
 
 CREATE TRIGGER invoices_immutable
 BEFORE UPDATE OF seq, id, number, kind, issued_at, buyer_name, buyer_tax_id, total,
-    total_amount, total_amount_cents, hash, envelope, original_seq ON invoices
+    total_amount, total_amount_cents, hash, envelope, original_seq, prev_seq ON invoices
 BEGIN SELECT RAISE(ABORT, 'an issued invoice is never edited: issue a credit note instead'); END;
 
 CREATE TRIGGER invoices_status_final BEFORE UPDATE OF status ON invoices
@@ -457,6 +466,10 @@ BEGIN SELECT RAISE(ABORT, 'the key of an issued invoice is never changed'); END;
 
 CREATE TRIGGER invoice_keys_never_deleted BEFORE DELETE ON invoice_keys
 BEGIN SELECT RAISE(ABORT, 'the key of an issued invoice is never deleted'); END;
+
+CREATE TRIGGER leases_only_advance BEFORE UPDATE OF next, issued_cents ON leases
+WHEN NEW.next < OLD.next OR NEW.issued_cents < OLD.issued_cents
+BEGIN SELECT RAISE(ABORT, 'a consumed invoice number is never reused, and the amount issued under a lease only grows'); END;
 
 CREATE TRIGGER leases_anchored_once BEFORE UPDATE OF anchor_seq, anchor_number ON leases
 WHEN OLD.anchor_seq IS NOT NULL OR OLD.anchor_number IS NOT NULL

@@ -1230,13 +1230,16 @@ fn the_immutability_triggers_hold() {
             r.get(0)
         })
         .unwrap();
-    refused(
-        &format!(
-            "INSERT INTO invoices (seq, id, number, kind, issued_at, buyer_name, buyer_tax_id, total, total_amount, total_amount_cents, hash, envelope, status) VALUES (5, 'z', 'z', 'ordinary', '', '', '', '', '', 0, '', '{}', 'pending')",
+    let insert = |seq: u64, prev: &str| {
+        format!(
+            "INSERT INTO invoices (seq, id, number, kind, issued_at, buyer_name, buyer_tax_id, total, total_amount, total_amount_cents, hash, envelope, status, prev_seq) VALUES ({seq}, 'z', 'z', 'ordinary', '', '', '', '', '', 0, '', '{}', 'pending', {prev})",
             env.replace('\'', "''")
-        ),
-        "without a gap",
-    );
+        )
+    };
+    // A gap: a seq after the head that names no predecessor, or one that is missing.
+    refused(&insert(5, "NULL"), "seq_follows_head");
+    refused(&insert(5, "3"), "seq_follows_head");
+    refused(&insert(5, "4"), "FOREIGN KEY");
     assert_eq!(s.ledger.verify().unwrap().invoices, 2);
 }
 

@@ -233,7 +233,7 @@ fn a_version_4_ledger_migrates_through_version_5_and_reads_back_the_same() {
     }
     for kept in [
         "outbox_leaves_with_receipt",
-        "leases_issued_only_grows",
+        "leases_only_advance",
         "settled_totals_on_final",
         "settled_totals_one_row",
     ] {
@@ -460,6 +460,23 @@ fn a_version_5_ledger_migrates_to_version_6_and_finds_every_invoice_without_an_i
             )
             .unwrap();
         assert_eq!(got, columns, "{table}");
+    }
+    let triggers = names(&c, "trigger");
+    for gone in [
+        "leases_numbers_never_reused",
+        "leases_issued_only_grows",
+        "invoices_seq_follows_head",
+    ] {
+        assert!(!triggers.contains(&gone.to_string()), "{triggers:?}");
+    }
+    for guard in [
+        "leases_only_advance",
+        "leases_anchored_once",
+        "history_never_deleted",
+        "invoice_keys_immutable",
+        "outbox_leaves_with_receipt",
+    ] {
+        assert!(triggers.contains(&guard.to_string()), "{triggers:?}");
     }
     assert_eq!(count(&c, "SELECT COUNT(*) FROM invoice_keys"), 16);
     assert_eq!(

@@ -198,7 +198,7 @@ fn edited_totals_fail_verify_and_a_missing_row_refuses_issuance() {
         .execute("UPDATE leases SET issued_cents = 0", [])
         .unwrap_err();
     assert!(e.to_string().contains("only grows"), "{e}");
-    c.execute_batch("DROP TRIGGER leases_issued_only_grows; UPDATE leases SET issued_cents = 0;")
+    c.execute_batch("DROP TRIGGER leases_only_advance; UPDATE leases SET issued_cents = 0;")
         .unwrap();
     let what = integrity_failure(&s);
     assert!(
