@@ -52,6 +52,7 @@ struct Row {
     envelope: String,
     status: String,
     original_seq: Option<u64>,
+    prev_seq: Option<u64>,
     receipt: Option<String>,
     receipt_status: Option<String>,
     in_outbox: bool,
@@ -60,7 +61,7 @@ struct Row {
 const ROWS_SQL: &str =
     "SELECT i.seq, i.id, i.number, i.kind, i.issued_at, i.buyer_name, i.buyer_tax_id,
         i.total, i.total_amount, i.hash, i.envelope, i.status, i.original_seq,
-        r.receipt, r.status, o.seq IS NOT NULL
+        r.receipt, r.status, o.seq IS NOT NULL, i.prev_seq
  FROM invoices i
  LEFT JOIN receipts r ON r.seq = i.seq
  LEFT JOIN outbox o ON o.seq = i.seq
@@ -84,6 +85,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         receipt: r.get(13)?,
         receipt_status: r.get(14)?,
         in_outbox: r.get(15)?,
+        prev_seq: r.get(16)?,
     })
 }
 
@@ -128,6 +130,12 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
         }
         let seq = row.seq;
         let fail = |what: String| corrupt(seq, what);
+        if row.prev_seq != seq.checked_sub(1).filter(|p| *p > 0) {
+            return Err(fail(format!(
+                "its prev_seq column is {:?}, not the invoice before it (edited?)",
+                row.prev_seq
+            )));
+        }
         let env = rows::parse_envelope(seq, &row.envelope)?;
         let inv = &env.invoice;
         match verify_envelope(&device_key, &env) {

@@ -307,3 +307,17 @@ fn a_copied_id_or_number_is_caught_without_a_unique_index() {
         assert!(what.contains("does not lead back"), "{column}: {what}");
     }
 }
+
+#[test]
+fn an_edited_prev_seq_is_caught() {
+    // The gap guard is a constraint and a foreign key, which a shell can be told to ignore.
+    let s = ledger_with_history();
+    let c = unguard(&s);
+    c.execute_batch(
+        "PRAGMA ignore_check_constraints = ON; UPDATE invoices SET prev_seq = 1 WHERE seq = 3;",
+    )
+    .unwrap();
+    let (seq, what) = integrity(&s);
+    assert_eq!(seq, 3);
+    assert!(what.contains("prev_seq"), "{what}");
+}
