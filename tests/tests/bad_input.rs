@@ -306,3 +306,40 @@ fn a_refused_enrolment_token_is_said_in_the_clerks_language() {
     en.expect_code(2);
     assert!(en.stderr.contains("enrolment token"), "{}", en.stderr);
 }
+
+#[test]
+fn an_invoice_too_big_to_file_is_refused_and_the_chain_after_it_files() {
+    // 2,000 lines whose name, spec and unit are 100 four-byte characters each: every field is
+    // within its limit, but the signed envelope would be over the 2 MiB the authority
+    // accepts for one invoice (413 on every attempt, and the chain blocked behind it).
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    shop.issue(&small_draft("先开一张", "10"));
+    let before = shop.status();
+    let wide = "𠀀".repeat(100);
+    let lines: Vec<Value> = (0..2000)
+        .map(|i| {
+            let mut l = line(&format!("{i}{}", &wide[16..]), "1", "1", "0.13", "");
+            l["spec"] = json!(wide);
+            l["unit"] = json!(wide);
+            l
+        })
+        .collect();
+    let huge = draft("ordinary", buyer("某人", ""), lines);
+    let out = shop.try_issue(&huge);
+    out.expect_code(2);
+    let doc = out.json();
+    assert_eq!(doc["error"]["code"], "payload_too_large", "{out}");
+    assert_eq!(doc["error"]["field"], "lines", "{out}");
+    assert!(
+        out.stderr.contains("split") || out.stderr.contains("拆分"),
+        "says to split the invoice\n{out}"
+    );
+    unchanged(&before, &shop.status());
+
+    // What comes next is issued and filed as usual.
+    shop.issue(&small_draft("后开一张", "20"));
+    let synced = shop.sync_until_complete(3);
+    assert_eq!(synced["accepted"], json!(2), "{synced}");
+    assert_eq!(synced["pending"], json!(0), "{synced}");
+}

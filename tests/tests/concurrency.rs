@@ -69,3 +69,48 @@ fn concurrent_syncs_submit_each_invoice_once() {
         .collect();
     assert!(bad.is_empty(), "two drains of one outbox collided: {bad:?}");
 }
+
+#[test]
+fn a_sync_waits_a_bounded_time_for_another_drainer_then_says_so_with_its_summary() {
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    let drafts: Vec<_> = (1..=3)
+        .map(|i| small_draft(&format!("等锁{i}"), &format!("{i}")))
+        .collect();
+    shop.import(&drafts);
+    // Another process drains this outbox (here: holds its lock, as the app would).
+    let other = kaipiao_ledger::Ledger::open(&shop.data).expect("open");
+    let held = other.lock_outbox().expect("lock");
+
+    // Still busy after the wait: the summary, exit 3 (work remains, transient).
+    let out = shop.kaipiao(&["--json", "sync", "--lock-wait", "1"]);
+    out.expect_code(3);
+    let doc = out.json();
+    assert_eq!(doc["pending"], json!(3), "{out}");
+    assert_eq!(doc["submitted"], json!(0), "{out}");
+    assert_eq!(doc["server_head"], json!(null), "{out}");
+    assert!(
+        out.stderr.contains("another process") || out.stderr.contains("另一个进程"),
+        "{out}"
+    );
+
+    // Released while a sync waits: that sync goes on and sends everything.
+    let mut cmd = shop.command(&["--json", "sync", "--lock-wait", "120"]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let waiting = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("up to") || l.contains("最多等待"));
+    assert!(waiting.is_some(), "the waiting sync says that it waits");
+    drop(held);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(0), "{rest:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(doc["accepted"], json!(3), "{doc}");
+    assert_eq!(doc["pending"], json!(0), "{doc}");
+}

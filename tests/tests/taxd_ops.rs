@@ -77,3 +77,37 @@ fn admin_faults_round_trip() {
     );
     assert_eq!(taxd.get("/v1/health").status, 200);
 }
+
+#[test]
+fn taxd_refuses_a_rate_flag_it_cannot_serve_instead_of_panicking() {
+    // An absurd rate used to start, then panic a handler on the first refusal (a wait of
+    // 10^300 seconds does not fit a Duration).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("taxd.db");
+    for (flag, value) in [
+        ("--capacity", "1e-300"),
+        ("--capacity", "0"),
+        ("--device-rate", "1e300"),
+        ("--device-rate", "NaN"),
+    ] {
+        let mut cmd = std::process::Command::new(binary("taxd"));
+        cmd.args([
+            "--db",
+            db.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+            flag,
+            value,
+        ]);
+        let out = run_with_deadline(
+            cmd,
+            format!("taxd {flag} {value}"),
+            None,
+            std::time::Duration::from_secs(30),
+        );
+        out.expect_code(2);
+        assert!(out.stderr.contains(flag), "names {flag}\n{out}");
+        assert!(out.stderr.contains("requests per second"), "{out}");
+    }
+    assert!(!db.exists(), "nothing was created for a refused start");
+}

@@ -73,6 +73,11 @@ pub enum Command {
         /// meet the authority at once. The command runs until the last share is sent.
         #[arg(long, value_name = "SECONDS", requires = "background", value_parser = parse_spread)]
         start_spread: Option<u64>,
+        /// When another process (the app, another `kaipiao sync`) is sending this outbox,
+        /// wait up to SECONDS (at most 3600) for it to finish; still busy then, the run
+        /// prints its summary and exits 3.
+        #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_LOCK_WAIT, value_parser = parse_lock_wait)]
+        lock_wait: u64,
     },
     /// Compare every invoice with the authority's records; resubmit what it lost.
     ///
@@ -144,6 +149,16 @@ pub enum StatusArg {
 }
 
 /// `--start-spread`: whole seconds, 0 to 240 (the policy's cap).
+/// `sync --lock-wait` unless given: as long as a run waits without progress (SPEC 9).
+pub const DEFAULT_LOCK_WAIT: u64 = 30;
+
+pub fn parse_lock_wait(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n <= 3600 => Ok(n),
+        _ => Err("expected whole seconds from 0 to 3600".into()),
+    }
+}
+
 pub fn parse_spread(s: &str) -> Result<u64, String> {
     let cap = kaipiao_sync::policy::START_SPREAD.as_secs();
     match s.parse::<u64>() {

@@ -103,7 +103,8 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
         Command::Sync {
             background,
             start_spread,
-        } => sync::sync(ctx, background, start_spread),
+            lock_wait,
+        } => sync::sync(ctx, background, start_spread, lock_wait),
         Command::Reconcile => sync::reconcile(ctx),
         Command::Status => read::status(ctx),
         Command::Outages => read::outages(ctx),

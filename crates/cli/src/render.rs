@@ -536,6 +536,14 @@ pub fn progress(p: &Progress, lang: Lang) -> String {
             ),
             after.as_secs_f64()
         ),
+        Progress::WaitingForLock { up_to } => format!(
+            "{} {}s",
+            lang.pick(
+                "另一个进程（应用或另一个 kaipiao sync）正在上传本机的发票，最多等待",
+                "another process (the app, or another kaipiao sync) is sending this outbox; waiting for it up to"
+            ),
+            up_to.as_secs()
+        ),
         Progress::Endpoint { endpoint, up } => format!(
             "{endpoint} {}",
             if *up {

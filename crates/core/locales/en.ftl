@@ -157,6 +157,7 @@ missing_field-outage-endpoint = the end of an outage names the endpoint that ans
 invalid_date = { $value } is not a date (2026-01-31) or an RFC 3339 time (2026-01-31T08:00:00Z)
 clock_invalid = this computer's clock is set before 1970; set the correct date and time
 out_of_range-record = the invoice amount is too large to record
+payload_too_large-invoice = the signed invoice would be { $size } bytes, over the { $limit } bytes the tax authority accepts for one invoice, so it could never be filed: split it into several invoices with fewer lines or shorter texts
 original_unknown-issue = { $number } is not an invoice of this device; check the 20-digit number of the original
 
 ## The sync engine (kaipiao_sync): SyncError::message
@@ -195,6 +196,7 @@ cli-next-init = run `kaipiao init` first
 cli-next-enroll = run `kaipiao enroll --server URL --token TOKEN` first
 cli-then = { $message }; { $next }
 cli-no-servers = { $message } (run `kaipiao enroll --server URL`)
+cli-sync-busy = another process (the app, or another kaipiao sync) is still sending this outbox after { $seconds } s; it goes on there: run `kaipiao sync` again later, or look at the app
 cli-passphrase-prompt = passphrase prompt: { $why }
 passphrase_mismatch = the passphrases differ
 unreadable_file = { $path }: { $why } (cannot read the file)

@@ -149,6 +149,7 @@ missing_field-outage-endpoint = 结束中断须注明应答的服务器地址
 invalid_date = { $value } 不是日期（2026-01-31）或 RFC 3339 时间（2026-01-31T08:00:00Z）
 clock_invalid = 本机时钟早于 1970 年，请校正日期和时间
 out_of_range-record = 发票金额过大，无法记录
+payload_too_large-invoice = 签名后的发票将有 { $size } 字节，超过税务机关对单张发票接受的 { $limit } 字节，永远无法上传：请拆分为几张发票，减少行数或缩短文字
 original_unknown-issue = { $number } 不是本设备开具的发票，请核对原发票的 20 位号码
 
 ## The sync engine (kaipiao_sync)
@@ -187,6 +188,7 @@ cli-next-init = 请先运行 `kaipiao init`
 cli-next-enroll = 请先运行 `kaipiao enroll --server URL --token 令牌`
 cli-then = { $message }，{ $next }
 cli-no-servers = { $message }（请运行 `kaipiao enroll --server URL`）
+cli-sync-busy = 等待 { $seconds } 秒后，另一个进程（应用或另一个 kaipiao sync）仍在上传本机的发票，由它继续：请稍后再运行 `kaipiao sync`，或查看应用
 cli-passphrase-prompt = 无法读取口令：{ $why }
 passphrase_mismatch = 两次输入的口令不一致
 unreadable_file = { $path }: { $why } (无法读取文件)

@@ -537,6 +537,12 @@ impl Worker {
                         reason,
                     }
                 }
+                // The app's runs do not wait for the lock (SyncOptions::lock_wait is
+                // zero); should one, it reads like any other wait.
+                Progress::WaitingForLock { up_to } => SyncEvent::Retrying {
+                    after_ms: u32::try_from(up_to.as_millis()).unwrap_or(u32::MAX),
+                    reason: "another process is sending this outbox".into(),
+                },
                 Progress::Endpoint {
                     endpoint,
                     up: is_up,

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use kaipiao_core::draft::{Computed, IssueContext};
 use kaipiao_core::lease::{check_limits, OfflineExposure};
 use kaipiao_core::money::parse_money;
-use kaipiao_core::{Code, DeviceKey, Draft, Envelope, Kind, LimitWarning};
+use kaipiao_core::wire::MAX_INVOICE_BODY;
+use kaipiao_core::{Code, DeviceKey, Draft, Envelope, Invoice, Kind, LimitWarning};
 use rusqlite::params;
 use serde::Serialize;
 
@@ -20,6 +21,22 @@ pub struct Issued {
     /// The exact stored JSON bytes of the envelope (what is submitted and exported).
     pub envelope_json: String,
     pub warnings: Vec<LimitWarning>,
+}
+
+/// Refuses an invoice whose signed envelope (`len` bytes, exactly what is submitted) the
+/// authority would refuse as 413 `payload_too_large` on every attempt: issued, it would
+/// block the chain behind it for good, since submission goes in seq order.
+fn check_wire_size(len: usize) -> Result<()> {
+    if len > MAX_INVOICE_BODY {
+        return Err(invalid(
+            Code::PayloadTooLarge,
+            "lines",
+            kaipiao_core::Msg::new("payload_too_large-invoice")
+                .arg("size", len)
+                .arg("limit", MAX_INVOICE_BODY),
+        ));
+    }
+    Ok(())
 }
 
 /// Integer cents of a money string, for summing pending amounts in SQL.
@@ -125,6 +142,7 @@ impl Ledger {
 
         let envelope = kaipiao_core::sign::seal_invoice(key, invoice);
         let envelope_json = serde_json::to_string(&envelope).map_err(json_error)?;
+        check_wire_size(envelope_json.len())?;
         let inv = &envelope.invoice;
         let original_seq = credit.as_ref().map(|(seq, _)| *seq);
         tx.prepare_cached(
@@ -288,6 +306,22 @@ impl Ledger {
             seller,
         };
         let invoice = kaipiao_core::build_invoice(draft, &ctx, credit.as_ref().map(|(_, c)| c))?;
+        // The envelope as issuance will size it: the real id, number, time, hash and
+        // signature have fixed lengths, so placeholders of those lengths give the same size
+        // within a few bytes (the seq's digits).
+        let sized = Envelope {
+            invoice: Invoice {
+                id: "0".repeat(36),
+                device_id: "0".repeat(36),
+                number: "0".repeat(20),
+                seq: u64::from(u32::MAX),
+                issued_at: kaipiao_core::time::rfc3339(DateTime::<Utc>::UNIX_EPOCH),
+                ..invoice.clone()
+            },
+            hash: kaipiao_core::ZERO_HASH.to_string(),
+            signature: "0".repeat(88),
+        };
+        check_wire_size(serde_json::to_string(&sized).map_err(json_error)?.len())?;
         if let Some(lease) = rows::lease_in_force(&tx)? {
             let terms = lease.lease.terms()?;
             let total = parse_money(&invoice.total_amount).unwrap_or_default();

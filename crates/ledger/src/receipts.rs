@@ -201,7 +201,7 @@ impl Ledger {
     fn sync_wal(&self) -> Result<()> {
         let mut wal = self.db_path().into_os_string();
         wal.push("-wal");
-        std::fs::File::open(&wal)?.sync_data()?;
+        open_for_sync(std::path::Path::new(&wal))?.sync_data()?;
         Ok(())
     }
 
@@ -329,5 +329,52 @@ impl Ledger {
         tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
             .execute([seq])?;
         Ok(status)
+    }
+}
+
+/// Opens an existing file to flush it to disk: for writing, because Windows flushes a
+/// file (`FlushFileBuffers`, behind `sync_data`) only through a handle with write access
+/// and refuses a read-only one ("access denied"); never creating or truncating it.
+fn open_for_sync(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(false)
+        .truncate(false)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wal_is_opened_for_writing_to_be_synced_and_never_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite3-wal");
+        assert!(
+            open_for_sync(&path).is_err(),
+            "a missing file is not created"
+        );
+        assert!(!path.exists());
+        std::fs::write(&path, b"frames").unwrap();
+        let file = open_for_sync(&path).unwrap();
+        file.sync_data().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"frames", "not truncated");
+        // The access mode the file was opened with, as the kernel holds it.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let info =
+                std::fs::read_to_string(format!("/proc/self/fdinfo/{}", file.as_raw_fd())).unwrap();
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
+                .unwrap();
+            const O_ACCMODE: u32 = 0o3;
+            const O_RDWR: u32 = 0o2;
+            assert_eq!(flags & O_ACCMODE, O_RDWR, "{info}");
+        }
     }
 }

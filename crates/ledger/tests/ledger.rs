@@ -1330,3 +1330,44 @@ fn party_json_matches_the_invoice_shape() {
         json!({"name": "", "tax_id": "", "address": "", "bank": ""})
     );
 }
+
+#[test]
+fn an_invoice_too_big_for_the_wire_is_refused_by_preview_and_issue() {
+    let s = with_lease(&Terms::default());
+    let wide = "𠀀".repeat(100);
+    let lines = (0..2000)
+        .map(|i| kaipiao_core::draft::DraftLine {
+            spec: wide.clone(),
+            unit: wide.clone(),
+            ..line(&format!("{i}{}", &wide[16..]), "1", "1", "0.13")
+        })
+        .collect();
+    let huge = kaipiao_testkit::fixtures::draft("ordinary", lines);
+    for e in [
+        s.ledger.preview(&huge).unwrap_err(),
+        s.ledger.issue(&huge, &s.key, t0()).unwrap_err(),
+    ] {
+        assert_eq!(code(&e), "payload_too_large", "{e}");
+        let LedgerError::Invalid(f) = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(f.field, "lines");
+        assert!(e.to_string().contains("2097152"), "{e}");
+    }
+    assert!(s.ledger.outbox(None, 10).unwrap().is_empty());
+    // Half of it fits, and is issued.
+    let half = kaipiao_testkit::fixtures::draft(
+        "ordinary",
+        (0..1000)
+            .map(|i| kaipiao_core::draft::DraftLine {
+                spec: wide.clone(),
+                unit: wide.clone(),
+                ..line(&format!("{i}{}", &wide[16..]), "1", "1", "0.13")
+            })
+            .collect(),
+    );
+    s.ledger.preview(&half).unwrap();
+    let issued = s.ledger.issue(&half, &s.key, t0()).unwrap();
+    assert!(issued.envelope_json.len() > 1_000_000);
+    assert!(issued.envelope_json.len() <= kaipiao_core::wire::MAX_INVOICE_BODY);
+}

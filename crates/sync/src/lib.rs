@@ -84,7 +84,15 @@ pub struct SyncOptions {
     /// caller follows, as the app's background loop does. Such a run also ends at the
     /// first refusal for overload ([`SyncReport::overloaded`]). None: no limit.
     pub max_items: Option<usize>,
+    /// When another process holds the outbox lock (the app, another `kaipiao sync`), wait
+    /// this long for it, polling, before the run fails with `busy`. Zero (the default):
+    /// fail at once; the CLI's `sync` waits (SPEC 9: work that remains for a transient
+    /// reason is exit 3 with the summary).
+    pub lock_wait: Duration,
 }
+
+/// How often a run waiting for the outbox lock tries it again.
+pub const LOCK_POLL: Duration = Duration::from_millis(100);
 
 /// Invoices per `POST /v1/invoices:batch` unless a caller asks otherwise: the CLI's
 /// `sync`, "Sync now" and the app's background loop all drain in batches of this size.
@@ -104,6 +112,7 @@ impl Default for SyncOptions {
             background: false,
             start_spread: None,
             max_items: None,
+            lock_wait: Duration::ZERO,
         }
     }
 }
@@ -131,6 +140,12 @@ pub enum Progress {
     },
     /// An endpoint answered (`up`) or failed (not `up`); sent when that changes.
     Endpoint { endpoint: String, up: bool },
+    /// Another process is draining this outbox; the run waits up to `up_to` for it to
+    /// finish ([`SyncOptions::lock_wait`]). Sent once.
+    WaitingForLock {
+        #[serde(rename = "up_to_ms", serialize_with = "as_millis")]
+        up_to: Duration,
+    },
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

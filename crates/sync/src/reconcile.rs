@@ -255,7 +255,7 @@ pub async fn reconcile(
         servers,
         device_id,
         authority,
-    } = prepare(ledger, key)?;
+    } = prepare(ledger, key, opts, &|p| progress(ReconcileProgress::Sync(p))).await?;
     let client = Client::new(&servers, opts)?;
     let forward = |p: Progress| progress(ReconcileProgress::Sync(p));
     let mut route = Route::new(client, opts, &forward);

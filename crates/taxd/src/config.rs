@@ -149,11 +149,16 @@ fn parse_money_flag(s: &str) -> Result<Decimal, String> {
     Ok(d)
 }
 
+/// The rates `--capacity` and `--device-rate` accept, in requests per second: from one
+/// request in 1,000 s (a slower bucket would tell clients to wait for weeks) to a million.
+pub const MIN_RATE: f64 = 0.001;
+pub const MAX_RATE: f64 = 1_000_000.0;
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        Ok(r) if (MIN_RATE..=MAX_RATE).contains(&r) => Ok(r),
         _ => Err(format!(
-            "{s:?} is not a positive number of requests per second"
+            "{s:?} is not a number of requests per second from {MIN_RATE} to {MAX_RATE}"
         )),
     }
 }
@@ -198,6 +203,11 @@ mod tests {
             vec!["--single-invoice-cap", "-1"],
             vec!["--single-invoice-cap", "1.234"],
             vec!["--capacity", "0"],
+            vec!["--capacity", "1e-300"],
+            vec!["--capacity", "NaN"],
+            vec!["--capacity", "inf"],
+            vec!["--device-rate", "1e300"],
+            vec!["--device-rate", "-1"],
             vec!["--listen", "nonsense"],
         ] {
             let flag = args[0];

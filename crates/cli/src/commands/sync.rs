@@ -8,7 +8,7 @@ use kaipiao_core::Code;
 use kaipiao_sync::SyncOptions;
 use serde_json::json;
 
-pub fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>) -> CmdResult {
+pub fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>, lock_wait: u64) -> CmdResult {
     let (ledger, key) = ctx.open_unsealed()?;
     let lang = ctx.lang;
     let progress = move |p: kaipiao_sync::Progress| {
@@ -17,12 +17,38 @@ pub fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>) -> CmdResult
     let opts = SyncOptions {
         background,
         start_spread: start_spread.map(std::time::Duration::from_secs),
+        lock_wait: std::time::Duration::from_secs(lock_wait),
         ..SyncOptions::default()
     };
-    let report = kaipiao_desk::runtime()
+    let report = match kaipiao_desk::runtime()
         .map_err(CommandError::internal)?
         .block_on(kaipiao_sync::sync_now(&ledger, &key, &opts, &progress))
-        .map_err(|e| CommandError::sync(&e, ctx.lang))?;
+    {
+        // Another process is still sending this outbox: the work goes on there, so this
+        // is work that remains for a transient reason (SPEC 9: exit 3, summary printed).
+        Err(kaipiao_sync::SyncError::Ledger(kaipiao_ledger::LedgerError::Busy)) => {
+            let pending = ledger
+                .status(chrono::Utc::now())
+                .map_err(|e| CommandError::ledger(&e, lang))?
+                .pending;
+            let doc = json!({
+                "submitted": 0,
+                "accepted": 0,
+                "rejected": 0,
+                "pending": pending,
+                "server_head": null,
+            });
+            let why = kaipiao_core::Msg::new("cli-sync-busy")
+                .arg("seconds", lock_wait)
+                .text(lang);
+            return outcome_result(
+                &kaipiao_sync::SyncOutcome::Transient(why),
+                doc,
+                Code::QueueStopped,
+            );
+        }
+        other => other.map_err(|e| CommandError::sync(&e, ctx.lang))?,
+    };
     let doc = json!({
         "submitted": report.submitted,
         "accepted": report.accepted,

@@ -172,9 +172,38 @@ pub(crate) struct Prepared {
     pub authority: PublicKey,
 }
 
-/// Takes the outbox lock and checks that the device is enrolled and `key` is its key.
-pub(crate) fn prepare(ledger: &Ledger, key: &DeviceKey) -> Result<Prepared, SyncError> {
-    let lock = ledger.lock_outbox()?;
+/// The outbox lock, waiting up to `wait` for another process to release it (polling:
+/// a file lock has no wait with a deadline); `busy` when it is still held then.
+async fn lock_outbox(
+    ledger: &Ledger,
+    wait: std::time::Duration,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<kaipiao_ledger::OutboxLock, SyncError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut told = false;
+    loop {
+        match ledger.lock_outbox() {
+            Err(LedgerError::Busy) if tokio::time::Instant::now() < deadline => {
+                if !told {
+                    progress(Progress::WaitingForLock { up_to: wait });
+                    told = true;
+                }
+                tokio::time::sleep(crate::LOCK_POLL.min(wait)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Takes the outbox lock (waiting up to `opts.lock_wait`) and checks that the device is
+/// enrolled and `key` is its key.
+pub(crate) async fn prepare(
+    ledger: &Ledger,
+    key: &DeviceKey,
+    opts: &SyncOptions,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<Prepared, SyncError> {
+    let lock = lock_outbox(ledger, opts.lock_wait, progress).await?;
     let device = ledger.device()?.ok_or(LedgerError::NotInitialized)?;
     let device_id = device.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
     if !key.belongs_to(&device.public_key) {
@@ -212,7 +241,7 @@ pub async fn sync_now(
         servers,
         device_id,
         authority,
-    } = prepare(ledger, key)?;
+    } = prepare(ledger, key, opts, progress).await?;
     let mut report = SyncReport::new();
     if let Some(reason) = ledger.queue_stopped()? {
         report.pending = ledger.status(Utc::now())?.pending;
