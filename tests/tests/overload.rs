@@ -54,3 +54,52 @@ fn a_rate_limited_device_still_gets_through() {
     let limited = log.iter().filter(|r| r["status"] == json!(429)).count();
     eprintln!("rate limited: {limited} answers 429 of {}", log.len());
 }
+
+#[test]
+fn requests_a_forger_cannot_sign_do_not_spend_a_devices_rate() {
+    // Anyone can send a device's id. Only what that device signed is charged to its rate;
+    // before, forged requests emptied the bucket and the shop's own sync got 429.
+    let mut taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    let env = shop.issue(&small_draft("限流", "10"));
+    // One request in 1,000 s for each device: one token, for the shop's own submission.
+    taxd.restart_with(&["--device-rate", "0.001"]);
+    let device = shop.device_id.clone();
+    for _ in 0..3 {
+        // A device-signed request with a signature that does not verify.
+        let forged = taxd.post_raw(
+            "/v1/leases",
+            &[
+                ("Kaipiao-Device", device.as_str()),
+                (
+                    "Kaipiao-Timestamp",
+                    &chrono::Utc::now().timestamp().to_string(),
+                ),
+                ("Kaipiao-Signature", "AAAA"),
+            ],
+            b"{}".to_vec(),
+        );
+        forged.expect_error(401, "bad_request_signature");
+        // The shop's pending envelope, its signature replaced.
+        let mut bad = env.clone();
+        bad["signature"] = json!(bad["signature"]
+            .as_str()
+            .expect("signature")
+            .chars()
+            .rev()
+            .collect::<String>());
+        let sent = taxd.submit(
+            Some(env["invoice"]["id"].as_str().expect("id")),
+            &bad.to_string(),
+        );
+        sent.expect_error(422, "integrity");
+    }
+    let out = shop.sync();
+    let doc = out.json();
+    assert_eq!(
+        doc["accepted"],
+        json!(1),
+        "the shop's own submission went through\n{out}"
+    );
+    assert_eq!(taxd.receipts_of(&device).len(), 1);
+}

@@ -56,6 +56,8 @@ impl FromRequest<AppState> for DeviceAuth {
         let (parts, body) = req.into_parts();
         let body = read_body(&parts.headers, body, MAX_SMALL_BODY).await?;
         let device = authenticate(state, &parts, &body).await?;
+        // Charged to the device once it proved who it is (never on a header as sent).
+        state.0.limits.check_device(&device)?;
         Ok(DeviceAuth { device, body })
     }
 }

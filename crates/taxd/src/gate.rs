@@ -1,12 +1,12 @@
 //! In front of every /v1 request, in this order: the injected faults that strike before
 //! anything is done (an outage answers at once, an injected error, the delay), then the
-//! server's capacity (503 `overloaded`) and the per-device rate (429 `rate_limited`) on
-//! the `Kaipiao-Device` header as sent, before it is authenticated. `/v1/health` is never
-//! limited; submissions carry no device header and are charged in their handler, to the
-//! envelope's device.
+//! server's capacity (503 `overloaded`). `/v1/health` is never limited. The per-device
+//! rate (429 `rate_limited`) is charged only once the device is authenticated (in
+//! `DeviceAuth`, and in the submission handlers once the envelope's signature verifies),
+//! so that no one can spend another device's rate with requests they cannot sign.
 
 use crate::error::ErrorAnswer;
-use crate::{auth, faults, submit, AppState};
+use crate::{faults, AppState};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -44,13 +44,6 @@ pub(crate) async fn gate(State(state): State<AppState>, req: Request, next: Next
     if path != "/v1/health" {
         if let Err(e) = state.0.limits.check_capacity() {
             return e.into_response();
-        }
-        if !submit::is_submission_path(path) {
-            if let Some(device) = auth::header_device(req.headers()) {
-                if let Err(e) = state.0.limits.check_device(&device) {
-                    return e.into_response();
-                }
-            }
         }
     }
     next.run(req).await

@@ -93,6 +93,11 @@ impl Limits {
         })
     }
 
+    /// Whether a per-device rate is set (`--device-rate`).
+    pub fn charges_devices(&self) -> bool {
+        self.device_rate.is_some()
+    }
+
     /// One device's rate: 429 `rate_limited` with Retry-After when exceeded.
     pub fn check_device(&self, device: &str) -> Result<(), ErrorAnswer> {
         let Some(rate) = self.device_rate else {

@@ -53,10 +53,6 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-pub(crate) fn is_submission_path(path: &str) -> bool {
-    path == "/v1/invoices" || path == "/v1/invoices:batch"
-}
-
 /// What one submission came to: the status and the exact body to send.
 pub(crate) struct Outcome {
     status: StatusCode,
@@ -87,12 +83,20 @@ pub(crate) async fn submit_invoice(State(state): State<AppState>, req: Request) 
         let bytes = read_body(&parts.headers, body, MAX_INVOICE_BODY).await?;
         let envelope = request::parse_envelope(&bytes)?;
         device = Some(envelope.invoice.device_id.clone());
-        state.0.limits.check_device(&envelope.invoice.device_id)?;
         if key != envelope.invoice.id {
             return Err(request::mismatch(&key, &envelope.invoice.id));
         }
         state
-            .blocking(move |shared| Ok(submit_envelope(shared, &envelope)))
+            .blocking(move |shared| {
+                // Charged to the device only if it signed this envelope (the checks of
+                // SPEC 7 then run in their order, the signature again at step 4).
+                if shared.limits.charges_devices()
+                    && signature::authenticate(shared, &envelope).is_ok()
+                {
+                    shared.limits.check_device(&envelope.invoice.device_id)?;
+                }
+                Ok(submit_envelope(shared, &envelope))
+            })
             .await
     }
     .await;
@@ -155,11 +159,7 @@ pub(crate) async fn submit_batch(State(state): State<AppState>, req: Request) ->
                 "items",
             ));
         }
-        // A batch is one request, charged to the device of its first envelope.
         device = request::first_device(&batch);
-        if let Some(d) = &device {
-            state.0.limits.check_device(d)?;
-        }
         state
             .blocking(move |shared| {
                 let outcomes = submit_items(shared, &batch.items)?;
@@ -286,6 +286,17 @@ fn record(
 fn submit_items(shared: &Shared, items: &[BatchItemIn]) -> Result<Vec<Outcome>, ErrorAnswer> {
     let mut prepared: Vec<Prepared> = items.iter().map(request::prepare).collect();
     signature::authenticate_all(shared, &mut prepared)?;
+    // A batch is one request, charged once it is authenticated: to the device of its
+    // first envelope whose signature verified (none verified: nothing to charge).
+    let first_authentic = prepared.iter().find_map(|p| match p {
+        Prepared::Ready(ready) if ready.authentic.is_ok() => {
+            Some(ready.envelope.invoice.device_id.as_str())
+        }
+        _ => None,
+    });
+    if let Some(device) = first_authentic {
+        shared.limits.check_device(device)?;
+    }
     shared.db.with(|conn| record_all(conn, shared, prepared))
 }
 
