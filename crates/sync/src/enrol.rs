@@ -179,7 +179,7 @@ pub(crate) fn needs_lease(ledger: &Ledger) -> Result<bool, SyncError> {
     Ok(left == 0 || left.saturating_mul(TOP_UP_FRACTION) < size)
 }
 
-/// Takes a lease (`POST /v1/leases`, device-signed) and stores it; the ledger verifies it
+/// Takes a lease (`POST /v1/leases {request_id}`, device-signed) and stores it; the ledger verifies it
 /// against the pinned authority key and the device id. A lease that does not verify is
 /// not stored and raises an alert.
 pub(crate) async fn take_lease(
@@ -194,12 +194,15 @@ pub(crate) async fn take_lease(
         key,
         device_id,
     };
+    // One id for this request and all its retries: an answer lost on the way back and
+    // asked for again is the same lease, not a second block of numbers.
+    let body = serde_json::json!({ "request_id": uuid::Uuid::new_v4().to_string() }).to_string();
     let lease = route
         .call(
             Call {
                 method: Method::POST,
                 path: "/v1/leases",
-                body: Some(b"{}"),
+                body: Some(body.as_bytes()),
                 success: 201,
                 patient,
             },

@@ -169,6 +169,19 @@ fn insert_device(
 ) -> Result<String, ErrorAnswer> {
     shared.db.with(|conn| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // The same enrolment again (a client's retry after a lost answer: the same key,
+        // seller and name) is the device already enrolled, not a second one.
+        let enrolled: Option<String> = tx
+            .query_row(
+                "SELECT device_id FROM devices WHERE public_key = ?1 AND seller = ?2 AND device_name = ?3
+                 ORDER BY created_at DESC LIMIT 1",
+                params![public_key, seller_json, device_name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(device_id) = enrolled {
+            return Ok(device_id);
+        }
         let serial: i64 = tx.query_row(
             "SELECT COALESCE(MAX(prefix_serial), 0) + 1 FROM devices",
             [],
@@ -200,30 +213,89 @@ fn insert_device(
     })
 }
 
-/// POST /v1/leases (device-signed): the next block of numbers, signed.
+/// Leases a device may hold that the authority has not seen used to their end (no
+/// receipt for their last number). At the cap, a lease request gets the newest of them
+/// again: replayed or repeated requests cannot use up a device's numbers.
+pub const MAX_UNEXHAUSTED_LEASES: i64 = 3;
+
+/// The longest `request_id` a lease request may carry.
+const MAX_REQUEST_ID_CHARS: usize = 100;
+
+/// POST /v1/leases (device-signed): the next block of numbers, signed. The body is `{}`
+/// or `{"request_id": "..."}`: a request repeated with the same id (a client's retry
+/// after a lost answer) gets the same lease.
 pub(crate) async fn grant_lease(
     State(state): State<AppState>,
     DeviceAuth { device, body }: DeviceAuth,
 ) -> Result<Response, ErrorAnswer> {
-    // The body is `{}`; an empty body is taken as the same. Fields are ignored so a later
-    // client may say more (e.g. how many numbers it wants) without breaking this one.
+    // An empty body is taken as `{}`. Other fields are ignored so a later client may say
+    // more (e.g. how many numbers it wants) without breaking this one.
+    let mut request_id = None;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let value: Value = serde_json::from_slice(&body)
             .map_err(|e| invalid(format!("the body is not JSON: {e}"), ""))?;
-        if !value.is_object() {
+        let Some(obj) = value.as_object() else {
             return Err(invalid("expected a JSON object such as {}", ""));
+        };
+        match obj.get("request_id") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(id))
+                if (1..=MAX_REQUEST_ID_CHARS).contains(&id.chars().count())
+                    && !id.chars().any(char::is_control) =>
+            {
+                request_id = Some(id.clone());
+            }
+            Some(_) => return Err(invalid(
+                format!(
+                    "expected 1 to {MAX_REQUEST_ID_CHARS} characters without control characters"
+                ),
+                "request_id",
+            )),
         }
     }
     let lease = state
-        .blocking(move |shared| store_lease(shared, &device))
+        .blocking(move |shared| store_lease(shared, &device, request_id.as_deref()))
         .await?;
     Ok(json(StatusCode::CREATED, &lease))
 }
 
-fn store_lease(shared: &Shared, device: &str) -> Result<Lease, ErrorAnswer> {
+fn parse_stored_lease(body: &str) -> Result<Lease, ErrorAnswer> {
+    serde_json::from_str(body)
+        .map_err(|e| TaxdError::Corrupt(format!("a stored lease is not a lease: {e}")).into())
+}
+
+fn store_lease(
+    shared: &Shared,
+    device: &str,
+    request_id: Option<&str>,
+) -> Result<Lease, ErrorAnswer> {
     let config = &shared.config;
     shared.db.with(|conn| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(id) = request_id {
+            let granted: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM leases WHERE device_id = ?1 AND request_id = ?2",
+                    params![device, id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(body) = granted {
+                return parse_stored_lease(&body);
+            }
+        }
+        let unexhausted: Vec<String> = tx
+            .prepare(
+                "SELECT l.body FROM leases l WHERE l.device_id = ?1 AND NOT EXISTS (
+                     SELECT 1 FROM receipts r
+                     WHERE r.device_id = l.device_id AND r.number = l.prefix || printf('%08d', l.last))
+                 ORDER BY l.first DESC",
+            )?
+            .query_map([device], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if unexhausted.len() as i64 >= MAX_UNEXHAUSTED_LEASES {
+            return parse_stored_lease(&unexhausted[0]);
+        }
         let prefix: String = tx.query_row(
             "SELECT prefix FROM devices WHERE device_id = ?1",
             [device],
@@ -262,8 +334,8 @@ fn store_lease(shared: &Shared, device: &str) -> Result<Lease, ErrorAnswer> {
         .signed(&shared.authority);
         let body = serde_json::to_string(&lease).map_err(TaxdError::Json)?;
         tx.execute(
-            "INSERT INTO leases (lease_id, device_id, prefix, first, last, single_invoice_cap, granted_at, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO leases (lease_id, device_id, prefix, first, last, single_invoice_cap, granted_at, body, request_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 lease.lease_id,
                 device,
@@ -272,7 +344,8 @@ fn store_lease(shared: &Shared, device: &str) -> Result<Lease, ErrorAnswer> {
                 last as i64,
                 lease.single_invoice_cap,
                 lease.granted_at,
-                body
+                body,
+                request_id
             ],
         )?;
         tx.commit()?;

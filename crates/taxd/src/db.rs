@@ -75,6 +75,12 @@ CREATE TABLE in_flight (
     started_at_ms    INTEGER NOT NULL
 );
 "#,
+    // 2: lease requests are idempotent: the request id a device sent with a lease.
+    r#"
+ALTER TABLE leases ADD COLUMN request_id TEXT;
+CREATE UNIQUE INDEX leases_by_request ON leases(device_id, request_id)
+    WHERE request_id IS NOT NULL;
+"#,
 ];
 
 /// Opens a connection with the pragmas every connection needs.

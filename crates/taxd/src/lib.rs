@@ -48,6 +48,7 @@ mod limits;
 mod reqlog;
 mod submit;
 
+pub use api::MAX_UNEXHAUSTED_LEASES;
 pub use config::{Config, DelayRange};
 pub use error::TaxdError;
 pub use faults::Faults;

@@ -75,8 +75,11 @@ async fn enrolment_checks_token_key_and_seller() {
     assert_eq!(parsed.hyphenated().to_string(), id);
     assert_eq!(v["authority_public_key"], a.state.authority_public_key());
 
-    // The token is reusable.
-    let r2 = a.post_json("/v1/devices", &good).await;
+    // The token is reusable: another device enrols with it. (The same request again is
+    // the same device: the_same_enrolment_again_is_the_same_device.)
+    let mut second = good.clone();
+    second["public_key"] = json!(DeviceKey::from_bytes(&[11; 32]).public().to_base64());
+    let r2 = a.post_json("/v1/devices", &second).await;
     assert_eq!(r2.status, StatusCode::CREATED);
     assert_ne!(r2.json()["device_id"], v["device_id"]);
 
@@ -522,4 +525,79 @@ async fn request_log_names_the_retry_after_sent() {
         lines[lines.len() - 2].get("retry_after").is_none(),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn lease_requests_are_idempotent_and_capped() {
+    let a = Authority::with(|c| c.lease_size = 10);
+    let mut d = a.enroll(4).await;
+    let ask = |d: &Device, id: Option<&str>| {
+        let body = match id {
+            Some(id) => json!({ "request_id": id }).to_string().into_bytes(),
+            None => b"{}".to_vec(),
+        };
+        d.signed(Method::POST, "/v1/leases", body)
+    };
+    let lease = |r: &Reply| -> kaipiao_core::lease::Lease {
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        serde_json::from_slice(&r.body).unwrap()
+    };
+    // The same request id again (a retry after a lost answer): the same lease.
+    let first = lease(&a.call(ask(&d, Some("req-1"))).await);
+    let again = lease(&a.call(ask(&d, Some("req-1"))).await);
+    assert_eq!(again, first);
+    assert_eq!((first.first, first.last), (1, 10));
+    // Another id, or none: the next block, up to the cap of unexhausted leases.
+    let second = lease(&a.call(ask(&d, Some("req-2"))).await);
+    assert_eq!((second.first, second.last), (11, 20));
+    let third = lease(&a.call(ask(&d, None)).await);
+    assert_eq!((third.first, third.last), (21, 30));
+    assert_eq!(taxd::MAX_UNEXHAUSTED_LEASES, 3);
+    // At the cap: the newest unexhausted lease again, however often it is asked (a
+    // replayed request cannot use up the device's numbers).
+    for id in [None, Some("req-3"), Some("req-4")] {
+        assert_eq!(lease(&a.call(ask(&d, id)).await), third);
+    }
+    // Once the authority has the last number of a lease, that lease no longer counts.
+    d.leases = vec![first.clone()];
+    for _ in 0..10 {
+        let env = d.issue(&ordinary("1", "1"));
+        assert_eq!(a.submit(&env).await.status, StatusCode::CREATED);
+    }
+    let fourth = lease(&a.call(ask(&d, Some("req-5"))).await);
+    assert_eq!((fourth.first, fourth.last), (31, 40));
+    // A request id that is not a short string is refused, naming it.
+    for bad in [
+        json!({"request_id": 7}),
+        json!({"request_id": ""}),
+        json!({"request_id": "x".repeat(101)}),
+    ] {
+        let r = a
+            .call(d.signed(Method::POST, "/v1/leases", bad.to_string().into_bytes()))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(String::from_utf8_lossy(&r.body).contains("request_id"));
+    }
+}
+
+#[tokio::test]
+async fn the_same_enrolment_again_is_the_same_device() {
+    let a = Authority::new();
+    let key = DeviceKey::from_bytes(&[5; 32]);
+    let body = json!({
+        "enrollment_token": TOKEN,
+        "seller": seller(),
+        "device_name": "前台",
+        "public_key": key.public().to_base64(),
+    });
+    let first = a.post_json("/v1/devices", &body).await;
+    let again = a.post_json("/v1/devices", &body).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(first.json()["device_id"], again.json()["device_id"]);
+    // Another name is another enrolment.
+    let mut renamed = body.clone();
+    renamed["device_name"] = json!("后台");
+    let other = a.post_json("/v1/devices", &renamed).await;
+    assert_ne!(first.json()["device_id"], other.json()["device_id"]);
 }
