@@ -170,3 +170,64 @@ fn submission_protocol_over_raw_http() {
     unknown.expect_error(404, "not_found");
     assert_eq!(s(&taxd.get("/v1/health").json(), "/status"), "ok");
 }
+
+#[test]
+fn a_replayed_lease_request_is_refused() {
+    // Every device-signed request carries a fresh Kaipiao-Nonce, signed as a sixth line;
+    // the authority keeps the signatures it saw within the skew window and refuses a
+    // repeat, so a captured lease request cannot be sent again for more numbers.
+    let taxd = Taxd::start(&[]);
+    let key = kaipiao_core::DeviceKey::from_bytes(&[42; 32]);
+    let enrolled = taxd.post_raw(
+        "/v1/devices",
+        &[],
+        json!({
+            "enrollment_token": TOKEN,
+            "seller": {"name": "重放测试店", "tax_id": seller_tax_id(), "address": "", "bank": ""},
+            "device_name": "前台",
+            "public_key": key.public().to_base64(),
+        })
+        .to_string()
+        .into_bytes(),
+    );
+    assert_eq!(enrolled.status, 201, "{}", enrolled.text());
+    let device = enrolled.json()["device_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let ts = chrono::Utc::now().timestamp();
+    let signed = |nonce: &str| {
+        let sig = kaipiao_core::sign::sign_request_with_nonce(
+            &key,
+            "POST",
+            "/v1/leases",
+            ts,
+            b"{}",
+            Some(nonce),
+        );
+        let ts = ts.to_string();
+        let nonce = nonce.to_string();
+        let device = device.clone();
+        move |taxd: &Taxd| {
+            taxd.post_raw(
+                "/v1/leases",
+                &[
+                    ("Kaipiao-Device", device.as_str()),
+                    ("Kaipiao-Timestamp", ts.as_str()),
+                    ("Kaipiao-Nonce", nonce.as_str()),
+                    ("Kaipiao-Signature", sig.as_str()),
+                ],
+                b"{}".to_vec(),
+            )
+        }
+    };
+    let request = signed("6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b");
+    let first = request(&taxd);
+    assert_eq!(first.status, 201, "{}", first.text());
+    let replay = request(&taxd);
+    replay.expect_error(401, "replayed_request");
+    // A new request (a new nonce) is answered as usual.
+    let next = signed("0b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d")(&taxd);
+    assert_eq!(next.status, 201, "{}", next.text());
+    assert_ne!(next.json()["lease_id"], first.json()["lease_id"]);
+}

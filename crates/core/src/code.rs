@@ -63,6 +63,9 @@ codes! {
     UnknownDevice = "unknown_device",
     /// 401: a `Kaipiao-*` header missing or malformed, or a signature that does not verify.
     BadRequestSignature = "bad_request_signature",
+    /// 401: a device-signed request whose signature the authority has already seen within
+    /// the skew window (a replay; every request carries a fresh `Kaipiao-Nonce`).
+    ReplayedRequest = "replayed_request",
     /// 403: a wrong enrolment token.
     EnrollmentTokenInvalid = "enrollment_token_invalid",
     /// 403: another device's head; the admin API from a non-loopback peer.

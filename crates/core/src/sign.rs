@@ -167,16 +167,28 @@ pub fn verify_object(
     key.verify(domain, &canonical_bytes(&unsigned), sig)
 }
 
-/// The bytes a device signs to authenticate a request (SPEC 7).
-pub fn request_message(method: &str, path: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
-    format!(
+/// The bytes a device signs to authenticate a request (SPEC 7): method, target,
+/// timestamp and the body's SHA-256, one per line, and when the request carries a
+/// `Kaipiao-Nonce`, the nonce as a sixth line (SPEC 10).
+pub fn request_message(
+    method: &str,
+    path: &str,
+    timestamp: i64,
+    body: &[u8],
+    nonce: Option<&str>,
+) -> Vec<u8> {
+    let mut text = format!(
         "{method}\n{path}\n{timestamp}\n{}",
         crate::canonical::sha256_hex(body)
-    )
-    .into_bytes()
+    );
+    if let Some(nonce) = nonce {
+        text.push('\n');
+        text.push_str(nonce);
+    }
+    text.into_bytes()
 }
 
-/// Value of the `Kaipiao-Signature` header.
+/// Value of the `Kaipiao-Signature` header of a request without a nonce.
 pub fn sign_request(
     key: &DeviceKey,
     method: &str,
@@ -184,9 +196,22 @@ pub fn sign_request(
     timestamp: i64,
     body: &[u8],
 ) -> String {
+    sign_request_with_nonce(key, method, path, timestamp, body, None)
+}
+
+/// Value of the `Kaipiao-Signature` header; `nonce` is the `Kaipiao-Nonce` header sent
+/// with it, if any.
+pub fn sign_request_with_nonce(
+    key: &DeviceKey,
+    method: &str,
+    path: &str,
+    timestamp: i64,
+    body: &[u8],
+    nonce: Option<&str>,
+) -> String {
     key.sign(
         REQUEST_DOMAIN,
-        &request_message(method, path, timestamp, body),
+        &request_message(method, path, timestamp, body, nonce),
     )
 }
 
@@ -196,11 +221,12 @@ pub fn verify_request(
     path: &str,
     timestamp: i64,
     body: &[u8],
+    nonce: Option<&str>,
     signature_b64: &str,
 ) -> Result<(), SignatureError> {
     key.verify(
         REQUEST_DOMAIN,
-        &request_message(method, path, timestamp, body),
+        &request_message(method, path, timestamp, body, nonce),
         signature_b64,
     )
 }

@@ -9,6 +9,9 @@ use serde_json::Value;
 pub const HEADER_DEVICE: &str = "Kaipiao-Device";
 pub const HEADER_TIMESTAMP: &str = "Kaipiao-Timestamp";
 pub const HEADER_SIGNATURE: &str = "Kaipiao-Signature";
+/// A fresh UUID per request (SPEC 10): signed as the sixth line, so that no two requests
+/// of a device sign the same bytes and the authority can refuse a repeat.
+pub const HEADER_NONCE: &str = "Kaipiao-Nonce";
 pub const HEADER_IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 pub const HEADER_REPLAYED: &str = "Idempotent-Replayed";
 /// Largest single submission body (2 MiB) and batch body (16 MiB).

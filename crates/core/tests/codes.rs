@@ -16,6 +16,7 @@ fn pinned(code: Code) -> &'static str {
         Code::ClockSkew => "clock_skew",
         Code::UnknownDevice => "unknown_device",
         Code::BadRequestSignature => "bad_request_signature",
+        Code::ReplayedRequest => "replayed_request",
         Code::EnrollmentTokenInvalid => "enrollment_token_invalid",
         Code::Forbidden => "forbidden",
         Code::NotFound => "not_found",
@@ -161,7 +162,7 @@ fn every_code_serialises_to_its_pinned_string() {
 fn every_code_is_listed_once_and_snake_case() {
     let texts: HashSet<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
     assert_eq!(texts.len(), Code::ALL.len(), "two variants share a string");
-    assert_eq!(Code::ALL.len(), 119);
+    assert_eq!(Code::ALL.len(), 120);
     for &code in Code::ALL {
         // The string is the snake_case of the variant's name, as `rename_all =
         // "snake_case"` would make it.
@@ -197,6 +198,7 @@ fn spec_7_wire_codes_round_trip() {
         "clock_skew",
         "unknown_device",
         "bad_request_signature",
+        "replayed_request",
         "enrollment_token_invalid",
         "not_found",
         // docs/PROTOCOL.md section 3: extensions and taxd's own.

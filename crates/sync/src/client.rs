@@ -10,11 +10,11 @@ use crate::error::SyncError;
 use crate::policy::parse_retry_after;
 use crate::SyncOptions;
 use chrono::{DateTime, Utc};
-use kaipiao_core::sign::sign_request;
+use kaipiao_core::sign::sign_request_with_nonce;
 use kaipiao_core::time::parse_rfc3339;
 use kaipiao_core::wire::{
-    AuthorityInfo, Health, WireError, HEADER_DEVICE, HEADER_REPLAYED, HEADER_SIGNATURE,
-    HEADER_TIMESTAMP,
+    AuthorityInfo, Health, WireError, HEADER_DEVICE, HEADER_NONCE, HEADER_REPLAYED,
+    HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use kaipiao_core::{Code, DeviceKey};
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -164,6 +164,10 @@ pub(crate) fn read_answer(result: Result<Answer, TransportError>, success: u16) 
             },
             None => Verdict::retry(format!("{described} (no expected_seq)"), true),
         },
+        // A signature the authority says it has seen: every attempt here carries a fresh
+        // nonce, so this was someone else's replay or a copy made on the way; the next
+        // attempt signs anew.
+        401 if code == Code::ReplayedRequest => retry(false),
         401 if code == Code::ClockSkew => {
             match api
                 .and_then(|e| e.server_time)
@@ -374,16 +378,20 @@ impl Client {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
-        let signature = sign_request(
+        // A fresh nonce for every attempt: the authority refuses a signature it has seen.
+        let nonce = uuid::Uuid::new_v4().to_string();
+        let signature = sign_request_with_nonce(
             key,
             method.as_str(),
             &target,
             timestamp,
             body.as_deref().unwrap_or(&[]),
+            Some(&nonce),
         );
         let headers = [
             (HEADER_DEVICE, device_id.to_string()),
             (HEADER_TIMESTAMP, timestamp.to_string()),
+            (HEADER_NONCE, nonce),
             (HEADER_SIGNATURE, signature),
         ];
         self.send(method, endpoint, path, body, &headers, timeout)

@@ -245,12 +245,14 @@ pub(crate) async fn grant_lease(
             {
                 request_id = Some(id.clone());
             }
-            Some(_) => return Err(invalid(
-                format!(
+            Some(_) => {
+                return Err(invalid(
+                    format!(
                     "expected 1 to {MAX_REQUEST_ID_CHARS} characters without control characters"
                 ),
-                "request_id",
-            )),
+                    "request_id",
+                ))
+            }
         }
     }
     let lease = state

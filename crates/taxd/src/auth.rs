@@ -20,7 +20,9 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use kaipiao_core::sign::{verify_request, PublicKey};
 use kaipiao_core::time::rfc3339;
-use kaipiao_core::wire::{HEADER_DEVICE, HEADER_SIGNATURE, HEADER_TIMESTAMP, MAX_SKEW_SECS};
+use kaipiao_core::wire::{
+    HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, MAX_SKEW_SECS,
+};
 use kaipiao_core::Code;
 use rusqlite::OptionalExtension;
 
@@ -125,14 +127,69 @@ async fn authenticate(state: &AppState, parts: &Parts, body: &[u8]) -> Result<St
         .path_and_query()
         .map(|pq| pq.as_str())
         .unwrap_or_else(|| parts.uri.path());
-    verify_request(&key, parts.method.as_str(), target, ts, body, signature).map_err(|e| {
+    let nonce = match header(HEADER_NONCE) {
+        None => None,
+        Some(n) => match uuid::Uuid::try_parse(n) {
+            Ok(u) if u.hyphenated().to_string() == n => Some(n),
+            _ => {
+                return Err(unauthorized(
+                    Code::BadRequestSignature,
+                    "Kaipiao-Nonce is not a lowercase hyphenated UUID",
+                    HEADER_NONCE,
+                ))
+            }
+        },
+    };
+    verify_request(
+        &key,
+        parts.method.as_str(),
+        target,
+        ts,
+        body,
+        nonce,
+        signature,
+    )
+    .map_err(|e| {
         unauthorized(
             Code::BadRequestSignature,
             format!("the request signature does not verify: {e}"),
             HEADER_SIGNATURE,
         )
     })?;
+    // A signature seen before is a replay (with or without a nonce: without one, two
+    // requests of the same second for the same thing sign the same bytes, which is why
+    // clients send a nonce). Kept for twice the skew window, beyond which the timestamp
+    // check refuses the request anyway.
+    let signature = signature.to_string();
+    let fresh = state
+        .blocking(move |shared| remember_signature(shared, &signature, now.timestamp()))
+        .await?;
+    if !fresh {
+        return Err(unauthorized(
+            Code::ReplayedRequest,
+            "this request was already received (a replay); send a new request with a new Kaipiao-Nonce",
+            HEADER_SIGNATURE,
+        ));
+    }
     Ok(device)
+}
+
+/// Records a request signature; false when it was already there (a replay). Forgets
+/// the ones older than twice the skew window on the way.
+fn remember_signature(shared: &Shared, signature: &str, now: i64) -> Result<bool, ErrorAnswer> {
+    shared.db.with(|conn| {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM seen_requests WHERE seen_at < ?1",
+            [now - 2 * MAX_SKEW_SECS],
+        )?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO seen_requests (signature, seen_at) VALUES (?1, ?2)",
+            rusqlite::params![signature, now],
+        )?;
+        tx.commit()?;
+        Ok(inserted == 1)
+    })
 }
 
 /// A device's public key, from the cache or the database. Blocking.

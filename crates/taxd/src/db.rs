@@ -81,6 +81,15 @@ ALTER TABLE leases ADD COLUMN request_id TEXT;
 CREATE UNIQUE INDEX leases_by_request ON leases(device_id, request_id)
     WHERE request_id IS NOT NULL;
 "#,
+    // 3: the device-signed requests seen within the skew window, to refuse a replay.
+    // In the database, so that two taxd processes on one --db refuse each other's too.
+    r#"
+CREATE TABLE seen_requests (
+    signature  TEXT PRIMARY KEY,
+    seen_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX seen_requests_by_time ON seen_requests(seen_at);
+"#,
 ];
 
 /// Opens a connection with the pragmas every connection needs.

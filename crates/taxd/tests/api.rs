@@ -601,3 +601,61 @@ async fn the_same_enrolment_again_is_the_same_device() {
     let other = a.post_json("/v1/devices", &renamed).await;
     assert_ne!(first.json()["device_id"], other.json()["device_id"]);
 }
+
+#[tokio::test]
+async fn a_replayed_device_request_is_refused() {
+    let a = Authority::with(|c| c.lease_size = 10);
+    let d = a.enroll(6).await;
+    let ts = chrono::Utc::now().timestamp();
+    // With a nonce: the same bytes twice, the second refused; a new nonce is a new request.
+    let nonce = uuid::Uuid::new_v4().to_string();
+    let once = || d.signed_with(Method::POST, "/v1/leases", b"{}".to_vec(), ts, Some(&nonce));
+    assert_eq!(a.call(once()).await.status, StatusCode::CREATED);
+    let again = a.call(once()).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(again.code(), "replayed_request");
+    let fresh = a
+        .call(d.signed_with(
+            Method::POST,
+            "/v1/leases",
+            b"{}".to_vec(),
+            ts,
+            Some(&uuid::Uuid::new_v4().to_string()),
+        ))
+        .await;
+    assert_eq!(fresh.status, StatusCode::CREATED);
+    // Without a nonce (an older client): accepted once, replay-checked by its signature.
+    let bare = || {
+        d.signed_with(
+            Method::GET,
+            &format!("/v1/devices/{}/head", d.id),
+            Vec::new(),
+            ts,
+            None,
+        )
+    };
+    assert_eq!(a.call(bare()).await.status, StatusCode::OK);
+    assert_eq!(a.call(bare()).await.code(), "replayed_request");
+    // Another process on the same database refuses it too.
+    let (_, b) = a.sibling();
+    assert_eq!(call(&b, once()).await.code(), "replayed_request");
+    // The nonce is signed: the same signature with another nonce does not verify, and a
+    // nonce that is not a UUID is refused naming the header.
+    let mut swapped = once();
+    swapped.headers_mut().insert(
+        "Kaipiao-Nonce",
+        uuid::Uuid::new_v4().to_string().parse().unwrap(),
+    );
+    assert_eq!(a.call(swapped).await.code(), "bad_request_signature");
+    let odd = a
+        .call(d.signed_with(
+            Method::POST,
+            "/v1/leases",
+            b"{}".to_vec(),
+            ts,
+            Some("not-a-uuid"),
+        ))
+        .await;
+    assert_eq!(odd.code(), "bad_request_signature");
+    assert!(String::from_utf8_lossy(&odd.body).contains("Kaipiao-Nonce"));
+}

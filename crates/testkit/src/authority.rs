@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use kaipiao_core::draft::{build_invoice, CreditContext, Draft, IssueContext};
 use kaipiao_core::lease::Lease;
 use kaipiao_core::model::{invoice_number, Envelope, Invoice, Party};
-use kaipiao_core::sign::{seal_invoice, sign_request, DeviceKey, PublicKey};
+use kaipiao_core::sign::{seal_invoice, sign_request_with_nonce, DeviceKey, PublicKey};
 use kaipiao_core::wire::idempotency_header;
 use kaipiao_core::ZERO_HASH;
 use serde_json::{json, Value};
@@ -198,14 +198,36 @@ impl Device {
         self.signed_at(method, target, body, Utc::now().timestamp())
     }
 
+    /// Signed at `ts` with a fresh `Kaipiao-Nonce`, as the client sends every request.
     pub fn signed_at(&self, method: Method, target: &str, body: Vec<u8>, ts: i64) -> Request<Body> {
-        let sig = sign_request(&self.key, method.as_str(), target, ts, &body);
-        Request::builder()
+        self.signed_with(
+            method,
+            target,
+            body,
+            ts,
+            Some(&uuid::Uuid::new_v4().to_string()),
+        )
+    }
+
+    /// Signed at `ts` with this nonce, or none (a client from before the nonce).
+    pub fn signed_with(
+        &self,
+        method: Method,
+        target: &str,
+        body: Vec<u8>,
+        ts: i64,
+        nonce: Option<&str>,
+    ) -> Request<Body> {
+        let sig = sign_request_with_nonce(&self.key, method.as_str(), target, ts, &body, nonce);
+        let mut req = Request::builder()
             .method(method)
             .uri(target)
             .header("Kaipiao-Device", &self.id)
-            .header("Kaipiao-Timestamp", ts.to_string())
-            .header("Kaipiao-Signature", sig)
+            .header("Kaipiao-Timestamp", ts.to_string());
+        if let Some(nonce) = nonce {
+            req = req.header("Kaipiao-Nonce", nonce);
+        }
+        req.header("Kaipiao-Signature", sig)
             .body(Body::from(body))
             .unwrap()
     }

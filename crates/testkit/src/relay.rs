@@ -4,7 +4,7 @@
 
 use crate::ledger::Device;
 use chrono::Utc;
-use kaipiao_core::sign::sign_request;
+use kaipiao_core::sign::sign_request_with_nonce;
 use kaipiao_core::wire::{HEADER_DEVICE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use kaipiao_sync::{Progress, SyncOptions};
 use std::sync::{Arc, Mutex};
@@ -80,11 +80,13 @@ impl Events {
 /// A device-signed GET, as a third party checking the authority would do it.
 pub async fn signed_get(base: &str, path: &str, device: &Device) -> (u16, String) {
     let ts = Utc::now().timestamp();
-    let sig = sign_request(&device.key, "GET", path, ts, b"");
+    let nonce = uuid::Uuid::new_v4().to_string();
+    let sig = sign_request_with_nonce(&device.key, "GET", path, ts, b"", Some(&nonce));
     let r = reqwest::Client::new()
         .get(format!("{base}{path}"))
         .header(HEADER_DEVICE, device.device_id())
         .header(HEADER_TIMESTAMP, ts.to_string())
+        .header(kaipiao_core::wire::HEADER_NONCE, nonce)
         .header(HEADER_SIGNATURE, sig)
         .send()
         .await

@@ -331,12 +331,15 @@ impl Taxd {
     /// A device-signed GET (SPEC 7).
     pub fn device_get(&self, device_id: &str, key: &DeviceKey, path: &str) -> Resp {
         let ts = unix_now();
-        let sig = kaipiao_core::sign::sign_request(key, "GET", path, ts, b"");
+        let nonce = uuid::Uuid::new_v4().to_string();
+        let sig =
+            kaipiao_core::sign::sign_request_with_nonce(key, "GET", path, ts, b"", Some(&nonce));
         send(
             self.http()
                 .get(format!("{}{path}", self.url()))
                 .header("Kaipiao-Device", device_id)
                 .header("Kaipiao-Timestamp", ts.to_string())
+                .header("Kaipiao-Nonce", nonce)
                 .header("Kaipiao-Signature", sig),
         )
     }
