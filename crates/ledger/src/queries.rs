@@ -307,11 +307,19 @@ impl Ledger {
     /// without the rows: the index of a virtualized list (8 bytes an invoice), whose pages
     /// [`Ledger::summaries`] then reads by seq.
     pub fn list_seqs(&self, filter: &ListFilter) -> Result<Vec<u64>> {
-        // No ORDER BY: without conditions SQLite can then count through a narrow index
-        // instead of the table, whose rows carry the whole envelope.
-        let mut seqs = if filter.status == Some(Status::Accepted) && status_only(filter) {
-            // Every seq (through a narrow index) less the pending (the outbox) and the
-            // rejected (their partial index): the accepted without reading a row.
+        // The chain has no gap (the `seq_follows_head` constraint, checked by `verify`), so
+        // every seq is 1 to the head's: no row is read for it. (The table's rows carry the
+        // whole envelope, and since schema 6 no narrow index on `invoices` holds every seq:
+        // scanning the table for them took 120 ms at 100,000 invoices.)
+        let mut seqs = if filter.status.is_none() && status_only(filter) {
+            let tx = self.read_tx()?;
+            let head: Option<u64> = tx
+                .prepare_cached("SELECT MAX(seq) FROM invoices")?
+                .query_row([], |r| r.get(0))?;
+            (1..=head.unwrap_or(0)).collect()
+        } else if filter.status == Some(Status::Accepted) && status_only(filter) {
+            // Every seq less the pending (the outbox) and the rejected (their partial
+            // index): the accepted without reading a row.
             let tx = self.read_tx()?;
             let seqs_of = |sql: &str| -> Result<Vec<u64>> {
                 Ok(tx
@@ -324,8 +332,10 @@ impl Ledger {
                 "SELECT seq FROM invoices WHERE status = 'rejected'",
             )?);
             not_accepted.sort_unstable();
-            let mut all = seqs_of("SELECT seq FROM invoices")?;
-            all.sort_unstable();
+            let head: Option<u64> = tx
+                .prepare_cached("SELECT MAX(seq) FROM invoices")?
+                .query_row([], |r| r.get(0))?;
+            let mut all: Vec<u64> = (1..=head.unwrap_or(0)).collect();
             // Both sorted: one pass drops the pending and the rejected.
             let mut skip = not_accepted.into_iter().peekable();
             all.retain(|seq| {
