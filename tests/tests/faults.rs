@@ -473,3 +473,46 @@ fn primary_down_backup_up_then_the_primary_back() {
     assert_eq!(submissions(&backup).len(), to_backup.len());
     assert_settled(&shop, &primary, 6, Receipts::Identical);
 }
+
+#[test]
+fn alerts_are_listed_and_dismissed_from_the_command_line() {
+    let taxd = Taxd::start(&["--fault-wrong-signing-key"]);
+    let shop = Shop::new(&taxd);
+    let first = import(&shop, 1, "警报");
+    shop.sync().expect_code(4);
+
+    let out = shop.kaipiao(&["--json", "alerts"]);
+    out.expect_code(0);
+    let doc = out.json();
+    let alerts = doc["alerts"].as_array().cloned().unwrap_or_default();
+    let alert = alerts
+        .iter()
+        .find(|a| a["code"] == json!("bad_receipt"))
+        .unwrap_or_else(|| panic!("a bad_receipt alert\n{out}"));
+    assert_eq!(alert["number"], json!(first), "{out}");
+    for k in ["id", "message", "raised_at"] {
+        assert!(!alert[k].is_null(), "`{k}` in {alert}");
+    }
+    let id = alert["id"].as_i64().expect("id").to_string();
+    // In words too, with the way to dismiss it.
+    let words = shop.kaipiao(&["alerts"]);
+    words.expect_code(0);
+    assert!(words.stdout.contains(&format!("#{id}")), "{words}");
+    assert!(words.stdout.contains("alerts dismiss"), "{words}");
+
+    let out = shop.kaipiao(&["--json", "alerts", "dismiss", &id]);
+    out.expect_code(0);
+    assert_eq!(out.json()["dismissed"].to_string(), id);
+    let left = shop.kaipiao(&["--json", "alerts"]).json();
+    assert!(
+        left["alerts"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|x| x["id"].to_string() != id)),
+        "{left}"
+    );
+    // Twice, or an id that never was: refused, naming it.
+    let again = shop.kaipiao(&["--json", "alerts", "dismiss", &id]);
+    again.expect_code(2);
+    assert_eq!(again.json()["error"]["code"], json!("not_found"), "{again}");
+    shop.kaipiao(&["alerts", "dismiss", "x"]).expect_code(2);
+}

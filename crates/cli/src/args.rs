@@ -122,6 +122,14 @@ pub enum Command {
     /// first failed request; first_number and last_number (in chain order) are null
     /// when nothing was issued during it.
     Outages,
+    /// The alerts that need a person (a receipt that did not verify, a refused lease, a
+    /// stopped queue, ...), oldest first; with --json {"alerts": [{"id", "code",
+    /// "message", "raised_at", "number"}]} (number: the invoice's, or null).
+    /// `alerts dismiss ID` marks one as read: it leaves the list, and stays in the ledger.
+    Alerts {
+        #[command(subcommand)]
+        action: Option<AlertsAction>,
+    },
     /// Check the chain, every signature and every stored receipt.
     Verify,
     /// Write the ledger as JSON Lines (SPEC 9).
@@ -138,6 +146,15 @@ pub enum Command {
     Words {
         #[arg(required = true, allow_hyphen_values = true)]
         amounts: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlertsAction {
+    /// Mark alert ID as read (exit 2 when there is no such alert not yet dismissed).
+    Dismiss {
+        #[arg(value_name = "ID")]
+        id: i64,
     },
 }
 

@@ -108,6 +108,10 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
         Command::Reconcile => sync::reconcile(ctx),
         Command::Status => read::status(ctx),
         Command::Outages => read::outages(ctx),
+        Command::Alerts { action } => match action {
+            None => read::alerts(ctx),
+            Some(args::AlertsAction::Dismiss { id }) => read::dismiss_alert(ctx, id),
+        },
         Command::Verify => read::verify(ctx),
         Command::Export { out } => read::export(ctx, &out),
         Command::CheckTaxId { .. } | Command::Words { .. } => Ok(serde_json::Value::Null),

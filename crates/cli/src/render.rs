@@ -517,6 +517,29 @@ pub fn reconcile_progress(p: &ReconcileProgress, lang: Lang) -> Option<String> {
     }
 }
 
+/// `kaipiao alerts`: one line each, oldest first.
+pub fn alerts(all: &[kaipiao_ledger::Alert], lang: Lang) -> String {
+    if all.is_empty() {
+        return format!("{}\n", lang.pick("没有警报。", "No alerts."));
+    }
+    let mut out = String::new();
+    for a in all {
+        out.push_str(&format!("#{} {} {}: {}", a.id, a.at, a.code, a.message));
+        if let Some(n) = &a.number {
+            out.push_str(&format!(" ({} {n})", lang.pick("发票", "invoice")));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "{}\n",
+        lang.pick(
+            "处理后运行 `kaipiao alerts dismiss ID` 将其标记为已读。",
+            "Once dealt with, `kaipiao alerts dismiss ID` marks one as read."
+        )
+    ));
+    out
+}
+
 pub fn progress(p: &Progress, lang: Lang) -> String {
     match p {
         Progress::Connecting { endpoint } => {

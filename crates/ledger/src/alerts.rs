@@ -5,7 +5,7 @@
 use crate::{rows, Ledger, LedgerError, Result};
 use chrono::{DateTime, Utc};
 use kaipiao_core::time::rfc3339;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -15,6 +15,8 @@ pub struct Alert {
     pub code: String,
     pub message: String,
     pub invoice_id: Option<String>,
+    /// The number of the invoice `invoice_id` names, when it is in this ledger.
+    pub number: Option<String>,
 }
 
 impl Ledger {
@@ -36,7 +38,7 @@ impl Ledger {
     }
 
     pub(crate) fn alerts_in(conn: &rusqlite::Connection) -> Result<Vec<Alert>> {
-        Ok(conn
+        let mut alerts = conn
             .prepare_cached("SELECT id, at, code, message, invoice_id FROM alerts WHERE dismissed_at IS NULL ORDER BY id")?
             .query_map([], |r| {
                 Ok(Alert {
@@ -45,9 +47,22 @@ impl Ledger {
                     code: r.get(2)?,
                     message: r.get(3)?,
                     invoice_id: r.get(4)?,
+                    number: None,
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?)
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for a in &mut alerts {
+            let Some(id) = a.invoice_id.as_deref() else {
+                continue;
+            };
+            if let Some(seq) = crate::lookup::seq_of_id(conn, id)? {
+                a.number = conn
+                    .prepare_cached("SELECT number FROM invoices WHERE seq = ?1")?
+                    .query_row([seq], |r| r.get(0))
+                    .optional()?;
+            }
+        }
+        Ok(alerts)
     }
 
     /// Alerts not yet dismissed, oldest first (also in [`LedgerStatus::alerts`](crate::LedgerStatus::alerts)).

@@ -113,6 +113,46 @@ pub fn outages(ctx: &Ctx) -> CmdResult {
     Ok(json!({ "outages": rows }))
 }
 
+pub fn alerts(ctx: &Ctx) -> CmdResult {
+    let ledger = ctx.open()?;
+    let all = ledger
+        .alerts()
+        .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    if !ctx.json {
+        print!("{}", render::alerts(&all, ctx.lang));
+    }
+    let rows: Vec<Value> = all
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "code": a.code,
+                "message": a.message,
+                "raised_at": a.at,
+                "number": a.number,
+            })
+        })
+        .collect();
+    Ok(json!({ "alerts": rows }))
+}
+
+pub fn dismiss_alert(ctx: &Ctx, id: i64) -> CmdResult {
+    let ledger = ctx.open()?;
+    ledger
+        .dismiss_alert(id, Utc::now())
+        .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    if !ctx.json {
+        println!(
+            "{}",
+            ctx.lang.pick(
+                &format!("已标记警报 {id} 为已读"),
+                &format!("Alert {id} dismissed")
+            )
+        );
+    }
+    Ok(json!({ "dismissed": id }))
+}
+
 pub fn verify(ctx: &Ctx) -> CmdResult {
     let ledger = ctx.open()?;
     match ledger.verify() {
