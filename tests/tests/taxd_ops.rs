@@ -111,3 +111,99 @@ fn taxd_refuses_a_rate_flag_it_cannot_serve_instead_of_panicking() {
     }
     assert!(!db.exists(), "nothing was created for a refused start");
 }
+
+#[test]
+fn an_enrolment_pinned_to_a_fingerprint_trusts_only_that_authority() {
+    let taxd = Taxd::start(&[]);
+    // taxd prints its key's fingerprint at start, after its ready line (here a second
+    // process on the same database: the same authority).
+    let mut cmd = std::process::Command::new(binary("taxd"));
+    cmd.args([
+        "--db",
+        taxd.db.to_str().expect("utf-8"),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("spawn taxd");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines: Vec<String> = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .take(2)
+        .map_while(Result::ok)
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let printed = lines
+        .get(1)
+        .and_then(|l| l.strip_prefix("taxd authority key fingerprint: "))
+        .unwrap_or_else(|| panic!("no fingerprint line: {lines:?}"))
+        .to_string();
+    let key = kaipiao_core::PublicKey::from_base64(&taxd.authority_key()).expect("key");
+    assert_eq!(printed, key.fingerprint());
+    assert_eq!(printed.len(), 64);
+
+    // Another fingerprint: refused before anything is sent, nothing enrolled.
+    let shop = Shop::init_only();
+    let wrong = "0".repeat(64);
+    let out = shop.kaipiao(&[
+        "--json",
+        "enroll",
+        "--server",
+        &taxd.url(),
+        "--token",
+        TOKEN,
+        "--authority-key",
+        &wrong,
+    ]);
+    out.expect_code(4);
+    assert_eq!(
+        out.json()["error"]["code"],
+        json!("authority_key_mismatch"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains(&printed),
+        "names the key it found\n{out}"
+    );
+    let status = shop.kaipiao(&["--json", "status"]);
+    assert!(status.json()["device_id"].is_null(), "{status}");
+    let enrolments = taxd
+        .requests()
+        .into_iter()
+        .filter(|r| r["path"] == json!("/v1/devices"))
+        .count();
+    assert_eq!(
+        enrolments, 0,
+        "nothing was sent to an authority it does not trust"
+    );
+    // Not a fingerprint at all: refused naming the flag.
+    let out = shop.kaipiao(&[
+        "enroll",
+        "--server",
+        &taxd.url(),
+        "--token",
+        TOKEN,
+        "--authority-key",
+        "abc",
+    ]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("--authority-key"), "{out}");
+
+    // The right one (in capitals, as a person may copy it): enrolled.
+    let out = shop.kaipiao(&[
+        "--json",
+        "enroll",
+        "--server",
+        &taxd.url(),
+        "--token",
+        TOKEN,
+        "--authority-key",
+        &printed.to_uppercase(),
+    ]);
+    out.expect_code(0);
+    assert_eq!(
+        out.json()["authority_public_key"],
+        json!(taxd.authority_key())
+    );
+}

@@ -43,6 +43,11 @@ pub enum Command {
         backup_servers: Vec<String>,
         #[arg(long)]
         token: String,
+        /// Trust only an authority whose key has this fingerprint (the lowercase hex
+        /// SHA-256 of its raw 32-byte key, as taxd prints it at start): checked before
+        /// anything is sent; another key is refused and nothing is enrolled.
+        #[arg(long = "authority-key", value_name = "FINGERPRINT", value_parser = parse_fingerprint)]
+        authority_key: Option<String>,
     },
     /// Issue one invoice from a draft file (or - for stdin); prints the envelope.
     Issue {
@@ -166,6 +171,15 @@ pub enum StatusArg {
 }
 
 /// `--start-spread`: whole seconds, 0 to 240 (the policy's cap).
+pub fn parse_fingerprint(s: &str) -> Result<String, String> {
+    let t = s.trim().to_ascii_lowercase();
+    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(t)
+    } else {
+        Err("expected 64 hex digits (the SHA-256 of the authority's key, as taxd prints it)".into())
+    }
+}
+
 /// `sync --lock-wait` unless given: as long as a run waits without progress (SPEC 9).
 pub const DEFAULT_LOCK_WAIT: u64 = 30;
 

@@ -91,10 +91,11 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
             server,
             backup_servers,
             token,
+            authority_key,
         } => {
             let mut servers = vec![server];
             servers.extend(backup_servers);
-            setup::enroll(ctx, &servers, &token)
+            setup::enroll(ctx, &servers, &token, authority_key.as_deref())
         }
         Command::Issue { file } => issue::issue(ctx, &file),
         Command::Import { file } => issue::import(ctx, &file),

@@ -85,6 +85,12 @@ impl PublicKey {
         B64.encode(self.0.as_bytes())
     }
 
+    /// The key's fingerprint, for a person to compare: the lowercase hex SHA-256 of the
+    /// raw 32-byte key (what taxd prints at start and `enroll --authority-key` takes).
+    pub fn fingerprint(&self) -> String {
+        crate::canonical::sha256_hex(self.0.as_bytes())
+    }
+
     pub fn verify(
         &self,
         domain: &[u8],

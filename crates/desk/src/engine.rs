@@ -284,7 +284,7 @@ impl Engine {
             give_up_after: std::time::Duration::from_secs(15),
             ..SyncOptions::default()
         };
-        let outcome = crate::enrol(&ledger, &key, &servers, req.token.trim(), &opts)
+        let outcome = crate::enrol(&ledger, &key, &servers, req.token.trim(), None, &opts)
             .map_err(|e| DeskError::sync(&e, lang))?;
         let device = ledger
             .device()

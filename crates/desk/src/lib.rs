@@ -44,14 +44,23 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// Enrols the device with the authority at `servers` (primary first) and takes the
-/// first lease, blocking until done.
+/// first lease, blocking until done. With `fingerprint`, only an authority whose key has
+/// it is trusted ([`kaipiao_sync::enroll_pinned`]).
 pub fn enrol(
     ledger: &Ledger,
     key: &DeviceKey,
     servers: &[String],
     token: &str,
+    fingerprint: Option<&str>,
     opts: &SyncOptions,
 ) -> Result<EnrollOutcome, SyncError> {
     let rt = runtime().map_err(|e| SyncError::Ledger(kaipiao_ledger::LedgerError::Io(e)))?;
-    rt.block_on(kaipiao_sync::enroll(ledger, key, servers, token, opts))
+    rt.block_on(kaipiao_sync::enroll_pinned(
+        ledger,
+        key,
+        servers,
+        token,
+        fingerprint,
+        opts,
+    ))
 }

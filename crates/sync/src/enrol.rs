@@ -50,6 +50,22 @@ pub async fn enroll(
     token: &str,
     opts: &SyncOptions,
 ) -> Result<EnrollOutcome, SyncError> {
+    enroll_pinned(ledger, key, servers, token, None, opts).await
+}
+
+/// [`enroll`], trusting only an authority whose key has this fingerprint
+/// ([`PublicKey::fingerprint`], given to the shop in advance): it is read from
+/// `GET /v1/authority` before anything is sent, and an authority with another key is
+/// refused (`authority_key_mismatch`) without enrolling. None: the key the enrolling
+/// server names is pinned (trust on first use).
+pub async fn enroll_pinned(
+    ledger: &Ledger,
+    key: &DeviceKey,
+    servers: &[String],
+    token: &str,
+    fingerprint: Option<&str>,
+    opts: &SyncOptions,
+) -> Result<EnrollOutcome, SyncError> {
     let device = local_device(ledger, key)?;
     let client = Client::new(servers, opts)?;
     if let Some(device_id) = device.device_id.clone() {
@@ -76,6 +92,33 @@ pub async fn enroll(
 
     let endpoints = client.endpoints().to_vec();
     let mut route = Route::new(client, opts, &no_progress);
+    if let Some(expected) = fingerprint {
+        let expected = expected.trim().to_ascii_lowercase();
+        let info = route
+            .call(
+                Call {
+                    method: Method::GET,
+                    path: "/v1/authority",
+                    body: None,
+                    success: 200,
+                    patient: true,
+                },
+                None,
+                |b| serde_json::from_str::<AuthorityInfo>(b).map_err(|e| e.to_string()),
+            )
+            .await?;
+        let found = PublicKey::from_base64(&info.public_key)
+            .map(|k| k.fingerprint())
+            .unwrap_or_else(|_| info.public_key.clone());
+        if found != expected {
+            return Err(SyncError::AuthorityKeyMismatch {
+                endpoint: "the enrolling server".into(),
+                expected,
+                found,
+            });
+        }
+        route.progressed();
+    }
     let request = EnrollRequest {
         enrollment_token: token.to_string(),
         seller: device.seller.clone(),

@@ -29,7 +29,7 @@ mod relay;
 mod route;
 
 pub use client::{is_overload_refusal, normalize_server, normalize_servers, Client};
-pub use enrol::{enroll, top_up_leases, EnrollOutcome};
+pub use enrol::{enroll, enroll_pinned, top_up_leases, EnrollOutcome};
 pub use error::SyncError;
 pub use outage::{probe_health, HealthAnswer};
 pub use reconcile::{

@@ -171,19 +171,25 @@ pub async fn serve(config: Config, listener: tokio::net::TcpListener) -> anyhow:
 }
 
 /// Serves an opened state until `shutdown` completes. Prints `taxd listening on
-/// http://ADDR` (the real bound address) once the socket accepts.
+/// http://ADDR` (the real bound address) once the socket accepts, then `taxd authority
+/// key fingerprint: HEX`.
 pub async fn serve_state(
     state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
+    let fingerprint = kaipiao_core::sign::PublicKey::from_base64(&state.authority_public_key())
+        .map(|k| k.fingerprint())
+        .unwrap_or_default();
     let app = router(state);
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         // Tests wait for this line; a closed stdout must not stop the server.
         let _ = writeln!(out, "taxd listening on http://{addr}");
+        // What a shop compares before it trusts this authority (`enroll --authority-key`).
+        let _ = writeln!(out, "taxd authority key fingerprint: {fingerprint}");
         let _ = out.flush();
     }
     axum::serve(

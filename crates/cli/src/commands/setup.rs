@@ -34,14 +34,21 @@ pub fn init(ctx: &Ctx, seller: &Party, device_name: &str) -> CmdResult {
     Ok(json!({"data": ctx.data, "device": device}))
 }
 
-pub fn enroll(ctx: &Ctx, servers: &[String], token: &str) -> CmdResult {
+pub fn enroll(ctx: &Ctx, servers: &[String], token: &str, fingerprint: Option<&str>) -> CmdResult {
     let ledger = ctx.open()?;
     let keys = ctx.key_source(false)?;
     let key = ledger
         .unseal_key(&keys)
         .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
-    let outcome = kaipiao_desk::enrol(&ledger, &key, servers, token, &SyncOptions::default())
-        .map_err(|e| CommandError::sync(&e, ctx.lang))?;
+    let outcome = kaipiao_desk::enrol(
+        &ledger,
+        &key,
+        servers,
+        token,
+        fingerprint,
+        &SyncOptions::default(),
+    )
+    .map_err(|e| CommandError::sync(&e, ctx.lang))?;
     if !ctx.json {
         println!(
             "{} {} — {} {}{:08}..{}{:08}",
