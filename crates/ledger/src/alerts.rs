@@ -93,6 +93,36 @@ impl Ledger {
         )
     }
 
+    /// Stops the queue, raises its alert and, when the invoice is still in the outbox
+    /// (`attempted`), records the attempt on it: in one transaction, so that no crash or
+    /// failure leaves a stopped queue without the alert that says why, or the reverse.
+    pub fn stop_queue_with_alert(
+        &self,
+        code: &str,
+        reason: &str,
+        invoice_id: Option<&str>,
+        attempted: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let tx = self.write_tx()?;
+        if tx.execute(
+            "UPDATE device SET queue_stopped = ?1, queue_stopped_at = ?2 WHERE id = 1",
+            params![reason, rfc3339(now)],
+        )? == 0
+        {
+            return Err(LedgerError::NotInitialized);
+        }
+        tx.execute(
+            "INSERT INTO alerts (at, code, message, invoice_id) VALUES (?1, ?2, ?3, ?4)",
+            params![rfc3339(now), code, reason, invoice_id],
+        )?;
+        if let (true, Some(id)) = (attempted, invoice_id) {
+            Self::attempt_in(&tx, id, reason, None)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn queue_stopped(&self) -> Result<Option<String>> {
         Ok(rows::require_device(&self.conn)?.queue_stopped)
     }

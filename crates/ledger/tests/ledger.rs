@@ -1371,3 +1371,61 @@ fn an_invoice_too_big_for_the_wire_is_refused_by_preview_and_issue() {
     assert!(issued.envelope_json.len() > 1_000_000);
     assert!(issued.envelope_json.len() <= kaipiao_core::wire::MAX_INVOICE_BODY);
 }
+
+#[test]
+fn the_stop_its_alert_and_the_attempt_are_one_transaction() {
+    let s = with_lease(&Terms::default());
+    let env = s
+        .ledger
+        .issue(&ordinary("1", "10", "0.13"), &s.key, t0())
+        .unwrap()
+        .envelope;
+    let id = env.invoice.id.as_str();
+    // The disk fails on the alert's row, after the queue's stop was written.
+    raw(&s)
+        .execute_batch(
+            "CREATE TRIGGER disk_on_fire BEFORE INSERT ON alerts
+             BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;",
+        )
+        .unwrap();
+    let e = s
+        .ledger
+        .stop_queue_with_alert(
+            "integrity",
+            "the chain forks at seq 1",
+            Some(id),
+            true,
+            t0(),
+        )
+        .unwrap_err();
+    assert!(matches!(e, LedgerError::Sqlite(_)), "{e}");
+    // Nothing of it stayed: the queue runs, no alert, no attempt.
+    assert_eq!(s.ledger.queue_stopped().unwrap(), None);
+    assert!(s.ledger.alerts().unwrap().is_empty());
+    assert_eq!(s.ledger.outbox(None, 10).unwrap()[0].attempts, 0);
+
+    raw(&s).execute_batch("DROP TRIGGER disk_on_fire").unwrap();
+    s.ledger
+        .stop_queue_with_alert(
+            "integrity",
+            "the chain forks at seq 1",
+            Some(id),
+            true,
+            t0(),
+        )
+        .unwrap();
+    assert_eq!(
+        s.ledger.queue_stopped().unwrap().as_deref(),
+        Some("the chain forks at seq 1")
+    );
+    let alerts = s.ledger.alerts().unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].code, "integrity");
+    assert_eq!(
+        alerts[0].number.as_deref(),
+        Some(env.invoice.number.as_str())
+    );
+    let item = &s.ledger.outbox(None, 10).unwrap()[0];
+    assert_eq!(item.attempts, 1);
+    assert_eq!(item.last_error.as_deref(), Some("the chain forks at seq 1"));
+}

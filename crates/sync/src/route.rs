@@ -461,8 +461,13 @@ impl Route<'_> {
         invoice_id: Option<&str>,
     ) -> Result<(), SyncError> {
         ledger.raise_alert(code, message, invoice_id, Utc::now())?;
-        self.alerts.push(format!("{code}: {message}"));
+        self.noted_alert(code, message);
         Ok(())
+    }
+
+    /// Remembers for the report an alert already stored in the ledger.
+    pub fn noted_alert(&mut self, code: &str, message: &str) {
+        self.alerts.push(format!("{code}: {message}"));
     }
 
     /// A device-signed request to endpoint `i`. A 401 `clock_skew` stores the offset to

@@ -530,14 +530,16 @@ impl Run<'_> {
     }
 
     /// Integrity failure or key reuse: stop the queue for a human, with diagnostics.
+    /// The stop, its alert and the attempt are one transaction (`stop_queue_with_alert`).
     fn stop(&mut self, item: &Item, code: &str, text: &str) -> Result<Step, SyncError> {
-        let now = Utc::now();
-        self.ledger.stop_queue(text, now)?;
-        self.route
-            .alert(self.ledger, code, text, Some(&item.invoice_id))?;
-        if item.pending {
-            self.ledger.record_attempt(&item.invoice_id, text, None)?;
-        }
+        self.ledger.stop_queue_with_alert(
+            code,
+            text,
+            Some(&item.invoice_id),
+            item.pending,
+            Utc::now(),
+        )?;
+        self.route.noted_alert(code, text);
         Ok(Step::End(SyncOutcome::Stopped(text.to_string())))
     }
 }
