@@ -145,17 +145,20 @@ fn an_enrolment_pinned_to_a_fingerprint_trusts_only_that_authority() {
 
     // Another fingerprint: refused before anything is sent, nothing enrolled.
     let shop = Shop::init_only();
-    let wrong = "0".repeat(64);
-    let out = shop.kaipiao(&[
-        "--json",
-        "enroll",
-        "--server",
-        &taxd.url(),
-        "--token",
-        TOKEN,
-        "--authority-key",
-        &wrong,
-    ]);
+    let url = taxd.url();
+    let enroll = |fingerprint: &str| {
+        shop.kaipiao(&[
+            "--json",
+            "enroll",
+            "--server",
+            &url,
+            "--token",
+            TOKEN,
+            "--authority-key",
+            fingerprint,
+        ])
+    };
+    let out = enroll(&"0".repeat(64));
     out.expect_code(4);
     assert_eq!(
         out.json()["error"]["code"],
@@ -178,29 +181,12 @@ fn an_enrolment_pinned_to_a_fingerprint_trusts_only_that_authority() {
         "nothing was sent to an authority it does not trust"
     );
     // Not a fingerprint at all: refused naming the flag.
-    let out = shop.kaipiao(&[
-        "enroll",
-        "--server",
-        &taxd.url(),
-        "--token",
-        TOKEN,
-        "--authority-key",
-        "abc",
-    ]);
+    let out = enroll("abc");
     out.expect_code(2);
     assert!(out.stderr.contains("--authority-key"), "{out}");
 
     // The right one (in capitals, as a person may copy it): enrolled.
-    let out = shop.kaipiao(&[
-        "--json",
-        "enroll",
-        "--server",
-        &taxd.url(),
-        "--token",
-        TOKEN,
-        "--authority-key",
-        &printed.to_uppercase(),
-    ]);
+    let out = enroll(&printed.to_uppercase());
     out.expect_code(0);
     assert_eq!(
         out.json()["authority_public_key"],

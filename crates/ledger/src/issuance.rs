@@ -178,47 +178,31 @@ impl Ledger {
         if !lookup::id_carries(&inv.id, seq) {
             lookup::record_key(&tx, &inv.id, seq)?;
         }
-        let anchored = match lease.anchor {
-            None => false,
-            Some((anchor_seq, anchor_number)) => {
-                let follows = lease
-                    .next
-                    .checked_sub(anchor_number)
-                    .and_then(|d| anchor_seq.checked_add(d))
-                    == Some(seq);
-                if !follows {
-                    lookup::record_key(&tx, &inv.number, seq)?;
-                }
-                true
+        match lease.anchor {
+            // The first issuance from a lease anchors it (once per lease).
+            None => {
+                tx.prepare_cached(
+                    "UPDATE leases SET anchor_seq = ?2, anchor_number = ?3 WHERE lease_id = ?1",
+                )?
+                .execute(params![lease.lease.lease_id, seq, lease.next])?;
             }
-        };
+            Some(_) if lookup::seq_by_anchor(lease.anchor, lease.next) != Some(seq) => {
+                lookup::record_key(&tx, &inv.number, seq)?;
+            }
+            Some(_) => {}
+        }
         // The number taken and the amount issued under the lease, in the one row (and
-        // page) that every issuance updates anyway (schema 5); the first issuance from
-        // a lease also anchors it.
-        let sql = if anchored {
-            "UPDATE leases SET next = next + 1, issued_cents = issued_cents + ?3
-             WHERE lease_id = ?1 AND next = ?2"
-        } else {
-            "UPDATE leases SET next = next + 1, issued_cents = issued_cents + ?3,
-                 anchor_seq = ?4, anchor_number = next
-             WHERE lease_id = ?1 AND next = ?2"
-        };
-        let mut update = tx.prepare_cached(sql)?;
-        let advanced = if anchored {
-            update.execute(params![
+        // page) that every issuance updates anyway (schema 5).
+        let advanced = tx
+            .prepare_cached(
+                "UPDATE leases SET next = next + 1, issued_cents = issued_cents + ?3
+                 WHERE lease_id = ?1 AND next = ?2",
+            )?
+            .execute(params![
                 lease.lease.lease_id,
                 lease.next,
                 amount_cents.saturating_abs()
-            ])?
-        } else {
-            update.execute(params![
-                lease.lease.lease_id,
-                lease.next,
-                amount_cents.saturating_abs(),
-                seq
-            ])?
-        };
-        drop(update);
+            ])?;
         if advanced != 1 {
             return Err(corrupt(
                 seq,
@@ -316,12 +300,14 @@ impl Ledger {
                 number: "0".repeat(20),
                 seq: u64::from(u32::MAX),
                 issued_at: kaipiao_core::time::rfc3339(DateTime::<Utc>::UNIX_EPOCH),
-                ..invoice.clone()
+                ..invoice
             },
             hash: kaipiao_core::ZERO_HASH.to_string(),
             signature: "0".repeat(88),
         };
         check_wire_size(serde_json::to_string(&sized).map_err(json_error)?.len())?;
+        // Only its lines and totals are used from here on.
+        let invoice = sized.invoice;
         if let Some(lease) = rows::lease_in_force(&tx)? {
             let terms = lease.lease.terms()?;
             let total = parse_money(&invoice.total_amount).unwrap_or_default();

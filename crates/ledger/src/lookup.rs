@@ -55,7 +55,17 @@ fn seq_in_id(id: &str) -> Option<u64> {
 
 /// True when `id` is the one [`seq_of_id`] finds at `seq` without `invoice_keys`.
 pub(crate) fn id_carries(id: &str, seq: u64) -> bool {
+    // In its stored (lowercase hyphenated) form, since the lookup compares the text.
     seq_in_id(id) == Some(seq) && uuid::Uuid::try_parse(id).is_ok_and(|u| u.to_string() == id)
+}
+
+/// The seq that number `n` of a lease took, by the lease's anchor (the first number taken
+/// since schema 6 and its seq): numbers at or after the anchor follow it seq for seq.
+/// None without an anchor or before it. The one rule the lookup, `verify` and issuance
+/// share.
+pub(crate) fn seq_by_anchor(anchor: Option<(u64, u64)>, n: u64) -> Option<u64> {
+    let (anchor_seq, anchor_number) = anchor?;
+    anchor_seq.checked_add(n.checked_sub(anchor_number)?)
 }
 
 /// Splits a number into its lease prefix and sequence number (the last 8 digits).
@@ -109,13 +119,21 @@ fn anchored_seq(conn: &Connection, number: &str) -> Result<Option<u64>> {
     let Some((prefix, n)) = split_number(number) else {
         return Ok(None);
     };
-    Ok(conn
+    let lease: Option<(u64, Option<u64>, Option<u64>)> = conn
         .prepare_cached(
-            "SELECT anchor_seq + (?2 - anchor_number) FROM leases
-             WHERE prefix = ?1 AND first <= ?2 AND last >= ?2 AND anchor_number <= ?2 AND ?2 < next",
+            "SELECT next, anchor_seq, anchor_number FROM leases
+             WHERE prefix = ?1 AND first <= ?2 AND last >= ?2",
         )?
-        .query_row(rusqlite::params![prefix, n], |r| r.get(0))
-        .optional()?)
+        .query_row(rusqlite::params![prefix, n], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    Ok(match lease {
+        Some((next, Some(anchor_seq), Some(anchor_number))) if n < next => {
+            seq_by_anchor(Some((anchor_seq, anchor_number)), n)
+        }
+        _ => None,
+    })
 }
 
 /// The seq of the invoice with this number.
@@ -182,14 +200,11 @@ impl Resolver {
     /// True when the invoice at `seq` is found by its `number`.
     pub fn number_leads_to(&self, number: &str, seq: u64) -> bool {
         let anchored = split_number(number).and_then(|(prefix, n)| {
-            self.leases
+            let (_, _, _, next, anchor) = self
+                .leases
                 .iter()
-                .find_map(|(p, first, last, next, anchor)| {
-                    let (anchor_seq, anchor_number) = (*anchor)?;
-                    (p == prefix && *first <= n && n <= *last && anchor_number <= n && n < *next)
-                        .then(|| anchor_seq.checked_add(n - anchor_number))
-                        .flatten()
-                })
+                .find(|(p, first, last, _, _)| p == prefix && *first <= n && n <= *last)?;
+            (n < *next).then(|| seq_by_anchor(*anchor, n)).flatten()
         });
         anchored == Some(seq) || self.keyed(number, seq)
     }

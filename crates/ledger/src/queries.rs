@@ -311,12 +311,14 @@ impl Ledger {
         // every seq is 1 to the head's: no row is read for it. (The table's rows carry the
         // whole envelope, and since schema 6 no narrow index on `invoices` holds every seq:
         // scanning the table for them took 120 ms at 100,000 invoices.)
-        let mut seqs = if filter.status.is_none() && status_only(filter) {
-            let tx = self.read_tx()?;
-            let head: Option<u64> = tx
+        let every_seq = |conn: &rusqlite::Connection| -> Result<Vec<u64>> {
+            let head: Option<u64> = conn
                 .prepare_cached("SELECT MAX(seq) FROM invoices")?
                 .query_row([], |r| r.get(0))?;
-            (1..=head.unwrap_or(0)).collect()
+            Ok((1..=head.unwrap_or(0)).collect())
+        };
+        let mut seqs = if filter.status.is_none() && status_only(filter) {
+            every_seq(&self.conn)?
         } else if filter.status == Some(Status::Accepted) && status_only(filter) {
             // Every seq less the pending (the outbox) and the rejected (their partial
             // index): the accepted without reading a row.
@@ -332,10 +334,7 @@ impl Ledger {
                 "SELECT seq FROM invoices WHERE status = 'rejected'",
             )?);
             not_accepted.sort_unstable();
-            let head: Option<u64> = tx
-                .prepare_cached("SELECT MAX(seq) FROM invoices")?
-                .query_row([], |r| r.get(0))?;
-            let mut all: Vec<u64> = (1..=head.unwrap_or(0)).collect();
+            let mut all = every_seq(&tx)?;
             // Both sorted: one pass drops the pending and the rejected.
             let mut skip = not_accepted.into_iter().peekable();
             all.retain(|seq| {

@@ -478,17 +478,13 @@ BEGIN SELECT RAISE(ABORT, 'the anchor of a lease is set once'); END;
 "#;
 
 /// The columns migration 6 adds to `leases`, when they are not there yet.
-const V6_LEASE_COLUMNS: &[&str] = &[
-    "ALTER TABLE leases ADD COLUMN anchor_seq INTEGER",
-    "ALTER TABLE leases ADD COLUMN anchor_number INTEGER",
-];
+const V6_LEASE_COLUMNS: &[&str] = &["anchor_seq", "anchor_number"];
 
 /// Migration 6, in the caller's transaction (foreign keys off): copy, check, swap.
 fn rebuild_v6(tx: &Connection) -> Result<(), LedgerError> {
-    for sql in V6_LEASE_COLUMNS {
-        let column = sql.rsplit(' ').nth(1).unwrap_or_default();
+    for column in V6_LEASE_COLUMNS {
         if !has_column(tx, "leases", column)? {
-            tx.execute_batch(sql)?;
+            tx.execute_batch(&format!("ALTER TABLE leases ADD COLUMN {column} INTEGER"))?;
         }
     }
     if !has_column(tx, "invoices", "original_id")? {

@@ -92,21 +92,11 @@ pub async fn enroll_pinned(
 
     let endpoints = client.endpoints().to_vec();
     let mut route = Route::new(client, opts, &no_progress);
+    // Read first when a fingerprint was given, so that nothing goes to another authority.
+    let mut advertised = None;
     if let Some(expected) = fingerprint {
         let expected = expected.trim().to_ascii_lowercase();
-        let info = route
-            .call(
-                Call {
-                    method: Method::GET,
-                    path: "/v1/authority",
-                    body: None,
-                    success: 200,
-                    patient: true,
-                },
-                None,
-                |b| serde_json::from_str::<AuthorityInfo>(b).map_err(|e| e.to_string()),
-            )
-            .await?;
+        let info = advertised_authority(&mut route).await?;
         let found = PublicKey::from_base64(&info.public_key)
             .map(|k| k.fingerprint())
             .unwrap_or_else(|_| info.public_key.clone());
@@ -118,6 +108,7 @@ pub async fn enroll_pinned(
             });
         }
         route.progressed();
+        advertised = Some(info);
     }
     let request = EnrollRequest {
         enrollment_token: token.to_string(),
@@ -147,19 +138,10 @@ pub async fn enroll_pinned(
     // The key must be the one the authority publishes, on every endpoint that answers;
     // at least one must confirm it.
     route.progressed();
-    let advertised = route
-        .call(
-            Call {
-                method: Method::GET,
-                path: "/v1/authority",
-                body: None,
-                success: 200,
-                patient: true,
-            },
-            None,
-            |b| serde_json::from_str::<AuthorityInfo>(b).map_err(|e| e.to_string()),
-        )
-        .await?;
+    let advertised = match advertised {
+        Some(info) => info,
+        None => advertised_authority(&mut route).await?,
+    };
     check_authority_key(&authority, &advertised, "the enrolling server")?;
     for endpoint in &endpoints {
         // Backups that are down now are checked by every receipt and lease later.
@@ -181,6 +163,23 @@ pub async fn enroll_pinned(
         authority_public_key: authority.to_base64(),
         lease,
     })
+}
+
+/// `GET /v1/authority` on the route's endpoints: the key the authority publishes.
+async fn advertised_authority(route: &mut Route<'_>) -> Result<AuthorityInfo, SyncError> {
+    route
+        .call(
+            Call {
+                method: Method::GET,
+                path: "/v1/authority",
+                body: None,
+                success: 200,
+                patient: true,
+            },
+            None,
+            |b| serde_json::from_str::<AuthorityInfo>(b).map_err(|e| e.to_string()),
+        )
+        .await
 }
 
 fn parse_enrollment(body: &str) -> Result<EnrollResponse, String> {

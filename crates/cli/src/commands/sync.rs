@@ -8,6 +8,23 @@ use kaipiao_core::Code;
 use kaipiao_sync::SyncOptions;
 use serde_json::json;
 
+/// The summary `sync` prints whatever its exit (SPEC 9).
+fn summary(
+    submitted: u64,
+    accepted: u64,
+    rejected: u64,
+    pending: u64,
+    server_head: Option<&kaipiao_core::wire::Head>,
+) -> serde_json::Value {
+    json!({
+        "submitted": submitted,
+        "accepted": accepted,
+        "rejected": rejected,
+        "pending": pending,
+        "server_head": server_head,
+    })
+}
+
 pub fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>, lock_wait: u64) -> CmdResult {
     let (ledger, key) = ctx.open_unsealed()?;
     let lang = ctx.lang;
@@ -31,13 +48,7 @@ pub fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>, lock_wait: u
                 .status(chrono::Utc::now())
                 .map_err(|e| CommandError::ledger(&e, lang))?
                 .pending;
-            let doc = json!({
-                "submitted": 0,
-                "accepted": 0,
-                "rejected": 0,
-                "pending": pending,
-                "server_head": null,
-            });
+            let doc = summary(0, 0, 0, pending, None);
             let why = kaipiao_core::Msg::new("cli-sync-busy")
                 .arg("seconds", lock_wait)
                 .text(lang);
@@ -49,13 +60,13 @@ pub fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>, lock_wait: u
         }
         other => other.map_err(|e| CommandError::sync(&e, ctx.lang))?,
     };
-    let doc = json!({
-        "submitted": report.submitted,
-        "accepted": report.accepted,
-        "rejected": report.rejected,
-        "pending": report.pending,
-        "server_head": report.server_head,
-    });
+    let doc = summary(
+        report.submitted,
+        report.accepted,
+        report.rejected,
+        report.pending,
+        report.server_head.as_ref(),
+    );
     if let Some(m) = &report.head_mismatch {
         eprintln!(
             "{}: {m}",
