@@ -135,6 +135,16 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<AlertsAction>,
     },
+    /// Whether the queue is stopped, why and since when, what the ledger and the
+    /// authority (as last heard) each hold, and what to do; exit 0 either way. With
+    /// --json {"stopped", "reason", "since", "alert_id", "local_head": {"seq", "hash"},
+    /// "authority_head": {"seq", "hash", "read_at"} | null, "advice"}.
+    /// `queue resume` reconciles first and lifts the stop only when that explains it,
+    /// then syncs: exit 0 resumed, 3 could not reach the authority, 4 still stopped.
+    Queue {
+        #[command(subcommand)]
+        action: Option<QueueAction>,
+    },
     /// Check the chain, every signature and every stored receipt.
     Verify,
     /// Write the ledger as JSON Lines (SPEC 9).
@@ -161,6 +171,13 @@ pub enum AlertsAction {
         #[arg(value_name = "ID")]
         id: i64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueAction {
+    /// Reconcile with the authority, and resume the stopped queue only when that explains
+    /// the stop; then sync. Needs the device key.
+    Resume,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -113,6 +113,10 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
             None => read::alerts(ctx),
             Some(args::AlertsAction::Dismiss { id }) => read::dismiss_alert(ctx, id),
         },
+        Command::Queue { action } => match action {
+            None => read::queue(ctx),
+            Some(args::QueueAction::Resume) => sync::resume(ctx),
+        },
         Command::Verify => read::verify(ctx),
         Command::Export { out } => read::export(ctx, &out),
         Command::CheckTaxId { .. } | Command::Words { .. } => Ok(serde_json::Value::Null),

@@ -540,6 +540,86 @@ pub fn alerts(all: &[kaipiao_ledger::Alert], lang: Lang) -> String {
     out
 }
 
+/// `kaipiao queue`.
+pub fn queue(state: &kaipiao_ledger::QueueState, advice: &str, lang: Lang) -> String {
+    let mut out = String::new();
+    if state.stopped {
+        let _ = writeln!(
+            out,
+            "{} {}: {}",
+            lang.pick("队列已停止，自", "Queue stopped since"),
+            state.since.as_deref().unwrap_or("?"),
+            state.reason.as_deref().unwrap_or("")
+        );
+        if let Some(id) = state.alert_id {
+            let _ = writeln!(out, "{} #{id}", lang.pick("警报", "Alert"));
+        }
+    } else {
+        let _ = writeln!(out, "{}", lang.pick("队列正常运行。", "Queue running."));
+    }
+    let _ = writeln!(
+        out,
+        "{}: seq {} ({})",
+        lang.pick("本地链头", "Local head"),
+        state.local_head.seq,
+        state.local_head.hash
+    );
+    match &state.authority_head {
+        Some(a) => {
+            let _ = writeln!(
+                out,
+                "{}: seq {} ({}), {} {}",
+                lang.pick("税局链头", "Authority head"),
+                a.seq,
+                a.hash.as_deref().unwrap_or("?"),
+                lang.pick("读取于", "as read at"),
+                a.read_at
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "{}",
+                lang.pick("税局链头：尚未读取", "Authority head: not read yet")
+            );
+        }
+    }
+    let _ = writeln!(out, "{advice}");
+    out
+}
+
+/// `kaipiao queue resume`.
+pub fn resume(r: &kaipiao_sync::ResumeReport, lang: Lang) -> String {
+    if !r.was_stopped {
+        return lang
+            .pick(
+                "队列未停止，无需恢复。",
+                "The queue is not stopped; nothing to resume.",
+            )
+            .to_string();
+    }
+    match (&r.resumed, &r.reason) {
+        (true, None) => lang
+            .pick(
+                "核对完毕，队列已恢复，待上传发票已发送。",
+                "Reconciled; the queue is resumed and what was pending is sent.",
+            )
+            .to_string(),
+        (true, Some(why)) => format!(
+            "{}: {why}",
+            lang.pick(
+                "核对完毕，队列已恢复；仍有待上传的发票",
+                "Reconciled; the queue is resumed; work remains"
+            )
+        ),
+        (false, why) => format!(
+            "{}: {}",
+            lang.pick("队列未恢复", "The queue was not resumed"),
+            why.as_deref().unwrap_or("")
+        ),
+    }
+}
+
 pub fn progress(p: &Progress, lang: Lang) -> String {
     match p {
         Progress::Connecting { endpoint } => {

@@ -60,6 +60,7 @@ credit_exceeds_original-amount = credits { $amount } against the { $left } left 
 original_not_allowed-draft = only a credit note refers to an original invoice (got { $number }); set kind to credit or remove original
 missing_field-buyer-tax-id = a special invoice (专用发票) needs the buyer's tax ID
 invalid_tax_id-value = { $value }: { $problem }
+clock_ahead = this computer's clock ({ $now }) is { $seconds } s ahead of the tax authority's ({ $authority }), as it last measured: an invoice issued now would be rejected. Set the correct date and time, then issue again
 clock_behind = this computer's clock ({ $now }) is behind the previous invoice ({ $previous }); set the correct date and time, then issue again
 
 ## Tax IDs (kaipiao_core::taxid)
@@ -101,6 +102,8 @@ invalid_lease = the authority's lease has a malformed { $field }: { $what }
 single_invoice_cap-issue = the invoice amount { $amount } is over the single-invoice cap { $cap } of the lease by { $over }; split it into several invoices
 offline_hours_exceeded = the offline window of { $hours } hours is used up (over by { $over } h since the oldest unsynced invoice); connect and run sync before issuing more
 offline_amount_exceeded = unsynced invoices would total { $total } against the offline cap { $cap } (over by { $over }); run sync before issuing more
+offline_hours_exceeded-authority = issued { $over } h past the offline window of { $hours } hours, counted from seq { $seq } issued at { $oldest }, the oldest invoice the authority had not received by then
+offline_amount_exceeded-authority = the invoices the authority had not received when this one was issued (from seq { $seq }) total { $total } with it, over the offline cap { $cap } by { $over }
 warning-offline_hours = { $percent }% of the offline window is used; sync soon
 warning-offline_amount = { $percent }% of the offline amount cap is used; sync soon
 
@@ -118,6 +121,7 @@ invalid_timestamp-form = { $value } is not RFC 3339 UTC with Z and whole seconds
 invalid_timestamp = { $value } is not an RFC 3339 time
 issued_in_future = { $value } is more than { $seconds } s after the authority's time { $now }; correct the device clock
 issued_at_backwards = { $value } is before the previous invoice's { $previous }; issued_at never goes backwards along the chain: correct the device clock
+issued_before_lease = { $value } is more than { $seconds } s before { $granted }, when the lease of number { $number } was granted; an invoice cannot be issued before its number was: correct the device clock
 single_invoice_cap = the invoice amount { $amount } is over the lease's single-invoice cap { $cap } by { $over }
 seller_mismatch = the seller ({ $name }, { $tax_id }) is not the one enrolled for this device ({ $enrolled_name }, { $enrolled_tax_id }); enrol the device again after a change
 
@@ -208,12 +212,10 @@ cli-no-data-dir = no data directory: give --data DIR or set KAIPIAO_DATA
 ## The app's words for an authority's reason (ui/src/lib/reasons.ts): what it means and
 ## what to do. The reason's own message stays the authority's.
 
-
-
-## The app's words for an authority's reason (ui/src/lib/reasons.ts): what it means and
-## what to do. The reason's own message stays the authority's.
-
 advice-issued_in_future = The invoice is dated after the tax authority's time: this computer's clock is fast. Correct the system time, then reissue it.
+advice-issued_before_lease = The invoice is dated before its number was granted: this computer's clock was set back. Correct the system time, then reissue it.
+advice-offline_hours_exceeded = The tax authority counts this invoice as issued past the offline window of its lease (counted from the oldest invoice it had not yet received). Check this computer's clock, sync, then reissue it.
+advice-offline_amount_exceeded = The tax authority counts this invoice over the offline amount cap of its lease (with the invoices it had not yet received). Sync, then reissue it.
 advice-issued_at_backwards = The invoice is dated before the previous one: this computer's clock was set back. Correct the system time, then reissue it.
 advice-invalid_timestamp = The tax authority does not accept the time format. Reissue it; if it is rejected again, contact support.
 advice-single_invoice_cap = The amount is over the single-invoice cap. Reissue it as several invoices, or ask the tax authority for a higher cap.
@@ -223,3 +225,8 @@ advice-original_unknown = The tax authority has no record of the original invoic
 advice-credit_exceeds_original = The credit is larger than what is left of the original. Reduce the quantities and issue the credit note again.
 advice-invalid_tax_id = A tax ID is not valid. Check it with the buyer, then reissue.
 advice-invalid_tax_code = A tax classification code is not valid. Choose the right code, then reissue.
+
+queue_stopped-running = The queue runs; nothing to do. `kaipiao sync` (or Sync now) sends what is pending.
+queue_stopped-behind = The tax authority holds invoices of this device that this ledger lacks: this data directory is probably an older copy. Stop issuing on it and go back to the newer one; where there is none, Resume (`kaipiao queue resume`) reconciles with the authority first, resumes only when that explains the stop, and otherwise says why.
+queue_stopped-key_reused = The tax authority holds another invoice under this invoice's id. Reconcile (`kaipiao reconcile`) to see what differs and give its output to the authority; once the records agree, Resume (`kaipiao queue resume`).
+queue_stopped-refused = The tax authority refused the invoice named in the reason. Resume (`kaipiao queue resume`) reconciles with the authority first: if the records agree, the queue resumes and the invoice is sent again; otherwise it stays stopped and says why. Keep issuing meanwhile: nothing is lost.

@@ -54,6 +54,7 @@ credit_exceeds_original-amount = 冲红金额 { $amount } 超过原发票 { $num
 original_not_allowed-draft = 只有红字发票才引用原发票（收到 { $number }）；请将种类设为 credit 或删除 original
 missing_field-buyer-tax-id = 专用发票必须填写购买方纳税人识别号
 invalid_tax_id-value = { $value }：{ $problem }
+clock_ahead = 本机时钟（{ $now }）比税务机关上次测得的时间（{ $authority }）快 { $seconds } 秒，此时开具的发票会被拒绝。请校正日期和时间后再开票
 clock_behind = 本机时钟（{ $now }）早于上一张发票的开具时间（{ $previous }），请校正日期和时间后再开票
 
 ## Tax IDs (kaipiao_core::taxid)
@@ -94,6 +95,8 @@ invalid_lease = 税务机关下发的额度 { $field } 格式错误：{ $what }
 single_invoice_cap-issue = 发票金额 { $amount } 超过单张发票限额 { $cap }（超出 { $over }），请拆分为多张发票
 offline_hours_exceeded = 离线开票时限 { $hours } 小时已用完（自最早未上传发票起超出 { $over } 小时），请联网并同步后再开票
 offline_amount_exceeded = 未上传发票金额合计将达 { $total }，超过离线开票限额 { $cap }（超出 { $over }），请先同步
+offline_hours_exceeded-authority = 开具时已超出离线开票时限 { $hours } 小时 { $over } 小时（自 { $oldest } 开具的第 { $seq } 号起算，该发票当时尚未送达税务机关）
+offline_amount_exceeded-authority = 开具本发票时税务机关尚未收到的发票（自第 { $seq } 号起）连同本张合计 { $total }，超过离线开票限额 { $cap }（超出 { $over }）
 warning-offline_hours = 离线开票时限已用 { $percent }%，请尽快同步
 warning-offline_amount = 离线开票金额额度已用 { $percent }%，请尽快同步
 
@@ -111,6 +114,7 @@ invalid_timestamp-form = { $value } 不是带 Z 的整秒 RFC 3339 UTC 时间
 invalid_timestamp = { $value } 不是 RFC 3339 时间
 issued_in_future = 开具时间 { $value } 比税务机关时间 { $now } 晚 { $seconds } 秒以上，请校正设备时钟
 issued_at_backwards = 开具时间 { $value } 早于上一张发票的 { $previous }；开具时间不得倒退，请校正设备时钟
+issued_before_lease = 开具时间 { $value } 比号码 { $number } 所属号段的授予时间 { $granted } 早 { $seconds } 秒以上；发票不能早于其号码开具，请校正设备时钟
 single_invoice_cap = 发票金额 { $amount } 超过额度的单张发票限额 { $cap }（超出 { $over }）
 seller_mismatch = 销售方（{ $name }，{ $tax_id }）与本设备登记的销售方（{ $enrolled_name }，{ $enrolled_tax_id }）不符；变更后请重新登记设备
 
@@ -199,11 +203,10 @@ cli-no-data-dir = 找不到数据目录：请用 --data DIR 或 KAIPIAO_DATA 指
 
 ## The app's words for an authority's reason (ui/src/lib/reasons.ts)
 
-
-
-## The app's words for an authority's reason (ui/src/lib/reasons.ts)
-
 advice-issued_in_future = 开具时间晚于税务机关的时间：本机时钟走快了。请校正系统时间，再按原内容重新开具。
+advice-issued_before_lease = 开具时间早于该号码的授予时间：本机时钟曾被调慢。请校正系统时间，再按原内容重新开具。
+advice-offline_hours_exceeded = 税务机关认定本发票开具时已超出号段的离线开票时限（自其尚未收到的最早发票起算）。请检查本机时钟并同步，再重新开具。
+advice-offline_amount_exceeded = 税务机关认定本发票连同其尚未收到的发票已超过号段的离线开票限额。请先同步，再重新开具。
 advice-issued_at_backwards = 开具时间早于上一张发票：本机时钟曾被调慢。请校正系统时间，再按原内容重新开具。
 advice-invalid_timestamp = 开具时间的格式不被税务机关接受。请按原内容重新开具；如再次被拒，请联系技术支持。
 advice-single_invoice_cap = 金额超过单张发票限额。请拆分为多张发票重新开具，或向税务机关申请更高的限额。
@@ -213,3 +216,8 @@ advice-original_unknown = 税务机关没有原发票的记录。请先确认原
 advice-credit_exceeds_original = 冲红数量或金额超过原发票尚未冲红的部分。请减少数量后重新开具红字发票。
 advice-invalid_tax_id = 纳税人识别号无效。请向购买方核对后重新开具。
 advice-invalid_tax_code = 税收分类编码无效。请选择正确的编码后重新开具。
+
+queue_stopped-running = 队列正常运行，无需处理；`kaipiao sync`（或“立即同步”）发送待上传的发票。
+queue_stopped-behind = 税务机关持有本设备的发票比本账本多：本数据目录可能是旧副本。请停止在此副本上开票，改用较新的数据目录；若没有，“恢复”（`kaipiao queue resume`）会先与税务机关核对，只在核对能解释停止原因时恢复，否则说明原因。
+queue_stopped-key_reused = 税务机关在该发票的标识下持有另一张发票。请核对（`kaipiao reconcile`）查看差异并将结果交给税务机关；双方记录一致后再“恢复”（`kaipiao queue resume`）。
+queue_stopped-refused = 税务机关拒绝了原因中所列的发票。“恢复”（`kaipiao queue resume`）会先与税务机关核对：记录一致则恢复队列并重新发送该发票，否则保持停止并说明原因。期间可继续开票，不会丢失任何发票。

@@ -158,6 +158,9 @@ codes! {
     IssuedInFuture = "issued_in_future",
     /// An `issued_at` before the previous invoice's (taxd).
     IssuedAtBackwards = "issued_at_backwards",
+    /// An `issued_at` more than 300 s before its number's lease was granted (taxd, SPEC
+    /// 10: the authority checks the lease terms it can see).
+    IssuedBeforeLease = "issued_before_lease",
     /// |total_amount| over the lease's single-invoice cap: a receipt's reason, and the
     /// issuing device's own refusal (SPEC 3).
     SingleInvoiceCap = "single_invoice_cap",
@@ -185,6 +188,9 @@ codes! {
     InvalidUnitPrice = "invalid_unit_price",
     /// This computer's clock is before the last invoice's `issued_at`.
     ClockBehind = "clock_behind",
+    /// Issuance refused: the authority measured this device's clock more than 300 s
+    /// ahead of its own, so the invoice would be rejected as `issued_in_future`.
+    ClockAhead = "clock_ahead",
 
     // ---- Leases and the offline limits (SPEC 3).
 
@@ -282,6 +288,10 @@ codes! {
     ReceiptMismatch = "receipt_mismatch",
     /// Alert: reconciliation got an answer it cannot read.
     UnexpectedAnswer = "unexpected_answer",
+    /// Alert: an answer that would stop the queue came without the authority's signature
+    /// about the invoice sent (SPEC 10); the endpoint was not used again and the queue
+    /// was not stopped.
+    UnsignedVerdict = "unsigned_verdict",
 
     // ---- The `kaipiao` command line (SPEC 9, docs/CLI.md).
 

@@ -937,6 +937,39 @@ pub fn validate_seller(seller: &Party) -> Result<Party, FieldError> {
     })
 }
 
+/// How far ahead of the authority's clock the device's may be before issuance refuses:
+/// the authority rejects an invoice dated more than 300 s after its own time.
+pub const MAX_CLOCK_AHEAD_SECS: i64 = crate::wire::MAX_SKEW_SECS;
+
+/// The clock-ahead rule (issue 10): the authority measured this device's clock `offset`
+/// seconds off its own (seconds to add; negative when the device is ahead) at local time
+/// `measured_at`. While the local clock has not been set back since, a device more than
+/// [`MAX_CLOCK_AHEAD_SECS`] ahead would issue invoices the authority rejects as
+/// `issued_in_future`: refuse, naming the authority's time. A clock set back since the
+/// measurement (now before `measured_at`) is taken as corrected: the authority judges
+/// from there, and the next signed request measures again.
+pub fn check_clock_ahead(
+    offset: i64,
+    measured_at: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), FieldError> {
+    let Some(measured) = measured_at.and_then(parse_rfc3339) else {
+        return Ok(());
+    };
+    if offset >= -MAX_CLOCK_AHEAD_SECS || now < measured {
+        return Ok(());
+    }
+    let authority_now = now + chrono::Duration::seconds(offset);
+    Err(err(
+        Code::ClockAhead,
+        "issued_at",
+        Msg::new("clock_ahead")
+            .arg("now", rfc3339(now))
+            .arg("authority", rfc3339(authority_now))
+            .arg("seconds", offset.unsigned_abs()),
+    ))
+}
+
 /// `issued_at` never goes backwards along the chain.
 pub fn check_clock(previous_issued_at: Option<&str>, now: DateTime<Utc>) -> Result<(), FieldError> {
     let Some(prev) = previous_issued_at.and_then(parse_rfc3339) else {

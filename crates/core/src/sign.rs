@@ -14,6 +14,8 @@ pub const INVOICE_DOMAIN: &[u8] = b"KAIPIAO-INVOICE-V1\n";
 pub const LEASE_DOMAIN: &[u8] = b"KAIPIAO-LEASE-V1\n";
 pub const RECEIPT_DOMAIN: &[u8] = b"KAIPIAO-RECEIPT-V1\n";
 pub const REQUEST_DOMAIN: &[u8] = b"KAIPIAO-REQUEST-V1\n";
+/// The authority's signature on a verdict that stops a device's queue (SPEC 10).
+pub const VERDICT_DOMAIN: &[u8] = b"KAIPIAO-VERDICT-V1\n";
 
 /// Why a signature or hash did not check out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -140,12 +140,114 @@ impl Receipt {
         serde_json::from_value(value.clone()).map_err(|e| ReceiptProblem::Shape(e.to_string()))
     }
 
+    /// Rejected as `issued_in_future`: such an invoice does not set the time the next
+    /// one may not go back before (SPEC 10, amending SPEC 2), so a clock once set ahead
+    /// costs the invoices issued under it, never the device. The one rule of the client
+    /// and the authority.
+    pub fn rejected_in_future(&self) -> bool {
+        self.status == "rejected" && self.reasons.iter().any(|r| r.code == Code::IssuedInFuture)
+    }
+
     /// [`Receipt::verify`] of JSON text; also gives the parsed JSON back.
     pub fn verify_json(text: &str, pinned: &PublicKey) -> Result<(Receipt, Value), ReceiptProblem> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| ReceiptProblem::NotJson(e.to_string()))?;
         Ok((Receipt::verify(&value, pinned)?, value))
     }
+}
+
+/// What a signed verdict is about (SPEC 10): the envelope of `invoice_id` whose canonical
+/// hash is `hash`, as the authority decided at `decided_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictSubject {
+    pub invoice_id: String,
+    pub hash: String,
+    pub decided_at: String,
+}
+
+/// Why an answer that would stop a queue is not the authority's word about this invoice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerdictProblem {
+    #[error("the answer is not JSON ({0})")]
+    NotJson(String),
+    #[error("the answer carries no authority_signature: it is not signed by the authority")]
+    Unsigned,
+    #[error("the authority signature does not verify against the key pinned at enrolment ({0})")]
+    Signature(String),
+    #[error("the signed verdict is about {what}, not this invoice's")]
+    OtherSubject { what: String },
+    #[error("the signed verdict is malformed ({0})")]
+    Shape(String),
+}
+
+/// Whether an error answer with this status and code stops a queue, so that the
+/// authority signs it (SPEC 10): 422 `integrity`, 422 `idempotency_key_reused`, and 409
+/// `chain_gap` (which stops only when its `expected_seq` is ahead of the invoice sent).
+pub fn is_stop_verdict(status: u16, code: &str) -> bool {
+    (status == 422 && (code == Code::Integrity || code == Code::IdempotencyKeyReused))
+        || (status == 409 && code == Code::ChainGap)
+}
+
+/// A signed verdict's body: `{"error": {...}, "verdict": {invoice_id, hash, decided_at},
+/// "authority_signature"}`, the signature (domain `KAIPIAO-VERDICT-V1`) over the RFC 8785
+/// bytes of the body without `authority_signature`, as a receipt is signed. The `error`
+/// object is the one SPEC 7 fixes, so a client that reads only `error` sees no change.
+pub fn seal_verdict(
+    key: &crate::sign::DeviceKey,
+    error: &WireError,
+    subject: &VerdictSubject,
+) -> Result<Value, crate::sign::SignatureError> {
+    let body = serde_json::json!({
+        "error": error.error,
+        "verdict": subject,
+    });
+    crate::sign::sign_object(
+        key,
+        crate::sign::VERDICT_DOMAIN,
+        body,
+        "authority_signature",
+    )
+}
+
+/// The one check of an answer that would stop the queue of the invoice `invoice_id`
+/// (canonical hash `hash`): signed by the pinned authority key, about this very envelope.
+/// Ok is the error it carries.
+pub fn check_verdict(
+    text: &str,
+    pinned: &PublicKey,
+    invoice_id: &str,
+    hash: &str,
+) -> Result<WireError, VerdictProblem> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| VerdictProblem::NotJson(e.to_string()))?;
+    if value.get("authority_signature").is_none() {
+        return Err(VerdictProblem::Unsigned);
+    }
+    crate::sign::verify_object(
+        pinned,
+        crate::sign::VERDICT_DOMAIN,
+        &value,
+        "authority_signature",
+    )
+    .map_err(|e| VerdictProblem::Signature(e.to_string()))?;
+    let subject: VerdictSubject = value
+        .get("verdict")
+        .cloned()
+        .ok_or_else(|| VerdictProblem::Shape("no verdict object".into()))
+        .and_then(|v| {
+            serde_json::from_value(v).map_err(|e| VerdictProblem::Shape(e.to_string()))
+        })?;
+    if subject.invoice_id != invoice_id {
+        return Err(VerdictProblem::OtherSubject {
+            what: format!("invoice {}", subject.invoice_id),
+        });
+    }
+    if subject.hash != hash {
+        return Err(VerdictProblem::OtherSubject {
+            what: format!("an envelope with hash {}", subject.hash),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| VerdictProblem::Shape(e.to_string()))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,5 +314,67 @@ mod tests {
         assert_eq!(parse_sf_string("\"a\"b\""), None);
         assert_eq!(parse_sf_string("\"é\""), None);
         assert_eq!(idempotency_header("x"), "\"x\"");
+    }
+
+    fn subject(id: &str, hash: &str) -> VerdictSubject {
+        VerdictSubject {
+            invoice_id: id.into(),
+            hash: hash.into(),
+            decided_at: "2026-12-02T10:00:00+00:00".into(),
+        }
+    }
+
+    #[test]
+    fn a_signed_verdict_is_checked_against_key_invoice_and_hash() {
+        let authority = crate::sign::DeviceKey::from_bytes(&[7; 32]);
+        let other = crate::sign::DeviceKey::from_bytes(&[8; 32]);
+        let error = WireError::new(Code::Integrity, "seq 3 is already taken", "invoice.seq");
+        let body = seal_verdict(&authority, &error, &subject("inv-1", "h1")).unwrap();
+        let text = serde_json::to_string(&body).unwrap();
+        let pinned = authority.public();
+        assert_eq!(
+            check_verdict(&text, &pinned, "inv-1", "h1"),
+            Ok(error.clone())
+        );
+        // Spacing and key order do not matter (RFC 8785 bytes are signed).
+        let pretty = serde_json::to_string_pretty(&body).unwrap();
+        assert!(check_verdict(&pretty, &pinned, "inv-1", "h1").is_ok());
+        assert!(matches!(
+            check_verdict(&text, &other.public(), "inv-1", "h1"),
+            Err(VerdictProblem::Signature(_))
+        ));
+        assert!(matches!(
+            check_verdict(&text, &pinned, "inv-2", "h1"),
+            Err(VerdictProblem::OtherSubject { .. })
+        ));
+        assert!(matches!(
+            check_verdict(&text, &pinned, "inv-1", "h2"),
+            Err(VerdictProblem::OtherSubject { .. })
+        ));
+        let unsigned = serde_json::to_string(&error).unwrap();
+        assert_eq!(
+            check_verdict(&unsigned, &pinned, "inv-1", "h1"),
+            Err(VerdictProblem::Unsigned)
+        );
+        // The message changed on the way: the signature covers the error object too.
+        let tampered = text.replace("already taken", "taken");
+        assert!(matches!(
+            check_verdict(&tampered, &pinned, "inv-1", "h1"),
+            Err(VerdictProblem::Signature(_))
+        ));
+        assert!(matches!(
+            check_verdict("<html>", &pinned, "inv-1", "h1"),
+            Err(VerdictProblem::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn only_the_answers_that_stop_a_queue_are_verdicts() {
+        assert!(is_stop_verdict(422, "integrity"));
+        assert!(is_stop_verdict(422, "idempotency_key_reused"));
+        assert!(is_stop_verdict(409, "chain_gap"));
+        assert!(!is_stop_verdict(409, "request_in_progress"));
+        assert!(!is_stop_verdict(422, "invalid_request"));
+        assert!(!is_stop_verdict(400, "integrity"));
     }
 }

@@ -60,6 +60,7 @@ fn pinned(code: Code) -> &'static str {
         Code::InvalidTimestamp => "invalid_timestamp",
         Code::IssuedInFuture => "issued_in_future",
         Code::IssuedAtBackwards => "issued_at_backwards",
+        Code::IssuedBeforeLease => "issued_before_lease",
         Code::SingleInvoiceCap => "single_invoice_cap",
         Code::SellerMismatch => "seller_mismatch",
         Code::InvalidType => "invalid_type",
@@ -71,6 +72,7 @@ fn pinned(code: Code) -> &'static str {
         Code::CreditPriceIncludesTax => "credit_price_includes_tax",
         Code::InvalidUnitPrice => "invalid_unit_price",
         Code::ClockBehind => "clock_behind",
+        Code::ClockAhead => "clock_ahead",
         Code::InvalidLease => "invalid_lease",
         Code::OfflineHoursExceeded => "offline_hours_exceeded",
         Code::OfflineAmountExceeded => "offline_amount_exceeded",
@@ -114,6 +116,7 @@ fn pinned(code: Code) -> &'static str {
         Code::HeadMismatch => "head_mismatch",
         Code::ReceiptMismatch => "receipt_mismatch",
         Code::UnexpectedAnswer => "unexpected_answer",
+        Code::UnsignedVerdict => "unsigned_verdict",
         Code::InvalidJson => "invalid_json",
         Code::UnreadableFile => "unreadable_file",
         Code::PassphraseMismatch => "passphrase_mismatch",
@@ -162,7 +165,7 @@ fn every_code_serialises_to_its_pinned_string() {
 fn every_code_is_listed_once_and_snake_case() {
     let texts: HashSet<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
     assert_eq!(texts.len(), Code::ALL.len(), "two variants share a string");
-    assert_eq!(Code::ALL.len(), 120);
+    assert_eq!(Code::ALL.len(), 123);
     for &code in Code::ALL {
         // The string is the snake_case of the variant's name, as `rename_all =
         // "snake_case"` would make it.
@@ -247,6 +250,7 @@ fn receipt_reason_codes_round_trip() {
         "invalid_timestamp",
         "issued_in_future",
         "issued_at_backwards",
+        "issued_before_lease",
         "single_invoice_cap",
         "seller_mismatch",
     ] {

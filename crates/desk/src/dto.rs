@@ -481,6 +481,59 @@ pub struct SyncSummaryDto {
     pub finished_at: String,
 }
 
+/// A chain head: its seq and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct HeadDto {
+    #[ts(type = "number")]
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// The authority's head for this device as last heard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct AuthorityHeadDto {
+    #[ts(type = "number")]
+    pub seq: u64,
+    /// None when only the seq is known (a signed `chain_gap` named it).
+    pub hash: Option<String>,
+    pub read_at: String,
+}
+
+/// The queue panel: `kaipiao queue --json`, field for field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct QueueDto {
+    pub stopped: bool,
+    pub reason: Option<String>,
+    pub since: Option<String>,
+    #[ts(type = "number | null")]
+    pub alert_id: Option<i64>,
+    pub local_head: HeadDto,
+    pub authority_head: Option<AuthorityHeadDto>,
+    /// The way forward, in the clerk's language.
+    pub advice: String,
+}
+
+/// What the Resume button came to (`kaipiao queue resume`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct ResumeDto {
+    /// The queue was stopped when the button was pressed.
+    pub was_stopped: bool,
+    /// The queue runs now.
+    pub resumed: bool,
+    /// Complete: resumed and drained (or nothing to resume); transient: the authority
+    /// could not be reached; stopped: the queue stays stopped.
+    pub outcome: SyncOutcomeKind,
+    /// Why it was not resumed, or what the run left.
+    pub reason: Option<String>,
+    /// Invoices the reconciliation found accounted for, and those that differ.
+    pub accounted_for: u32,
+    pub mismatched: u32,
+    /// Receipts stored by the run after resuming, and what is still pending.
+    pub accepted: u32,
+    pub rejected: u32,
+    pub pending: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
 pub struct ListQuery {
     /// "pending", "accepted", "rejected" or null for all.

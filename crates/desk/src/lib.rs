@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod list;
 pub mod preview;
+pub mod queue;
 pub mod settings;
 pub mod status;
 pub mod watcher;

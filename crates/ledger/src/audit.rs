@@ -237,7 +237,10 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
             receipts += 1;
         }
         prev_hash = env.hash.clone();
-        prev_issued_at = inv.issued_at.clone();
+        // SPEC 10: an invoice rejected as issued_in_future is no reference for the next.
+        if !rows::rejected_in_future(row.receipt.as_deref()) {
+            prev_issued_at = inv.issued_at.clone();
+        }
         expected_seq += 1;
     }
     check_pending_totals(conn)?;

@@ -19,7 +19,13 @@ impl Ledger {
         Ok(rows::require_device(&self.conn)?.clock_offset)
     }
 
+    /// The offset the authority's clock_skew answer measured, at local time `now`: kept
+    /// for signing, and for issuance's clock-ahead rule
+    /// ([`kaipiao_core::draft::check_clock_ahead`]).
     pub fn set_clock_offset(&self, secs: i64) -> Result<()> {
-        self.update_device("UPDATE device SET clock_offset = ?1 WHERE id = 1", [secs])
+        self.update_device(
+            "UPDATE device SET clock_offset = ?1, clock_offset_at = ?2 WHERE id = 1",
+            params![secs, rfc3339(Utc::now())],
+        )
     }
 }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use kaipiao_core::draft::{Computed, IssueContext};
 use kaipiao_core::lease::{check_limits, OfflineExposure};
 use kaipiao_core::money::parse_money;
+use kaipiao_core::time::parse_rfc3339;
 use kaipiao_core::wire::MAX_INVOICE_BODY;
 use kaipiao_core::{Code, DeviceKey, Draft, Envelope, Invoice, Kind, LimitWarning};
 use rusqlite::params;
@@ -104,7 +105,27 @@ impl Ledger {
         }
         let kind = draft.kind()?;
         let credit = Self::credit_context(&tx, draft, kind)?;
-        kaipiao_core::draft::check_clock(state.head.as_ref().map(|(_, _, at)| at.as_str()), now)?;
+        kaipiao_core::draft::check_clock_ahead(
+            issuer.clock_offset,
+            issuer.clock_offset_at.as_deref(),
+            now,
+        )?;
+        let measured_at = issuer.clock_offset_at.as_deref().and_then(parse_rfc3339);
+        if measured_at.is_some_and(|m| now < m) {
+            // The clock was set back since the authority measured it: taken as corrected,
+            // the measurement no longer holds issuance back (the next signed request
+            // measures again), also once the clock passes that time again.
+            tx.prepare_cached("UPDATE device SET clock_offset_at = NULL WHERE id = 1")?
+                .execute([])?;
+        }
+        if let Some((head_seq, _, head_at)) = &state.head {
+            // A head rejected as issued_in_future does not hold the clock back (SPEC 10):
+            // only when the head is ahead of the clock is the reference looked for.
+            if kaipiao_core::draft::check_clock(Some(head_at.as_str()), now).is_err() {
+                let reference = rows::clock_reference(&tx, *head_seq)?;
+                kaipiao_core::draft::check_clock(reference.as_deref(), now)?;
+            }
+        }
         let (seq, prev_hash) = match &state.head {
             Some((seq, hash, _)) => (seq + 1, hash.clone()),
             None => (1, kaipiao_core::ZERO_HASH.to_string()),

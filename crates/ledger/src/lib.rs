@@ -27,6 +27,7 @@ mod lookup;
 mod outages;
 mod outbox;
 mod queries;
+mod queue;
 mod receipts;
 mod rows;
 mod schema;
@@ -41,6 +42,7 @@ pub use leases::LeaseState;
 pub use outages::{FailedAttempt, Outage};
 pub use outbox::{OutboxItem, OutboxLock, OUTBOX_LOCK_FILE};
 pub use queries::{InvoiceRecord, InvoiceSummary, LedgerStatus, ListFilter, StatusEvent};
+pub use queue::{AuthorityHead, QueueState};
 pub use receipts::Status;
 #[doc(hidden)]
 pub use schema::create_schema_at;

@@ -262,7 +262,7 @@ impl Ledger {
             .optional()?)
     }
 
-    fn head_in(conn: &rusqlite::Connection) -> Result<Head> {
+    pub(crate) fn head_in(conn: &rusqlite::Connection) -> Result<Head> {
         Ok(match rows::last_invoice(conn)? {
             Some((seq, hash, _)) => Head { seq, hash },
             None => Head {

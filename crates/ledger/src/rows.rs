@@ -169,6 +169,32 @@ pub(crate) fn last_invoice(conn: &Connection) -> Result<Option<(u64, String, Str
         .optional()?)
 }
 
+/// Whether the stored receipt `text` rejects its invoice as `issued_in_future`: such an
+/// invoice does not set the time the next one may not go back before (SPEC 10).
+pub(crate) fn rejected_in_future(text: Option<&str>) -> bool {
+    text.and_then(|t| serde_json::from_str::<kaipiao_core::wire::Receipt>(t).ok())
+        .is_some_and(|r| r.rejected_in_future())
+}
+
+/// The `issued_at` a new invoice may not go back before: that of the last invoice up to
+/// `head_seq` not rejected as `issued_in_future` (SPEC 10, the authority's rule too).
+/// Only read when the head's own `issued_at` is ahead of the clock, so the scan is short
+/// and off the common path.
+pub(crate) fn clock_reference(conn: &Connection, head_seq: u64) -> Result<Option<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.issued_at, r.receipt FROM invoices i LEFT JOIN receipts r ON r.seq = i.seq
+         WHERE i.seq <= ?1 ORDER BY i.seq DESC",
+    )?;
+    let mut rows = stmt.query([head_seq])?;
+    while let Some(row) = rows.next()? {
+        let receipt: Option<String> = row.get(1)?;
+        if !rejected_in_future(receipt.as_deref()) {
+            return Ok(Some(row.get(0)?));
+        }
+    }
+    Ok(None)
+}
+
 /// A stored lease with its use.
 #[derive(Debug, Clone)]
 pub(crate) struct LeaseRow {
@@ -258,6 +284,10 @@ pub(crate) struct Issuer {
     pub seller: Party,
     /// The first lease with numbers left, with its parsed terms.
     pub lease: Option<(LeaseRow, LeaseTerms)>,
+    /// The device clock's offset from the authority's (seconds to add) as last measured,
+    /// and when, on the local clock.
+    pub clock_offset: i64,
+    pub clock_offset_at: Option<String>,
 }
 
 /// Parsed copies of the JSON every issuance reads (the seller, the lease in use and its
@@ -324,11 +354,17 @@ pub(crate) fn issuing_state(
 
 /// The device row's issuing fields and the lease in use, parsed through `parsed`.
 pub(crate) fn issuer(conn: &Connection, parsed: &mut Parsed) -> Result<Issuer> {
-    let raw: Option<(Option<String>, String, String)> = conn
-        .prepare_cached("SELECT device_id, public_key, seller FROM device WHERE id = 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    type Raw = (Option<String>, String, String, i64, Option<String>);
+    let raw: Option<Raw> = conn
+        .prepare_cached(
+            "SELECT device_id, public_key, seller, clock_offset, clock_offset_at
+             FROM device WHERE id = 1",
+        )?
+        .query_row([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()?;
-    let Some((device_id, public_key, seller_text)) = raw else {
+    let Some((device_id, public_key, seller_text, clock_offset, clock_offset_at)) = raw else {
         return Err(LedgerError::NotInitialized);
     };
     let seller = match &parsed.seller {
@@ -364,6 +400,8 @@ pub(crate) fn issuer(conn: &Connection, parsed: &mut Parsed) -> Result<Issuer> {
         public_key,
         seller,
         lease,
+        clock_offset,
+        clock_offset_at,
     })
 }
 

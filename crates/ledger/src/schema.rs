@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 
 /// The schema this program writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// 1: the tables. STRICT so a value of the wrong type is an error, not a silent coercion.
 const V1_TABLES: &str = r#"
@@ -529,6 +529,22 @@ fn rebuild_v6(tx: &Connection) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// Migration 7: the authority's head for this device as last heard (`kaipiao queue`),
+/// one row; and (in Rust, [`V7_DEVICE_COLUMN`]) when the clock offset was measured.
+/// Re-applicable.
+const V7_AUTHORITY_HEAD: &str = r#"
+CREATE TABLE IF NOT EXISTS authority_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL CHECK (seq >= 0),
+    hash TEXT,
+    read_at TEXT NOT NULL
+) STRICT;
+"#;
+
+/// Migration 7's device column: when the authority last measured the device's clock
+/// offset (its 401 `clock_skew`), on the local clock, for the clock-ahead rule of issuance.
+const V7_DEVICE_COLUMN: &str = "ALTER TABLE device ADD COLUMN clock_offset_at TEXT";
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1_TABLES),
     (2, V2_GUARDS),
@@ -537,6 +553,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, V5_LEANER_ISSUANCE),
     // Applied by `rebuild_v6`, in steps checked from Rust.
     (6, ""),
+    (7, V7_AUTHORITY_HEAD),
 ];
 
 /// Prepared statements kept per connection (all of the ledger's fit).
@@ -704,6 +721,9 @@ fn apply(tx: &Connection, after: i64, upto: i64) -> Result<(), LedgerError> {
         }
         if *number == 6 {
             rebuild_v6(tx)?;
+        }
+        if *number == 7 && !has_column(tx, "device", "clock_offset_at")? {
+            tx.execute_batch(V7_DEVICE_COLUMN)?;
         }
         tx.execute_batch(sql)?;
         tx.execute(

@@ -438,7 +438,20 @@ fn a_version_5_ledger_migrates_to_version_6_and_finds_every_invoice_without_an_i
     // The shape of version 6: no index on the invoice's id or number, everything else
     // keyed by seq, the invoices issued before in invoice_keys, no lease anchored yet.
     let c = rusqlite::Connection::open(&db).unwrap();
-    assert_eq!(count(&c, "SELECT MAX(version) FROM schema_version"), 6);
+    // Migrated through 6 to the current version (7 adds the authority's head as last
+    // heard and when the clock offset was measured: `kaipiao queue`, the clock rules).
+    assert_eq!(
+        count(&c, "SELECT MAX(version) FROM schema_version"),
+        kaipiao_ledger::SCHEMA_VERSION
+    );
+    assert_eq!(count(&c, "SELECT COUNT(*) FROM authority_head"), 0);
+    assert_eq!(
+        count(
+            &c,
+            "SELECT COUNT(*) FROM pragma_table_info('device') WHERE name = 'clock_offset_at'"
+        ),
+        1
+    );
     let invoice_indexes: Vec<String> = c
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'invoices' ORDER BY name")
         .unwrap()

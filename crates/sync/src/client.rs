@@ -60,15 +60,29 @@ pub(crate) enum Verdict {
         /// outage.
         code: String,
     },
-    /// 409 `chain_gap`.
-    ChainGap { expected_seq: u64, message: String },
+    /// 409 `chain_gap`; `body` as received, for the signature check of one ahead of
+    /// ours (a stop, SPEC 10).
+    ChainGap {
+        expected_seq: u64,
+        message: String,
+        body: String,
+    },
     /// 401 `clock_skew` with the authority's time.
     ClockSkew { server_time: DateTime<Utc> },
     /// 401 `unknown_device`, `bad_request_signature` (or another 401): this endpoint does
     /// not accept this device.
     Unauthorized { code: String, message: String },
-    /// 422 `integrity` or `idempotency_key_reused`: stop the queue.
-    Stop { code: String, message: String },
+    /// 422 `integrity` or `idempotency_key_reused`: stop the queue, once the signature
+    /// on `body` (as received) is checked.
+    Stop {
+        code: String,
+        message: String,
+        body: String,
+    },
+    /// An answer that would stop the queue but is not the authority's signed word about
+    /// the invoice sent (unsigned, badly signed, about another envelope): the endpoint
+    /// misbehaves. An alert, and the run goes on without it; the queue is not stopped.
+    Forged { code: String, why: String },
     /// A 4xx that retrying the same bytes cannot fix (bad request, too large, forbidden).
     Refused {
         status: u16,
@@ -161,6 +175,7 @@ pub(crate) fn read_answer(result: Result<Answer, TransportError>, success: u16) 
             Some(expected_seq) => Verdict::ChainGap {
                 expected_seq,
                 message,
+                body: answer.body.clone(),
             },
             None => Verdict::retry(format!("{described} (no expected_seq)"), true),
         },
@@ -190,9 +205,11 @@ pub(crate) fn read_answer(result: Result<Answer, TransportError>, success: u16) 
                 message
             },
         },
-        422 if code == Code::Integrity || code == Code::IdempotencyKeyReused => {
-            Verdict::Stop { code, message }
-        }
+        422 if code == Code::Integrity || code == Code::IdempotencyKeyReused => Verdict::Stop {
+            code,
+            message,
+            body: answer.body.clone(),
+        },
         400 | 403 | 413 | 422 if api.is_some() => Verdict::Refused {
             status: answer.status,
             code,
@@ -421,7 +438,10 @@ pub(crate) fn verdict_error(verdict: Verdict) -> SyncError {
             "",
         ),
         Verdict::Unauthorized { code, message } => SyncError::authority(401, code, message, ""),
-        Verdict::Stop { code, message } => SyncError::authority(422, code, message, ""),
+        Verdict::Stop { code, message, .. } => SyncError::authority(422, code, message, ""),
+        Verdict::Forged { code, why } => {
+            SyncError::Http(format!("an unsigned or badly signed {code} verdict: {why}"))
+        }
         Verdict::Refused {
             status,
             code,
@@ -581,7 +601,8 @@ mod tests {
             ),
             Verdict::ChainGap {
                 expected_seq: 4,
-                message: "m".into()
+                message: "m".into(),
+                body: err_body("chain_gap", r#", "expected_seq": 4"#),
             }
         );
         assert!(matches!(

@@ -6,7 +6,8 @@
 //! resubmits when the authority is behind (`chain_gap`, a restored backup), stores the
 //! authority's signed receipts through the ledger and compares chain heads afterwards.
 //! [`reconcile()`] asks the authority for the receipt of every local invoice and reports
-//! what is accounted for, what differs and what is missing on either side. Every run,
+//! what is accounted for, what differs and what is missing on either side;
+//! [`resume_queue`] lifts a stopped queue once a reconciliation explains the stop. Every run,
 //! lease top-up and [`probe_health`] keeps the ledger's outage record (what counts as an
 //! outage: the `outage` module).
 //!
@@ -26,6 +27,7 @@ mod outage;
 pub mod policy;
 mod reconcile;
 mod relay;
+mod resume;
 mod route;
 
 pub use client::{is_overload_refusal, normalize_server, normalize_servers, Client};
@@ -36,6 +38,7 @@ pub use reconcile::{
     reconcile, Mismatch, Missing, ReconcileProgress, ReconcileReport, Refiled, SeqRange,
 };
 pub use relay::sync_now;
+pub use resume::{resume_queue, ResumeReport};
 
 use kaipiao_core::wire::Head;
 use serde::Serialize;

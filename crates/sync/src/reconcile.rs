@@ -249,6 +249,18 @@ pub async fn reconcile(
     opts: &SyncOptions,
     progress: &(dyn Fn(ReconcileProgress) + Send + Sync),
 ) -> Result<ReconcileReport, SyncError> {
+    reconcile_with(ledger, key, opts, progress, false).await
+}
+
+/// [`reconcile()`]; with `despite_stop`, a stopped queue is not itself a finding (the
+/// reconciliation that `queue resume` runs to see whether it explains the stop).
+pub(crate) async fn reconcile_with(
+    ledger: &Ledger,
+    key: &DeviceKey,
+    opts: &SyncOptions,
+    progress: &(dyn Fn(ReconcileProgress) + Send + Sync),
+    despite_stop: bool,
+) -> Result<ReconcileReport, SyncError> {
     // Receipts are stored and invoices resubmitted: one drainer per data directory.
     let Prepared {
         lock: _lock,
@@ -269,6 +281,7 @@ pub async fn reconcile(
         authority,
         progress,
         report: ReconcileReport::new(),
+        despite_stop,
         ended: None,
         stops: Vec::new(),
         skew_corrected: false,
@@ -298,6 +311,9 @@ pub async fn reconcile(
         healing = Some(result);
     }
     let result = check.finish(&mut route, healing).await;
+    if let Some(head) = &check.report.server_head {
+        ledger.note_authority_head(head.seq, Some(&head.hash), Utc::now())?;
+    }
     let recorded = route.finish_outage();
     route.persist(ledger.dir());
     result?;
@@ -312,6 +328,8 @@ struct Check<'a> {
     authority: PublicKey,
     progress: &'a (dyn Fn(ReconcileProgress) + Send + Sync),
     report: ReconcileReport,
+    /// A stopped queue is not a finding (see [`reconcile_with`]).
+    despite_stop: bool,
     /// Why the requests stopped before every invoice was checked (the first reason).
     ended: Option<SyncOutcome>,
     /// What a human must look at beyond the lists (a stopped queue, missing invoices).
@@ -331,7 +349,7 @@ impl Check<'_> {
     /// The head, then every invoice; the authority's head to heal from when it lost final
     /// invoices that can be resubmitted.
     async fn survey(&mut self, route: &mut Route<'_>) -> Result<Option<Head>, SyncError> {
-        if let Some(reason) = self.ledger.queue_stopped()? {
+        if let Some(reason) = self.ledger.queue_stopped()?.filter(|_| !self.despite_stop) {
             self.stops
                 .push(format!("the outbox is stopped and needs a human: {reason}"));
         }

@@ -78,8 +78,11 @@ fn later(d: Duration) -> Instant {
 
 struct EndpointState {
     url: String,
-    /// Set after a 401 `unknown_device` / `bad_request_signature`: not used again this run.
+    /// Set after a 401 `unknown_device` / `bad_request_signature`, or an unsigned stop
+    /// verdict: not used again this run.
     unusable: bool,
+    /// Sent an answer that would stop the queue without the authority's signature.
+    misbehaved: bool,
     announced: bool,
     up: Option<bool>,
 }
@@ -117,6 +120,7 @@ impl<'a> Route<'a> {
             .map(|url| EndpointState {
                 url: url.clone(),
                 unusable: false,
+                misbehaved: false,
                 announced: false,
                 up: None,
             })
@@ -299,6 +303,14 @@ impl<'a> Route<'a> {
                         return Err(Ended::GaveUp(reason));
                     }
                 }
+                // An endpoint that misbehaved says nothing about this device: work
+                // remains for a transient reason, and the queue is not stopped.
+                Next::NoEndpoint if self.endpoints.iter().any(|e| e.misbehaved) => {
+                    return Err(Ended::GaveUp(format!(
+                        "no endpoint is left to try in this run: {}",
+                        self.last_reason
+                    )))
+                }
                 Next::NoEndpoint => {
                     return Err(Ended::NoEndpoint(format!(
                         "no endpoint accepts this device: {}",
@@ -419,12 +431,18 @@ impl Route<'_> {
                 retry_after: *retry_after,
                 everywhere: true,
             },
-            Verdict::Unauthorized { .. } => Outcome::Refused,
+            // This endpoint refuses the device, or misbehaves: not used again this run.
+            Verdict::Unauthorized { .. } | Verdict::Forged { .. } => Outcome::Refused,
         };
         self.pacer
             .record(clock(), i, outcome, &mut rand::thread_rng());
         if overload {
             self.overloads += 1;
+        }
+        if let Verdict::Forged { .. } = verdict {
+            if let Some(state) = self.endpoints.get_mut(i) {
+                state.misbehaved = true;
+            }
         }
         match outcome {
             Outcome::Failed { .. } if !overload => self.set_up(i, false),

@@ -8,8 +8,8 @@ mod common;
 
 use common::Taxd;
 use kaipiao_core::sign::{sign_object, RECEIPT_DOMAIN};
-use kaipiao_core::wire::idempotency_header;
-use kaipiao_core::{DeviceKey, Envelope};
+use kaipiao_core::wire::{idempotency_header, seal_verdict, VerdictSubject, WireError};
+use kaipiao_core::{Code, DeviceKey, Envelope};
 use kaipiao_ledger::Status;
 use kaipiao_sync::{sync_now, Progress, SyncOptions, SyncOutcome};
 use kaipiao_testkit::fixtures::numbered_draft as draft;
@@ -46,8 +46,9 @@ in_both_modes!(
     a_timeout_is_an_unknown_outcome_and_the_item_is_resent,
     retry_after_is_a_floor,
     a_retry_after_beyond_the_deadline_ends_the_run_at_once,
-    key_reuse_stops_the_queue_with_diagnostics,
-    a_chain_gap_ahead_of_ours_is_an_integrity_stop,
+    an_unsigned_stop_verdict_is_ignored_and_the_run_fails_over,
+    a_chain_gap_ahead_signed_by_another_key_is_ignored,
+    a_signed_stop_from_the_authority_stops_the_queue,
     an_endpoint_that_does_not_know_the_device_is_skipped,
     a_head_that_differs_with_nothing_pending_is_reported,
 );
@@ -356,7 +357,12 @@ async fn a_retry_after_beyond_the_deadline_ends_the_run_at_once(mode: Mode) {
     assert_eq!(fake.submissions().len(), 1);
 }
 
-async fn key_reuse_stops_the_queue_with_diagnostics(mode: Mode) {
+/// An endpoint that answers 422 `idempotency_key_reused` without the authority's
+/// signature (SPEC 10: stop verdicts are signed) is a misbehaving endpoint, not the
+/// authority: an alert, the run fails over to the next endpoint, and the queue is not
+/// stopped. Alone, it ends the run for a transient reason (exit 3), nothing stopped or
+/// dropped.
+async fn an_unsigned_stop_verdict_is_ignored_and_the_run_fails_over(mode: Mode) {
     let taxd = Taxd::start(&[]);
     let dev = enrolled(&taxd).await;
     let issued = dev.issue(2);
@@ -374,28 +380,45 @@ async fn key_reuse_stops_the_queue_with_diagnostics(mode: Mode) {
     )
     .await;
     dev.ledger
+        .set_servers(&[fake.url.clone(), taxd.url.clone()])
+        .unwrap();
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(5), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!((report.accepted, report.pending), (2, 0));
+    assert!(dev.ledger.queue_stopped().unwrap().is_none());
+    let number = &issued[0].envelope.invoice.number;
+    let alerts = dev.ledger.alerts().unwrap();
+    assert!(
+        alerts.iter().any(|a| a.code == "unsigned_verdict"
+            && a.message.contains(&fake.url)
+            && a.number.as_deref() == Some(number.as_str())),
+        "{alerts:?}"
+    );
+    // Only the first was sent there: the endpoint is not used again in this run.
+    assert_eq!(fake.submissions().len(), 1);
+
+    // Alone, it cannot stop the shop either: exit 3, the queue runs, nothing dropped.
+    dev.issue(1);
+    dev.ledger
         .set_servers(std::slice::from_ref(&fake.url))
         .unwrap();
     let report = sync_now(&dev.ledger, &dev.key, &mode.opts(5), &no_progress)
         .await
         .unwrap();
-    let SyncOutcome::Stopped(why) = &report.outcome else {
-        panic!("{report:?}")
-    };
-    let number = &issued[0].envelope.invoice.number;
     assert!(
-        why.contains(number.as_str()) && why.contains("seq 1"),
-        "{why}"
+        matches!(&report.outcome, SyncOutcome::Transient(why) if why.contains("idempotency_key_reused")),
+        "{report:?}"
     );
-    assert!(why.contains("idempotency_key_reused"), "{why}");
-    assert_eq!(report.pending, 2);
-    let stopped = dev.ledger.queue_stopped().unwrap().unwrap();
-    assert!(stopped.contains(number.as_str()));
-    // Only the first was tried: the chain is never skipped.
-    assert_eq!(fake.submissions().len(), 1);
+    assert_eq!(report.exit_code(), 3);
+    assert_eq!(report.pending, 1);
+    assert!(dev.ledger.queue_stopped().unwrap().is_none());
 }
 
-async fn a_chain_gap_ahead_of_ours_is_an_integrity_stop(mode: Mode) {
+/// A `chain_gap` ahead of ours signed by a key that is not the pinned authority key, or
+/// a genuine signed verdict about another invoice replayed, is no stop either.
+async fn a_chain_gap_ahead_signed_by_another_key_is_ignored(mode: Mode) {
     let taxd = Taxd::start(&[]);
     let dev = enrolled(&taxd).await;
     dev.issue(1);
@@ -403,11 +426,17 @@ async fn a_chain_gap_ahead_of_ours_is_an_integrity_stop(mode: Mode) {
         Some(taxd.url.clone()),
         Arc::new(|req: &Req, _| {
             if req.is_submission() {
-                Act::each_item(req, |_| {
-                    (
-                        409,
-                        Act::error_body("chain_gap", json!({"expected_seq": 42})),
-                    )
+                Act::each_item(req, |envelope| {
+                    let env: Envelope = serde_json::from_slice(envelope).unwrap();
+                    let mut error = WireError::new(Code::ChainGap, "scripted gap", "invoice.seq");
+                    error.error.expected_seq = Some(42);
+                    let subject = VerdictSubject {
+                        invoice_id: env.invoice.id.clone(),
+                        hash: env.hash.clone(),
+                        decided_at: "2026-12-02T10:00:00+00:00".into(),
+                    };
+                    let impostor = DeviceKey::from_bytes(&[9u8; 32]);
+                    (409, seal_verdict(&impostor, &error, &subject).unwrap())
                 })
             } else {
                 Act::Proxy
@@ -422,10 +451,43 @@ async fn a_chain_gap_ahead_of_ours_is_an_integrity_stop(mode: Mode) {
         .await
         .unwrap();
     assert!(
-        matches!(&report.outcome, SyncOutcome::Stopped(why) if why.contains("42")),
+        matches!(&report.outcome, SyncOutcome::Transient(why) if why.contains("does not verify")),
         "{report:?}"
     );
-    assert!(dev.ledger.queue_stopped().unwrap().is_some());
+    assert!(dev.ledger.queue_stopped().unwrap().is_none());
+    assert_eq!(dev.ledger.queue_state().unwrap().authority_head, None);
+    assert!(dev
+        .ledger
+        .alerts()
+        .unwrap()
+        .iter()
+        .any(|a| a.code == "unsigned_verdict"));
+}
+
+/// A genuine stop: an old copy of the ledger issues its own seq 1 after the real one was
+/// filed, and taxd's signed 422 `integrity` about it checks out: the queue stops, with
+/// its alert, and `queue_state` says so.
+async fn a_signed_stop_from_the_authority_stops_the_queue(mode: Mode) {
+    let taxd = Taxd::start(&[]);
+    let dev = enrolled(&taxd).await;
+    let old = dev.copy();
+    dev.issue(2);
+    let report = sync_now(&dev.ledger, &dev.key, &mode.opts(5), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.accepted, 2);
+    old.issue(1);
+    let report = sync_now(&old.ledger, &old.key, &mode.opts(5), &no_progress)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&report.outcome, SyncOutcome::Stopped(_)),
+        "{report:?}"
+    );
+    assert!(old.ledger.queue_stopped().unwrap().is_some());
+    let state = old.ledger.queue_state().unwrap();
+    assert!(state.stopped && state.alert_id.is_some(), "{state:?}");
+    assert_eq!(state.code.as_deref(), Some("integrity"));
 }
 
 async fn an_endpoint_that_does_not_know_the_device_is_skipped(mode: Mode) {

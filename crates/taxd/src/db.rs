@@ -90,6 +90,20 @@ CREATE TABLE seen_requests (
 ) WITHOUT ROWID;
 CREATE INDEX seen_requests_by_time ON seen_requests(seen_at);
 "#,
+    // 4: the lease terms recomputed at the authority (offline window and amount cap):
+    // `exposure_cents`, the running sum of |total_amount| in cents along the device's
+    // chain through this seq (so the amount of any run of seqs is one subtraction), and
+    // the receipts by arrival time (the newest one received by a given time is one seek).
+    r#"
+ALTER TABLE receipts ADD COLUMN exposure_cents INTEGER;
+UPDATE receipts SET exposure_cents = w.c
+FROM (SELECT invoice_id AS id,
+             SUM(CAST(ROUND(ABS(CAST(json_extract(invoice, '$.total_amount') AS REAL)) * 100) AS INTEGER))
+                 OVER (PARTITION BY device_id ORDER BY seq) AS c
+      FROM receipts) AS w
+WHERE w.id = receipts.invoice_id;
+CREATE INDEX receipts_by_arrival ON receipts(device_id, received_at);
+"#,
 ];
 
 /// Opens a connection with the pragmas every connection needs.

@@ -6,7 +6,7 @@ use axum::http::{Method, Request, StatusCode};
 use kaipiao_core::draft::{CreditContext, Draft};
 use kaipiao_core::model::Envelope;
 use kaipiao_core::sign::{seal_invoice, verify_object, DeviceKey, RECEIPT_DOMAIN};
-use kaipiao_core::wire::idempotency_header;
+use kaipiao_core::wire::{check_verdict, idempotency_header};
 use kaipiao_testkit::authority::*;
 use kaipiao_testkit::fixtures::{office_supplies as ordinary, one_line, seller};
 use serde_json::{json, Value};
@@ -306,8 +306,77 @@ async fn chain_gap_names_the_expected_seq() {
         (StatusCode::CONFLICT, "chain_gap".into())
     );
     assert_eq!(r.json()["error"]["expected_seq"], 1);
+    // A stop verdict: signed by the authority about this very envelope (SPEC 10).
+    let gap = check_verdict(
+        &r.text(),
+        &a.authority_key(),
+        &second.invoice.id,
+        &second.hash,
+    )
+    .expect("a signed chain_gap");
+    assert_eq!(gap.error.expected_seq, Some(1));
     assert_eq!(a.submit(&first).await.status, StatusCode::CREATED);
     assert_eq!(a.submit(&second).await.status, StatusCode::CREATED);
+
+    // 422 integrity (seq already taken) and idempotency_key_reused are signed too, and
+    // about the envelope sent: not transferable to another invoice.
+    let mut fork = d.build(&ordinary("1", "3"), None);
+    fork.seq = 2;
+    fork.prev_hash = first.hash.clone();
+    let fork = d.seal(fork);
+    let r = a.submit(&fork).await;
+    assert_eq!(r.code(), "integrity");
+    let verdict = check_verdict(&r.text(), &a.authority_key(), &fork.invoice.id, &fork.hash)
+        .expect("a signed integrity verdict");
+    assert_eq!(verdict.error.field, "invoice.seq");
+    assert!(check_verdict(
+        &r.text(),
+        &a.authority_key(),
+        &second.invoice.id,
+        &fork.hash
+    )
+    .is_err());
+    let mut reused = second.clone();
+    reused.invoice.buyer.name = "另一家".into();
+    let reused = d.seal(reused.invoice);
+    let r = a.submit(&reused).await;
+    assert_eq!(r.code(), "idempotency_key_reused");
+    check_verdict(
+        &r.text(),
+        &a.authority_key(),
+        &reused.invoice.id,
+        &reused.hash,
+    )
+    .expect("a signed idempotency_key_reused");
+    // Other refusals stay as SPEC 7 has them: no signature.
+    let r = a
+        .call(with_key(
+            serde_json::to_vec(&first).unwrap(),
+            Some("\"other\""),
+        ))
+        .await;
+    assert_eq!(r.code(), "idempotency_key_mismatch");
+    assert!(r.json().get("authority_signature").is_none());
+}
+
+/// SPEC 10: an invoice rejected as issued_in_future sets no reference for the next one,
+/// so the device is not stuck behind it once its clock is right.
+#[tokio::test]
+async fn an_invoice_rejected_as_issued_in_future_holds_nothing_back() {
+    let a = Authority::new();
+    let mut d = ready(&a, 44).await;
+    let mut future = d.build(&ordinary("1", "1"), None);
+    future.issued_at = kaipiao_core::time::rfc3339(chrono::Utc::now() + chrono::Duration::hours(2));
+    let r = a.submit(&d.seal(future)).await.json();
+    assert_eq!(reasons(&r), ["issued_in_future"]);
+    let r = a.submit(&d.issue(&ordinary("1", "1"))).await.json();
+    assert_eq!(r["status"], "accepted", "{r}");
+    // The reference is the accepted one now: going back before it is still refused.
+    let mut back = d.build(&ordinary("1", "1"), None);
+    back.issued_at =
+        kaipiao_core::time::rfc3339(chrono::Utc::now() - chrono::Duration::seconds(120));
+    let r = a.submit(&d.seal(back)).await.json();
+    assert_eq!(reasons(&r), ["issued_at_backwards"], "{r}");
 }
 
 #[tokio::test]
@@ -345,12 +414,16 @@ async fn business_rules_reject_but_the_chain_advances() {
         .json();
     assert_eq!(head["seq"], 1);
 
-    // issued_at before the previous invoice's.
+    // issued_at before the previous invoice's (an hour back is also before the lease
+    // of its number was granted: both facts are reasons).
     let mut backwards = d.build(&ordinary("1", "1"), None);
     backwards.issued_at =
         kaipiao_core::time::rfc3339(chrono::Utc::now() - chrono::Duration::hours(1));
     let r = a.submit(&d.seal(backwards)).await;
-    assert_eq!(reasons(&r.json()), ["issued_at_backwards"]);
+    assert_eq!(
+        reasons(&r.json()),
+        ["issued_at_backwards", "issued_before_lease"]
+    );
 
     // A seller other than the enrolled one.
     d.seller.name = "另一家公司".into();
@@ -376,6 +449,88 @@ async fn business_rules_reject_but_the_chain_advances() {
         kaipiao_core::time::rfc3339(chrono::Utc::now() + chrono::Duration::seconds(900));
     let r = a.submit(&d.seal(future)).await;
     assert_eq!(reasons(&r.json()), ["issued_in_future"]);
+}
+
+/// Issue 10, item 4: the authority checks the lease terms it can see. A device whose
+/// clock is set back an hour issues its first invoice "before" its number's lease was
+/// granted: rejected, naming the rule; within the allowed skew of 300 s it is accepted.
+#[tokio::test]
+async fn an_invoice_dated_before_its_lease_was_granted_is_rejected() {
+    let a = Authority::new();
+    let mut d = ready(&a, 41).await;
+    let mut early = d.build(&ordinary("1", "1"), None);
+    early.issued_at = kaipiao_core::time::rfc3339(chrono::Utc::now() - chrono::Duration::hours(1));
+    let r = a.submit(&d.seal(early)).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let receipt = r.json();
+    assert_eq!(receipt["status"], "rejected");
+    assert_eq!(reasons(&receipt), ["issued_before_lease"]);
+    assert_eq!(receipt["reasons"][0]["field"], "issued_at");
+    let message = receipt["reasons"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("granted") && message.contains("300"),
+        "{message}"
+    );
+
+    let mut skewed = d.build(&ordinary("1", "1"), None);
+    skewed.issued_at =
+        kaipiao_core::time::rfc3339(chrono::Utc::now() - chrono::Duration::seconds(200));
+    // 200 s before the grant is within the allowed skew (and after seq 1's issued_at).
+    let r = a.submit(&d.seal(skewed)).await;
+    assert_eq!(r.json()["status"], "accepted", "{}", r.json());
+}
+
+/// Issue 10, item 4: the offline window, recomputed at the authority. With a window of 0
+/// hours, seq 2 issued while seq 1 (issued 10 s before it) had not reached the authority
+/// is past the window; seq 3, issued after seq 2 was received, is fine.
+#[tokio::test]
+async fn the_offline_window_is_recomputed_from_the_chain_and_receipt_times() {
+    let a = Authority::with(|c| c.offline_hours = 0);
+    let mut d = ready(&a, 42).await;
+    let now = chrono::Utc::now();
+    let mut first = d.build(&ordinary("1", "1"), None);
+    first.issued_at = kaipiao_core::time::rfc3339(now - chrono::Duration::seconds(15));
+    let first = d.seal(first);
+    let mut second = d.build(&ordinary("1", "1"), None);
+    second.issued_at = kaipiao_core::time::rfc3339(now - chrono::Duration::seconds(5));
+    let second = d.seal(second);
+    assert_eq!(a.submit(&first).await.json()["status"], "accepted");
+    let r = a.submit(&second).await.json();
+    assert_eq!(reasons(&r), ["offline_hours_exceeded"], "{r}");
+    assert_eq!(r["reasons"][0]["field"], "issued_at");
+    let message = r["reasons"][0]["message"].as_str().unwrap();
+    assert!(message.contains("seq 1"), "{message}");
+    // Issued now: everything before it was received; the device was online.
+    let r = a.submit(&d.issue(&ordinary("1", "1"))).await.json();
+    assert_eq!(r["status"], "accepted", "{r}");
+}
+
+/// The offline amount cap, recomputed at the authority: two invoices of 10.00 issued
+/// before either reached it total 20.00 against a cap of 15.00; the second is rejected.
+/// Once they are received, the next one starts afresh.
+#[tokio::test]
+async fn the_offline_amount_cap_is_recomputed_from_the_chain() {
+    let a = Authority::with(|c| c.offline_amount_cap = "15.00".parse().unwrap());
+    let mut d = ready(&a, 43).await;
+    let now = chrono::Utc::now();
+    let mut first = d.build(&ordinary("1", "10"), None);
+    first.issued_at = kaipiao_core::time::rfc3339(now - chrono::Duration::seconds(15));
+    let first = d.seal(first);
+    let mut second = d.build(&ordinary("1", "10"), None);
+    second.issued_at = kaipiao_core::time::rfc3339(now - chrono::Duration::seconds(5));
+    let second = d.seal(second);
+    assert_eq!(a.submit(&first).await.json()["status"], "accepted");
+    let r = a.submit(&second).await.json();
+    assert_eq!(reasons(&r), ["offline_amount_exceeded"], "{r}");
+    assert_eq!(r["reasons"][0]["field"], "total_amount");
+    let message = r["reasons"][0]["message"].as_str().unwrap();
+    // |total_amount| (before tax, as the issuer counts it): 2 x 10.00, over by 5.00.
+    assert!(
+        message.contains("20.00") && message.contains("5.00"),
+        "{message}"
+    );
+    let r = a.submit(&d.issue(&ordinary("1", "10"))).await.json();
+    assert_eq!(r["status"], "accepted", "{r}");
 }
 
 fn credit_draft(original_number: &str, quantity: &str) -> Draft {

@@ -37,6 +37,11 @@ impl Reply {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
+    /// The body as text, exactly as sent.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     pub fn code(&self) -> String {
         self.json()["error"]["code"]
             .as_str()

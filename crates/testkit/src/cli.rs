@@ -94,6 +94,27 @@ impl Shop {
         shop
     }
 
+    /// A copy of this shop's data directory as it is now (every file, the ledger with
+    /// its WAL, the sealed key), in a directory of its own: a clerk's old copy put back
+    /// by hand. Take it while no command of this shop runs.
+    pub fn copy(&self) -> Shop {
+        let dir = tempfile::Builder::new()
+            .prefix("kaipiao-shop-copy-")
+            .tempdir()
+            .expect("tempdir");
+        let data = dir.path().join("data");
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).expect("work dir");
+        copy_dir(&self.data, &data);
+        Shop {
+            data,
+            work,
+            dir,
+            device_id: self.device_id.clone(),
+            drafts: AtomicUsize::new(self.drafts.load(Ordering::SeqCst)),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
@@ -121,6 +142,19 @@ impl Shop {
         run_with_deadline(
             self.command(args),
             Self::label(args),
+            None,
+            COMMAND_DEADLINE,
+        )
+    }
+
+    /// Runs `kaipiao` with the system clock seen `offset_secs` away from the real one
+    /// (negative: behind), through libfaketime: the clerk's computer with a wrong clock.
+    pub fn kaipiao_with_clock(&self, offset_secs: i64, args: &[&str]) -> Output {
+        let mut cmd = self.command(args);
+        crate::process::fake_clock(&mut cmd, offset_secs);
+        run_with_deadline(
+            cmd,
+            format!("{} (clock {offset_secs:+} s)", Self::label(args)),
             None,
             COMMAND_DEADLINE,
         )
@@ -283,5 +317,19 @@ impl Shop {
     pub fn device_key(&self) -> DeviceKey {
         let ledger = kaipiao_ledger::Ledger::open(&self.data).expect("open ledger");
         ledger.unseal_key(&keys()).expect("unseal device key")
+    }
+}
+
+/// Copies the directory `from` (files and subdirectories) to `to`, which must not exist.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the copy");
+    for entry in std::fs::read_dir(from).expect("read the data directory") {
+        let entry = entry.expect("directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a data file");
+        }
     }
 }

@@ -198,7 +198,14 @@ pub fn copy_at_version(s: &Setup, version: i64) -> TempDir {
              FROM cur.outbox o JOIN cur.invoices i ON i.seq = o.seq ORDER BY o.seq;"
     };
     tx.execute_batch(&format!(
-        "INSERT INTO main.device SELECT * FROM cur.device;
+        "INSERT INTO main.device (id, key_id, key_protection, device_id, device_name, seller,
+                                  public_key, authority_public_key, servers, created_at,
+                                  enrolled_at, clock_offset, last_sync_at, queue_stopped,
+                                  queue_stopped_at)
+             SELECT id, key_id, key_protection, device_id, device_name, seller, public_key,
+                    authority_public_key, servers, created_at, enrolled_at, clock_offset,
+                    last_sync_at, queue_stopped, queue_stopped_at
+             FROM cur.device;
          {leases}
          INSERT INTO main.invoices (seq, id, number, kind, issued_at, buyer_name, buyer_tax_id,
                                     total, total_amount, total_amount_cents, hash, envelope,

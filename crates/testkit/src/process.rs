@@ -166,6 +166,23 @@ pub(crate) fn signal(pid: u32, sig: libc::c_int) {
 }
 
 /// Runs a command to completion with a deadline, capturing stdout and stderr.
+/// Where Debian's libfaketime keeps its multithreaded library (`make deps` installs it).
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// Makes `cmd` see the wall clock `offset_secs` away from the real one (libfaketime,
+/// `LD_PRELOAD`): `SystemTime` and `date` move, the monotonic clock does not, so timeouts
+/// and backoff behave as on a machine whose clock is simply set wrong.
+pub fn fake_clock(cmd: &mut Command, offset_secs: i64) {
+    assert!(
+        std::path::Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} is missing: run `make deps` (Debian package libfaketime)"
+    );
+    cmd.env("LD_PRELOAD", LIBFAKETIME)
+        .env("FAKETIME", format!("{offset_secs:+}"))
+        .env("DONT_FAKE_MONOTONIC", "1")
+        .env("FAKETIME_NO_CACHE", "1");
+}
+
 pub fn run_with_deadline(
     mut cmd: Command,
     label: String,

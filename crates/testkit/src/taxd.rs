@@ -260,6 +260,16 @@ impl Taxd {
         }
     }
 
+    /// The authority's operator edits its database by hand: stops taxd, runs `sql` on
+    /// `--db`, starts it again on the same address.
+    pub fn edit_db(&mut self, sql: &str) {
+        self.stop();
+        let conn = rusqlite::Connection::open(&self.db).expect("open the taxd db");
+        conn.execute_batch(sql).expect("edit the taxd db");
+        drop(conn);
+        self.restart();
+    }
+
     /// SIGKILL: the authority crashes.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -153,6 +153,27 @@ pub fn dismiss_alert(ctx: &Ctx, id: i64) -> CmdResult {
     Ok(json!({ "dismissed": id }))
 }
 
+/// `kaipiao queue`: the queue's state and the way forward; never needs the key.
+pub fn queue(ctx: &Ctx) -> CmdResult {
+    let ledger = ctx.open()?;
+    let state = ledger
+        .queue_state()
+        .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    let advice = kaipiao_desk::queue::advice(&state, ctx.lang);
+    if !ctx.json {
+        print!("{}", render::queue(&state, &advice, ctx.lang));
+    }
+    Ok(json!({
+        "stopped": state.stopped,
+        "reason": state.reason,
+        "since": state.since,
+        "alert_id": state.alert_id,
+        "local_head": state.local_head,
+        "authority_head": state.authority_head,
+        "advice": advice,
+    }))
+}
+
 pub fn verify(ctx: &Ctx) -> CmdResult {
     let ledger = ctx.open()?;
     match ledger.verify() {

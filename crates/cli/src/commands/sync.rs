@@ -82,14 +82,21 @@ pub fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>, lock_wait: u
     outcome_result(&report.outcome, doc, Code::QueueStopped)
 }
 
-pub fn reconcile(ctx: &Ctx) -> CmdResult {
-    let (ledger, key) = ctx.open_unsealed()?;
-    let lang = ctx.lang;
-    let progress = move |p: kaipiao_sync::ReconcileProgress| {
+/// Reconciliation's progress lines on stderr (`reconcile`, `queue resume`).
+fn reconcile_progress(
+    lang: kaipiao_core::Lang,
+) -> impl Fn(kaipiao_sync::ReconcileProgress) + Send + Sync {
+    move |p| {
         if let Some(line) = render::reconcile_progress(&p, lang) {
             eprintln!("{line}");
         }
-    };
+    }
+}
+
+pub fn reconcile(ctx: &Ctx) -> CmdResult {
+    let (ledger, key) = ctx.open_unsealed()?;
+    let lang = ctx.lang;
+    let progress = reconcile_progress(lang);
     let report = kaipiao_desk::runtime()
         .map_err(CommandError::internal)?
         .block_on(kaipiao_sync::reconcile(
@@ -107,4 +114,33 @@ pub fn reconcile(ctx: &Ctx) -> CmdResult {
         print!("{}", render::reconcile(&report, lang));
     }
     outcome_result(&report.outcome, doc, Code::NotReconciled)
+}
+
+/// `kaipiao queue resume`: reconcile, lift the stop only when that explains it, sync.
+pub fn resume(ctx: &Ctx) -> CmdResult {
+    let (ledger, key) = ctx.open_unsealed()?;
+    let lang = ctx.lang;
+    let progress = reconcile_progress(lang);
+    let report = kaipiao_desk::runtime()
+        .map_err(CommandError::internal)?
+        .block_on(kaipiao_sync::resume_queue(
+            &ledger,
+            &key,
+            &SyncOptions::default(),
+            &progress,
+        ))
+        .map_err(|e| CommandError::sync(&e, ctx.lang))?;
+    let doc = serde_json::to_value(&report).map_err(CommandError::internal)?;
+    let alerts = report
+        .reconcile
+        .iter()
+        .flat_map(|r| r.alerts.iter())
+        .chain(report.sync.iter().flat_map(|s| s.alerts.iter()));
+    for a in alerts {
+        eprintln!("{}: {a}", lang.pick("警报", "alert"));
+    }
+    if !ctx.json {
+        println!("{}", render::resume(&report, lang));
+    }
+    outcome_result(&report.outcome, doc, Code::QueueStopped)
 }

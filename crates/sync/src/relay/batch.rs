@@ -6,6 +6,7 @@ use super::{submission_verdict, Item, Run, Step};
 use crate::client::{read_answer, Answer, Verdict};
 use crate::error::SyncError;
 use kaipiao_core::wire::MAX_BATCH_BODY;
+use kaipiao_core::PublicKey;
 use kaipiao_ledger::OutboxItem;
 use reqwest::Method;
 use serde::Deserialize;
@@ -58,6 +59,7 @@ fn item_verdicts(
     parsed: &RawBatchResponse,
     answer: &Answer,
     endpoint: &str,
+    authority: &PublicKey,
 ) -> Vec<Verdict> {
     items
         .iter()
@@ -88,7 +90,7 @@ fn item_verdicts(
                     true,
                 ),
             };
-            submission_verdict(item, verdict)
+            submission_verdict(item, verdict, authority)
         })
         .collect()
 }
@@ -155,7 +157,7 @@ impl Run<'_> {
                 return self.follow_answer(i, &first, verdict).await;
             }
         };
-        let verdicts = item_verdicts(&items, &parsed, &answer, &endpoint);
+        let verdicts = item_verdicts(&items, &parsed, &answer, &endpoint, &self.authority);
         // The leading receipts are stored together, a few short transactions for the
         // whole run of them; the first item that is not a receipt is then handled exactly
         // as if it had been sent alone, and ends the round (what follows it goes again).

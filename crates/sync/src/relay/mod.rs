@@ -21,7 +21,9 @@ use crate::policy::Recovery;
 use crate::route::{Ended, Route};
 use crate::{Client, Progress, SyncOptions, SyncOutcome, SyncReport};
 use chrono::Utc;
-use kaipiao_core::wire::{idempotency_header, Receipt, HEADER_IDEMPOTENCY_KEY, MAX_BATCH_ITEMS};
+use kaipiao_core::wire::{
+    check_verdict, idempotency_header, Receipt, HEADER_IDEMPOTENCY_KEY, MAX_BATCH_ITEMS,
+};
 use kaipiao_core::{Code, DeviceKey, PublicKey};
 use kaipiao_ledger::{Ledger, LedgerError, OutboxItem};
 use receipts::Storing;
@@ -69,9 +71,40 @@ enum Step {
 
 /// The verdict on one invoice's submission, from the verdict on the answer: a receipt
 /// that does not parse, an impossible `chain_gap` and a clock complaint (submissions are
-/// not device-signed) are failed attempts like a 5xx.
-fn submission_verdict(item: &Item, verdict: Verdict) -> Verdict {
+/// not device-signed) are failed attempts like a 5xx; an answer that would stop the
+/// queue (422 `integrity` or `idempotency_key_reused`, 409 `chain_gap` ahead of the
+/// invoice) stands only as the authority's word about this envelope, signed with the
+/// key pinned at enrolment ([`kaipiao_core::wire::check_verdict`]), else it is
+/// [`Verdict::Forged`].
+fn submission_verdict(item: &Item, verdict: Verdict, authority: &PublicKey) -> Verdict {
     match verdict {
+        Verdict::Stop {
+            code,
+            message,
+            body,
+        } => match authority_word(item, authority, &body) {
+            Ok(()) => Verdict::Stop {
+                code,
+                message,
+                body,
+            },
+            Err(why) => Verdict::Forged { code, why },
+        },
+        Verdict::ChainGap {
+            expected_seq,
+            message,
+            body,
+        } if expected_seq > item.seq => match authority_word(item, authority, &body) {
+            Ok(()) => Verdict::ChainGap {
+                expected_seq,
+                message,
+                body,
+            },
+            Err(why) => Verdict::Forged {
+                code: Code::ChainGap.as_str().to_string(),
+                why,
+            },
+        },
         Verdict::Success(answer) => match serde_json::from_str::<Receipt>(&answer.body) {
             Ok(_) => Verdict::Success(answer),
             Err(e) => Verdict::retry(format!("the receipt is malformed: {e}"), true),
@@ -87,6 +120,21 @@ fn submission_verdict(item: &Item, verdict: Verdict) -> Verdict {
         }
         other => other,
     }
+}
+
+/// Whether `body` is the authority's signed verdict about `item`'s envelope; Err says why
+/// not.
+fn authority_word(item: &Item, authority: &PublicKey, body: &str) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Hashed {
+        hash: String,
+    }
+    let hash = serde_json::from_str::<Hashed>(&item.body)
+        .map(|h| h.hash)
+        .map_err(|e| format!("the stored envelope's hash cannot be read ({e})"))?;
+    check_verdict(body, authority, &item.invoice_id, &hash)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 struct Run<'a> {
@@ -309,6 +357,8 @@ impl Run<'_> {
         // head the authority lacks with nothing pending.
         let status = self.ledger.status(now)?;
         if let Some(head) = &server_head {
+            self.ledger
+                .note_authority_head(head.seq, Some(&head.hash), now)?;
             self.compare_heads(head, &status, &mut outcome)?;
         }
         self.report.pending = status.pending;
@@ -434,7 +484,7 @@ impl Run<'_> {
         item: &Item,
         verdict: Verdict,
     ) -> Result<Step, SyncError> {
-        let verdict = submission_verdict(item, verdict);
+        let verdict = submission_verdict(item, verdict, &self.authority);
         self.route.note(i, &verdict)?;
         self.follow_verdict(i, item, verdict).await
     }
@@ -482,13 +532,16 @@ impl Run<'_> {
                 Ok(self.rewind(&endpoint, expected_seq))
             }
             Verdict::ChainGap { expected_seq, .. } => {
+                // What the authority holds, signed: kept for `kaipiao queue`.
+                self.ledger
+                    .note_authority_head(expected_seq - 1, None, Utc::now())?;
                 let text = format!(
                     "invoice {} (seq {}, id {}): {endpoint} expects seq {expected_seq}, beyond ours: the authority holds invoices of this device that this ledger does not",
                     item.number, item.seq, item.invoice_id
                 );
                 self.stop(item, Code::Integrity.as_str(), &text)
             }
-            Verdict::Stop { code, message } => {
+            Verdict::Stop { code, message, .. } => {
                 let text = format!(
                     "invoice {} (seq {}, id {}): {endpoint} answered {code}: {message}",
                     item.number, item.seq, item.invoice_id
@@ -524,6 +577,23 @@ impl Run<'_> {
                     self.ledger.record_attempt(&item.invoice_id, &text, None)?;
                 }
                 Ok(Step::End(SyncOutcome::Stopped(text)))
+            }
+            Verdict::Forged { code, why } => {
+                let text = format!(
+                    "{endpoint} answered {code} about invoice {} (seq {}) without the authority's signature on it ({why}); the queue is not stopped, and {endpoint} is not used again in this run",
+                    item.number, item.seq
+                );
+                self.route.last_reason = text.clone();
+                self.route.alert(
+                    self.ledger,
+                    Code::UnsignedVerdict.as_str(),
+                    &text,
+                    Some(&item.invoice_id),
+                )?;
+                if item.pending {
+                    self.ledger.record_attempt(&item.invoice_id, &text, None)?;
+                }
+                Ok(Step::Again)
             }
             Verdict::ClockSkew { .. } => Ok(Step::Again),
         }

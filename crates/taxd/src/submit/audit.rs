@@ -1,18 +1,23 @@
 //! Step 6 of a submission, the business rules: what makes a receipt `rejected` and its
 //! `reasons`. SPEC 2 through kaipiao-core's rules (the same the client applies), plus what
 //! needs the authority's records or clock: the credit context of a credit note,
-//! issued_at against now and the previous invoice, the lease's single-invoice cap, and
+//! issued_at against now, the previous invoice and the grant of its number's lease (no
+//! earlier than `granted_at` minus the allowed skew), the lease's single-invoice cap, and
 //! the enrolled seller. Nothing here refuses a request: the chain advances either way.
 
+use super::chain::LeaseTerms;
 use crate::error::{ErrorAnswer, TaxdError};
 use chrono::{DateTime, Duration, Utc};
 use kaipiao_core::draft::CreditContext;
+use kaipiao_core::lease::Lease;
 use kaipiao_core::model::{Invoice, Kind, Party};
 use kaipiao_core::money::{money_string, parse_money};
 use kaipiao_core::time::{parse_rfc3339, rfc3339};
-use kaipiao_core::wire::Reason;
+use kaipiao_core::wire::MAX_SKEW_SECS;
+use kaipiao_core::wire::{Reason, Receipt};
 use kaipiao_core::{Code, FieldError, Lang, Msg};
 use rusqlite::{params, OptionalExtension, Transaction};
+use rust_decimal::Decimal;
 
 /// How far in the future `issued_at` may be before the invoice is rejected.
 const MAX_FUTURE_SECS: i64 = 300;
@@ -60,9 +65,10 @@ fn credit_context(
 pub(super) fn audit(
     tx: &Transaction<'_>,
     inv: &Invoice,
-    single_invoice_cap: &str,
+    terms: &LeaseTerms,
     now: DateTime<Utc>,
 ) -> Result<Vec<Reason>, ErrorAnswer> {
+    let single_invoice_cap = terms.single_invoice_cap.as_str();
     let credit = match (inv.kind, &inv.original) {
         (Kind::Credit, Some(o)) => credit_context(tx, &inv.device_id, &o.number)?,
         _ => None,
@@ -90,13 +96,7 @@ pub(super) fn audit(
                 .arg("now", rfc3339(now)),
         )),
         Some(t) => {
-            let previous: Option<String> = tx
-                .prepare_cached("SELECT issued_at FROM receipts WHERE device_id = ?1 AND seq = ?2")?
-                .query_row(
-                    params![inv.device_id, inv.seq.saturating_sub(1) as i64],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let previous = clock_reference(tx, inv)?;
             if let Some(prev) = previous.as_deref().and_then(parse_rfc3339) {
                 if t < prev {
                     findings.push(FieldError::msg(
@@ -114,6 +114,27 @@ pub(super) fn audit(
             "issued_at",
             Msg::new("invalid_timestamp").arg("value", format!("{:?}", inv.issued_at)),
         )),
+    }
+    // The lease terms the authority can see: no invoice before its number was granted
+    // (give or take the allowed skew), whatever else is wrong with its time.
+    if let (Some(t), Some(granted)) = (
+        parse_rfc3339(&inv.issued_at),
+        parse_rfc3339(&terms.granted_at),
+    ) {
+        if t < granted - Duration::seconds(MAX_SKEW_SECS) {
+            findings.push(FieldError::msg(
+                Code::IssuedBeforeLease,
+                "issued_at",
+                Msg::new("issued_before_lease")
+                    .arg("value", &inv.issued_at)
+                    .arg("seconds", MAX_SKEW_SECS)
+                    .arg("granted", &terms.granted_at)
+                    .arg("number", &inv.number),
+            ));
+        }
+    }
+    if let Some(t) = parse_rfc3339(&inv.issued_at) {
+        offline_terms(tx, inv, terms, t, &mut findings)?;
     }
     if let (Some(total), Some(cap)) = (
         parse_money(&inv.total_amount),
@@ -161,6 +182,117 @@ pub(super) fn audit(
         }
     }
     Ok(reasons)
+}
+
+/// The `issued_at` that `inv`'s may not go back before: the device's last invoice before
+/// it that was not rejected as `issued_in_future` ([`Receipt::rejected_in_future`], SPEC
+/// 10). Usually the previous seq; a run of future-dated rejections is skipped.
+fn clock_reference(tx: &Transaction<'_>, inv: &Invoice) -> Result<Option<String>, ErrorAnswer> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT issued_at, status, body FROM receipts WHERE device_id = ?1 AND seq < ?2
+         ORDER BY seq DESC",
+    )?;
+    let mut rows = stmt.query(params![inv.device_id, inv.seq as i64])?;
+    while let Some(row) = rows.next()? {
+        let issued_at: String = row.get(0)?;
+        let status: String = row.get(1)?;
+        if status == "rejected" {
+            let body: Vec<u8> = row.get(2)?;
+            let receipt: Receipt = serde_json::from_slice(&body).map_err(TaxdError::Json)?;
+            if receipt.rejected_in_future() {
+                continue;
+            }
+        }
+        return Ok(Some(issued_at));
+    }
+    Ok(None)
+}
+
+/// The offline window and amount cap of the lease the number comes from, recomputed from
+/// the chain and the authority's own receipt times (issue 10, item 4). When the device
+/// issued `inv` at `t`, the invoices it held without a receipt were, as far as the
+/// authority can tell, those of its chain received after `t`: from seq `m`, the one after
+/// the newest receipt received by `t`, to `inv` itself. The window is `t` minus the
+/// `issued_at` of seq `m`; the amount is the sum of their |total_amount|
+/// (`exposure_cents`, a running sum, makes it one subtraction). The device counts from
+/// when it stored each receipt, which is later, so it is never laxer than this check.
+fn offline_terms(
+    tx: &Transaction<'_>,
+    inv: &Invoice,
+    terms: &LeaseTerms,
+    t: DateTime<Utc>,
+    findings: &mut Vec<FieldError>,
+) -> Result<(), ErrorAnswer> {
+    let Ok(lease) = serde_json::from_str::<Lease>(&terms.body) else {
+        return Ok(());
+    };
+    let Ok(limits) = lease.terms() else {
+        return Ok(());
+    };
+    let newest_received: Option<i64> = tx
+        .prepare_cached(
+            "SELECT seq FROM receipts WHERE device_id = ?1 AND received_at <= ?2
+             ORDER BY received_at DESC, seq DESC LIMIT 1",
+        )?
+        .query_row(params![inv.device_id, rfc3339(t)], |r| r.get(0))
+        .optional()?;
+    let first_pending = newest_received.unwrap_or(0) + 1;
+    let seq = inv.seq as i64;
+    if first_pending >= seq {
+        // Nothing older was out there: the invoice is its own window, and the amount
+        // is its own (the single-invoice cap already bounds it).
+        return Ok(());
+    }
+    let row = |s: i64| -> Result<Option<(String, Option<i64>)>, ErrorAnswer> {
+        Ok(tx
+            .prepare_cached(
+                "SELECT issued_at, exposure_cents FROM receipts WHERE device_id = ?1 AND seq = ?2",
+            )?
+            .query_row(params![inv.device_id, s], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    };
+    let Some((oldest_issued, _)) = row(first_pending)? else {
+        return Ok(());
+    };
+    if let Some(oldest) = parse_rfc3339(&oldest_issued) {
+        let window = i64::try_from(limits.offline_hours)
+            .unwrap_or(i64::MAX / 3600)
+            .saturating_mul(3600);
+        let used = (t - oldest).num_seconds();
+        if used > window {
+            let over = Decimal::from(used - window) / Decimal::from(3600);
+            findings.push(FieldError::msg(
+                Code::OfflineHoursExceeded,
+                "issued_at",
+                Msg::new("offline_hours_exceeded-authority")
+                    .arg("hours", limits.offline_hours.to_string())
+                    .arg("over", kaipiao_core::money::round(over, 1).to_string())
+                    .arg("oldest", oldest_issued.as_str())
+                    .arg("seq", first_pending),
+            ));
+        }
+    }
+    let before = match first_pending - 1 {
+        0 => Some(0),
+        s => row(s)?.and_then(|(_, c)| c),
+    };
+    let through = row(seq - 1)?.and_then(|(_, c)| c);
+    if let (Some(before), Some(through)) = (before, through) {
+        let cents = through - before + super::receipt::exposure_cents(&inv.total_amount);
+        let total = Decimal::new(cents, 2);
+        if total > limits.offline_amount_cap {
+            findings.push(FieldError::msg(
+                Code::OfflineAmountExceeded,
+                "total_amount",
+                Msg::new("offline_amount_exceeded-authority")
+                    .arg("total", money_string(total))
+                    .arg("cap", money_string(limits.offline_amount_cap))
+                    .arg("over", money_string(total - limits.offline_amount_cap))
+                    .arg("seq", first_pending),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_lowercase_uuid(s: &str) -> bool {

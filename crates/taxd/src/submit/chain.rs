@@ -12,9 +12,12 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 /// Steps 4 (chain position, numbers) and 5 for `inv` inside `tx`, in this order: the seq
 /// is not taken, the number lies in one of the device's leases and is unused, the seq is
-/// not ahead of the head, the prev_hash is the head's hash. Ok is the single-invoice cap
-/// of the lease the number was taken from (step 6 checks the amount against it).
-pub(super) fn check_position(tx: &Transaction<'_>, inv: &Invoice) -> Result<String, ErrorAnswer> {
+/// not ahead of the head, the prev_hash is the head's hash. Ok is the terms of the lease
+/// the number was taken from (step 6 checks the invoice against them).
+pub(super) fn check_position(
+    tx: &Transaction<'_>,
+    inv: &Invoice,
+) -> Result<LeaseTerms, ErrorAnswer> {
     let (head_seq, head_hash): (i64, String) = tx
         .prepare_cached("SELECT seq, hash FROM chain_heads WHERE device_id = ?1")?
         .query_row([&inv.device_id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -40,7 +43,7 @@ pub(super) fn check_position(tx: &Transaction<'_>, inv: &Invoice) -> Result<Stri
             "invoice.seq",
         ));
     }
-    let cap = lease_cap_for_number(tx, &inv.device_id, &inv.number)?.ok_or_else(|| {
+    let terms = lease_of_number(tx, &inv.device_id, &inv.number)?.ok_or_else(|| {
         ErrorAnswer::integrity(
             format!(
                 "number {:?} lies outside every lease granted to this device",
@@ -86,15 +89,24 @@ pub(super) fn check_position(tx: &Transaction<'_>, inv: &Invoice) -> Result<Stri
             "invoice.prev_hash",
         ));
     }
-    Ok(cap)
+    Ok(terms)
 }
 
-/// The lease a number was taken from: its single-invoice cap.
-fn lease_cap_for_number(
+/// What step 6 needs of the lease a number was taken from.
+pub(super) struct LeaseTerms {
+    pub single_invoice_cap: String,
+    /// When the authority granted it (RFC 3339, as stored).
+    pub granted_at: String,
+    /// The lease as granted (its offline window and amount cap).
+    pub body: String,
+}
+
+/// The lease a number was taken from: its terms.
+fn lease_of_number(
     tx: &Transaction<'_>,
     device: &str,
     number: &str,
-) -> Result<Option<String>, ErrorAnswer> {
+) -> Result<Option<LeaseTerms>, ErrorAnswer> {
     if number.len() != 20 || !number.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(None);
     }
@@ -104,11 +116,17 @@ fn lease_cap_for_number(
     };
     Ok(tx
         .prepare_cached(
-            "SELECT single_invoice_cap FROM leases
+            "SELECT single_invoice_cap, granted_at, body FROM leases
              WHERE device_id = ?1 AND prefix = ?2 AND first <= ?3 AND last >= ?3
              ORDER BY first LIMIT 1",
         )?
-        .query_row(params![device, prefix, sequence], |r| r.get(0))
+        .query_row(params![device, prefix, sequence], |r| {
+            Ok(LeaseTerms {
+                single_invoice_cap: r.get(0)?,
+                granted_at: r.get(1)?,
+                body: r.get(2)?,
+            })
+        })
         .optional()?)
 }
 

@@ -46,7 +46,10 @@ use chrono::{DateTime, Utc};
 use kaipiao_core::model::Envelope;
 use kaipiao_core::sign::invoice_hash;
 use kaipiao_core::time::rfc3339;
-use kaipiao_core::wire::{HEADER_REPLAYED, MAX_BATCH_BODY, MAX_BATCH_ITEMS, MAX_INVOICE_BODY};
+use kaipiao_core::wire::{
+    is_stop_verdict, seal_verdict, VerdictSubject, WireError, HEADER_REPLAYED, MAX_BATCH_BODY,
+    MAX_BATCH_ITEMS, MAX_INVOICE_BODY,
+};
 use kaipiao_core::Code;
 use request::{BatchIn, BatchItemIn, Prepared, Ready};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -223,13 +226,13 @@ fn submit_envelope(shared: &Shared, envelope: &Envelope) -> Outcome {
         .db
         .with(|conn| idempotency::claim(conn, key, &hash, &envelope.signature, &owner))
     {
-        Ok(idempotency::Claim::Known(outcome)) => return outcome,
+        Ok(idempotency::Claim::Known(outcome)) => return sealed(shared, key, &hash, outcome),
         Ok(idempotency::Claim::Claimed) => {}
         Err(e) => return e.into(),
     }
     let outcome = match check_and_record(shared, envelope, &hash, &owner) {
         Ok(o) => o,
-        Err(e) => e.into(),
+        Err(e) => sealed(shared, key, &hash, e.into()),
     };
     if !outcome.committed {
         // Refused (or failed): the key is free again for a corrected retry.
@@ -242,6 +245,46 @@ fn submit_envelope(shared: &Shared, envelope: &Envelope) -> Outcome {
         }
     }
     outcome
+}
+
+/// A refusal that stops a device's queue (422 `integrity`, 422 `idempotency_key_reused`,
+/// 409 `chain_gap`) goes out signed by the authority, about the envelope of `invoice_id`
+/// whose canonical hash is `hash` (SPEC 10): a client stops only on the authority's word,
+/// so an endpoint, proxy or anyone on the path cannot stop a shop with one answer. Every
+/// other outcome goes as it is. Under the `wrong_signing_key` fault the verdict is signed
+/// by the impostor key, as receipts are.
+fn sealed(shared: &Shared, invoice_id: &str, hash: &str, outcome: Outcome) -> Outcome {
+    if outcome.committed || outcome.replayed {
+        return outcome;
+    }
+    let Ok(error) = serde_json::from_slice::<WireError>(&outcome.body) else {
+        return outcome;
+    };
+    if !is_stop_verdict(outcome.status.as_u16(), &error.error.code) {
+        return outcome;
+    }
+    let subject = VerdictSubject {
+        invoice_id: invoice_id.to_string(),
+        hash: hash.to_string(),
+        decided_at: rfc3339(Utc::now()),
+    };
+    let key = if shared.faults.get().wrong_signing_key {
+        &shared.impostor
+    } else {
+        &shared.authority
+    };
+    let body = seal_verdict(key, &error, &subject)
+        .map_err(|e| e.to_string())
+        .and_then(|v| serde_json::to_vec(&v).map_err(|e| e.to_string()));
+    match body {
+        Ok(body) => Outcome { body, ..outcome },
+        Err(e) => {
+            // Never expected; unsigned, the client takes it for a misbehaving endpoint
+            // and retries instead of stopping.
+            eprintln!("taxd: cannot sign the verdict on {invoice_id}: {e}");
+            outcome
+        }
+    }
 }
 
 /// Steps 4 to 6 of a lone envelope whose key this request has claimed.
@@ -311,14 +354,17 @@ fn record_all(
     for p in prepared {
         outcomes.push(match p {
             Prepared::Answered(outcome) => outcome,
-            Prepared::Ready(ready) => match record_ready(&tx, shared, &ready) {
-                Ok(outcome) => outcome,
-                // The authority failed, not the item: nothing of the batch is kept and
-                // the whole request is answered 500 (the client sends it again).
-                Err(e) if e.status.is_server_error() => return Err(e),
-                // Refusals come before any write of the item.
-                Err(e) => e.into(),
-            },
+            Prepared::Ready(ready) => {
+                let outcome = match record_ready(&tx, shared, &ready) {
+                    Ok(outcome) => outcome,
+                    // The authority failed, not the item: nothing of the batch is kept
+                    // and the whole request is answered 500 (the client sends it again).
+                    Err(e) if e.status.is_server_error() => return Err(e),
+                    // Refusals come before any write of the item.
+                    Err(e) => e.into(),
+                };
+                sealed(shared, &ready.envelope.invoice.id, &ready.hash, outcome)
+            }
         });
     }
     tx.commit()?;
@@ -358,9 +404,9 @@ fn record_in(
 ) -> Result<Outcome, ErrorAnswer> {
     let inv = &envelope.invoice;
     // Steps 4 (chain position, numbers) and 5.
-    let single_invoice_cap = chain::check_position(tx, inv)?;
+    let terms = chain::check_position(tx, inv)?;
     // Step 6: findings make a rejected receipt; the chain advances either way.
-    let reasons = audit::audit(tx, inv, &single_invoice_cap, now)?;
+    let reasons = audit::audit(tx, inv, &terms, now)?;
     let received_at = rfc3339(now);
     let body = receipt::store(tx, shared, envelope, hash, reasons, &received_at)?;
     chain::advance_head(tx, inv, hash, &received_at)?;

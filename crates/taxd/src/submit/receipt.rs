@@ -7,10 +7,12 @@ use crate::error::{ErrorAnswer, TaxdError};
 use crate::Shared;
 use axum::http::StatusCode;
 use kaipiao_core::model::{Envelope, Kind};
+use kaipiao_core::money::parse_money;
 use kaipiao_core::sign::{sign_object, RECEIPT_DOMAIN};
 use kaipiao_core::wire::{Reason, Receipt};
 use rand::Rng;
 use rusqlite::{params, Transaction};
+use rust_decimal::Decimal;
 
 /// Makes, signs and stores the receipt of `envelope` (whose canonical hash is `hash`)
 /// inside `tx`: `accepted` when `reasons` is empty, else `rejected` with them. Ok is the
@@ -57,8 +59,10 @@ pub(super) fn store(
     tx.prepare_cached(
         "INSERT INTO receipts (invoice_id, device_id, seq, number, kind, original_number, hash,
                                signature, status, status_code, authority_code, received_at,
-                               issued_at, invoice, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                               issued_at, invoice, body, exposure_cents)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                 ?16 + COALESCE((SELECT exposure_cents FROM receipts
+                                 WHERE device_id = ?2 AND seq = ?3 - 1), 0))",
     )?
     .execute(params![
         inv.id,
@@ -76,8 +80,18 @@ pub(super) fn store(
         inv.issued_at,
         invoice_json,
         body,
+        exposure_cents(&inv.total_amount),
     ])?;
     Ok(body)
+}
+
+/// |total_amount| in cents, as the offline amount cap counts it; 0 for an amount that
+/// does not parse (such an invoice is rejected anyway).
+pub(super) fn exposure_cents(total_amount: &str) -> i64 {
+    parse_money(total_amount)
+        .map(|d| (d.abs() * Decimal::from(100)).trunc())
+        .and_then(|c| i64::try_from(c).ok())
+        .unwrap_or(0)
 }
 
 /// 校验码: 20 random digits, drawn once per invoice.
