@@ -111,6 +111,27 @@ pub async fn sync_now(
 }
 
 #[tauri::command]
+pub async fn queue_state(state: State<'_, AppState>) -> DeskResult<QueueDto> {
+    blocking(&state, |e| e.queue()).await
+}
+
+#[tauri::command]
+pub async fn resume_queue(
+    state: State<'_, AppState>,
+    on_progress: Channel<SyncEvent>,
+) -> DeskResult<ResumeDto> {
+    let engine = state.engine()?;
+    let progress: ProgressFn = Arc::new(move |event| {
+        let _ = on_progress.send(event);
+    });
+    let rx = engine.resume_queue(progress)?;
+    let lang = engine.lang();
+    drop(engine);
+    rx.await
+        .map_err(|_| DeskError::say(Code::SyncStopped, "", lang, Msg::new("sync_stopped")))?
+}
+
+#[tauri::command]
 pub async fn list_invoices(
     state: State<'_, AppState>,
     query: ListQuery,

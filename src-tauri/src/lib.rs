@@ -94,6 +94,8 @@ pub fn run() {
             commands::issue,
             commands::status,
             commands::sync_now,
+            commands::queue_state,
+            commands::resume_queue,
             commands::list_invoices,
             commands::show_invoice,
             commands::credit_draft,

@@ -238,9 +238,11 @@ fn a_rejected_invoice_shows_the_reasons_and_the_way_forward() {
     let lib = libfaketime()
         .expect("libfaketime is not installed: run `make deps` (apt-get install libfaketime)");
     let taxd = Taxd::start(&[]);
+    // The clock ten minutes behind: every invoice is dated before its number's lease
+    // was granted, and the authority rejects it (issued_before_lease).
     let w = Window::open(&[
         ("LD_PRELOAD", lib),
-        ("FAKETIME", "+10m"),
+        ("FAKETIME", "-10m"),
         ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
     ]);
     w.set_up(&taxd);
@@ -258,13 +260,13 @@ fn a_rejected_invoice_shows_the_reasons_and_the_way_forward() {
     w.open_invoice(&number);
     w.wait_attr("detail-status", "data-status", "rejected");
     // The authority's reason, said in the clerk's language with what to do, and its own words.
-    let reason = w.text_css("[data-testid=\"rejected-reason\"][data-code=\"issued_in_future\"]");
+    let reason = w.text_css("[data-testid=\"rejected-reason\"][data-code=\"issued_before_lease\"]");
     assert!(
         reason.contains("时钟") && reason.contains("重新开具"),
         "{reason}"
     );
     assert!(
-        reason.contains("issued_in_future") && reason.contains("after the authority's time"),
+        reason.contains("issued_before_lease") && reason.contains("was granted"),
         "{reason}"
     );
     assert!(w.text("rejected-way-forward").contains("按原内容重新开具"));
@@ -287,6 +289,80 @@ fn a_rejected_invoice_shows_the_reasons_and_the_way_forward() {
         Some("*计算机配套产品*键盘")
     );
     w.wait_text("total", "135.60");
+}
+
+/// Issue 10, item 3: the clock ten minutes ahead. Setting up, the authority measured the
+/// clock (401 clock_skew on a signed request); an invoice issued now would only be
+/// rejected as issued_in_future, so issuance refuses, naming the authority's time, and
+/// nothing is issued.
+#[test]
+fn a_clock_ahead_of_the_authority_is_refused_at_issuance() {
+    let lib = libfaketime()
+        .expect("libfaketime is not installed: run `make deps` (apt-get install libfaketime)");
+    let taxd = Taxd::start(&[]);
+    let w = Window::open(&[
+        ("LD_PRELOAD", lib),
+        ("FAKETIME", "+10m"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ]);
+    w.set_up(&taxd);
+    w.type_into("buyer-name", "深圳市某某科技有限公司");
+    w.fill_line(0, "*计算机配套产品*键盘", "1", "120");
+    w.wait_text("total", "135.60");
+    w.click("issue-submit");
+    w.wait_attr("error-message", "data-code", "clock_ahead");
+    assert_eq!(
+        w.attr("error-message", "data-field").as_deref(),
+        Some("issued_at")
+    );
+    let message = w.text("error-message");
+    assert!(
+        message.contains("时钟") && message.contains("税务机关"),
+        "{message}"
+    );
+    w.screenshot("clock-ahead");
+    assert!(!w.exists(&Window::css("issued-number")));
+    w.wait_text("pending-count", "0");
+}
+
+/// Issue 10, item 1: the queue panel. The authority loses its lease records, so the
+/// background sync's next filing gets a signed 422 and the queue stops: the panel says why,
+/// what each side holds and the way forward. Resume while the authority still refuses
+/// leaves it stopped and says so; once the authority's records are back, Resume
+/// reconciles, lifts the stop and files the invoice.
+#[test]
+fn a_stopped_queue_shows_its_panel_and_resumes_once_reconciled() {
+    let mut taxd = Taxd::start(&[]);
+    let w = Window::open(&[]);
+    w.set_up(&taxd);
+    taxd.stop();
+    let saved = taxd.dir().join("saved-taxd.db");
+    std::fs::copy(&taxd.db, &saved).expect("copy the taxd db");
+    taxd.edit_db("DELETE FROM leases;");
+
+    let number = issue_one(&w, "10", "11.30");
+    w.wait_selector("[data-testid=\"queue-panel\"][data-stopped=\"true\"]");
+    let advice = w.wait_some_text("queue-advice");
+    assert!(advice.contains("恢复"), "{advice}");
+    assert!(w.text("queue-reason").contains(&number));
+    assert!(w.text("queue-heads").contains("1"));
+    w.screenshot("queue-stopped");
+
+    w.click("queue-resume");
+    w.wait_attr("queue-outcome", "data-resumed", "false");
+    assert!(w.text("queue-outcome").contains("未恢复"));
+
+    taxd.stop();
+    std::fs::copy(&saved, &taxd.db).expect("put the taxd db back");
+    taxd.restart();
+    w.click("queue-resume");
+    w.wait_attr("queue-outcome", "data-resumed", "true");
+    w.wait_text("pending-count", "0");
+    w.screenshot("queue-resumed");
+    w.click("queue-dismiss");
+    driver::wait_for("the queue panel to go", driver::DEADLINE, || {
+        !w.exists(&Window::css("queue-panel"))
+    });
 }
 
 #[test]

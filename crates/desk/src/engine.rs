@@ -29,7 +29,7 @@ pub struct Engine {
     secret: Mutex<Option<Zeroizing<[u8; 32]>>>,
     settings: Mutex<SettingsDto>,
     pub(crate) shared: Arc<SyncShared>,
-    sync: SyncHandle,
+    pub(crate) sync: SyncHandle,
     changes: ChangeFeed,
     notify: Arc<dyn Notify>,
     pub(crate) list_index: Mutex<Option<ListIndex>>,
@@ -126,7 +126,7 @@ impl Engine {
         lock(&self.secret).is_some()
     }
 
-    fn key(&self) -> DeskResult<DeviceKey> {
+    pub(crate) fn key(&self) -> DeskResult<DeviceKey> {
         match lock(&self.secret).as_ref() {
             Some(s) => Ok(DeviceKey::from_bytes(s)),
             None => Err(DeskError::locked(self.lang())),

@@ -72,6 +72,15 @@ pub fn resume_dto(report: &ResumeReport) -> ResumeDto {
 }
 
 impl Engine {
+    /// The Resume button (see [`crate::watcher::SyncHandle::resume`]); needs the key.
+    pub fn resume_queue(
+        &self,
+        progress: crate::watcher::ProgressFn,
+    ) -> DeskResult<tokio::sync::oneshot::Receiver<DeskResult<ResumeDto>>> {
+        self.key()?;
+        Ok(self.sync.resume(progress))
+    }
+
     /// The queue panel (never needs the key).
     pub fn queue(&self) -> DeskResult<QueueDto> {
         let state = self

@@ -14,7 +14,7 @@ use chrono::Utc;
 use kaipiao_core::{Code, DeviceKey, Lang};
 use kaipiao_ledger::{Ledger, LedgerError};
 use kaipiao_sync::policy::{Recovery, Turn};
-use kaipiao_sync::{Progress, SyncError, SyncOptions, SyncOutcome};
+use kaipiao_sync::{Progress, ReconcileProgress, SyncError, SyncOptions, SyncOutcome};
 use rand::Rng;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -83,6 +83,10 @@ enum Msg {
         progress: ProgressFn,
         reply: oneshot::Sender<DeskResult<SyncSummaryDto>>,
     },
+    Resume {
+        progress: ProgressFn,
+        reply: oneshot::Sender<DeskResult<ResumeDto>>,
+    },
     Wake,
     Reconfigure,
     Shutdown,
@@ -112,6 +116,14 @@ impl SyncHandle {
     pub fn sync_now(&self, progress: ProgressFn) -> oneshot::Receiver<DeskResult<SyncSummaryDto>> {
         let (reply, rx) = oneshot::channel();
         let _ = self.tx.send(Msg::SyncNow { progress, reply });
+        rx
+    }
+
+    /// The Resume button: reconcile, lift the stop only when that explains it, sync
+    /// ([`kaipiao_sync::resume_queue`]), on this thread like every run.
+    pub fn resume(&self, progress: ProgressFn) -> oneshot::Receiver<DeskResult<ResumeDto>> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Resume { progress, reply });
         rx
     }
 
@@ -274,6 +286,12 @@ impl Worker {
                 Some(Msg::Reconfigure) => {
                     self.failures = 0;
                     next_tick = Instant::now();
+                }
+                Some(Msg::Resume { progress, reply }) => {
+                    let result = self.resume(progress).await;
+                    let _ = reply.send(result);
+                    recovery = None;
+                    next_tick = Instant::now() + self.interval();
                 }
                 Some(Msg::SyncNow { progress, reply }) => {
                     let result = self.drain(Some(progress), true, None).await;
@@ -650,6 +668,66 @@ impl Worker {
             alerts: report.alerts.clone(),
             finished_at: kaipiao_core::time::rfc3339(Utc::now()),
         })
+    }
+}
+
+impl Worker {
+    /// See [`SyncHandle::resume`]. Its progress reads like a sync's: the reconciliation's
+    /// requests and the run's receipts.
+    async fn resume(&mut self, progress: ProgressFn) -> DeskResult<ResumeDto> {
+        let lang = self.lang();
+        let Some(key) = self.device_key() else {
+            return Err(DeskError::locked(lang));
+        };
+        progress(SyncEvent::Started {
+            pending: self.pending(),
+        });
+        self.shared.syncing.store(true, Ordering::SeqCst);
+        let callback = |p: ReconcileProgress| {
+            let event = match p {
+                ReconcileProgress::Sync(Progress::Connecting { endpoint }) => {
+                    SyncEvent::Connecting { endpoint }
+                }
+                ReconcileProgress::Sync(Progress::Endpoint { endpoint, up }) => {
+                    SyncEvent::Endpoint { endpoint, up }
+                }
+                ReconcileProgress::Sync(Progress::Submitted { number, status }) => {
+                    SyncEvent::Submitted {
+                        number,
+                        status,
+                        done: 0,
+                        pending: 0,
+                    }
+                }
+                ReconcileProgress::Sync(Progress::Retrying { after, reason })
+                | ReconcileProgress::Sync(Progress::Waiting { after, reason }) => {
+                    SyncEvent::Retrying {
+                        after_ms: u32::try_from(after.as_millis()).unwrap_or(u32::MAX),
+                        reason,
+                    }
+                }
+                _ => return,
+            };
+            progress(event);
+        };
+        let opts = SyncOptions {
+            give_up_after: Duration::from_secs(20),
+            ..SyncOptions::default()
+        };
+        let result = kaipiao_sync::resume_queue(&self.ledger, &key, &opts, &callback).await;
+        self.shared.syncing.store(false, Ordering::SeqCst);
+        let pending = self.pending();
+        self.notify.outbox(&OutboxChanged { pending });
+        match result {
+            Ok(report) => Ok(crate::queue::resume_dto(&report)),
+            Err(SyncError::Ledger(LedgerError::Busy)) => Err(DeskError::say(
+                Code::Busy,
+                "",
+                lang,
+                kaipiao_core::Msg::new("busy-app"),
+            )),
+            Err(e) => Err(DeskError::sync(&e, lang)),
+        }
     }
 }
 

@@ -490,6 +490,60 @@ fn bindings_are_fresh() {
     );
 }
 
+/// Issue 10, item 1: the app's queue panel and Resume button over a real taxd. The
+/// authority loses its lease records, a signed 422 stops the queue; the panel says why,
+/// what each side holds and what to do; Resume while the authority still refuses keeps it
+/// stopped; once the authority's records are back, Resume reconciles, lifts the stop and
+/// files the invoice.
+#[test]
+fn the_queue_panel_explains_a_stop_and_resume_lifts_it_once_reconciled() {
+    let mut taxd = Taxd::start(&[]);
+    let (_dir, engine, _rec) = ready_engine(&taxd);
+    let panel = engine.queue().unwrap();
+    assert!(!panel.stopped && panel.alert_id.is_none(), "{panel:?}");
+    assert!(!panel.advice.is_empty());
+
+    taxd.stop();
+    let saved = tempfile::tempdir().unwrap();
+    std::fs::copy(&taxd.db, saved.path().join("taxd.db")).unwrap();
+    taxd.edit_db("DELETE FROM leases;");
+    let issued = engine.issue(&draft("ordinary", "", "1", "10")).unwrap();
+    let (summary, _) = sync(&engine);
+    assert_eq!(summary.outcome, SyncOutcomeKind::Stopped, "{summary:?}");
+
+    let panel = engine.queue().unwrap();
+    assert!(panel.stopped, "{panel:?}");
+    assert!(panel.reason.as_deref().unwrap().contains(&issued.number));
+    assert!(panel.alert_id.is_some());
+    assert_eq!(panel.local_head.seq, 1);
+    // The clerk reads Chinese: the way forward is in Chinese.
+    assert!(panel.advice.contains("恢复"), "{}", panel.advice);
+
+    let resume = |engine: &Engine| {
+        engine
+            .resume_queue(Arc::new(|_| {}))
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap()
+    };
+    let refused = resume(&engine);
+    assert!(refused.was_stopped && !refused.resumed, "{refused:?}");
+    assert_eq!(refused.outcome, SyncOutcomeKind::Stopped);
+    assert!(engine.queue().unwrap().stopped);
+
+    taxd.stop();
+    std::fs::copy(saved.path().join("taxd.db"), &taxd.db).unwrap();
+    taxd.restart();
+    let resumed = resume(&engine);
+    assert!(resumed.resumed, "{resumed:?}");
+    assert_eq!(resumed.outcome, SyncOutcomeKind::Complete);
+    assert_eq!((resumed.accepted, resumed.pending), (1, 0));
+    let panel = engine.queue().unwrap();
+    assert!(!panel.stopped && panel.alert_id.is_none(), "{panel:?}");
+    assert_eq!(panel.authority_head.map(|a| a.seq), Some(1));
+}
+
 /// Another connection's writes (here a second `Ledger` on the same directory, as a
 /// `kaipiao issue` process would be) reach the engine with nothing telling it: the list's
 /// cached matches are stale by `PRAGMA data_version`, and the change feed announces the

@@ -14,6 +14,8 @@ import type {
   ListQuery,
   OutboxChanged,
   PreviewDto,
+  QueueDto,
+  ResumeDto,
   SettingsDto,
   SetupRequest,
   SetupResult,
@@ -58,6 +60,12 @@ export const api = {
     const channel = new Channel<SyncEvent>();
     channel.onmessage = onProgress;
     return call<SyncSummaryDto>('sync_now', { onProgress: channel });
+  },
+  queueState: () => call<QueueDto>('queue_state'),
+  resumeQueue: (onProgress: (e: SyncEvent) => void) => {
+    const channel = new Channel<SyncEvent>();
+    channel.onmessage = onProgress;
+    return call<ResumeDto>('resume_queue', { onProgress: channel });
   },
   listInvoices: (query: ListQuery) => call<InvoicePage>('list_invoices', { query }),
   showInvoice: (number: string) => call<InvoiceDetailDto>('show_invoice', { number }),

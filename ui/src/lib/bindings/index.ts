@@ -159,6 +159,47 @@ export type SyncSummaryDto = { outcome: SyncOutcomeKind,
  */
 reason: string | null, submitted: number, accepted: number, rejected: number, pending: number, head_mismatch: string | null, alerts: Array<string>, finished_at: string, };
 
+export type HeadDto = { seq: number, hash: string, };
+
+export type AuthorityHeadDto = { seq: number, 
+/**
+ * None when only the seq is known (a signed `chain_gap` named it).
+ */
+hash: string | null, read_at: string, };
+
+export type QueueDto = { stopped: boolean, reason: string | null, since: string | null, alert_id: number | null, local_head: HeadDto, authority_head: AuthorityHeadDto | null, 
+/**
+ * The way forward, in the clerk's language.
+ */
+advice: string, };
+
+export type ResumeDto = { 
+/**
+ * The queue was stopped when the button was pressed.
+ */
+was_stopped: boolean, 
+/**
+ * The queue runs now.
+ */
+resumed: boolean, 
+/**
+ * Complete: resumed and drained (or nothing to resume); transient: the authority
+ * could not be reached; stopped: the queue stays stopped.
+ */
+outcome: SyncOutcomeKind, 
+/**
+ * Why it was not resumed, or what the run left.
+ */
+reason: string | null, 
+/**
+ * Invoices the reconciliation found accounted for, and those that differ.
+ */
+accounted_for: number, mismatched: number, 
+/**
+ * Receipts stored by the run after resuming, and what is still pending.
+ */
+accepted: number, rejected: number, pending: number, };
+
 export type ListQuery = { 
 /**
  * "pending", "accepted", "rejected" or null for all.
