@@ -682,6 +682,7 @@ fn small_shop(taxd: &kaipiao_tests::Taxd) -> (tempfile::TempDir, PathBuf) {
             servers: vec![taxd.url()],
             token: kaipiao_tests::TOKEN.into(),
             passphrase: None,
+            authority_key: None,
         })
         .expect("setup");
     drop(engine);

@@ -59,6 +59,22 @@ fn issue_one(w: &Window, price: &str, total: &str) -> String {
     number
 }
 
+/// The app with its wall clock `offset` from the real one (libfaketime, e.g. "-10m").
+fn window_with_clock(lib: &str, offset: &str) -> Window {
+    Window::open(&[
+        ("LD_PRELOAD", lib),
+        ("FAKETIME", offset),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ])
+}
+
+/// A keyboard for a company buyer, typed into the issue form until the total shows.
+fn type_keyboard_invoice(w: &Window) {
+    w.type_into("buyer-name", "深圳市某某科技有限公司");
+    w.fill_line(0, "*计算机配套产品*键盘", "1", "120");
+    w.wait_text("total", "135.60");
+}
+
 /// libfaketime's preload library, when the package is installed.
 fn libfaketime() -> Option<&'static str> {
     [
@@ -240,15 +256,9 @@ fn a_rejected_invoice_shows_the_reasons_and_the_way_forward() {
     let taxd = Taxd::start(&[]);
     // The clock ten minutes behind: every invoice is dated before its number's lease
     // was granted, and the authority rejects it (issued_before_lease).
-    let w = Window::open(&[
-        ("LD_PRELOAD", lib),
-        ("FAKETIME", "-10m"),
-        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
-    ]);
+    let w = window_with_clock(lib, "-10m");
     w.set_up(&taxd);
-    w.type_into("buyer-name", "深圳市某某科技有限公司");
-    w.fill_line(0, "*计算机配套产品*键盘", "1", "120");
-    w.wait_text("total", "135.60");
+    type_keyboard_invoice(&w);
     w.click("issue-submit");
     let number = w.wait_some_text("issued-number");
     // The background sync files it; the authority's receipt says rejected.
@@ -300,15 +310,9 @@ fn a_clock_ahead_of_the_authority_is_refused_at_issuance() {
     let lib = libfaketime()
         .expect("libfaketime is not installed: run `make deps` (apt-get install libfaketime)");
     let taxd = Taxd::start(&[]);
-    let w = Window::open(&[
-        ("LD_PRELOAD", lib),
-        ("FAKETIME", "+10m"),
-        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
-    ]);
+    let w = window_with_clock(lib, "+10m");
     w.set_up(&taxd);
-    w.type_into("buyer-name", "深圳市某某科技有限公司");
-    w.fill_line(0, "*计算机配套产品*键盘", "1", "120");
-    w.wait_text("total", "135.60");
+    type_keyboard_invoice(&w);
     w.click("issue-submit");
     w.wait_attr("error-message", "data-code", "clock_ahead");
     assert_eq!(

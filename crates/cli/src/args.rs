@@ -48,6 +48,11 @@ pub enum Command {
         /// anything is sent; another key is refused and nothing is enrolled.
         #[arg(long = "authority-key", value_name = "FINGERPRINT", value_parser = parse_fingerprint)]
         authority_key: Option<String>,
+        /// Allow plain http:// to the servers given even where they are not this
+        /// computer (for tests; stored for those endpoints only). Without it such a
+        /// server is refused: https:// is required except for loopback.
+        #[arg(long = "allow-insecure-http")]
+        allow_insecure_http: bool,
     },
     /// Issue one invoice from a draft file (or - for stdin); prints the envelope.
     Issue {
@@ -187,14 +192,11 @@ pub enum StatusArg {
     Rejected,
 }
 
-/// `--start-spread`: whole seconds, 0 to 240 (the policy's cap).
+/// `enroll --authority-key`: 64 hex digits.
 pub fn parse_fingerprint(s: &str) -> Result<String, String> {
-    let t = s.trim().to_ascii_lowercase();
-    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(t)
-    } else {
-        Err("expected 64 hex digits (the SHA-256 of the authority's key, as taxd prints it)".into())
-    }
+    kaipiao_core::PublicKey::parse_fingerprint(s).ok_or_else(|| {
+        "expected 64 hex digits (the SHA-256 of the authority's key, as taxd prints it)".into()
+    })
 }
 
 /// `sync --lock-wait` unless given: as long as a run waits without progress (SPEC 9).

@@ -92,10 +92,15 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
             backup_servers,
             token,
             authority_key,
+            allow_insecure_http,
         } => {
             let mut servers = vec![server];
             servers.extend(backup_servers);
-            setup::enroll(ctx, &servers, &token, authority_key.as_deref())
+            let trust = kaipiao_sync::Trust {
+                fingerprint: authority_key.as_deref(),
+                allow_insecure_http,
+            };
+            setup::enroll(ctx, &servers, &token, &trust)
         }
         Command::Issue { file } => issue::issue(ctx, &file),
         Command::Import { file } => issue::import(ctx, &file),

@@ -112,6 +112,7 @@ warning-offline_amount = { $percent }% of the offline amount cap is used; sync s
 invalid_server-unparsable = not a URL ({ $why }); write it as https://host[:port]
 invalid_server-scheme = expected http:// or https://
 invalid_server-no-host = no host
+invalid_server-plain-http = plain http:// is allowed only to this computer (localhost, 127.0.0.1); use https:// (kaipiao enroll --allow-insecure-http allows one on purpose, for tests)
 invalid_server-query = a server address has no ?query or #fragment
 
 ## The authority's own findings (taxd): reasons of a rejected receipt, English on the wire.
@@ -153,6 +154,7 @@ invalid_server = { $value } is not a server address: { $problem }
 invalid_text-device-name = needs 1 to 100 characters without line breaks (got { $count })
 invalid_device_id = { $value } is not a lowercase hyphenated UUID
 invalid_public_key = is not 32 bytes of standard base64
+invalid_public_key-fingerprint = expected 64 hex digits: the SHA-256 of the tax authority's key, as it publishes it (or leave it empty)
 device_id_changed = this data directory is already enrolled as device { $existing }; the authority answered { $answered }. Use a new data directory for a new device
 authority_key_changed = differs from the authority key pinned at enrolment; receipts signed with it would not be trusted. Check that the server is the real authority
 missing_field-attempt-endpoint = a failed attempt names the endpoint it went to

@@ -105,6 +105,7 @@ warning-offline_amount = 离线开票金额额度已用 { $percent }%，请尽�
 invalid_server-unparsable = 不是网址（{ $why }），应为 https://主机[:端口]
 invalid_server-scheme = 应以 http:// 或 https:// 开头
 invalid_server-no-host = 缺少主机名
+invalid_server-plain-http = 明文 http:// 只允许连接本机（localhost、127.0.0.1）；请使用 https://（测试时可用 kaipiao enroll --allow-insecure-http 特意允许）
 invalid_server-query = 服务器地址不能带 ? 查询或 # 片段
 
 ## The authority's own findings (taxd)
@@ -145,6 +146,7 @@ invalid_server = { $value } 不是有效的服务器地址：{ $problem }
 invalid_text-device-name = 应为 1 至 100 个字符且不含换行（当前 { $count } 个）
 invalid_device_id = { $value } 不是小写带连字符的 UUID
 invalid_public_key = 不是 32 字节的标准 base64 公钥
+invalid_public_key-fingerprint = 应为 64 位十六进制数字：税务机关公布的其密钥的 SHA-256 指纹（也可留空）
 device_id_changed = 此数据目录已登记为设备 { $existing }，税务机关返回 { $answered }；新设备请使用新的数据目录
 authority_key_changed = 与登记时固定的税务机关公钥不同，其签名的回执不可信；请确认服务器确为税务机关
 missing_field-attempt-endpoint = 失败的请求须注明发往的服务器地址

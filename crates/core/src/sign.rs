@@ -93,6 +93,13 @@ impl PublicKey {
         crate::canonical::sha256_hex(self.0.as_bytes())
     }
 
+    /// A fingerprint as a person typed it: trimmed and lowercased; None unless it is 64
+    /// hex digits (the CLI's `--authority-key`, the app's set-up field).
+    pub fn parse_fingerprint(text: &str) -> Option<String> {
+        let t = text.trim().to_ascii_lowercase();
+        (t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())).then_some(t)
+    }
+
     pub fn verify(
         &self,
         domain: &[u8],

@@ -231,6 +231,9 @@ pub struct DeviceDto {
     pub seller: PartyDto,
     pub public_key: String,
     pub authority_public_key: Option<String>,
+    /// The pinned authority key's fingerprint (lowercase hex SHA-256), for a person to
+    /// compare with the one the authority publishes.
+    pub authority_fingerprint: Option<String>,
     pub servers: Vec<String>,
     pub created_at: String,
     pub enrolled_at: Option<String>,
@@ -247,6 +250,11 @@ impl From<&LocalDevice> for DeviceDto {
             seller: PartyDto::from(&d.seller),
             public_key: d.public_key.clone(),
             authority_public_key: d.authority_public_key.clone(),
+            authority_fingerprint: d
+                .authority_public_key
+                .as_deref()
+                .and_then(|k| kaipiao_core::PublicKey::from_base64(k).ok())
+                .map(|k| k.fingerprint()),
             servers: d.servers.clone(),
             created_at: d.created_at.clone(),
             enrolled_at: d.enrolled_at.clone(),
@@ -347,6 +355,11 @@ pub struct SetupRequest {
     pub token: String,
     /// Seals the device key; ignored when KAIPIAO_PASSPHRASE is set.
     pub passphrase: Option<String>,
+    /// The authority key's fingerprint given to the shop in advance (64 hex digits):
+    /// only an authority whose key has it is trusted. None or empty: the key the
+    /// enrolling server names is pinned.
+    #[serde(default)]
+    pub authority_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]

@@ -266,6 +266,19 @@ impl Engine {
                 Msg::new("missing_field-token"),
             ));
         }
+        let fingerprint = match req.authority_key.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(typed) => Some(
+                kaipiao_core::PublicKey::parse_fingerprint(typed).ok_or_else(|| {
+                    DeskError::say(
+                        Code::InvalidPublicKey,
+                        "authority_key",
+                        lang,
+                        Msg::new("invalid_public_key-fingerprint"),
+                    )
+                })?,
+            ),
+        };
         let ledger = self.ledger();
         let existing = ledger.device().map_err(|e| self.ledger_error(e))?;
         if existing.is_none() {
@@ -284,7 +297,11 @@ impl Engine {
             give_up_after: std::time::Duration::from_secs(15),
             ..SyncOptions::default()
         };
-        let outcome = crate::enrol(&ledger, &key, &servers, req.token.trim(), None, &opts)
+        let trust = kaipiao_sync::Trust {
+            fingerprint: fingerprint.as_deref(),
+            allow_insecure_http: false,
+        };
+        let outcome = crate::enrol(&ledger, &key, &servers, req.token.trim(), &trust, &opts)
             .map_err(|e| DeskError::sync(&e, lang))?;
         let device = ledger
             .device()

@@ -45,23 +45,19 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// Enrols the device with the authority at `servers` (primary first) and takes the
-/// first lease, blocking until done. With `fingerprint`, only an authority whose key has
-/// it is trusted ([`kaipiao_sync::enroll_pinned`]).
+/// first lease, blocking until done. `trust` says what else is trusted: only an
+/// authority with a given key fingerprint, plain `http://` beyond this machine
+/// ([`kaipiao_sync::enroll_trusting`]).
 pub fn enrol(
     ledger: &Ledger,
     key: &DeviceKey,
     servers: &[String],
     token: &str,
-    fingerprint: Option<&str>,
+    trust: &kaipiao_sync::Trust<'_>,
     opts: &SyncOptions,
 ) -> Result<EnrollOutcome, SyncError> {
     let rt = runtime().map_err(|e| SyncError::Ledger(kaipiao_ledger::LedgerError::Io(e)))?;
-    rt.block_on(kaipiao_sync::enroll_pinned(
-        ledger,
-        key,
-        servers,
-        token,
-        fingerprint,
-        opts,
+    rt.block_on(kaipiao_sync::enroll_trusting(
+        ledger, key, servers, token, trust, opts,
     ))
 }

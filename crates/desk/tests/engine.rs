@@ -52,6 +52,7 @@ fn setup_request(taxd: &Taxd) -> SetupRequest {
         servers: vec![taxd.url()],
         token: TOKEN.into(),
         passphrase: Some("not used: KAIPIAO_PASSPHRASE wins".into()),
+        authority_key: None,
     }
 }
 
@@ -487,6 +488,40 @@ fn bindings_are_fresh() {
     assert!(
         checked_in == generated,
         "ui/src/lib/bindings/index.ts is stale: run `make bindings` and commit the result"
+    );
+}
+
+/// Issue 10, item 5: the set-up form's authority key fingerprint. A malformed one is
+/// refused naming the field; another authority's is refused before anything is enrolled;
+/// the right one enrols, and the device shows the fingerprint it pinned.
+#[test]
+fn setup_trusts_only_the_authority_key_given_in_advance() {
+    let taxd = Taxd::start(&[]);
+    fast_probes();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        config(dir.path(), Some(PASSPHRASE), "en_US.UTF-8"),
+        Arc::new(Recorder::default()),
+    )
+    .unwrap();
+    let with_key = |key: &str| SetupRequest {
+        authority_key: Some(key.into()),
+        ..setup_request(&taxd)
+    };
+    let e = engine.setup(with_key("not hex")).unwrap_err();
+    assert_eq!(
+        (e.code.as_str(), e.field.as_str()),
+        ("invalid_public_key", "authority_key")
+    );
+    let e = engine.setup(with_key(&"ab".repeat(32))).unwrap_err();
+    assert_eq!(e.code.as_str(), "authority_key_mismatch", "{e:?}");
+    let expected = kaipiao_core::PublicKey::from_base64(&taxd.authority_key())
+        .unwrap()
+        .fingerprint();
+    let result = engine.setup(with_key(&expected.to_uppercase())).unwrap();
+    assert_eq!(
+        result.device.authority_fingerprint.as_deref(),
+        Some(expected.as_str())
     );
 }
 

@@ -23,6 +23,9 @@ pub struct LocalDevice {
     pub authority_public_key: Option<String>,
     /// Primary first, then backups.
     pub servers: Vec<String>,
+    /// Plain-`http://` endpoints allowed on purpose at enrolment (for tests); every other
+    /// endpoint is `https://` or this machine.
+    pub insecure_servers: Vec<String>,
     pub created_at: String,
     pub enrolled_at: Option<String>,
     /// How the private key is sealed: a CLI prompts for a passphrase only for
@@ -31,20 +34,24 @@ pub struct LocalDevice {
 }
 
 /// Endpoints must be http(s) URLs; anything else would only fail later, at sync time.
-fn check_servers(servers: &[String]) -> Result<Vec<String>> {
+/// The addresses normalised and checked, the transport rule included: `https://`, this
+/// machine, or a plain-http endpoint in `allowed_plain`.
+fn check_servers(servers: &[String], allowed_plain: &[String]) -> Result<Vec<String>> {
     servers
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            kaipiao_core::server::normalize_server(s).map_err(|p| {
-                invalid(
-                    Code::InvalidServer,
-                    &format!("servers[{i}]"),
-                    Msg::new("invalid_server")
-                        .arg("value", format!("{s:?}"))
-                        .arg("problem", p.msg()),
-                )
-            })
+            kaipiao_core::server::normalize_server(s)
+                .and_then(|n| kaipiao_core::server::check_transport(&n, allowed_plain).map(|()| n))
+                .map_err(|p| {
+                    invalid(
+                        Code::InvalidServer,
+                        &format!("servers[{i}]"),
+                        Msg::new("invalid_server")
+                            .arg("value", format!("{s:?}"))
+                            .arg("problem", p.msg()),
+                    )
+                })
         })
         .collect()
 }
@@ -98,6 +105,7 @@ impl Ledger {
             public_key,
             authority_public_key: None,
             servers: Vec::new(),
+            insecure_servers: Vec::new(),
             created_at: rfc3339(now),
             enrolled_at: None,
             key_protection: protection,
@@ -129,6 +137,20 @@ impl Ledger {
         servers: &[String],
         now: DateTime<Utc>,
     ) -> Result<()> {
+        self.record_enrollment_allowing(device_id, authority_public_key, servers, &[], now)
+    }
+
+    /// [`Ledger::record_enrollment`], with the plain-`http://` endpoints of `servers`
+    /// the shop allowed on purpose (`kaipiao enroll --allow-insecure-http`): kept with the
+    /// device, so that the list can be set again later with the same ones.
+    pub fn record_enrollment_allowing(
+        &self,
+        device_id: &str,
+        authority_public_key: &str,
+        servers: &[String],
+        allowed_plain: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let device_id = device_id.trim();
         let canonical = uuid::Uuid::parse_str(device_id).map(|u| u.hyphenated().to_string());
         if canonical.as_deref() != Ok(device_id) {
@@ -146,8 +168,17 @@ impl Ledger {
                 Msg::new("invalid_public_key"),
             ));
         }
-        let servers = check_servers(servers)?;
+        let allowed_plain: Vec<String> = allowed_plain
+            .iter()
+            .filter_map(|a| kaipiao_core::server::normalize_server(a).ok())
+            .collect();
+        let servers = check_servers(servers, &allowed_plain)?;
         let servers_json = serde_json::to_string(&servers).map_err(json_error)?;
+        let insecure: Vec<&String> = servers
+            .iter()
+            .filter(|s| kaipiao_core::server::check_transport(s, &[]).is_err())
+            .collect();
+        let insecure_json = serde_json::to_string(&insecure).map_err(json_error)?;
         let tx = self.write_tx()?;
         let dev = rows::require_device(&tx)?;
         if let Some(existing) = &dev.device_id {
@@ -172,20 +203,28 @@ impl Ledger {
         }
         tx.execute(
             "UPDATE device SET device_id = ?1, authority_public_key = ?2, servers = ?3,
-                    enrolled_at = COALESCE(enrolled_at, ?4)
+                    enrolled_at = COALESCE(enrolled_at, ?4), insecure_servers = ?5
              WHERE id = 1",
-            params![device_id, authority_public_key, servers_json, rfc3339(now)],
+            params![
+                device_id,
+                authority_public_key,
+                servers_json,
+                rfc3339(now),
+                insecure_json
+            ],
         )?;
         tx.commit()?;
         Ok(())
     }
 
     /// Replaces the endpoint list (primary first).
+    /// Plain `http://` is refused except to this machine or an endpoint allowed at
+    /// enrolment.
     pub fn set_servers(&self, servers: &[String]) -> Result<()> {
-        let servers = check_servers(servers)?;
-        let json = serde_json::to_string(&servers).map_err(json_error)?;
         let tx = self.write_tx()?;
-        rows::require_device(&tx)?;
+        let allowed = rows::require_device(&tx)?.insecure_servers;
+        let servers = check_servers(servers, &allowed)?;
+        let json = serde_json::to_string(&servers).map_err(json_error)?;
         tx.execute("UPDATE device SET servers = ?1 WHERE id = 1", [json])?;
         tx.commit()?;
         Ok(())

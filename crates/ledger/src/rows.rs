@@ -33,6 +33,8 @@ pub(crate) struct DeviceRow {
     pub clock_offset: i64,
     pub last_sync_at: Option<String>,
     pub queue_stopped: Option<String>,
+    /// Plain-http endpoints allowed on purpose at enrolment.
+    pub insecure_servers: Vec<String>,
 }
 
 impl DeviceRow {
@@ -44,6 +46,7 @@ impl DeviceRow {
             public_key: self.public_key.clone(),
             authority_public_key: self.authority_public_key.clone(),
             servers: self.servers.clone(),
+            insecure_servers: self.insecure_servers.clone(),
             created_at: self.created_at.clone(),
             enrolled_at: self.enrolled_at.clone(),
             key_protection: self.protection,
@@ -86,12 +89,13 @@ pub(crate) fn load_device(conn: &Connection) -> Result<Option<DeviceRow>> {
         i64,
         Option<String>,
         Option<String>,
+        String,
     );
     let raw: Option<Raw> = conn
         .prepare_cached(
             "SELECT key_id, key_protection, device_id, device_name, seller, public_key,
                     authority_public_key, servers, created_at, enrolled_at, clock_offset,
-                    last_sync_at, queue_stopped
+                    last_sync_at, queue_stopped, insecure_servers
              FROM device WHERE id = 1",
         )?
         .query_row([], |r| {
@@ -109,6 +113,7 @@ pub(crate) fn load_device(conn: &Connection) -> Result<Option<DeviceRow>> {
                 r.get(10)?,
                 r.get(11)?,
                 r.get(12)?,
+                r.get(13)?,
             ))
         })
         .optional()?;
@@ -126,6 +131,7 @@ pub(crate) fn load_device(conn: &Connection) -> Result<Option<DeviceRow>> {
         clock_offset,
         last_sync_at,
         queue_stopped,
+        insecure_servers,
     )) = raw
     else {
         return Ok(None);
@@ -140,6 +146,12 @@ pub(crate) fn load_device(conn: &Connection) -> Result<Option<DeviceRow>> {
         .map_err(|_| corrupt(0, "the seller in the device row is not valid JSON"))?;
     let servers: Vec<String> = serde_json::from_str(&servers)
         .map_err(|_| corrupt(0, "the server list in the device row is not valid JSON"))?;
+    let insecure_servers: Vec<String> = serde_json::from_str(&insecure_servers).map_err(|_| {
+        corrupt(
+            0,
+            "the insecure server list in the device row is not valid JSON",
+        )
+    })?;
     Ok(Some(DeviceRow {
         key_id,
         protection,
@@ -154,6 +166,7 @@ pub(crate) fn load_device(conn: &Connection) -> Result<Option<DeviceRow>> {
         clock_offset,
         last_sync_at,
         queue_stopped,
+        insecure_servers,
     }))
 }
 

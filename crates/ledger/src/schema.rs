@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 
 /// The schema this program writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// 1: the tables. STRICT so a value of the wrong type is an error, not a silent coercion.
 const V1_TABLES: &str = r#"
@@ -545,6 +545,12 @@ CREATE TABLE IF NOT EXISTS authority_head (
 /// offset (its 401 `clock_skew`), on the local clock, for the clock-ahead rule of issuance.
 const V7_DEVICE_COLUMN: &str = "ALTER TABLE device ADD COLUMN clock_offset_at TEXT";
 
+/// Migration 8 (in Rust, guarded): the plain-`http://` endpoints the shop allowed on
+/// purpose at enrolment (`kaipiao enroll --allow-insecure-http`), a JSON list of
+/// addresses; every other endpoint is `https://` or this machine.
+const V8_DEVICE_COLUMN: &str =
+    "ALTER TABLE device ADD COLUMN insecure_servers TEXT NOT NULL DEFAULT '[]'";
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1_TABLES),
     (2, V2_GUARDS),
@@ -554,6 +560,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // Applied by `rebuild_v6`, in steps checked from Rust.
     (6, ""),
     (7, V7_AUTHORITY_HEAD),
+    (8, ""),
 ];
 
 /// Prepared statements kept per connection (all of the ledger's fit).
@@ -724,6 +731,9 @@ fn apply(tx: &Connection, after: i64, upto: i64) -> Result<(), LedgerError> {
         }
         if *number == 7 && !has_column(tx, "device", "clock_offset_at")? {
             tx.execute_batch(V7_DEVICE_COLUMN)?;
+        }
+        if *number == 8 && !has_column(tx, "device", "insecure_servers")? {
+            tx.execute_batch(V8_DEVICE_COLUMN)?;
         }
         tx.execute_batch(sql)?;
         tx.execute(

@@ -189,6 +189,38 @@ fn enrolment_pins_the_device_id_and_authority_key() {
             "https://b.example".to_string()
         ]
     );
+    // Plain http:// only to this machine, or to an endpoint allowed at enrolment.
+    let e = s
+        .ledger
+        .set_servers(&["https://a.example".into(), "http://b.example".into()])
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_server");
+    assert_eq!(e.field(), "servers[1]");
+    assert!(e.to_string().contains("https://"), "{e}");
+    s.ledger
+        .set_servers(&["http://localhost:8787".into(), "http://[::1]:8787".into()])
+        .unwrap();
+    s.ledger
+        .record_enrollment_allowing(
+            DEVICE_ID,
+            &authority().public().to_base64(),
+            &["http://10.0.0.5:8787".into()],
+            &["http://10.0.0.5:8787/".into()],
+            t0(),
+        )
+        .unwrap();
+    let dev = s.ledger.device().unwrap().unwrap();
+    assert_eq!(
+        dev.insecure_servers,
+        vec!["http://10.0.0.5:8787".to_string()]
+    );
+    s.ledger
+        .set_servers(&["http://10.0.0.5:8787".into(), "https://c.example".into()])
+        .unwrap();
+    assert!(s
+        .ledger
+        .set_servers(&["http://10.0.0.6:8787".into()])
+        .is_err());
 }
 
 #[test]

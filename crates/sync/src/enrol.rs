@@ -66,7 +66,50 @@ pub async fn enroll_pinned(
     fingerprint: Option<&str>,
     opts: &SyncOptions,
 ) -> Result<EnrollOutcome, SyncError> {
+    let trust = Trust {
+        fingerprint,
+        allow_insecure_http: false,
+    };
+    enroll_trusting(ledger, key, servers, token, &trust, opts).await
+}
+
+/// What an enrolment trusts, beyond `https://` and this machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Trust<'a> {
+    /// Only an authority whose key has this fingerprint ([`enroll_pinned`]).
+    pub fingerprint: Option<&'a str>,
+    /// Plain `http://` to the given servers even where they are not this machine
+    /// (`kaipiao enroll --allow-insecure-http`, for tests): kept with the device for those
+    /// endpoints only. Without it such a server is refused (`invalid_server`) before
+    /// anything is sent.
+    pub allow_insecure_http: bool,
+}
+
+/// [`enroll_pinned`] with every choice of [`Trust`].
+pub async fn enroll_trusting(
+    ledger: &Ledger,
+    key: &DeviceKey,
+    servers: &[String],
+    token: &str,
+    trust: &Trust<'_>,
+    opts: &SyncOptions,
+) -> Result<EnrollOutcome, SyncError> {
+    let fingerprint = trust.fingerprint;
     let device = local_device(ledger, key)?;
+    let normalized = crate::client::normalize_servers(servers)?;
+    let allowed_plain: &[String] = if trust.allow_insecure_http {
+        &normalized
+    } else {
+        &[]
+    };
+    for server in &normalized {
+        kaipiao_core::server::check_transport(server, allowed_plain).map_err(|p| {
+            SyncError::InvalidServer {
+                url: server.clone(),
+                reason: p.text(kaipiao_core::Lang::En),
+            }
+        })?;
+    }
     let client = Client::new(servers, opts)?;
     if let Some(device_id) = device.device_id.clone() {
         if !ledger.leases()?.is_empty() {
@@ -150,10 +193,11 @@ pub async fn enroll_pinned(
         }
     }
 
-    ledger.record_enrollment(
+    ledger.record_enrollment_allowing(
         &enrolled.device_id,
         &authority.to_base64(),
         &endpoints,
+        allowed_plain,
         Utc::now(),
     )?;
     route.progressed();

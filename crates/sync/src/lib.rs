@@ -31,7 +31,7 @@ mod resume;
 mod route;
 
 pub use client::{is_overload_refusal, normalize_server, normalize_servers, Client};
-pub use enrol::{enroll, enroll_pinned, top_up_leases, EnrollOutcome};
+pub use enrol::{enroll, enroll_pinned, enroll_trusting, top_up_leases, EnrollOutcome, Trust};
 pub use error::SyncError;
 pub use outage::{probe_health, HealthAnswer};
 pub use reconcile::{

@@ -34,7 +34,12 @@ pub fn init(ctx: &Ctx, seller: &Party, device_name: &str) -> CmdResult {
     Ok(json!({"data": ctx.data, "device": device}))
 }
 
-pub fn enroll(ctx: &Ctx, servers: &[String], token: &str, fingerprint: Option<&str>) -> CmdResult {
+pub fn enroll(
+    ctx: &Ctx,
+    servers: &[String],
+    token: &str,
+    trust: &kaipiao_sync::Trust<'_>,
+) -> CmdResult {
     let ledger = ctx.open()?;
     let keys = ctx.key_source(false)?;
     let key = ledger
@@ -45,7 +50,7 @@ pub fn enroll(ctx: &Ctx, servers: &[String], token: &str, fingerprint: Option<&s
         &key,
         servers,
         token,
-        fingerprint,
+        trust,
         &SyncOptions::default(),
     )
     .map_err(|e| CommandError::sync(&e, ctx.lang))?;

@@ -69,7 +69,12 @@ export type TaxIdCheckDto = { input: string, normalized: string, valid: boolean,
  */
 message: string, };
 
-export type DeviceDto = { device_id: string | null, device_name: string, seller: PartyDto, public_key: string, authority_public_key: string | null, servers: Array<string>, created_at: string, enrolled_at: string | null, 
+export type DeviceDto = { device_id: string | null, device_name: string, seller: PartyDto, public_key: string, authority_public_key: string | null, 
+/**
+ * The pinned authority key's fingerprint (lowercase hex SHA-256), for a person to
+ * compare with the one the authority publishes.
+ */
+authority_fingerprint: string | null, servers: Array<string>, created_at: string, enrolled_at: string | null, 
 /**
  * "passphrase_file" or "os_keyring".
  */
@@ -111,7 +116,13 @@ servers: Array<string>, token: string,
 /**
  * Seals the device key; ignored when KAIPIAO_PASSPHRASE is set.
  */
-passphrase: string | null, };
+passphrase: string | null, 
+/**
+ * The authority key's fingerprint given to the shop in advance (64 hex digits):
+ * only an authority whose key has it is trusted. None or empty: the key the
+ * enrolling server names is pinned.
+ */
+authority_key: string | null, };
 
 export type SetupResult = { device: DeviceDto, lease: LeaseDto, };
 
