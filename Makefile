@@ -9,7 +9,7 @@ APT_PACKAGES := build-essential pkg-config libssl-dev libdbus-1-dev \
 # Bumped when install-deps.sh learns something new, so existing machines run it again.
 STAMP := target/.deps-installed-3
 
-.PHONY: run demo test deps build bench fmt clean-demo ui ui-test bindings app
+.PHONY: run demo test deps build bench fmt clean-demo ui ui-test bindings app crash fuzz
 
 ## Installs the system and Python packages the build and the tests need (once per machine).
 deps: $(STAMP)
@@ -63,6 +63,18 @@ bench: deps
 	$(CARGO) bench -p kaipiao-sync --bench drain
 	cd ui && npm run build
 	$(CARGO) bench -p kaipiao-app --bench app --profile dev
+
+## The crash loop (issue 10): 1,000 random kill -9 moments of issue, import and sync
+## (KAIPIAO_CRASH_KILLS to change), each followed by the checks; minutes, not part of
+## `make test`. Figures go to docs/BENCHMARKS.md by hand.
+crash: deps
+	$(CARGO) build --workspace --bins
+	$(CARGO) run -p kaipiao-tests --example crash_loop
+
+## The fuzzer (issue 10): a million generated drafts, CLI arguments, wire bodies both
+## ways and JSON Lines, in process (KAIPIAO_FUZZ_INPUTS, KAIPIAO_FUZZ_SEED); release build.
+fuzz: deps
+	$(CARGO) run --release -p kaipiao-tests --example fuzz
 
 ## The fleet simulation (issue 4): docs/fleet.png and docs/fleet.md, figures for BENCHMARKS.md.
 fleet:

@@ -11,17 +11,16 @@
 //! the exit codes. Where a step is the app's too (the data directory, the language, the
 //! passphrase, the status composition, enrolment) it comes from kaipiao-desk.
 
-mod args;
 mod commands;
 mod ctx;
 mod failure;
 mod render;
 
-use args::{Cli, Command};
 use clap::Parser;
 use commands::{issue, read, setup, sync, tools};
 use ctx::Ctx;
 use failure::CmdResult;
+use kaipiao_cli::args::{self, Cli, Command};
 use kaipiao_core::Party;
 use std::process::ExitCode;
 

@@ -107,6 +107,23 @@ impl Authority {
             .await
     }
 
+    /// POST of any bytes with `headers` (what a fuzzer sends).
+    pub async fn post_bytes(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+        let mut b = Request::post(path);
+        for (name, value) in headers {
+            b = b.header(*name, *value);
+        }
+        match b.body(Body::from(body)) {
+            Ok(req) => self.call(req).await,
+            // A header value the HTTP library refuses never reaches a server.
+            Err(_) => Reply {
+                status: StatusCode::BAD_REQUEST,
+                headers: HeaderMap::new(),
+                body: Bytes::new(),
+            },
+        }
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
         self.call(
             Request::post(path)

@@ -1,11 +1,11 @@
 //! The commands that only read the ledger (SPEC 8: they never unseal the key): `list`,
 //! `show`, `status`, `outages`, `verify` and `export`.
 
-use crate::args::StatusArg;
 use crate::ctx::Ctx;
 use crate::failure::{CmdResult, CommandError};
 use crate::render;
 use chrono::Utc;
+use kaipiao_cli::args::StatusArg;
 use kaipiao_core::Code;
 use kaipiao_ledger::{LedgerError, ListFilter, Status};
 use serde_json::{json, Value};
