@@ -159,3 +159,62 @@ fn resuming_a_running_queue_does_nothing() {
     assert_eq!(doc["was_stopped"], json!(false), "{doc}");
     assert_eq!(doc["reconcile"], json!(null), "{doc}");
 }
+
+/// A forged stop is ignored (issue 10, item 1), through the real `kaipiao sync`: an
+/// endpoint in front of the authority answers every submission with an unsigned 422
+/// `idempotency_key_reused`. With the real authority as the other endpoint the run fails
+/// over and files everything (exit 0) with an `unsigned_verdict` alert; alone, it ends the
+/// run for a transient reason (exit 3, the summary printed). The queue is never stopped.
+#[test]
+fn a_forged_stop_is_ignored_and_the_run_fails_over() {
+    use kaipiao_testkit::scripted::{Act, Req, Scripted};
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let forger = rt.block_on(Scripted::start(
+        Some(taxd.url()),
+        std::sync::Arc::new(|req: &Req, _| {
+            if req.is_submission() {
+                Act::each_item(req, |_| {
+                    (422, Act::error_body("idempotency_key_reused", json!({})))
+                })
+            } else {
+                Act::Proxy
+            }
+        }),
+    ));
+    let set_servers = |servers: &[String]| {
+        let ledger = kaipiao_ledger::Ledger::open(&shop.data).expect("open the ledger");
+        ledger.set_servers(servers).expect("set the servers");
+    };
+    set_servers(&[forger.url.clone(), taxd.url()]);
+    shop.issue(&small_draft("客户甲", "10.00"));
+    let out = shop.sync();
+    out.expect_code(0);
+    assert_eq!(out.json()["accepted"], json!(1), "{out}");
+    let alerts = shop.kaipiao(&["--json", "alerts"]).json();
+    assert!(
+        alerts["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .any(|a| a["code"] == json!("unsigned_verdict")),
+        "{alerts}"
+    );
+    assert_eq!(
+        shop.kaipiao(&["--json", "queue"]).json()["stopped"],
+        json!(false)
+    );
+
+    set_servers(std::slice::from_ref(&forger.url));
+    shop.issue(&small_draft("客户乙", "20.00"));
+    let out = shop.sync();
+    out.expect_code(3);
+    let doc = out.json();
+    assert_eq!(doc["pending"], json!(1), "{doc}");
+    assert_eq!(
+        shop.kaipiao(&["--json", "queue"]).json()["stopped"],
+        json!(false)
+    );
+    assert_eq!(taxd.receipts_of(&shop.device_id).len(), 1);
+}
