@@ -45,6 +45,7 @@ mod error;
 mod faults;
 mod gate;
 mod limits;
+mod readback;
 mod reqlog;
 mod submit;
 
@@ -149,6 +150,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/devices", post(api::enroll))
         .route("/v1/leases", post(api::grant_lease))
         .route("/v1/devices/{id}/head", get(api::head))
+        .route("/v1/devices/{id}/invoices", get(readback::invoices))
+        .route("/v1/devices/{id}/leases", get(readback::leases))
         .route("/v1/invoices", post(submit::submit_invoice))
         .route("/v1/invoices:batch", post(submit::submit_batch))
         .route("/v1/invoices/{id}", get(api::receipt))

@@ -814,3 +814,71 @@ async fn submissions_are_rate_limited_by_the_envelope_device() {
     );
     assert!(r.headers.contains_key("retry-after"));
 }
+
+/// Issue 10 (for restore): a device reads back its own envelopes, exactly as it signed
+/// them, with their receipts, page by page in chain order, and its leases; another device
+/// is refused, and a bad query names its parameter.
+#[tokio::test]
+async fn a_device_reads_back_its_own_envelopes_and_leases() {
+    let a = Authority::new();
+    let d = &mut ready(&a, 45).await;
+    let mut sent = Vec::new();
+    for price in ["1", "2", "3"] {
+        let env = d.issue(&ordinary("1", price));
+        assert_eq!(a.submit(&env).await.status, StatusCode::CREATED);
+        sent.push(env);
+    }
+    let path = format!("/v1/devices/{}/invoices?after_seq=1&limit=1", d.id);
+    let page = a.call(d.signed(Method::GET, &path, Vec::new())).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let page = page.json();
+    assert_eq!(page["head"]["seq"], 3);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["seq"], 2);
+    let envelope: Envelope = serde_json::from_value(items[0]["envelope"].clone()).unwrap();
+    assert_eq!(envelope, sent[1]);
+    kaipiao_core::sign::verify_envelope(&d.key.public(), &envelope).unwrap();
+    verify_object(
+        &a.authority_key(),
+        RECEIPT_DOMAIN,
+        &items[0]["receipt"],
+        "authority_signature",
+    )
+    .unwrap();
+    assert_eq!(
+        items[0]["receipt"]["invoice_id"],
+        sent[1].invoice.id.as_str()
+    );
+    let all = format!("/v1/devices/{}/invoices", d.id);
+    let all = a.call(d.signed(Method::GET, &all, Vec::new())).await.json();
+    assert_eq!(all["items"].as_array().unwrap().len(), 3);
+
+    let leases = format!("/v1/devices/{}/leases", d.id);
+    let leases = a
+        .call(d.signed(Method::GET, &leases, Vec::new()))
+        .await
+        .json();
+    let leases = leases["leases"].as_array().unwrap();
+    assert_eq!(leases.len(), 1);
+    let lease: kaipiao_core::Lease = serde_json::from_value(leases[0].clone()).unwrap();
+    lease.verify(&a.authority_key()).unwrap();
+
+    let bad = format!("/v1/devices/{}/invoices?limit=9999", d.id);
+    let r = a.call(d.signed(Method::GET, &bad, Vec::new())).await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (
+            StatusCode::BAD_REQUEST,
+            "invalid_request".into(),
+            "limit".into()
+        )
+    );
+    let other = &mut ready(&a, 46).await;
+    let theirs = format!("/v1/devices/{}/invoices", d.id);
+    let r = a.call(other.signed(Method::GET, &theirs, Vec::new())).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "forbidden".into())
+    );
+}
