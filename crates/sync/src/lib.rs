@@ -25,6 +25,7 @@ mod enrol;
 mod error;
 mod outage;
 pub mod policy;
+mod readback;
 mod reconcile;
 mod relay;
 mod resume;
@@ -34,6 +35,7 @@ pub use client::{is_overload_refusal, normalize_server, normalize_servers, Clien
 pub use enrol::{enroll, enroll_pinned, enroll_trusting, top_up_leases, EnrollOutcome, Trust};
 pub use error::SyncError;
 pub use outage::{probe_health, HealthAnswer};
+pub use readback::{fetch_held, HeldInvoice};
 pub use reconcile::{
     reconcile, Mismatch, Missing, ReconcileProgress, ReconcileReport, Refiled, SeqRange,
 };

@@ -705,3 +705,38 @@ async fn a_second_sync_of_the_same_directory_is_refused_while_one_runs() {
         .unwrap_err();
     assert_eq!(err.code(), "busy");
 }
+
+/// What the authority holds of this device, read back and checked against the device's
+/// own key, the chain and the pinned authority key (for restore): exactly the envelopes
+/// and receipts the ledger holds, from any seq on.
+#[tokio::test]
+async fn the_authority_gives_a_device_its_own_invoices_back_checked() {
+    let taxd = Taxd::start(&[]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    let issued = dev.issue(5);
+    let report = sync_now(&dev.ledger, &dev.key, &opts(10), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.accepted, 5);
+    let after = &issued[1].envelope;
+    let (held, head) = kaipiao_sync::fetch_held(&dev.ledger, &dev.key, &opts(10), 2, &after.hash)
+        .await
+        .unwrap();
+    assert_eq!(head.seq, 5);
+    let seqs: Vec<u64> = held.iter().map(|h| h.envelope.invoice.seq).collect();
+    assert_eq!(seqs, [3, 4, 5]);
+    for (h, mine) in held.iter().zip(&issued[2..]) {
+        assert_eq!(h.envelope, mine.envelope);
+        let stored = dev.ledger.show(&mine.envelope.invoice.number).unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&h.receipt_json).unwrap(),
+            stored.receipt.unwrap()
+        );
+    }
+    // A link that is not this chain's is refused, naming the seq.
+    let e = kaipiao_sync::fetch_held(&dev.ledger, &dev.key, &opts(10), 2, &"0".repeat(64))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("seq 3"), "{e}");
+}
