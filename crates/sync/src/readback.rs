@@ -11,9 +11,8 @@ use crate::route::{Call, Route, Signer};
 use crate::{Progress, SyncOptions};
 use kaipiao_core::sign::verify_envelope;
 use kaipiao_core::wire::{Head, Receipt};
-use kaipiao_core::{DeviceKey, Envelope, PublicKey};
-use kaipiao_ledger::{Ledger, LedgerError};
-use reqwest::Method;
+use kaipiao_core::{DeviceKey, Envelope};
+use kaipiao_ledger::Ledger;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -54,16 +53,7 @@ pub async fn fetch_held(
     after_seq: u64,
     after_hash: &str,
 ) -> Result<(Vec<HeldInvoice>, Head), SyncError> {
-    let device = ledger.device()?.ok_or(LedgerError::NotInitialized)?;
-    let device_id = device.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
-    if !key.belongs_to(&device.public_key) {
-        return Err(SyncError::WrongKey);
-    }
-    let pinned = device
-        .authority_public_key
-        .as_deref()
-        .and_then(|k| PublicKey::from_base64(k).ok())
-        .ok_or(LedgerError::NotEnrolled)?;
+    let (device, device_id, pinned) = crate::relay::enrolled(ledger, key)?;
     let own = key.public();
     let mut route = Route::new(Client::new(&device.servers, opts)?, opts, &no_progress);
     let signer = Signer {
@@ -76,17 +66,9 @@ pub async fn fetch_held(
     loop {
         let path = format!("/v1/devices/{device_id}/invoices?after_seq={last_seq}&limit={PAGE}");
         let page: RawPage = route
-            .call(
-                Call {
-                    method: Method::GET,
-                    path: &path,
-                    body: None,
-                    success: 200,
-                    patient: true,
-                },
-                Some(&signer),
-                |b| serde_json::from_str::<RawPage>(b).map_err(|e| e.to_string()),
-            )
+            .call(Call::get(&path), Some(&signer), |b| {
+                serde_json::from_str::<RawPage>(b).map_err(|e| e.to_string())
+            })
             .await?;
         route.progressed();
         let done = page.items.is_empty() || page.items.len() < PAGE as usize;

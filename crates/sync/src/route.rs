@@ -67,6 +67,19 @@ pub(crate) struct Call<'c> {
     pub patient: bool,
 }
 
+impl<'c> Call<'c> {
+    /// A device-signed read that waits out failures until the give-up deadline.
+    pub fn get(path: &'c str) -> Call<'c> {
+        Call {
+            method: Method::GET,
+            path,
+            body: None,
+            success: 200,
+            patient: true,
+        }
+    }
+}
+
 /// `now + d`, saturating at a far future instead of overflowing on absurd durations
 /// (a Retry-After of 10^19 seconds must not panic).
 fn later(d: Duration) -> Instant {

@@ -11,7 +11,6 @@ use chrono::Utc;
 use kaipiao_core::wire::Head;
 use kaipiao_core::Code;
 use kaipiao_ledger::LedgerStatus;
-use reqwest::Method;
 
 impl Run<'_> {
     /// The authority's head after the drain (None when no endpoint answered). When it is
@@ -71,16 +70,10 @@ impl Run<'_> {
         };
         self.route
             .call(
-                Call {
-                    method: Method::GET,
-                    path: &path,
-                    body: None,
-                    success: 200,
-                    // A refusal for overload here is waited out like any other failed
-                    // request: SPEC 6 wants the heads compared, and server_head null
-                    // means "no endpoint answered".
-                    patient: true,
-                },
+                // A refusal for overload here is waited out like any other failed
+                // request: SPEC 6 wants the heads compared, and server_head null means
+                // "no endpoint answered".
+                Call::get(&path),
                 Some(&signer),
                 |b| serde_json::from_str::<Head>(b).map_err(|e| e.to_string()),
             )

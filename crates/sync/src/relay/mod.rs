@@ -252,6 +252,21 @@ pub(crate) async fn prepare(
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Prepared, SyncError> {
     let lock = lock_outbox(ledger, opts.lock_wait, progress).await?;
+    let (device, device_id, authority) = enrolled(ledger, key)?;
+    Ok(Prepared {
+        lock,
+        servers: device.servers,
+        device_id,
+        authority,
+    })
+}
+
+/// The enrolled device, its id and the authority key pinned at enrolment, once `key` is
+/// checked to be the device's key.
+pub(crate) fn enrolled(
+    ledger: &Ledger,
+    key: &DeviceKey,
+) -> Result<(kaipiao_ledger::LocalDevice, String, PublicKey), SyncError> {
     let device = ledger.device()?.ok_or(LedgerError::NotInitialized)?;
     let device_id = device.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
     if !key.belongs_to(&device.public_key) {
@@ -265,12 +280,7 @@ pub(crate) async fn prepare(
         seq: 0,
         what: "the pinned authority key is not a base64 Ed25519 key".into(),
     })?;
-    Ok(Prepared {
-        lock,
-        servers: device.servers,
-        device_id,
-        authority,
-    })
+    Ok((device, device_id, authority))
 }
 
 /// "Sync now": takes the outbox lock, tops up leases, submits every pending invoice in
