@@ -150,6 +150,14 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<QueueAction>,
     },
+    /// Write an online backup of the ledger, with the device key sealed inside it (never
+    /// plain), to FILE (never overwritten). A key in the OS keyring is sealed for the
+    /// backup under KAIPIAO_BACKUP_PASSPHRASE (or a passphrase typed when asked). With
+    /// --json {"out", "bytes", "invoices", "head": {"seq", "hash"}, "key", "created_at"}.
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Check the chain, every signature and every stored receipt.
     Verify,
     /// Write the ledger as JSON Lines (SPEC 9).

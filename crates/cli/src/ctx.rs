@@ -29,15 +29,13 @@ impl Ctx {
         Ok((ledger, key))
     }
 
-    /// The passphrase that seals the device key: KAIPIAO_PASSPHRASE, else a prompt on a
-    /// terminal (twice when `confirm`), else none (the OS keyring, where there is one).
-    pub fn key_source(&self, confirm: bool) -> Result<KeySource, CommandError> {
-        if let Some(p) = config::env_passphrase() {
-            return Ok(config::key_source(Some(&p)));
-        }
-        if !std::io::stdin().is_terminal() {
-            return Ok(KeySource::default());
-        }
+    /// A passphrase typed at the terminal after `prompt`, and once more when `confirm`
+    /// (different answers are `passphrase_mismatch`).
+    fn prompt_passphrase(
+        &self,
+        prompt: &str,
+        confirm: bool,
+    ) -> Result<zeroize::Zeroizing<String>, CommandError> {
         let prompt_error = |e: std::io::Error| {
             CommandError::new(
                 EXIT_OTHER,
@@ -48,7 +46,6 @@ impl Ctx {
                     .text(self.lang),
             )
         };
-        let prompt = self.lang.pick("设备密钥口令：", "Device key passphrase: ");
         let first =
             zeroize::Zeroizing::new(rpassword::prompt_password(prompt).map_err(prompt_error)?);
         if confirm {
@@ -65,6 +62,36 @@ impl Ctx {
                 ));
             }
         }
+        Ok(first)
+    }
+
+    /// The passphrase that seals the key's copy in a backup: KAIPIAO_BACKUP_PASSPHRASE,
+    /// else typed twice at a terminal; None without either (the backup then says so).
+    pub fn backup_passphrase(&self) -> Result<Option<zeroize::Zeroizing<String>>, CommandError> {
+        if let Some(p) = std::env::var("KAIPIAO_BACKUP_PASSPHRASE")
+            .ok()
+            .filter(|p| !p.is_empty())
+        {
+            return Ok(Some(zeroize::Zeroizing::new(p)));
+        }
+        if !std::io::stdin().is_terminal() {
+            return Ok(None);
+        }
+        let prompt = self.lang.pick("备份口令：", "Backup passphrase: ");
+        self.prompt_passphrase(prompt, true).map(Some)
+    }
+
+    /// The passphrase that seals the device key: KAIPIAO_PASSPHRASE, else a prompt on a
+    /// terminal (twice when `confirm`), else none (the OS keyring, where there is one).
+    pub fn key_source(&self, confirm: bool) -> Result<KeySource, CommandError> {
+        if let Some(p) = config::env_passphrase() {
+            return Ok(config::key_source(Some(&p)));
+        }
+        if !std::io::stdin().is_terminal() {
+            return Ok(KeySource::default());
+        }
+        let prompt = self.lang.pick("设备密钥口令：", "Device key passphrase: ");
+        let first = self.prompt_passphrase(prompt, confirm)?;
         Ok(config::key_source(
             Some(first.as_str()).filter(|p| !p.is_empty()),
         ))

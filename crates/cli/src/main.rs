@@ -121,6 +121,7 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
             None => read::queue(ctx),
             Some(args::QueueAction::Resume) => sync::resume(ctx),
         },
+        Command::Backup { out } => setup::backup(ctx, &out),
         Command::Verify => read::verify(ctx),
         Command::Export { out } => read::export(ctx, &out),
         Command::CheckTaxId { .. } | Command::Words { .. } => Ok(serde_json::Value::Null),

@@ -186,6 +186,7 @@ not_enrolled-app = The device is not enrolled with the tax authority; complete t
 locked = The device key is locked; type its passphrase
 data_dir_pinned = The data directory is set by KAIPIAO_DATA and cannot be changed here
 invalid_path = Type the full path of the data directory (starting with /)
+invalid_path-exists = { $path } already exists: choose another file (a backup never overwrites one)
 weak_passphrase = The passphrase needs at least 8 characters: it protects this device's key; keep it safe
 missing_field-token = Type the enrolment token the tax authority gave you
 busy-app = Another program (such as `kaipiao sync`) is syncing this data directory; try again in a moment

@@ -178,6 +178,7 @@ not_enrolled-app = 设备尚未向税务机关登记，请先完成首次设置
 locked = 设备密钥尚未解锁，请输入口令
 data_dir_pinned = 数据目录由环境变量 KAIPIAO_DATA 指定，无法在此更改
 invalid_path = 请输入数据目录的完整路径（以 / 开头）
+invalid_path-exists = { $path } 已存在：请另选文件名（备份不会覆盖已有文件）
 weak_passphrase = 口令至少 8 个字符：它保护本机的设备密钥，请妥善保管
 missing_field-token = 请填写税务机关提供的登记令牌
 busy-app = 另一个程序（如命令行 kaipiao sync）正在同步此数据目录，请稍后再试

@@ -154,15 +154,41 @@ pub(crate) fn unseal(
         }
         Protection::OsKeyring => keyring_load(key_id)?,
     };
-    let derived = kaipiao_core::DeviceKey::from_bytes(&secret)
-        .public()
-        .to_base64();
-    if derived != public_key {
+    if !is_device_key(&secret, public_key) {
         return Err(key_error(
             "the unsealed key is not this device's key (its public key differs from the ledger's); restore the data directory's own key",
         ));
     }
     Ok(secret)
+}
+
+/// Whether `secret` is the private half of `public_key` (standard base64).
+fn is_device_key(secret: &[u8; 32], public_key: &str) -> bool {
+    kaipiao_core::DeviceKey::from_bytes(secret)
+        .public()
+        .to_base64()
+        == public_key
+}
+
+/// For a backup: the key in the OS keyring (entry `key_id`), sealed under `pass` as a
+/// sealed key file's text, written through `scratch` (a temporary path, removed).
+pub(crate) fn seal_copy(
+    key_id: &str,
+    public_key: &str,
+    pass: &str,
+    scratch: &Path,
+) -> Result<String, LedgerError> {
+    let secret = keyring_load(key_id)?;
+    if !is_device_key(&secret, public_key) {
+        return Err(key_error(
+            "the key in the OS keyring is not this device's key; no backup was written",
+        ));
+    }
+    let path = scratch.with_extension("key");
+    let sealed = seal_file(&path, &secret, public_key, pass)
+        .and_then(|()| std::fs::read_to_string(&path).map_err(LedgerError::Io));
+    let _ = std::fs::remove_file(&path);
+    sealed
 }
 
 /// Argon2id output: 32 bytes of cipher key, then 32 bytes hashed into the check value.

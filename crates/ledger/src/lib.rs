@@ -17,6 +17,7 @@
 // keeps only opening the file and what every module shares.
 mod alerts;
 mod audit;
+mod backup;
 mod clock;
 mod device;
 mod error;
@@ -34,6 +35,7 @@ mod schema;
 
 pub use alerts::Alert;
 pub use audit::VerifyReport;
+pub use backup::{BackupKey, BackupReport};
 pub use device::LocalDevice;
 pub use error::LedgerError;
 pub use issuance::Issued;

@@ -72,3 +72,31 @@ pub fn enroll(
         "lease": outcome.lease,
     }))
 }
+
+/// `kaipiao backup --out FILE`: never needs the device passphrase; a key in the OS keyring
+/// is sealed for the backup under KAIPIAO_BACKUP_PASSPHRASE or a passphrase typed twice.
+pub fn backup(ctx: &Ctx, out: &std::path::Path) -> CmdResult {
+    let ledger = ctx.open()?;
+    let protection = ledger
+        .device()
+        .map_err(|e| CommandError::ledger(&e, ctx.lang))?
+        .map(|d| d.key_protection);
+    let pass = match protection {
+        Some(kaipiao_ledger::Protection::OsKeyring) => ctx.backup_passphrase()?,
+        _ => None,
+    };
+    let report = ledger
+        .backup(out, pass.as_deref().map(|p| p.as_str()), chrono::Utc::now())
+        .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    if !ctx.json {
+        println!(
+            "{} {} ({} {}, {} bytes)",
+            ctx.lang.pick("已备份到", "Backed up to"),
+            report.out.display(),
+            report.invoices,
+            ctx.lang.pick("张发票", "invoices"),
+            report.bytes
+        );
+    }
+    serde_json::to_value(&report).map_err(CommandError::internal)
+}
