@@ -371,22 +371,26 @@ pub(crate) async fn head(
     }
     let head = state
         .blocking(move |shared| {
-            shared.db.with(|conn| {
-                conn.query_row(
-                    "SELECT seq, hash FROM chain_heads WHERE device_id = ?1",
-                    [&device],
-                    |r| {
-                        Ok(Head {
-                            seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-                            hash: r.get(1)?,
-                        })
-                    },
-                )
-                .map_err(ErrorAnswer::from)
-            })
+            shared
+                .db
+                .with(|conn| chain_head(conn, &device).map_err(ErrorAnswer::from))
         })
         .await?;
     Ok(json(StatusCode::OK, &head))
+}
+
+/// A device's chain head as the authority holds it.
+pub(crate) fn chain_head(conn: &rusqlite::Connection, device: &str) -> rusqlite::Result<Head> {
+    conn.query_row(
+        "SELECT seq, hash FROM chain_heads WHERE device_id = ?1",
+        [device],
+        |r| {
+            Ok(Head {
+                seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                hash: r.get(1)?,
+            })
+        },
+    )
 }
 
 /// GET /v1/invoices/{id} (device-signed): the receipt exactly as first sent (unless a

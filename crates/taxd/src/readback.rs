@@ -111,16 +111,7 @@ pub(crate) async fn invoices(
         .blocking(move |shared| {
             shared.db.with(|conn| {
                 let tx = conn.transaction()?;
-                let head = tx.query_row(
-                    "SELECT seq, hash FROM chain_heads WHERE device_id = ?1",
-                    [&device],
-                    |r| {
-                        Ok(Head {
-                            seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-                            hash: r.get(1)?,
-                        })
-                    },
-                )?;
+                let head = crate::api::chain_head(&tx, &device)?;
                 let mut stmt = tx.prepare(
                     "SELECT seq, invoice, hash, signature, body FROM receipts
                      WHERE device_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",

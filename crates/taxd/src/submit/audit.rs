@@ -223,12 +223,6 @@ fn offline_terms(
     t: DateTime<Utc>,
     findings: &mut Vec<FieldError>,
 ) -> Result<(), ErrorAnswer> {
-    let Ok(lease) = serde_json::from_str::<Lease>(&terms.body) else {
-        return Ok(());
-    };
-    let Ok(limits) = lease.terms() else {
-        return Ok(());
-    };
     let newest_received: Option<i64> = tx
         .prepare_cached(
             "SELECT seq FROM receipts WHERE device_id = ?1 AND received_at <= ?2
@@ -243,6 +237,13 @@ fn offline_terms(
         // is its own (the single-invoice cap already bounds it).
         return Ok(());
     }
+    // Parsed only when something older was out there (not for a device that is online).
+    let Ok(lease) = serde_json::from_str::<Lease>(&terms.body) else {
+        return Ok(());
+    };
+    let Ok(limits) = lease.terms() else {
+        return Ok(());
+    };
     let row = |s: i64| -> Result<Option<(String, Option<i64>)>, ErrorAnswer> {
         Ok(tx
             .prepare_cached(

@@ -254,13 +254,14 @@ fn submit_envelope(shared: &Shared, envelope: &Envelope) -> Outcome {
 /// other outcome goes as it is. Under the `wrong_signing_key` fault the verdict is signed
 /// by the impostor key, as receipts are.
 fn sealed(shared: &Shared, invoice_id: &str, hash: &str, outcome: Outcome) -> Outcome {
-    if outcome.committed || outcome.replayed {
+    let status = outcome.status.as_u16();
+    if outcome.committed || outcome.replayed || !matches!(status, 409 | 422) {
         return outcome;
     }
     let Ok(error) = serde_json::from_slice::<WireError>(&outcome.body) else {
         return outcome;
     };
-    if !is_stop_verdict(outcome.status.as_u16(), &error.error.code) {
+    if !is_stop_verdict(status, &error.error.code) {
         return outcome;
     }
     let subject = VerdictSubject {
