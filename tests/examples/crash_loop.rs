@@ -1,13 +1,17 @@
 //! `make crash` (issue 10, item 7): `kill -9` at random moments of every operation that
-//! writes — `issue`, `import`, and `sync` (its batches and receipt groups, while a real taxd files) — a thousand times by default (`KAIPIAO_CRASH_KILLS`). After each kill: the chain
+//! writes — `issue`, `import`, `sync` (its batches and receipt groups, while a real taxd
+//! files), `backup` and `restore` (from the newest whole backup, over pending invoices) —
+//! a thousand times by default (`KAIPIAO_CRASH_KILLS`). After each kill: the chain
 //! verifies, seqs run 1..n without a gap, no number is used twice, every invoice a run
-//! reported issued is in the ledger as printed, and the authority holds at most one
-//! receipt per invoice, each for the invoice at that seq here. At the end everything is
-//! filed: exactly one receipt per invoice, and the export passes the independent verifier.
+//! reported issued is in the ledger as printed (or, once a restore ran, absent and never
+//! received by the authority: issued after the backup and lost with the copy it
+//! replaced), and the authority holds at most one receipt per invoice, each for the
+//! invoice at that seq here. A backup is whole or absent. At the end everything is filed:
+//! exactly one receipt per invoice, and the export passes the independent verifier.
 //!
 //! Not part of `make test` (minutes, not seconds): an example, run by `make crash`, that
 //! panics at the first broken check and prints its figures at the end (they go to
-//! docs/BENCHMARKS.md). Backup and restore join the loop once they exist.
+//! docs/BENCHMARKS.md).
 
 use kaipiao_tests::*;
 use rand::Rng;
@@ -21,9 +25,13 @@ enum Op {
     Import,
     /// Sends the backlog in batches and stores the receipts in groups (the default).
     Sync,
+    /// `backup --out` a new file.
+    Backup,
+    /// `restore --replace-pending` from the newest whole backup.
+    Restore,
 }
 
-const OPS: [Op; 3] = [Op::Issue, Op::Import, Op::Sync];
+const OPS: [Op; 5] = [Op::Issue, Op::Import, Op::Sync, Op::Backup, Op::Restore];
 /// Drafts per `import` run.
 const IMPORT_LINES: usize = 5;
 
@@ -39,6 +47,11 @@ struct Loop {
     /// Number -> id of every invoice a run reported issued (exit 0 before the kill).
     reported: HashMap<String, String>,
     drafts: usize,
+    /// The backups asked for, in order (each whole or absent after a kill).
+    backups: Vec<std::path::PathBuf>,
+    /// A restore ran (to the end or killed): reported invoices may have been lost with
+    /// the ledger it replaced.
+    restored: bool,
 }
 
 impl Loop {
@@ -80,6 +93,29 @@ impl Loop {
                 "--lock-wait".into(),
                 "0".into(),
             ],
+            Op::Backup => {
+                let out = self
+                    .shop
+                    .work
+                    .join(format!("b{:05}.kaipiao-backup", self.backups.len()));
+                self.backups.push(out.clone());
+                vec![
+                    "--json".into(),
+                    "backup".into(),
+                    "--out".into(),
+                    out.display().to_string(),
+                ]
+            }
+            Op::Restore => {
+                self.restored = true;
+                let newest = self.backups.iter().rev().find(|b| b.exists()).cloned();
+                vec![
+                    "--json".into(),
+                    "restore".into(),
+                    newest.unwrap_or_default().display().to_string(),
+                    "--replace-pending".into(),
+                ]
+            }
         }
     }
 
@@ -96,8 +132,22 @@ impl Loop {
                     inv["id"].as_str().unwrap_or_default().to_string(),
                 );
             }
-            Op::Import | Op::Sync => {}
+            Op::Import | Op::Sync | Op::Backup | Op::Restore => {}
         }
+    }
+
+    /// A data directory left without its ledger by a restore killed between its two
+    /// renames is finished by running `restore` again (docs/CLI.md).
+    fn finish_restore(&self, round: usize) {
+        if self.shop.data.join("ledger.sqlite3").exists() {
+            return;
+        }
+        let newest = self.backups.iter().rev().find(|b| b.exists());
+        let file = newest.map(|b| b.display().to_string()).unwrap_or_default();
+        let out = self
+            .shop
+            .kaipiao(&["--json", "restore", &file, "--replace-pending"]);
+        assert_eq!(out.code, 0, "round {round}: finishing the restore\n{out}");
     }
 
     /// The checks after every kill.
@@ -120,14 +170,25 @@ impl Loop {
             );
             by_number.insert(number, s(row, "/id").to_string());
         }
-        for (number, id) in &self.reported {
-            assert_eq!(
-                by_number.get(number),
-                Some(id),
-                "round {round}: {number} was reported issued and is not in the ledger as printed"
-            );
-        }
         let receipts = taxd.receipts_of(&self.shop.device_id);
+        let received: HashSet<&str> = receipts.iter().map(|r| s(r, "/number")).collect();
+        for (number, id) in &self.reported {
+            match by_number.get(number) {
+                Some(found) => assert_eq!(
+                    found, id,
+                    "round {round}: {number} is in the ledger as another invoice (a number used twice)"
+                ),
+                None => assert!(
+                    self.restored && !received.contains(number.as_str()),
+                    "round {round}: {number} was reported issued and is not in the ledger"
+                ),
+            }
+        }
+        for b in self.backups.iter().filter(|b| b.exists()) {
+            if let Err(e) = kaipiao_ledger::read_backup(b) {
+                panic!("round {round}: {} is not a whole backup: {e}", b.display());
+            }
+        }
         let mut seen = HashSet::new();
         for r in &receipts {
             let seq = u(r, "/seq");
@@ -155,6 +216,8 @@ fn main() {
         shop,
         reported: HashMap::new(),
         drafts: 0,
+        backups: Vec::new(),
+        restored: false,
     };
     // How long each operation takes here, undisturbed, to spread the kill moments over
     // before, during and after its work.
@@ -197,6 +260,9 @@ fn main() {
             Some(3) if op == Op::Sync => entry.1 += 1,
             Some(code) => panic!("round {round}: {op:?} failed on its own with {code}\n{out}"),
             None => entry.0 += 1,
+        }
+        if op == Op::Restore {
+            l.finish_restore(round);
         }
         l.check(&taxd, round);
     }

@@ -1,7 +1,7 @@
 //! `kaipiao backup --out FILE` (issue 10, item 6, first half): an online backup with the
 //! device key sealed inside it, never plain, written whole or not at all, never over an
-//! existing file. (Restore is not built yet: the backup is checked here by opening it as a
-//! data directory's ledger and verifying it.)
+//! existing file. (`restore` itself: tests/restore.rs; here the file is checked by opening
+//! it as a data directory's ledger and verifying it.)
 
 use kaipiao_tests::*;
 use serde_json::json;

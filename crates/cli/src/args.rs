@@ -158,6 +158,22 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Make the data directory again from a backup written by `backup`: the chain
+    /// verified, what the authority holds beyond the backup brought back, every number
+    /// the lost copy may have used reported and given up, a fresh block taken. Needs the
+    /// authority (exit 3 when it cannot be reached; nothing changed). The directory it
+    /// replaces is kept beside it as NAME.replaced-TIMESTAMP; one that still holds
+    /// pending invoices is replaced only with --replace-pending. The key opens with the
+    /// device passphrase (KAIPIAO_PASSPHRASE), or for a key that was in the OS keyring
+    /// with the backup passphrase (KAIPIAO_BACKUP_PASSPHRASE), which then seals it. With
+    /// --json the report (docs/CLI.md).
+    Restore {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace a ledger that still holds invoices the authority has not received.
+        #[arg(long)]
+        replace_pending: bool,
+    },
     /// Check the chain, every signature and every stored receipt.
     Verify,
     /// Write the ledger as JSON Lines (SPEC 9).

@@ -81,6 +81,32 @@ impl Ctx {
         self.prompt_passphrase(prompt, true).map(Some)
     }
 
+    /// What opens the key inside a backup being restored: the device passphrase for a
+    /// passphrase-sealed key, else the backup passphrase (KAIPIAO_BACKUP_PASSPHRASE, or
+    /// typed once at a terminal).
+    pub fn restore_key_source(
+        &self,
+        key: kaipiao_ledger::BackupKey,
+    ) -> Result<KeySource, CommandError> {
+        match key {
+            kaipiao_ledger::BackupKey::DevicePassphrase => self.key_source(false),
+            kaipiao_ledger::BackupKey::BackupPassphrase => {
+                if let Some(p) = std::env::var("KAIPIAO_BACKUP_PASSPHRASE")
+                    .ok()
+                    .filter(|p| !p.is_empty())
+                {
+                    return Ok(KeySource::with_passphrase(&p));
+                }
+                if !std::io::stdin().is_terminal() {
+                    return Ok(KeySource::default());
+                }
+                let prompt = self.lang.pick("备份口令：", "Backup passphrase: ");
+                let pass = self.prompt_passphrase(prompt, false)?;
+                Ok(KeySource::with_passphrase(&pass))
+            }
+        }
+    }
+
     /// The passphrase that seals the device key: KAIPIAO_PASSPHRASE, else a prompt on a
     /// terminal (twice when `confirm`), else none (the OS keyring, where there is one).
     pub fn key_source(&self, confirm: bool) -> Result<KeySource, CommandError> {

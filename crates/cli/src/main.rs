@@ -122,6 +122,10 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
             Some(args::QueueAction::Resume) => sync::resume(ctx),
         },
         Command::Backup { out } => setup::backup(ctx, &out),
+        Command::Restore {
+            file,
+            replace_pending,
+        } => setup::restore(ctx, &file, replace_pending),
         Command::Verify => read::verify(ctx),
         Command::Export { out } => read::export(ctx, &out),
         Command::CheckTaxId { .. } | Command::Words { .. } => Ok(serde_json::Value::Null),

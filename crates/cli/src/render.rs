@@ -620,6 +620,84 @@ pub fn resume(r: &kaipiao_sync::ResumeReport, lang: Lang) -> String {
     }
 }
 
+/// `kaipiao restore`.
+pub fn restore(r: &kaipiao_sync::RestoreReport, lang: Lang) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {} ({} seq {}).",
+        lang.pick("已从备份恢复", "Restored from the backup of"),
+        r.backup_created_at,
+        lang.pick("备份时链头", "its head at"),
+        r.backup_head.seq
+    );
+    let _ = writeln!(
+        out,
+        "{}: {} {}, {} {}; {} seq {}, {} {}.",
+        lang.pick("从税务机关取回", "Brought back from the authority"),
+        r.invoices_brought_back,
+        lang.pick("张发票", "invoices"),
+        r.receipts_brought_back,
+        lang.pick("份回执", "receipts"),
+        lang.pick("链头现为", "the head is now"),
+        r.head.seq,
+        r.pending,
+        lang.pick("张待上传", "pending")
+    );
+    if r.numbers_possibly_used.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            lang.pick(
+                "没有备份后可能已被使用的号码。",
+                "No number may have been used after the backup."
+            )
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{} ({}):",
+            lang.pick(
+                "以下号码可能在备份后已被丢失的副本使用但未上传，这些发票已随之丢失，号码不再使用",
+                "These numbers may have been used by the lost copy after the backup and never filed: those invoices are lost with it, and the numbers are never used again"
+            ),
+            r.numbers_possibly_used_count
+        );
+        for range in &r.numbers_possibly_used {
+            let _ = writeln!(out, "  {} - {} ({})", range.first, range.last, range.count);
+        }
+    }
+    let _ = write!(
+        out,
+        "{}: {} - {}.",
+        lang.pick("新号码段", "Fresh block"),
+        r.fresh_lease.first,
+        r.fresh_lease.last
+    );
+    if let Some(aside) = &r.replaced {
+        let _ = write!(
+            out,
+            "\n{} {}",
+            lang.pick(
+                "原数据目录已另存为",
+                "The data directory it replaced is kept as"
+            ),
+            aside.display()
+        );
+    }
+    if r.key == kaipiao_ledger::BackupKey::BackupPassphrase {
+        let _ = write!(
+            out,
+            "\n{}",
+            lang.pick(
+                "设备密钥现由备份口令保护（KAIPIAO_PASSPHRASE 使用该口令）。",
+                "The device key is now sealed under the backup passphrase (give it as KAIPIAO_PASSPHRASE)."
+            )
+        );
+    }
+    out
+}
+
 pub fn progress(p: &Progress, lang: Lang) -> String {
     match p {
         Progress::Connecting { endpoint } => {

@@ -224,3 +224,5 @@ queue_stopped-running = 队列正常运行，无需处理；`kaipiao sync`（或
 queue_stopped-behind = 税务机关持有本设备的发票比本账本多：本数据目录可能是旧副本。请停止在此副本上开票，改用较新的数据目录；若没有，“恢复”（`kaipiao queue resume`）会先与税务机关核对，只在核对能解释停止原因时恢复，否则说明原因。
 queue_stopped-key_reused = 税务机关在该发票的标识下持有另一张发票。请核对（`kaipiao reconcile`）查看差异并将结果交给税务机关；双方记录一致后再“恢复”（`kaipiao queue resume`）。
 queue_stopped-refused = 税务机关拒绝了原因中所列的发票。“恢复”（`kaipiao queue resume`）会先与税务机关核对：记录一致则恢复队列并重新发送该发票，否则保持停止并说明原因。期间可继续开票，不会丢失任何发票。
+pending_invoices = { $path } 中仍有 { $count } 张发票尚未被税务机关接收：请先同步（`kaipiao sync`），或加 --replace-pending 仍然替换该账本（它会另存为 { $aside }，不会删除）
+unreadable_file-backup = { $path } 不是开票备份文件：{ $why }

@@ -41,7 +41,7 @@ fn check_wire_size(len: usize) -> Result<()> {
 }
 
 /// Integer cents of a money string, for summing pending amounts in SQL.
-fn cents(amount: rust_decimal::Decimal) -> Result<i64> {
+pub(crate) fn cents(amount: rust_decimal::Decimal) -> Result<i64> {
     let mut a = amount;
     a.rescale(2);
     i64::try_from(a.mantissa()).map_err(|_| {
@@ -166,51 +166,18 @@ impl Ledger {
         check_wire_size(envelope_json.len())?;
         let inv = &envelope.invoice;
         let original_seq = credit.as_ref().map(|(seq, _)| *seq);
-        tx.prepare_cached(
-            "INSERT INTO invoices (seq, id, number, kind, issued_at, buyer_name, buyer_tax_id, total,
-                                   total_amount, total_amount_cents, hash, envelope, status, original_seq,
-                                   prev_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'pending', ?13, ?14)",
-        )?
-        .execute(params![
-            inv.seq,
-            inv.id,
-            inv.number,
-            inv.kind.as_str(),
-            inv.issued_at,
-            inv.buyer.name,
-            inv.buyer.tax_id,
-            inv.total,
-            inv.total_amount,
+        enter_invoice(
+            &tx,
+            &envelope,
+            &envelope_json,
             amount_cents,
-            envelope.hash,
-            envelope_json,
             original_seq,
             state.head.as_ref().map(|(head, _, _)| *head),
-        ])?;
-        tx.prepare_cached("INSERT INTO outbox (seq) VALUES (?1)")?
-            .execute([inv.seq])?;
+            &lease,
+            lease.next,
+        )?;
         if let Some(outage) = state.outage {
             Self::mark_in_outage(&tx, inv.seq, outage)?;
-        }
-        // No index finds the invoice by id or number (schema 6, `lookup.rs`): the id
-        // carries the seq, and the number follows the lease's anchor. Only what cannot be
-        // derived that way is recorded (never, while leases are used one after the other).
-        if !lookup::id_carries(&inv.id, seq) {
-            lookup::record_key(&tx, &inv.id, seq)?;
-        }
-        match lease.anchor {
-            // The first issuance from a lease anchors it (once per lease).
-            None => {
-                tx.prepare_cached(
-                    "UPDATE leases SET anchor_seq = ?2, anchor_number = ?3 WHERE lease_id = ?1",
-                )?
-                .execute(params![lease.lease.lease_id, seq, lease.next])?;
-            }
-            Some(_) if lookup::seq_by_anchor(lease.anchor, lease.next) != Some(seq) => {
-                lookup::record_key(&tx, &inv.number, seq)?;
-            }
-            Some(_) => {}
         }
         // The number taken and the amount issued under the lease, in the one row (and
         // page) that every issuance updates anyway (schema 5).
@@ -347,4 +314,68 @@ impl Ledger {
             total: invoice.total,
         })
     }
+}
+
+/// Writes an invoice as issued (pending, with its outbox row) and what finds it again
+/// without an index: its id's key when the id does not carry its seq, the anchor of
+/// `lease` (the first number taken from it) or the number's key when number `n` does not
+/// follow the anchor. Issuance and a restore's adoption of the authority's copy
+/// (`restore.rs`) both enter invoices this way; the lease's `next` is the caller's.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn enter_invoice(
+    tx: &rusqlite::Transaction<'_>,
+    envelope: &Envelope,
+    envelope_json: &str,
+    amount_cents: i64,
+    original_seq: Option<u64>,
+    prev_seq: Option<u64>,
+    lease: &rows::LeaseRow,
+    n: u64,
+) -> Result<()> {
+    let inv = &envelope.invoice;
+    let seq = inv.seq;
+    tx.prepare_cached(
+        "INSERT INTO invoices (seq, id, number, kind, issued_at, buyer_name, buyer_tax_id, total,
+                               total_amount, total_amount_cents, hash, envelope, status, original_seq,
+                               prev_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'pending', ?13, ?14)",
+    )?
+    .execute(params![
+        inv.seq,
+        inv.id,
+        inv.number,
+        inv.kind.as_str(),
+        inv.issued_at,
+        inv.buyer.name,
+        inv.buyer.tax_id,
+        inv.total,
+        inv.total_amount,
+        amount_cents,
+        envelope.hash,
+        envelope_json,
+        original_seq,
+        prev_seq,
+    ])?;
+    tx.prepare_cached("INSERT INTO outbox (seq) VALUES (?1)")?
+        .execute([seq])?;
+    // No index finds the invoice by id or number (schema 6, `lookup.rs`): the id carries
+    // the seq, and the number follows the lease's anchor. Only what cannot be derived
+    // that way is recorded (never, while leases are used one after the other).
+    if !lookup::id_carries(&inv.id, seq) {
+        lookup::record_key(tx, &inv.id, seq)?;
+    }
+    match lease.anchor {
+        // The first number taken from a lease anchors it (once per lease).
+        None => {
+            tx.prepare_cached(
+                "UPDATE leases SET anchor_seq = ?2, anchor_number = ?3 WHERE lease_id = ?1",
+            )?
+            .execute(params![lease.lease.lease_id, seq, n])?;
+        }
+        Some(_) if lookup::seq_by_anchor(lease.anchor, n) != Some(seq) => {
+            lookup::record_key(tx, &inv.number, seq)?;
+        }
+        Some(_) => {}
+    }
+    Ok(())
 }

@@ -191,6 +191,22 @@ pub(crate) fn seal_copy(
     sealed
 }
 
+/// For a restore: writes a sealed key file's `text` (from a backup) to `path`, atomically
+/// and private, after checking that it is one (it is opened later, with its passphrase).
+pub(crate) fn write_sealed(path: &Path, text: &str) -> Result<(), LedgerError> {
+    let sealed: SealedKey = serde_json::from_str(text).map_err(|_| {
+        key_error(
+            "the sealed key in the backup is damaged (not the expected JSON); no restore was made",
+        )
+    })?;
+    if sealed.version != FORMAT_VERSION || sealed.kdf != KDF || sealed.cipher != CIPHER {
+        return Err(key_error(
+            "the sealed key in the backup has an unknown version, KDF or cipher; no restore was made",
+        ));
+    }
+    write_atomically(path, text.as_bytes())
+}
+
 /// Argon2id output: 32 bytes of cipher key, then 32 bytes hashed into the check value.
 fn derive(
     pass: &str,

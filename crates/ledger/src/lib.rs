@@ -30,6 +30,7 @@ mod outbox;
 mod queries;
 mod queue;
 mod receipts;
+mod restore;
 mod rows;
 mod schema;
 
@@ -46,6 +47,7 @@ pub use outbox::{OutboxItem, OutboxLock, OUTBOX_LOCK_FILE};
 pub use queries::{InvoiceRecord, InvoiceSummary, LedgerStatus, ListFilter, StatusEvent};
 pub use queue::{AuthorityHead, QueueState};
 pub use receipts::Status;
+pub use restore::{read_backup, Adopted, BackupInfo, HeldItem, NumberRange};
 #[doc(hidden)]
 pub use schema::create_schema_at;
 pub use schema::SCHEMA_VERSION;

@@ -69,7 +69,7 @@ pub(crate) fn seq_by_anchor(anchor: Option<(u64, u64)>, n: u64) -> Option<u64> {
 }
 
 /// Splits a number into its lease prefix and sequence number (the last 8 digits).
-fn split_number(number: &str) -> Option<(&str, u64)> {
+pub(crate) fn split_number(number: &str) -> Option<(&str, u64)> {
     if number.len() <= 8 || !number.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

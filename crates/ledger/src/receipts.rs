@@ -43,7 +43,7 @@ impl Status {
 const WAL_CHECKPOINT_PAGES: i64 = 256;
 
 /// A receipt that passed every check that needs no database (see `Ledger::check_receipt`).
-struct CheckedReceipt<'a> {
+pub(crate) struct CheckedReceipt<'a> {
     invoice_id: &'a str,
     /// Stored exactly as received.
     json: &'a str,
@@ -207,7 +207,7 @@ impl Ledger {
 
     /// What needs no database: JSON, the authority signature against the pinned key,
     /// the receipt's shape, status, invoice id and authority code.
-    fn check_receipt<'a>(
+    pub(crate) fn check_receipt<'a>(
         pinned: &PublicKey,
         invoice_id: &'a str,
         receipt_json: &'a str,
@@ -250,7 +250,7 @@ impl Ledger {
     /// Matches a checked receipt with its invoice (number, hash) and stores it in `tx`:
     /// receipt, final status, history, outbox row gone. Every refusal (`BadReceipt`)
     /// comes before the first write.
-    fn store_checked_receipt(
+    pub(crate) fn store_checked_receipt(
         tx: &Transaction<'_>,
         checked: &CheckedReceipt<'_>,
         now: DateTime<Utc>,

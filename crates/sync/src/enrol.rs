@@ -275,6 +275,19 @@ pub(crate) async fn take_lease(
     device_id: &str,
     patient: bool,
 ) -> Result<Lease, SyncError> {
+    request_lease(route, ledger, key, device_id, patient, false).await
+}
+
+/// [`take_lease`], and with `supersede` a restored device's request: the numbers left in
+/// every earlier lease are given up and the block granted lies past them all.
+pub(crate) async fn request_lease(
+    route: &mut Route<'_>,
+    ledger: &Ledger,
+    key: &DeviceKey,
+    device_id: &str,
+    patient: bool,
+    supersede: bool,
+) -> Result<Lease, SyncError> {
     let signer = Signer {
         ledger,
         key,
@@ -282,7 +295,13 @@ pub(crate) async fn take_lease(
     };
     // One id for this request and all its retries: an answer lost on the way back and
     // asked for again is the same lease, not a second block of numbers.
-    let body = serde_json::json!({ "request_id": uuid::Uuid::new_v4().to_string() }).to_string();
+    let id = uuid::Uuid::new_v4().to_string();
+    let body = if supersede {
+        serde_json::json!({ "request_id": id, "supersede": true })
+    } else {
+        serde_json::json!({ "request_id": id })
+    }
+    .to_string();
     let lease = route
         .call(
             Call {

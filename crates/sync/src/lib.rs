@@ -28,6 +28,7 @@ pub mod policy;
 mod readback;
 mod reconcile;
 mod relay;
+mod restore;
 mod resume;
 mod route;
 
@@ -35,11 +36,12 @@ pub use client::{is_overload_refusal, normalize_server, normalize_servers, Clien
 pub use enrol::{enroll, enroll_pinned, enroll_trusting, top_up_leases, EnrollOutcome, Trust};
 pub use error::SyncError;
 pub use outage::{probe_health, HealthAnswer};
-pub use readback::{fetch_held, HeldInvoice};
+pub use readback::{fetch_held, fetch_leases, HeldInvoice};
 pub use reconcile::{
     reconcile, Mismatch, Missing, ReconcileProgress, ReconcileReport, Refiled, SeqRange,
 };
 pub use relay::sync_now;
+pub use restore::{restore, FreshLease, RestoreReport, RestoreRequest};
 pub use resume::{resume_queue, ResumeReport};
 
 use kaipiao_core::wire::Head;

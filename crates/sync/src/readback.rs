@@ -36,6 +36,11 @@ struct RawItem {
 }
 
 #[derive(Deserialize)]
+struct RawLeases {
+    leases: Vec<kaipiao_core::Lease>,
+}
+
+#[derive(Deserialize)]
 struct RawPage {
     items: Vec<RawItem>,
     head: Head,
@@ -115,4 +120,28 @@ pub async fn fetch_held(
             return Ok((held, page.head));
         }
     }
+}
+
+/// The leases the authority granted this device, in the order granted, through `GET
+/// /v1/devices/{id}/leases`. Not checked here: the ledger checks each one it stores
+/// (signature by the pinned key, this device, no overlap).
+pub async fn fetch_leases(
+    ledger: &Ledger,
+    key: &DeviceKey,
+    opts: &SyncOptions,
+) -> Result<Vec<kaipiao_core::Lease>, SyncError> {
+    let (device, device_id, _) = crate::relay::enrolled(ledger, key)?;
+    let mut route = Route::new(Client::new(&device.servers, opts)?, opts, &no_progress);
+    let signer = Signer {
+        ledger,
+        key,
+        device_id: &device_id,
+    };
+    let path = format!("/v1/devices/{device_id}/leases");
+    let leases: RawLeases = route
+        .call(Call::get(&path), Some(&signer), |b| {
+            serde_json::from_str::<RawLeases>(b).map_err(|e| e.to_string())
+        })
+        .await?;
+    Ok(leases.leases)
 }

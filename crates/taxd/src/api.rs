@@ -222,8 +222,12 @@ pub const MAX_UNEXHAUSTED_LEASES: i64 = 3;
 const MAX_REQUEST_ID_CHARS: usize = 100;
 
 /// POST /v1/leases (device-signed): the next block of numbers, signed. The body is `{}`
-/// or `{"request_id": "..."}`: a request repeated with the same id (a client's retry
-/// after a lost answer) gets the same lease.
+/// or `{"request_id": "...", "supersede": true}`, both fields optional: a request
+/// repeated with the same id (a client's retry after a lost answer) gets the same lease.
+/// `supersede` is a restored device's request (`kaipiao restore`): the device gives up
+/// the numbers left in every lease it holds (a lost copy of it may have used some), those
+/// leases stop counting against [`MAX_UNEXHAUSTED_LEASES`], and the lease granted is a
+/// new block past them all, never one granted before.
 pub(crate) async fn grant_lease(
     State(state): State<AppState>,
     DeviceAuth { device, body }: DeviceAuth,
@@ -231,6 +235,7 @@ pub(crate) async fn grant_lease(
     // An empty body is taken as `{}`. Other fields are ignored so a later client may say
     // more (e.g. how many numbers it wants) without breaking this one.
     let mut request_id = None;
+    let mut supersede = false;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let value: Value = serde_json::from_slice(&body)
             .map_err(|e| invalid(format!("the body is not JSON: {e}"), ""))?;
@@ -254,9 +259,14 @@ pub(crate) async fn grant_lease(
                 ))
             }
         }
+        match obj.get("supersede") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(b)) => supersede = *b,
+            Some(_) => return Err(invalid("expected true or false", "supersede")),
+        }
     }
     let lease = state
-        .blocking(move |shared| store_lease(shared, &device, request_id.as_deref()))
+        .blocking(move |shared| store_lease(shared, &device, request_id.as_deref(), supersede))
         .await?;
     Ok(json(StatusCode::CREATED, &lease))
 }
@@ -270,6 +280,7 @@ fn store_lease(
     shared: &Shared,
     device: &str,
     request_id: Option<&str>,
+    supersede: bool,
 ) -> Result<Lease, ErrorAnswer> {
     let config = &shared.config;
     shared.db.with(|conn| {
@@ -286,9 +297,16 @@ fn store_lease(
                 return parse_stored_lease(&body);
             }
         }
+        if supersede {
+            tx.execute(
+                "UPDATE leases SET superseded_at = ?2 WHERE device_id = ?1 AND superseded_at IS NULL",
+                params![device, rfc3339(Utc::now())],
+            )?;
+        }
         let unexhausted: Vec<String> = tx
             .prepare(
-                "SELECT l.body FROM leases l WHERE l.device_id = ?1 AND NOT EXISTS (
+                "SELECT l.body FROM leases l
+                 WHERE l.device_id = ?1 AND l.superseded_at IS NULL AND NOT EXISTS (
                      SELECT 1 FROM receipts r
                      WHERE r.device_id = l.device_id AND r.number = l.prefix || printf('%08d', l.last))
                  ORDER BY l.first DESC",

@@ -104,6 +104,11 @@ FROM (SELECT invoice_id AS id,
 WHERE w.id = receipts.invoice_id;
 CREATE INDEX receipts_by_arrival ON receipts(device_id, received_at);
 "#,
+    // 5: leases a restored device gave up (`POST /v1/leases {"supersede": true}`): when,
+    // so that they no longer count against the cap on unexhausted leases.
+    r#"
+ALTER TABLE leases ADD COLUMN superseded_at TEXT;
+"#,
 ];
 
 /// Opens a connection with the pragmas every connection needs.

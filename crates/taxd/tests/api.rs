@@ -581,6 +581,43 @@ async fn lease_requests_are_idempotent_and_capped() {
 }
 
 #[tokio::test]
+async fn a_superseding_lease_request_gives_up_the_old_leases_and_gets_a_new_block() {
+    let a = Authority::with(|c| c.lease_size = 10);
+    let d = a.enroll(4).await;
+    let ask = |d: &Device, body: serde_json::Value| {
+        d.signed(Method::POST, "/v1/leases", body.to_string().into_bytes())
+    };
+    let lease = |r: &Reply| -> kaipiao_core::lease::Lease {
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        serde_json::from_slice(&r.body).unwrap()
+    };
+    for _ in 0..3 {
+        lease(&a.call(ask(&d, json!({}))).await);
+    }
+    // At the cap, a plain request gets the newest lease again: after a restore that
+    // would be numbers a lost copy of the device may have used.
+    let again = lease(&a.call(ask(&d, json!({}))).await);
+    assert_eq!((again.first, again.last), (21, 30));
+    // Superseding: a block past every lease granted, repeated with its id the same one.
+    let fresh = lease(
+        &a.call(ask(&d, json!({"request_id": "r-1", "supersede": true})))
+            .await,
+    );
+    assert_eq!((fresh.first, fresh.last), (31, 40));
+    let repeat = lease(
+        &a.call(ask(&d, json!({"request_id": "r-1", "supersede": true})))
+            .await,
+    );
+    assert_eq!(repeat, fresh);
+    // The given-up leases no longer count against the cap: two more plain blocks.
+    let next = lease(&a.call(ask(&d, json!({}))).await);
+    assert_eq!((next.first, next.last), (41, 50));
+    let r = a.call(ask(&d, json!({"supersede": "yes"}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&r.body).contains("supersede"));
+}
+
+#[tokio::test]
 async fn the_same_enrolment_again_is_the_same_device() {
     let a = Authority::new();
     let key = DeviceKey::from_bytes(&[5; 32]);

@@ -98,14 +98,26 @@ impl Shop {
     /// its WAL, the sealed key), in a directory of its own: a clerk's old copy put back
     /// by hand. Take it while no command of this shop runs.
     pub fn copy(&self) -> Shop {
+        let shop = self.moved("kaipiao-shop-copy-");
+        copy_dir(&self.data, &shop.data);
+        shop
+    }
+
+    /// This shop on a new machine: the same device, a data directory that does not exist
+    /// yet (for `kaipiao restore`), in a directory of its own.
+    pub fn elsewhere(&self) -> Shop {
+        self.moved("kaipiao-shop-new-")
+    }
+
+    /// This shop's device in a new directory named `prefix…`, whose `data` is not made.
+    fn moved(&self, prefix: &str) -> Shop {
         let dir = tempfile::Builder::new()
-            .prefix("kaipiao-shop-copy-")
+            .prefix(prefix)
             .tempdir()
             .expect("tempdir");
         let data = dir.path().join("data");
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).expect("work dir");
-        copy_dir(&self.data, &data);
         Shop {
             data,
             work,

@@ -100,3 +100,25 @@ pub fn backup(ctx: &Ctx, out: &std::path::Path) -> CmdResult {
     }
     serde_json::to_value(&report).map_err(CommandError::internal)
 }
+
+pub fn restore(ctx: &Ctx, file: &std::path::Path, replace_pending: bool) -> CmdResult {
+    let info = kaipiao_ledger::read_backup(file).map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    let keys = ctx.restore_key_source(info.key)?;
+    let request = kaipiao_sync::RestoreRequest {
+        file,
+        data_dir: &ctx.data,
+        replace_pending,
+    };
+    let report = kaipiao_desk::runtime()
+        .map_err(CommandError::internal)?
+        .block_on(kaipiao_sync::restore(
+            &request,
+            &keys,
+            &SyncOptions::default(),
+        ))
+        .map_err(|e| CommandError::sync(&e, ctx.lang))?;
+    if !ctx.json {
+        println!("{}", crate::render::restore(&report, ctx.lang));
+    }
+    serde_json::to_value(&report).map_err(CommandError::internal)
+}
