@@ -111,6 +111,24 @@ pub async fn sync_now(
 }
 
 #[tauri::command]
+pub async fn backup_state(state: State<'_, AppState>) -> DeskResult<BackupStateDto> {
+    blocking(&state, |e| Ok(e.backups())).await
+}
+
+#[tauri::command]
+pub async fn set_backup_settings(
+    state: State<'_, AppState>,
+    settings: BackupSettingsDto,
+) -> DeskResult<BackupStateDto> {
+    blocking(&state, move |e| e.set_backup_settings(settings)).await
+}
+
+#[tauri::command]
+pub async fn backup_now(state: State<'_, AppState>) -> DeskResult<BackupStateDto> {
+    blocking(&state, |e| e.back_up()).await
+}
+
+#[tauri::command]
 pub async fn queue_state(state: State<'_, AppState>) -> DeskResult<QueueDto> {
     blocking(&state, |e| e.queue()).await
 }

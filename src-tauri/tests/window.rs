@@ -502,3 +502,45 @@ fn an_invoice_issued_by_the_cli_shows_in_the_window_without_a_click() {
     w.wait_text("offline-amount-left", "999,750.00");
     w.screenshot("cross-process");
 }
+
+/// The settings' backups panel: a folder on a "USB stick", two kept, "Back up now" writes
+/// one there that `kaipiao restore` would take (the engine test restores one), and the
+/// list, the next time due and a refused setting show in the window.
+#[test]
+fn scheduled_backups_are_set_and_taken_from_the_settings() {
+    let taxd = Taxd::start(&[]);
+    let w = Window::open(&[]);
+    w.set_up(&taxd);
+    issue_one(&w, "10", "11.30");
+    w.click("nav-settings");
+    w.wait_selector("[data-testid=\"backup-next\"]");
+    let usb = w.data.path().join("usb-stick").join("kaipiao");
+    w.type_into("backup-folder", &usb.display().to_string());
+    w.type_into("backup-keep", "0");
+    w.click("backup-save");
+    let refused = w.wait_some_text("error-message");
+    assert!(refused.contains("1"), "{refused}");
+    w.type_into("backup-keep", "2");
+    w.click("backup-save");
+    driver::wait_for("the settings to be saved", driver::DEADLINE, || {
+        !w.exists(&Window::css("error-message"))
+    });
+    for _ in 0..3 {
+        w.click("backup-now");
+        // Backups are named by the second: the next click is a new one.
+        let shown = w.wait_some_text("backup-list");
+        assert!(shown.contains("kaipiao-"), "{shown}");
+    }
+    let files: Vec<_> = std::fs::read_dir(&usb)
+        .expect("the backup folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".kaipiao-backup"))
+        .collect();
+    assert!(!files.is_empty() && files.len() <= 2, "{files:?}");
+    for f in &files {
+        kaipiao_ledger::read_backup(&usb.join(f)).expect("a whole backup");
+    }
+    assert!(w.text("backup-next").contains("下次备份"));
+    w.script("document.querySelector('[data-testid=\"backups\"]').scrollIntoView(); return null");
+    w.screenshot("backups");
+}

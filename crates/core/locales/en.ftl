@@ -235,3 +235,6 @@ queue_stopped-key_reused = The tax authority holds another invoice under this in
 queue_stopped-refused = The tax authority refused the invoice named in the reason. Resume (`kaipiao queue resume`) reconciles with the authority first: if the records agree, the queue resumes and the invoice is sent again; otherwise it stays stopped and says why. Keep issuing meanwhile: nothing is lost.
 pending_invoices = { $path } still holds { $count } invoices the tax authority has not received: sync them first (`kaipiao sync`), or give --replace-pending to replace that ledger anyway (it is kept aside as { $aside }, not deleted)
 unreadable_file-backup = { $path } is not a Kaipiao backup: { $why }
+invalid_path-backup-folder = Type the full path of the folder for the backups (starting with /), e.g. a USB stick's folder
+out_of_range-backup-hours = Hours between backups: a whole number from 0 (off) to { $max }
+out_of_range-backup-keep = Backups to keep: a whole number from 1 to { $max }

@@ -226,3 +226,6 @@ queue_stopped-key_reused = 税务机关在该发票的标识下持有另一张�
 queue_stopped-refused = 税务机关拒绝了原因中所列的发票。“恢复”（`kaipiao queue resume`）会先与税务机关核对：记录一致则恢复队列并重新发送该发票，否则保持停止并说明原因。期间可继续开票，不会丢失任何发票。
 pending_invoices = { $path } 中仍有 { $count } 张发票尚未被税务机关接收：请先同步（`kaipiao sync`），或加 --replace-pending 仍然替换该账本（它会另存为 { $aside }，不会删除）
 unreadable_file-backup = { $path } 不是开票备份文件：{ $why }
+invalid_path-backup-folder = 请输入备份文件夹的完整路径（以 / 开头），例如 U 盘上的文件夹
+out_of_range-backup-hours = 备份间隔（小时）：0（关闭）至 { $max } 的整数
+out_of_range-backup-keep = 保留备份数：1 至 { $max } 的整数

@@ -726,6 +726,38 @@ pub struct InvoiceDetailDto {
     pub issued_during_outage: Option<i64>,
 }
 
+/// The app's scheduled backups, as the clerk sets them (stored in the settings file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct BackupSettingsDto {
+    /// The folder the backups are written to (absolute; a USB stick's folder will do).
+    pub folder: String,
+    /// Hours between two backups; 0 turns the scheduled backups off.
+    pub every_hours: u32,
+    /// How many backups are kept in the folder; older ones are deleted.
+    pub keep: u32,
+}
+
+/// One backup file in the folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct BackupFileDto {
+    pub file: String,
+    /// When it was taken (RFC 3339, from its name).
+    pub taken_at: String,
+    #[ts(type = "number")]
+    pub bytes: u64,
+}
+
+/// The backups panel: the settings, the backups in the folder (newest first), when the
+/// next one is due, and why the last attempt failed, if it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct BackupStateDto {
+    pub settings: BackupSettingsDto,
+    pub backups: Vec<BackupFileDto>,
+    /// None when scheduled backups are off.
+    pub next_due: Option<String>,
+    pub last_error: Option<String>,
+}
+
 /// The TypeScript file every type above lands in, in dependency order.
 pub fn typescript_bindings() -> String {
     use ts_rs::Config;
@@ -770,6 +802,9 @@ pub fn typescript_bindings() -> String {
         HistoryDto::decl(&cfg),
         OutboxDto::decl(&cfg),
         InvoiceDetailDto::decl(&cfg),
+        BackupSettingsDto::decl(&cfg),
+        BackupFileDto::decl(&cfg),
+        BackupStateDto::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from crates/desk/src/dto.rs by ts-rs. Do not edit: run\n\

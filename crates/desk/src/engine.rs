@@ -33,10 +33,15 @@ pub struct Engine {
     changes: ChangeFeed,
     notify: Arc<dyn Notify>,
     pub(crate) list_index: Mutex<Option<ListIndex>>,
+    /// Why the last backup (scheduled or asked for) failed; None after one that worked.
+    pub(crate) backup_error: Mutex<Option<String>>,
+    /// Dropping it stops the backup scheduler (`backups.rs`).
+    pub(crate) backup_stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        lock(&self.backup_stop).take();
         self.changes.shutdown();
         self.sync.shutdown();
     }
@@ -73,8 +78,11 @@ impl Engine {
             changes,
             notify,
             list_index: Mutex::new(None),
+            backup_error: Mutex::new(None),
+            backup_stop: Mutex::new(None),
         });
         engine.try_auto_unlock();
+        crate::backups::attach(&engine);
         Ok(engine)
     }
 
@@ -92,6 +100,11 @@ impl Engine {
 
     pub(crate) fn ledger(&self) -> MutexGuard<'_, Ledger> {
         lock(&self.ledger)
+    }
+
+    /// The reading connection (the list, the detail view, backups).
+    pub(crate) fn reader(&self) -> MutexGuard<'_, Ledger> {
+        lock(&self.reader)
     }
 
     /// A ledger error in the clerk's language.

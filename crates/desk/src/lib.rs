@@ -12,6 +12,7 @@
 //! kaipiao-sync, never depend on Tauri, and never print: messages come back in the
 //! clerk's language for the front end to show.
 
+pub mod backups;
 pub mod changes;
 pub mod config;
 pub mod detail;

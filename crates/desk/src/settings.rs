@@ -1,7 +1,8 @@
-//! The app's preferences file: language, theme and the data directory the clerk chose,
-//! read leniently (a bad value falls back to the default) and written atomically.
+//! The app's preferences file: language, theme, the data directory the clerk chose and
+//! the scheduled backups, read leniently (a bad value falls back to the default) and
+//! written atomically.
 
-use crate::dto::SettingsDto;
+use crate::dto::{BackupSettingsDto, SettingsDto};
 use crate::error::{DeskError, DeskResult};
 use kaipiao_core::{Code, Lang, Msg};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ pub struct Stored {
     pub settings: SettingsDto,
     /// The data directory chosen with "open an existing data directory".
     pub data_dir: Option<PathBuf>,
+    /// The scheduled backups as set (None: the defaults, `backups.rs`).
+    pub backups: Option<BackupSettingsDto>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Default)]
@@ -25,6 +28,8 @@ struct SettingsFile {
     theme: Option<String>,
     #[serde(default)]
     data_dir: Option<PathBuf>,
+    #[serde(default)]
+    backups: Option<BackupSettingsDto>,
 }
 
 /// The stored preferences; a missing or unreadable file, or a value out of range, gives
@@ -44,6 +49,7 @@ pub fn read(path: &Path) -> Stored {
     Stored {
         settings,
         data_dir: file.data_dir,
+        backups: file.backups,
     }
 }
 
@@ -68,18 +74,36 @@ pub fn check(settings: &SettingsDto, lang: Lang) -> DeskResult<()> {
     Ok(())
 }
 
-/// Writes beside the file and renames, so a crash never leaves half a file.
+/// Writes beside the file and renames, so a crash never leaves half a file. The
+/// scheduled backups' settings in the file are kept as they are.
 pub fn write(path: &Path, settings: &SettingsDto, data_dir: Option<&Path>) -> DeskResult<()> {
-    let io = |e: std::io::Error| DeskError::new(Code::Io, "", format!("{}: {e}", path.display()));
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
     let file = SettingsFile {
         language: Some(settings.language.clone()),
         theme: Some(settings.theme.clone()),
         data_dir: data_dir.map(Path::to_path_buf),
+        backups: read(path).backups,
     };
-    let text = serde_json::to_vec_pretty(&file).map_err(DeskError::internal)?;
+    write_file(path, &file)
+}
+
+/// Stores the scheduled backups' settings, keeping everything else in the file.
+pub fn write_backups(path: &Path, backups: &BackupSettingsDto) -> DeskResult<()> {
+    let stored = read(path);
+    let file = SettingsFile {
+        language: Some(stored.settings.language),
+        theme: Some(stored.settings.theme),
+        data_dir: stored.data_dir,
+        backups: Some(backups.clone()),
+    };
+    write_file(path, &file)
+}
+
+fn write_file(path: &Path, file: &SettingsFile) -> DeskResult<()> {
+    let io = |e: std::io::Error| DeskError::new(Code::Io, "", format!("{}: {e}", path.display()));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let text = serde_json::to_vec_pretty(file).map_err(DeskError::internal)?;
     let tmp = path.with_extension("json.partial");
     std::fs::write(&tmp, text).map_err(io)?;
     std::fs::rename(tmp, path).map_err(io)

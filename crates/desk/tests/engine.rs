@@ -614,3 +614,117 @@ fn another_connections_issue_reaches_the_list_and_the_change_feed() {
     assert_eq!(page.rows[0].status, "pending");
     assert_eq!(engine.status().unwrap().pending, 1);
 }
+
+#[test]
+fn scheduled_backups_keep_a_set_number_in_the_chosen_folder_and_restore() {
+    use chrono::{TimeDelta, Utc};
+    let taxd = Taxd::start(&[]);
+    let (dir, engine, _) = ready_engine(&taxd);
+
+    // The defaults: one a day, seven kept, beside the data directory (not in it).
+    let defaults = engine.backup_settings();
+    assert_eq!((defaults.every_hours, defaults.keep), (24, 7));
+    assert!(defaults.folder.ends_with("-backups"), "{}", defaults.folder);
+
+    // Settings the scheduler cannot follow are refused, naming the field.
+    let usb = dir.path().join("usb").join("kaipiao");
+    let good = BackupSettingsDto {
+        folder: usb.display().to_string(),
+        every_hours: 24,
+        keep: 2,
+    };
+    for (bad, field) in [
+        (
+            BackupSettingsDto {
+                folder: "backups".into(),
+                ..good.clone()
+            },
+            "folder",
+        ),
+        (
+            BackupSettingsDto {
+                keep: 0,
+                ..good.clone()
+            },
+            "keep",
+        ),
+        (
+            BackupSettingsDto {
+                every_hours: 100_000,
+                ..good.clone()
+            },
+            "every_hours",
+        ),
+    ] {
+        let e = engine.set_backup_settings(bad).unwrap_err();
+        assert_eq!(e.field, field, "{e:?}");
+        assert!(!e.message.is_empty());
+    }
+    engine.set_backup_settings(good.clone()).unwrap();
+    // Kept in the settings file, also when the look is changed.
+    let mut look = engine.state().unwrap().settings;
+    look.theme = "dark".into();
+    engine.set_settings(look).unwrap();
+    assert_eq!(engine.backup_settings(), good);
+
+    engine.issue(&draft("ordinary", "", "1", "100")).unwrap();
+    // Due with none in the folder; then once a day; two kept.
+    let t0 = Utc::now();
+    assert!(engine.backup_if_due(t0).unwrap());
+    assert!(!engine.backup_if_due(t0 + TimeDelta::hours(1)).unwrap());
+    assert!(engine.backup_if_due(t0 + TimeDelta::hours(24)).unwrap());
+    assert!(engine.backup_if_due(t0 + TimeDelta::hours(48)).unwrap());
+    let state = engine.backup_state(t0 + TimeDelta::hours(48));
+    assert_eq!(state.backups.len(), 2, "{state:?}");
+    assert!(state.backups[0].taken_at > state.backups[1].taken_at);
+    assert_eq!(state.last_error, None);
+    let next = state.next_due.clone().unwrap();
+    assert!(next > state.backups[0].taken_at, "{state:?}");
+    for b in &state.backups {
+        let info = kaipiao_ledger::read_backup(Path::new(&b.file)).unwrap();
+        assert_eq!(info.head.seq, 1);
+    }
+
+    // Off: never due.
+    engine
+        .set_backup_settings(BackupSettingsDto {
+            every_hours: 0,
+            ..good.clone()
+        })
+        .unwrap();
+    assert!(!engine.backup_if_due(t0 + TimeDelta::days(30)).unwrap());
+    assert_eq!(engine.backup_state(Utc::now()).next_due, None);
+
+    // A folder that cannot be written: the failure is kept for the panel.
+    let blocked = dir.path().join("not-a-folder");
+    std::fs::write(&blocked, b"a file").unwrap();
+    engine
+        .set_backup_settings(BackupSettingsDto {
+            folder: blocked.display().to_string(),
+            ..good.clone()
+        })
+        .unwrap();
+    let e = engine.backup_now(Utc::now()).unwrap_err();
+    assert_eq!(e.field, "folder");
+    assert_eq!(
+        engine.backup_state(Utc::now()).last_error,
+        Some(e.message.clone())
+    );
+
+    // What the app wrote, `kaipiao restore` takes.
+    let new = dir.path().join("new-machine");
+    let mut restore = std::process::Command::new(kaipiao_tests::binary("kaipiao"));
+    restore
+        .arg("--data")
+        .arg(&new)
+        .args(["--json", "restore", &state.backups[0].file])
+        .env("KAIPIAO_PASSPHRASE", PASSPHRASE);
+    let out = kaipiao_tests::run_with_deadline(
+        restore,
+        "kaipiao restore".into(),
+        None,
+        kaipiao_tests::COMMAND_DEADLINE,
+    );
+    out.expect_code(0);
+    assert_eq!(out.json()["head"]["seq"], serde_json::json!(1));
+}

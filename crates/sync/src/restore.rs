@@ -98,13 +98,17 @@ fn sibling(dir: &Path, hidden: bool, suffix: &str) -> PathBuf {
     parent.join(format!("{}{name}{suffix}", if hidden { "." } else { "" }))
 }
 
-/// Where the data directory it replaces is kept.
+/// Where the data directory it replaces is kept: a name not taken yet (`-2`, `-3`, …
+/// after the time when two restores fall in the same second).
 fn aside_path(dir: &Path, now: DateTime<Utc>) -> PathBuf {
-    sibling(
-        dir,
-        false,
-        &format!(".replaced-{}", now.format("%Y%m%dT%H%M%SZ")),
-    )
+    let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
+    let mut path = sibling(dir, false, &format!(".replaced-{stamp}"));
+    let mut n = 2;
+    while path.exists() {
+        path = sibling(dir, false, &format!(".replaced-{stamp}-{n}"));
+        n += 1;
+    }
+    path
 }
 
 fn sync_dir(dir: &Path) {

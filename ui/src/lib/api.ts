@@ -15,6 +15,8 @@ import type {
   OutboxChanged,
   PreviewDto,
   QueueDto,
+  BackupSettingsDto,
+  BackupStateDto,
   ResumeDto,
   SettingsDto,
   SetupRequest,
@@ -62,6 +64,9 @@ export const api = {
     return call<SyncSummaryDto>('sync_now', { onProgress: channel });
   },
   queueState: () => call<QueueDto>('queue_state'),
+  backupState: () => call<BackupStateDto>('backup_state'),
+  setBackupSettings: (settings: BackupSettingsDto) => call<BackupStateDto>('set_backup_settings', { settings }),
+  backupNow: () => call<BackupStateDto>('backup_now'),
   resumeQueue: (onProgress: (e: SyncEvent) => void) => {
     const channel = new Channel<SyncEvent>();
     channel.onmessage = onProgress;
