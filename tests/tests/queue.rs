@@ -148,6 +148,58 @@ fn a_stop_that_reconciliation_does_not_explain_is_not_resumed() {
     assert_eq!(taxd.receipts_of(&shop.device_id).len(), 2);
 }
 
+/// A data directory copied back by hand from an older copy is behind the authority: its
+/// sync stops the queue. `queue resume` brings back what the authority holds (as
+/// `restore` does), gives up the numbers the newer copy may have used, takes a fresh
+/// block past them, and resumes: nothing is lost and no number comes back.
+#[test]
+fn a_ledger_behind_the_authority_is_brought_back_by_resume() {
+    let taxd = Taxd::start(&["--lease-size", "5"]);
+    let shop = Shop::new(&taxd);
+    shop.issue(&small_draft("客户甲", "10.00"));
+    shop.sync().expect_code(0);
+    let old = shop.copy();
+    shop.issue(&small_draft("客户乙", "20.00"));
+    shop.issue(&small_draft("客户丙", "30.00"));
+    shop.sync().expect_code(0);
+    // Issued by the newer copy and never filed before it was abandoned.
+    let unfiled = shop.issue(&small_draft("未上传", "40.00"))["invoice"]["number"]
+        .as_str()
+        .expect("number")
+        .to_string();
+
+    // The old copy is put back: its sync finds the authority ahead (exit 4), and
+    // `kaipiao queue` says so and what to do.
+    old.sync().expect_code(4);
+    let doc = old.kaipiao(&["--json", "queue"]).json();
+    assert_eq!(u(&doc, "/authority_head/seq"), 3, "{doc}");
+    assert_eq!(u(&doc, "/local_head/seq"), 1, "{doc}");
+    assert!(s(&doc, "/advice").contains("queue resume"), "{doc}");
+
+    let out = old.kaipiao(&["--json", "queue", "resume"]);
+    out.expect_code(0);
+    let doc = out.json();
+    assert_eq!(doc["resumed"], json!(true), "{doc}");
+    let caught = &doc["brought_back"];
+    assert_eq!(caught["invoices_brought_back"], json!(2), "{doc}");
+    let ranges = caught["numbers_possibly_used"].as_array().expect("ranges");
+    let tail = |n: &str| n[12..].parse::<u64>().expect("number");
+    assert!(
+        ranges
+            .iter()
+            .any(|r| (tail(s(r, "/first"))..=tail(s(r, "/last"))).contains(&tail(&unfiled))),
+        "{doc}"
+    );
+    // The old copy issues from the fresh block only, and everything settles.
+    let fresh_first = tail(s(caught, "/fresh_lease/first"));
+    let next = old.issue(&small_draft("客户丁", "50.00"));
+    let number = s(&next, "/invoice/number").to_string();
+    assert_ne!(number, unfiled);
+    assert!(tail(&number) >= fresh_first, "{number} {doc}");
+    old.sync().expect_code(0);
+    assert_settled(&old, &taxd, 4, Receipts::Identical);
+}
+
 /// `queue resume` on a queue that runs changes nothing (exit 0).
 #[test]
 fn resuming_a_running_queue_does_nothing() {

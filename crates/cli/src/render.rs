@@ -590,7 +590,7 @@ pub fn queue(state: &kaipiao_ledger::QueueState, advice: &str, lang: Lang) -> St
 
 /// `kaipiao queue resume`.
 pub fn resume(r: &kaipiao_sync::ResumeReport, lang: Lang) -> String {
-    if !r.was_stopped {
+    if !r.was_stopped && r.reconcile.is_none() {
         return lang
             .pick(
                 "队列未停止，无需恢复。",
@@ -598,6 +598,35 @@ pub fn resume(r: &kaipiao_sync::ResumeReport, lang: Lang) -> String {
             )
             .to_string();
     }
+    let mut out = String::new();
+    if let Some(c) = &r.brought_back {
+        let _ = writeln!(
+            out,
+            "{}: {} {}, {} {}; {}: {}; {}: {} - {}.",
+            lang.pick("从税务机关取回", "Brought back from the authority"),
+            c.invoices_brought_back,
+            lang.pick("张发票", "invoices"),
+            c.receipts_brought_back,
+            lang.pick("份回执", "receipts"),
+            lang.pick(
+                "放弃的号码（可能已被较新副本使用）",
+                "numbers given up (a newer copy may have used them)"
+            ),
+            c.numbers_possibly_used
+                .iter()
+                .map(|n| format!("{}-{}", n.first, n.last))
+                .collect::<Vec<_>>()
+                .join(", "),
+            lang.pick("新号码段", "fresh block"),
+            c.fresh_lease.first,
+            c.fresh_lease.last
+        );
+    }
+    out.push_str(&resume_outcome(r, lang));
+    out
+}
+
+fn resume_outcome(r: &kaipiao_sync::ResumeReport, lang: Lang) -> String {
     match (&r.resumed, &r.reason) {
         (true, None) => lang
             .pick(

@@ -221,7 +221,7 @@ advice-invalid_tax_id = 纳税人识别号无效。请向购买方核对后重�
 advice-invalid_tax_code = 税收分类编码无效。请选择正确的编码后重新开具。
 
 queue_stopped-running = 队列正常运行，无需处理；`kaipiao sync`（或“立即同步”）发送待上传的发票。
-queue_stopped-behind = 税务机关持有本设备的发票比本账本多：本数据目录可能是旧副本。请停止在此副本上开票，改用较新的数据目录；若没有，“恢复”（`kaipiao queue resume`）会先与税务机关核对，只在核对能解释停止原因时恢复，否则说明原因。
+queue_stopped-behind = 税务机关持有本设备的发票比本账本多：本数据目录可能是旧副本。若较新的副本仍在，请停止在此开票并改用它；否则“恢复”（`kaipiao queue resume`）会与税务机关核对，取回其持有的发票，放弃较新副本可能已用的号码（会列出：这些发票已随之丢失），并领取新的号码段，然后队列恢复运行。
 queue_stopped-key_reused = 税务机关在该发票的标识下持有另一张发票。请核对（`kaipiao reconcile`）查看差异并将结果交给税务机关；双方记录一致后再“恢复”（`kaipiao queue resume`）。
 queue_stopped-refused = 税务机关拒绝了原因中所列的发票。“恢复”（`kaipiao queue resume`）会先与税务机关核对：记录一致则恢复队列并重新发送该发票，否则保持停止并说明原因。期间可继续开票，不会丢失任何发票。
 pending_invoices = { $path } 中仍有 { $count } 张发票尚未被税务机关接收：请先同步（`kaipiao sync`），或加 --replace-pending 仍然替换该账本（它会另存为 { $aside }，不会删除）

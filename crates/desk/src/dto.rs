@@ -438,6 +438,9 @@ pub struct StatusDto {
     pub numbers_left: u64,
     pub last_sync_at: Option<String>,
     pub queue_stopped: Option<String>,
+    /// The authority, as last heard, holds invoices of this device that this ledger
+    /// lacks (an older copy put back): the queue panel shows, and Resume brings them back.
+    pub ledger_behind: bool,
     pub alerts: Vec<AlertDto>,
     pub connectivity: ConnectivityDto,
     /// A sync (background or "Sync now") is running.

@@ -15,10 +15,11 @@ pub fn advice(state: &QueueState, lang: Lang) -> String {
         .authority_head
         .as_ref()
         .is_some_and(|a| a.seq > state.local_head.seq);
-    let msg = if !state.stopped {
-        Msg::new("queue_stopped-running")
-    } else if behind || state.code.as_deref() == Some(Code::ChainGap.as_str()) {
+    let msg = if behind || (state.stopped && state.code.as_deref() == Some(Code::ChainGap.as_str()))
+    {
         Msg::new("queue_stopped-behind")
+    } else if !state.stopped {
+        Msg::new("queue_stopped-running")
     } else if state.code.as_deref() == Some(Code::IdempotencyKeyReused.as_str()) {
         Msg::new("queue_stopped-key_reused")
     } else {

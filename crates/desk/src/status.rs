@@ -48,8 +48,14 @@ impl Engine {
     pub fn status(&self) -> DeskResult<StatusDto> {
         let lang = self.lang();
         let now = Utc::now();
-        let shop = compose(&self.ledger(), now).map_err(|e| self.ledger_error(e))?;
+        let ledger = self.ledger();
+        let shop = compose(&ledger, now).map_err(|e| self.ledger_error(e))?;
         let st = shop.ledger;
+        let ledger_behind = ledger
+            .authority_head()
+            .map_err(|e| self.ledger_error(e))?
+            .is_some_and(|a| a.seq > st.head.seq);
+        drop(ledger);
         let warnings: Vec<WarningDto> = st.warnings.iter().map(|w| warning(w, lang)).collect();
         let in_force = st.lease_in_force.as_ref();
         Ok(StatusDto {
@@ -64,6 +70,7 @@ impl Engine {
             numbers_left: st.numbers_left,
             last_sync_at: st.last_sync_at,
             queue_stopped: st.queue_stopped,
+            ledger_behind,
             alerts: st
                 .alerts
                 .iter()

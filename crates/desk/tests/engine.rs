@@ -728,3 +728,43 @@ fn scheduled_backups_keep_a_set_number_in_the_chosen_folder_and_restore() {
     out.expect_code(0);
     assert_eq!(out.json()["head"]["seq"], serde_json::json!(1));
 }
+
+/// An older copy of the data directory put back under the app: the authority holds
+/// invoices it lacks. The status says so (the queue panel shows), and Resume brings them
+/// back with a fresh number block, as `kaipiao queue resume` does.
+#[test]
+fn resume_brings_back_what_an_older_copy_lacks() {
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    shop.issue(&kaipiao_tests::small_draft("客户甲", "10.00"));
+    shop.sync().expect_code(0);
+    let old = shop.copy();
+    shop.issue(&kaipiao_tests::small_draft("客户乙", "20.00"));
+    shop.sync().expect_code(0);
+
+    fast_probes();
+    let rec = Arc::new(Recorder::default());
+    let engine = Engine::open(config(&old.data, Some(PASSPHRASE), "zh_CN.UTF-8"), rec).unwrap();
+    let (summary, _) = sync(&engine);
+    assert_ne!(summary.outcome, SyncOutcomeKind::Complete, "{summary:?}");
+    let status = engine.status().unwrap();
+    assert!(status.ledger_behind, "{status:?}");
+    assert!(engine.queue().unwrap().advice.contains("恢复"));
+
+    let resumed = engine
+        .resume_queue(Arc::new(|_| {}))
+        .unwrap()
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    assert!(resumed.resumed, "{resumed:?}");
+    assert_eq!(resumed.outcome, SyncOutcomeKind::Complete, "{resumed:?}");
+    let status = engine.status().unwrap();
+    assert!(!status.ledger_behind, "{status:?}");
+    assert_eq!(engine.queue().unwrap().local_head.seq, 2);
+    // The next number comes from the fresh block, past every lease granted before.
+    let issued = engine.issue(&draft("ordinary", "", "1", "30")).unwrap();
+    let leases = engine.state().unwrap().leases;
+    let fresh = leases.last().unwrap();
+    assert_eq!(issued.number, fresh.first_number, "{leases:?}");
+}

@@ -41,7 +41,7 @@ pub use reconcile::{
     reconcile, Mismatch, Missing, ReconcileProgress, ReconcileReport, Refiled, SeqRange,
 };
 pub use relay::sync_now;
-pub use restore::{restore, FreshLease, RestoreReport, RestoreRequest};
+pub use restore::{restore, CaughtUp, FreshLease, RestoreReport, RestoreRequest};
 pub use resume::{resume_queue, ResumeReport};
 
 use kaipiao_core::wire::Head;

@@ -274,11 +274,57 @@ async fn stage_and_restore(
     let (ledger, _) = Ledger::stage_restore(req.file, stage)?;
     ledger.verify()?;
     let key = ledger.unseal_key(keys)?;
-    for lease in crate::readback::fetch_leases(&ledger, &key, opts).await? {
+    let caught = catch_up(&ledger, &key, opts).await?;
+    let status = ledger.status(Utc::now())?;
+    Ok(RestoreReport {
+        data_dir: req.data_dir.to_path_buf(),
+        backup_created_at: info.created_at.clone(),
+        backup_head: info.head.clone(),
+        authority_head: caught.authority_head,
+        receipts_brought_back: caught.receipts_brought_back,
+        invoices_brought_back: caught.invoices_brought_back,
+        head: status.head,
+        pending: status.pending,
+        numbers_possibly_used_count: caught.numbers_possibly_used_count,
+        numbers_possibly_used: caught.numbers_possibly_used,
+        fresh_lease: caught.fresh_lease,
+        key: info.key,
+        replaced: None,
+        finished_earlier: false,
+    })
+}
+
+/// What [`catch_up`] did. Field names are stable (`restore` and `queue resume` report it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaughtUp {
+    /// The authority's head for this device when it was read.
+    pub authority_head: Head,
+    /// Receipts brought back for invoices the ledger held as pending.
+    pub receipts_brought_back: u64,
+    /// Invoices the ledger lacked, brought back with their receipts.
+    pub invoices_brought_back: u64,
+    /// Numbers a newer copy of the device may have used and never filed: never used again.
+    pub numbers_possibly_used: Vec<NumberRange>,
+    pub numbers_possibly_used_count: u64,
+    pub fresh_lease: FreshLease,
+}
+
+/// Steps 2 to 4 on `ledger` (a staged backup, or with `queue resume` a ledger found
+/// behind the authority): the leases and the invoices the authority holds beyond it
+/// brought back and checked, every lease used up locally and the numbers a newer copy may
+/// have used reported, a fresh block taken with `supersede`, the chain verified. The
+/// invoices come in one transaction; a run interrupted after it is simply run again
+/// (nothing is brought back twice; the leases are given up again).
+pub(crate) async fn catch_up(
+    ledger: &Ledger,
+    key: &kaipiao_core::DeviceKey,
+    opts: &SyncOptions,
+) -> Result<CaughtUp, SyncError> {
+    for lease in crate::readback::fetch_leases(ledger, key, opts).await? {
         ledger.store_lease(&lease, Utc::now())?;
     }
     let (after_seq, after_hash) = ledger.restore_point()?;
-    let (held, authority_head) = fetch_held(&ledger, &key, opts, after_seq, &after_hash).await?;
+    let (held, authority_head) = fetch_held(ledger, key, opts, after_seq, &after_hash).await?;
     let items: Vec<HeldItem<'_>> = held
         .iter()
         .map(|h| HeldItem {
@@ -289,24 +335,15 @@ async fn stage_and_restore(
     let Adopted { receipts, invoices } = ledger.adopt_held(&items, Utc::now())?;
     ledger.note_authority_head(authority_head.seq, Some(&authority_head.hash), Utc::now())?;
     let lost = ledger.retire_leases()?;
-    let fresh = take_fresh_lease(&ledger, &key, opts).await?;
+    let fresh = take_fresh_lease(ledger, key, opts).await?;
     ledger.verify()?;
-    let status = ledger.status(Utc::now())?;
-    Ok(RestoreReport {
-        data_dir: req.data_dir.to_path_buf(),
-        backup_created_at: info.created_at.clone(),
-        backup_head: info.head.clone(),
+    Ok(CaughtUp {
         authority_head,
         receipts_brought_back: receipts,
         invoices_brought_back: invoices,
-        head: status.head,
-        pending: status.pending,
         numbers_possibly_used_count: lost.iter().map(|r| r.count).sum(),
         numbers_possibly_used: lost,
         fresh_lease: fresh,
-        key: info.key,
-        replaced: None,
-        finished_earlier: false,
     })
 }
 

@@ -11,6 +11,12 @@
 //!    failed: the queue is stopped, with the authority's reason. Otherwise it is resumed,
 //!    and the run's own outcome says what is left (exit 3 for work that remains).
 //!
+//! Where the reconciliation finds the ledger behind the authority (a data directory copied
+//! back by hand from an old copy: the authority holds seqs this ledger lacks, and nothing
+//! this ledger holds differs from the authority's), the resume brings back what the
+//! authority holds and takes a fresh number block exactly as `restore` does
+//! ([`crate::restore`]'s `catch_up`), then reconciles again before it lifts the stop.
+//!
 //! A reconciliation that could not finish (the authority unreachable) leaves the queue
 //! stopped, for a transient reason; one with findings leaves it stopped and says which.
 
@@ -33,6 +39,9 @@ pub struct ResumeReport {
     pub reconcile: Option<ReconcileReport>,
     /// The sync run after lifting the stop (None when it was not lifted).
     pub sync: Option<SyncReport>,
+    /// What was brought back from the authority for a ledger found behind it (None when
+    /// it was not behind).
+    pub brought_back: Option<crate::CaughtUp>,
     /// Why the queue was not resumed, or what the sync run left (None when all is done).
     pub reason: Option<String>,
     #[serde(skip)]
@@ -56,18 +65,51 @@ pub async fn resume_queue(
     opts: &SyncOptions,
     progress: &(dyn Fn(ReconcileProgress) + Send + Sync),
 ) -> Result<ResumeReport, SyncError> {
+    // A ledger behind the authority as last heard is resumed too, stopped or not: its
+    // sync ends in exit 4 until what the authority holds is brought back.
+    let local = ledger.head()?;
+    let behind_as_heard = ledger.authority_head()?.is_some_and(|a| a.seq > local.seq);
     let mut report = ResumeReport {
         was_stopped: ledger.queue_stopped()?.is_some(),
         resumed: false,
         reconcile: None,
         sync: None,
+        brought_back: None,
         reason: None,
         outcome: SyncOutcome::Complete,
     };
-    if !report.was_stopped {
+    if !report.was_stopped && !behind_as_heard {
         return Ok(report);
     }
-    let checked = reconcile_with(ledger, key, opts, progress, true).await?;
+    let mut checked = reconcile_with(ledger, key, opts, progress, true).await?;
+    let behind = checked.missing_locally.is_some()
+        && checked.mismatched.is_empty()
+        && matches!(checked.outcome, SyncOutcome::Stopped(_));
+    if behind {
+        match crate::restore::catch_up(ledger, key, opts).await {
+            Ok(caught) => {
+                report.brought_back = Some(caught);
+                checked = reconcile_with(ledger, key, opts, progress, true).await?;
+            }
+            // The authority unreachable meanwhile: the stop stays, for a transient reason.
+            Err(e @ SyncError::Http(_)) => {
+                let text = format!(
+                    "the queue stays stopped: what the authority holds could not be brought back ({e}); try again once the authority answers"
+                );
+                report.reconcile = Some(checked);
+                report.reason = Some(text.clone());
+                report.outcome = SyncOutcome::Transient(text);
+                return Ok(report);
+            }
+            // It does not fit this ledger (a fork): said below as what is not explained.
+            Err(e) => {
+                checked.outcome = SyncOutcome::Stopped(format!(
+                    "{}; what the authority holds cannot be brought back: {e}",
+                    checked.outcome.reason().unwrap_or("")
+                ));
+            }
+        }
+    }
     let verdict = checked.outcome.clone();
     report.reconcile = Some(checked);
     match verdict {
@@ -89,6 +131,7 @@ pub async fn resume_queue(
             return Ok(report);
         }
     }
+    // Lifted (when it was stopped) only now that the reconciliation explains it.
     ledger.resume_queue(Utc::now())?;
     let forward = |p: Progress| progress(ReconcileProgress::Sync(p));
     let run = sync_now(ledger, key, opts, &forward).await?;

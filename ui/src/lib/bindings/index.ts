@@ -154,7 +154,12 @@ offline_hours_left: string | null, offline_hours: number | null, offline_amount_
 /**
  * 0, 75, 90 or 100: the highest warning reached by either limit.
  */
-warning_level: number, warnings: Array<WarningDto>, numbers_left: number, last_sync_at: string | null, queue_stopped: string | null, alerts: Array<AlertDto>, connectivity: ConnectivityDto, 
+warning_level: number, warnings: Array<WarningDto>, numbers_left: number, last_sync_at: string | null, queue_stopped: string | null, 
+/**
+ * The authority, as last heard, holds invoices of this device that this ledger
+ * lacks (an older copy put back): the queue panel shows, and Resume brings them back.
+ */
+ledger_behind: boolean, alerts: Array<AlertDto>, connectivity: ConnectivityDto, 
 /**
  * A sync (background or "Sync now") is running.
  */
