@@ -5,9 +5,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PYTHON ?= python3
 APT_PACKAGES := build-essential pkg-config libssl-dev libdbus-1-dev \
-  libwebkit2gtk-4.1-dev xvfb xauth webkit2gtk-driver fonts-noto-cjk imagemagick libfaketime
+  libwebkit2gtk-4.1-dev xvfb xauth webkit2gtk-driver fonts-noto-cjk imagemagick libfaketime \
+  poppler-utils zbar-tools
 # Bumped when install-deps.sh learns something new, so existing machines run it again.
-STAMP := target/.deps-installed-3
+STAMP := target/.deps-installed-4
 
 .PHONY: run demo test deps build bench fmt clean-demo ui ui-test bindings app crash fuzz
 
@@ -61,6 +62,7 @@ bench: deps
 	$(CARGO) bench -p kaipiao-core --bench core -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) bench -p kaipiao-ledger --bench issue -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) bench -p kaipiao-sync --bench drain
+	$(CARGO) bench -p kaipiao-pdf --bench render -- --warm-up-time 1 --measurement-time 3
 	cd ui && npm run build
 	$(CARGO) bench -p kaipiao-app --bench app --profile dev
 

@@ -186,6 +186,18 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// The invoice as a PDF laid out like a 数电票 (210 x 140 mm), with its QR code and
+    /// its proof embedded (docs/FORMATS.md): a pending invoice says so on the paper, an
+    /// accepted one carries the authority's code; a rejected one is refused
+    /// (`not_printable`, exit 2), as is an unknown number (exit 2). FILE is written whole
+    /// or not at all (a temporary file renamed over it). With --json {"out", "bytes",
+    /// "number"}.
+    Pdf {
+        #[arg(value_name = "NUMBER")]
+        number: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Amounts in Chinese capitals (大写).
     Words {
         #[arg(required = true, allow_hyphen_values = true)]

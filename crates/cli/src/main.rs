@@ -105,6 +105,7 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
         Command::Import { file } => issue::import(ctx, &file),
         Command::List { status } => read::list(ctx, status),
         Command::Show { number_or_id } => read::show(ctx, &number_or_id),
+        Command::Pdf { number, out } => read::pdf(ctx, &number, &out),
         Command::Sync {
             background,
             start_spread,

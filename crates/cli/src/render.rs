@@ -199,7 +199,7 @@ pub fn invoice(rec: &InvoiceRecord, words: &str, lang: Lang) -> String {
         let rate = match line.treatment {
             kaipiao_core::Treatment::Exempt => lang.pick("免税", "exempt").to_string(),
             kaipiao_core::Treatment::NonTaxable => lang.pick("不征税", "non-taxable").to_string(),
-            _ => rate_percent(&line.tax_rate),
+            _ => kaipiao_core::money::rate_percent(&line.tax_rate),
         };
         rows.push([
             line.name.clone(),
@@ -320,16 +320,6 @@ fn history_line(
 /// A label padded to a display width (CJK characters take two columns).
 fn lbl(s: &str, width: usize) -> String {
     pad(s, width, false)
-}
-
-fn rate_percent(rate: &str) -> String {
-    match kaipiao_core::money::parse_decimal(rate, 8) {
-        Ok(d) => format!(
-            "{}%",
-            kaipiao_core::money::decimal_string(d * rust_decimal::Decimal::from(100))
-        ),
-        Err(_) => rate.to_string(),
-    }
 }
 
 pub fn status(st: &LedgerStatus, lang: Lang) -> String {

@@ -238,3 +238,5 @@ unreadable_file-backup = { $path } is not a Kaipiao backup: { $why }
 invalid_path-backup-folder = Type the full path of the folder for the backups (starting with /), e.g. a USB stick's folder
 out_of_range-backup-hours = Hours between backups: a whole number from 0 (off) to { $max }
 out_of_range-backup-keep = Backups to keep: a whole number from 1 to { $max }
+not_printable-rejected = invoice { $number } was rejected by the tax authority: it is not an invoice and cannot be printed as one; issue a corrected invoice
+not_printable-glyph = the character { $character } (U+{ $code }) has no glyph in the invoice font; change it (for example to a common form of the character) in a corrected invoice

@@ -229,3 +229,5 @@ unreadable_file-backup = { $path } 不是开票备份文件：{ $why }
 invalid_path-backup-folder = 请输入备份文件夹的完整路径（以 / 开头），例如 U 盘上的文件夹
 out_of_range-backup-hours = 备份间隔（小时）：0（关闭）至 { $max } 的整数
 out_of_range-backup-keep = 保留备份数：1 至 { $max } 的整数
+not_printable-rejected = 发票 { $number } 已被税务机关拒绝：它不是有效发票，不能打印；请重新开具更正后的发票
+not_printable-glyph = 字符 { $character }（U+{ $code }）在发票字体中没有字形；请在更正后的发票中改用常用写法

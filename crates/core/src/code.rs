@@ -309,6 +309,9 @@ codes! {
     QueueStopped = "queue_stopped",
     /// `reconcile`: not everything is accounted for (exit 4).
     NotReconciled = "not_reconciled",
+    /// `pdf`: an invoice that cannot be printed as an invoice (a rejected one), or a
+    /// character the invoice font lacks, named with its field (exit 2).
+    NotPrintable = "not_printable",
     /// `restore`: the ledger it would replace still holds invoices the authority has not
     /// received (exit 2; `--replace-pending` replaces it anyway, kept aside).
     PendingInvoices = "pending_invoices",

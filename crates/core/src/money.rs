@@ -77,8 +77,32 @@ pub fn is_normalized_decimal(s: &str) -> bool {
     }
 }
 
+/// A tax rate as printed, a percentage: `0.13` -> `13%`, `0.015` -> `1.5%`, `0` -> `0%`
+/// (decimal arithmetic, exact); a string that is no decimal is returned as it is.
+pub fn rate_percent(rate: &str) -> String {
+    match parse_decimal(rate, 8) {
+        Ok(d) => format!("{}%", decimal_string(d * Decimal::from(100))),
+        Err(_) => rate.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rates_print_as_percentages() {
+        for (rate, shown) in [
+            ("0.13", "13%"),
+            ("0.09", "9%"),
+            ("0.06", "6%"),
+            ("0", "0%"),
+            ("0.03", "3%"),
+            ("0.015", "1.5%"),
+            ("0.01", "1%"),
+        ] {
+            assert_eq!(super::rate_percent(rate), shown, "{rate}");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

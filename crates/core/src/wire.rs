@@ -61,6 +61,10 @@ impl WireError {
 pub struct Health {
     pub status: String,
     pub time: String,
+    /// Extension (SPEC 10): the authority is a sandbox, its invoices samples (样票) that
+    /// are printed as such. None from an authority that does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

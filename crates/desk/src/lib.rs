@@ -22,6 +22,7 @@ pub mod engine;
 pub mod error;
 pub mod list;
 pub mod preview;
+pub mod print;
 pub mod queue;
 pub mod settings;
 pub mod status;

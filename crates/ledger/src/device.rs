@@ -26,6 +26,10 @@ pub struct LocalDevice {
     /// Plain-`http://` endpoints allowed on purpose at enrolment (for tests); every other
     /// endpoint is `https://` or this machine.
     pub insecure_servers: Vec<String>,
+    /// Whether the authority said at enrolment that it is a sandbox (`/v1/health`);
+    /// None when it was not recorded (enrolled before it was, or an authority that does
+    /// not say). Printed invoices treat None as a sandbox: never passed off as real.
+    pub authority_sandbox: Option<bool>,
     pub created_at: String,
     pub enrolled_at: Option<String>,
     /// How the private key is sealed: a CLI prompts for a passphrase only for
@@ -106,6 +110,7 @@ impl Ledger {
             authority_public_key: None,
             servers: Vec::new(),
             insecure_servers: Vec::new(),
+            authority_sandbox: None,
             created_at: rfc3339(now),
             enrolled_at: None,
             key_protection: protection,
@@ -127,6 +132,15 @@ impl Ledger {
             keys,
         )?;
         Ok(DeviceKey::from_bytes(&secret))
+    }
+
+    /// Records whether the authority says it is a sandbox (its `/v1/health`), read at
+    /// enrolment: printed invoices say so.
+    pub fn set_authority_sandbox(&self, sandbox: bool) -> Result<()> {
+        self.update_device(
+            "UPDATE device SET authority_sandbox = ?1 WHERE id = 1",
+            [sandbox],
+        )
     }
 
     /// Records the authority's answer to enrolment; pins its key.

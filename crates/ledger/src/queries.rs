@@ -83,6 +83,9 @@ pub struct InvoiceRecord {
     pub status: Status,
     /// The receipt exactly as received (parsed), None while pending.
     pub receipt: Option<serde_json::Value>,
+    /// The same receipt's stored text, byte for byte (embedded in the invoice's PDF).
+    #[serde(skip)]
+    pub receipt_text: Option<String>,
     pub history: Vec<StatusEvent>,
     pub outbox: Option<OutboxItem>,
     /// The id of the outage the invoice was issued during (see [`Outage`](crate::Outage)), if any.
@@ -397,9 +400,11 @@ impl Ledger {
             .prepare_cached("SELECT receipt FROM receipts WHERE seq = ?1")?
             .query_row([seq], |r| r.get(0))
             .optional()?;
-        let receipt = receipt
+        let receipt_text = receipt;
+        let receipt = receipt_text
+            .as_deref()
             .map(|t| {
-                serde_json::from_str(&t).map_err(|_| corrupt(seq, "the stored receipt is not JSON"))
+                serde_json::from_str(t).map_err(|_| corrupt(seq, "the stored receipt is not JSON"))
             })
             .transpose()?;
         // The first entry is the issuance, read from the invoice itself (schema 5 stopped
@@ -438,6 +443,7 @@ impl Ledger {
             .optional()?;
         let issued_during_outage = Self::outage_of(&tx, seq)?;
         Ok(InvoiceRecord {
+            receipt_text,
             envelope,
             status,
             receipt,

@@ -35,6 +35,8 @@ pub(crate) struct DeviceRow {
     pub queue_stopped: Option<String>,
     /// Plain-http endpoints allowed on purpose at enrolment.
     pub insecure_servers: Vec<String>,
+    /// The authority said at enrolment that it is a sandbox (None: not recorded).
+    pub authority_sandbox: Option<bool>,
 }
 
 impl DeviceRow {
@@ -47,6 +49,7 @@ impl DeviceRow {
             authority_public_key: self.authority_public_key.clone(),
             servers: self.servers.clone(),
             insecure_servers: self.insecure_servers.clone(),
+            authority_sandbox: self.authority_sandbox,
             created_at: self.created_at.clone(),
             enrolled_at: self.enrolled_at.clone(),
             key_protection: self.protection,
@@ -90,12 +93,13 @@ pub(crate) fn load_device(conn: &Connection) -> Result<Option<DeviceRow>> {
         Option<String>,
         Option<String>,
         String,
+        Option<bool>,
     );
     let raw: Option<Raw> = conn
         .prepare_cached(
             "SELECT key_id, key_protection, device_id, device_name, seller, public_key,
                     authority_public_key, servers, created_at, enrolled_at, clock_offset,
-                    last_sync_at, queue_stopped, insecure_servers
+                    last_sync_at, queue_stopped, insecure_servers, authority_sandbox
              FROM device WHERE id = 1",
         )?
         .query_row([], |r| {
@@ -114,6 +118,7 @@ pub(crate) fn load_device(conn: &Connection) -> Result<Option<DeviceRow>> {
                 r.get(11)?,
                 r.get(12)?,
                 r.get(13)?,
+                r.get(14)?,
             ))
         })
         .optional()?;
@@ -132,6 +137,7 @@ pub(crate) fn load_device(conn: &Connection) -> Result<Option<DeviceRow>> {
         last_sync_at,
         queue_stopped,
         insecure_servers,
+        authority_sandbox,
     )) = raw
     else {
         return Ok(None);
@@ -167,6 +173,7 @@ pub(crate) fn load_device(conn: &Connection) -> Result<Option<DeviceRow>> {
         last_sync_at,
         queue_stopped,
         insecure_servers,
+        authority_sandbox,
     }))
 }
 

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 
 /// The schema this program writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// 1: the tables. STRICT so a value of the wrong type is an error, not a silent coercion.
 const V1_TABLES: &str = r#"
@@ -551,6 +551,11 @@ const V7_DEVICE_COLUMN: &str = "ALTER TABLE device ADD COLUMN clock_offset_at TE
 const V8_DEVICE_COLUMN: &str =
     "ALTER TABLE device ADD COLUMN insecure_servers TEXT NOT NULL DEFAULT '[]'";
 
+/// Migration 9 (in Rust, guarded): whether the authority said at enrolment that it is a
+/// sandbox (`/v1/health`'s `sandbox`), for the mark on printed invoices; NULL when not
+/// recorded.
+const V9_DEVICE_COLUMN: &str = "ALTER TABLE device ADD COLUMN authority_sandbox INTEGER";
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1_TABLES),
     (2, V2_GUARDS),
@@ -561,6 +566,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, ""),
     (7, V7_AUTHORITY_HEAD),
     (8, ""),
+    (9, ""),
 ];
 
 /// Prepared statements kept per connection (all of the ledger's fit).
@@ -734,6 +740,9 @@ fn apply(tx: &Connection, after: i64, upto: i64) -> Result<(), LedgerError> {
         }
         if *number == 8 && !has_column(tx, "device", "insecure_servers")? {
             tx.execute_batch(V8_DEVICE_COLUMN)?;
+        }
+        if *number == 9 && !has_column(tx, "device", "authority_sandbox")? {
+            tx.execute_batch(V9_DEVICE_COLUMN)?;
         }
         tx.execute_batch(sql)?;
         tx.execute(

@@ -200,6 +200,16 @@ pub async fn enroll_trusting(
         allowed_plain,
         Utc::now(),
     )?;
+    // Whether the authority is a sandbox, for the mark on printed invoices. Not said (or
+    // no answer): nothing is recorded, and the paper is marked as a sandbox's.
+    for endpoint in &endpoints {
+        if let Ok(health) = route.client.health(endpoint).await {
+            if let Some(sandbox) = health.sandbox {
+                ledger.set_authority_sandbox(sandbox)?;
+            }
+            break;
+        }
+    }
     route.progressed();
     let lease = take_lease(&mut route, ledger, key, &enrolled.device_id, true).await?;
     Ok(EnrollOutcome {

@@ -27,12 +27,13 @@ use serde_json::Value;
 /// Device names are shown to a person; the same limit as other names (SPEC 2).
 const MAX_DEVICE_NAME_CHARS: usize = 100;
 
-pub(crate) async fn health() -> Response {
+pub(crate) async fn health(State(state): State<AppState>) -> Response {
     json(
         StatusCode::OK,
         &Health {
             status: "ok".into(),
             time: rfc3339(Utc::now()),
+            sandbox: Some(!state.0.config.not_sandbox),
         },
     )
 }

@@ -76,6 +76,11 @@ pub struct Config {
     /// Append one JSON line per request to this file.
     #[arg(long, value_name = "FILE")]
     pub request_log: Option<PathBuf>,
+    /// Say in `/v1/health` that this is not a sandbox (`"sandbox": false`): its invoices
+    /// print without the "SANDBOX 样票" mark. For tests of the plain page; taxd is always
+    /// a sandbox authority otherwise.
+    #[arg(long)]
+    pub not_sandbox: bool,
 }
 
 impl Config {
@@ -97,6 +102,7 @@ impl Config {
             fault_wrong_signing_key: false,
             fault_malformed_receipt: 0.0,
             request_log: None,
+            not_sandbox: false,
         }
     }
 }

@@ -232,3 +232,56 @@ pub fn export(ctx: &Ctx, out: &Path) -> CmdResult {
     }
     Ok(json!({"invoices": n, "out": out}))
 }
+
+pub fn pdf(ctx: &Ctx, number: &str, out: &std::path::Path) -> CmdResult {
+    use kaipiao_desk::print::{invoice_pdf, PrintError};
+    let ledger = ctx.open()?;
+    let (bytes, _name) = invoice_pdf(&ledger, number).map_err(|e| match e {
+        PrintError::Ledger(e) => CommandError::ledger(&e, ctx.lang),
+        PrintError::Refused { code, field, msg } => CommandError::new(
+            crate::failure::EXIT_INVALID,
+            code,
+            &field,
+            msg.text(ctx.lang),
+        ),
+        PrintError::Internal(why) => CommandError::internal(why),
+    })?;
+    write_whole(out, &bytes).map_err(|e| {
+        CommandError::new(
+            crate::failure::EXIT_OTHER,
+            kaipiao_core::Code::Io,
+            "out",
+            format!("{}: {e}", out.display()),
+        )
+    })?;
+    let number = ledger
+        .show(number)
+        .map(|r| r.envelope.invoice.number)
+        .unwrap_or_else(|_| number.to_string());
+    if !ctx.json {
+        println!(
+            "{} {} ({} bytes)",
+            ctx.lang.pick("已写入", "Wrote"),
+            out.display(),
+            bytes.len()
+        );
+    }
+    Ok(json!({"out": out, "bytes": bytes.len(), "number": number}))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`:
+/// a crash leaves the old file or the new one, never half of one.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp)?;
+    let written = f.write_all(bytes).and_then(|()| f.sync_all());
+    drop(f);
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
+}
