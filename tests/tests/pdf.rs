@@ -266,3 +266,84 @@ fn a_real_authority_prints_no_sandbox_mark_and_refusals_name_their_field() {
     assert!(s(&e, "/error/message").contains("U+20000"), "{e}");
     assert!(!out.exists());
 }
+
+/// The buyer's check (查验): `kaipiao check-invoice` against taxd's public
+/// `GET /v1/check`, with the fields printed on the invoice and in its QR code.
+#[test]
+fn the_buyer_checks_an_invoice_with_the_authority() {
+    let taxd = Taxd::start(&["--check-rate", "1000"]);
+    let shop = Shop::new(&taxd);
+    let number = s(
+        &shop.issue(&small_draft("客户甲", "100.00")),
+        "/invoice/number",
+    )
+    .to_string();
+    shop.sync().expect_code(0);
+    let shown = shop.show(&number);
+    let code = s(&shown, "/receipt/authority_code");
+    let code6 = &code[code.len() - 6..];
+    let date = china_day(s(&shown, "/invoice/issued_at"));
+    let url = taxd.url();
+
+    // A buyer without a data directory of their own: --server.
+    let buyer = tempfile::tempdir().expect("tempdir");
+    let check = |args: &[&str]| {
+        let mut c = Command::new(binary("kaipiao"));
+        c.arg("--data")
+            .arg(buyer.path())
+            .args(["--json", "check-invoice", "--server", &url])
+            .args(args);
+        run_with_deadline(
+            c,
+            format!("kaipiao check-invoice {}", args.join(" ")),
+            None,
+            COMMAND_DEADLINE,
+        )
+    };
+    let ok = check(&[&number, &date, "113.00", code6]);
+    ok.expect_code(0);
+    assert_eq!(ok.json()["match"], json!(true));
+    assert_eq!(ok.json()["status"], json!("accepted"));
+    // The total as a buyer may type it.
+    check(&[&number, &date, "113", code6]).expect_code(0);
+    // Any field off: no match, and nothing said about the invoice.
+    for args in [
+        [number.as_str(), date.as_str(), "113.01", code6],
+        [number.as_str(), "20000101", "113.00", code6],
+        [number.as_str(), date.as_str(), "113.00", "000000"],
+    ] {
+        let no = check(&args);
+        no.expect_code(4);
+        assert_eq!(no.json()["match"], json!(false), "{args:?}");
+        assert_eq!(no.json()["status"], json!(null), "{args:?}");
+    }
+    // A malformed field is named before anything is sent.
+    let bad = check(&[&number, "2026-12-03", "113.00", code6]);
+    bad.expect_code(2);
+    assert_eq!(bad.json()["error"]["field"], json!("date"));
+    // The shop's own data directory knows its authority: no --server needed.
+    let own = shop.kaipiao(&["--json", "check-invoice", &number, &date, "113.00", code6]);
+    own.expect_code(0);
+    // The authority unreachable: exit 3.
+    let mut taxd = taxd;
+    taxd.stop();
+    check(&[&number, &date, "113.00", code6]).expect_code(3);
+
+    // The endpoint is rate-limited per address (`--check-rate`, 2 a second by default):
+    // at one check per 1,000 s, the second check at once is refused 429 rate_limited
+    // (exit 3: try later).
+    let limited = Taxd::start(&["--check-rate", "0.001"]);
+    let url = limited.url();
+    let at = || {
+        let mut c = Command::new(binary("kaipiao"));
+        c.arg("--data")
+            .arg(buyer.path())
+            .args(["--json", "check-invoice", "--server", &url]);
+        c.args([number.as_str(), date.as_str(), "113.00", code6]);
+        run_with_deadline(c, "kaipiao check-invoice".into(), None, COMMAND_DEADLINE)
+    };
+    at().expect_code(4);
+    let refused = at();
+    refused.expect_code(3);
+    assert_eq!(refused.json()["error"]["code"], json!("rate_limited"));
+}

@@ -186,6 +186,25 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// The buyer's check (查验): asks the authority whether it holds the invoice NUMBER
+    /// issued on DATE (YYYYMMDD, China time) with 价税合计 TOTAL and an authority code
+    /// ending in CODE6 (the last 6 digits printed on the invoice and in its QR code). No
+    /// device key is needed. Exit 0 when it matches, 4 when not, 3 when the authority
+    /// cannot be reached, 2 for a malformed field. With --json {"match", "status",
+    /// "server"}.
+    CheckInvoice {
+        /// The authority to ask (default: this data directory's primary server).
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        #[arg(value_name = "NUMBER")]
+        number: String,
+        #[arg(value_name = "DATE")]
+        date: String,
+        #[arg(value_name = "TOTAL", allow_hyphen_values = true)]
+        total: String,
+        #[arg(value_name = "CODE6")]
+        code: String,
+    },
     /// The invoice as a PDF laid out like a 数电票 (210 x 140 mm), with its QR code and
     /// its proof embedded (docs/FORMATS.md): a pending invoice says so on the paper, an
     /// accepted one carries the authority's code; a rejected one is refused

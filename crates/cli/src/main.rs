@@ -106,6 +106,13 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
         Command::List { status } => read::list(ctx, status),
         Command::Show { number_or_id } => read::show(ctx, &number_or_id),
         Command::Pdf { number, out } => read::pdf(ctx, &number, &out),
+        Command::CheckInvoice {
+            server,
+            number,
+            date,
+            total,
+            code,
+        } => tools::check_invoice(ctx, server.as_deref(), [&number, &date, &total, &code]),
         Command::Sync {
             background,
             start_spread,

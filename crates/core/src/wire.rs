@@ -67,6 +67,15 @@ pub struct Health {
     pub sandbox: Option<bool>,
 }
 
+/// The answer of the buyer's check (查验, `GET /v1/check`, SPEC 10): whether the
+/// authority holds that invoice, and its status only when it does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckAnswer {
+    #[serde(rename = "match")]
+    pub matched: bool,
+    pub status: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthorityInfo {
     pub name: String,

@@ -284,6 +284,20 @@ impl Client {
         self.get_json(endpoint, "/v1/health").await
     }
 
+    /// The buyer's check (查验) on one endpoint: `GET /v1/check` with the four fields,
+    /// each already checked by the caller (digits only: nothing to escape).
+    pub async fn check_invoice(
+        &self,
+        endpoint: &str,
+        number: &str,
+        date: &str,
+        total: &str,
+        code: &str,
+    ) -> Result<kaipiao_core::wire::CheckAnswer, SyncError> {
+        let path = format!("/v1/check?number={number}&date={date}&total={total}&code={code}");
+        self.get_json(endpoint, &path).await
+    }
+
     /// `GET /v1/authority` on one endpoint: its name and signing key.
     pub async fn authority(&self, endpoint: &str) -> Result<AuthorityInfo, SyncError> {
         self.get_json(endpoint, "/v1/authority").await

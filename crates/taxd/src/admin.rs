@@ -12,18 +12,22 @@ use kaipiao_core::Code;
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 
-/// The admin API answers only to loopback peers: it can take the authority down.
-fn loopback_only(req: &Request) -> Result<(), ErrorAnswer> {
-    // As axum's ConnectInfo extractor: the real connection first, else a test's mock.
-    let peer = req
-        .extensions()
+/// The peer's address, as axum's ConnectInfo extractor finds it: the real connection
+/// first, else a test's mock.
+pub(crate) fn peer_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
         .or_else(|| {
             req.extensions()
                 .get::<MockConnectInfo<SocketAddr>>()
                 .map(|MockConnectInfo(addr)| addr.ip())
-        });
+        })
+}
+
+/// The admin API answers only to loopback peers: it can take the authority down.
+fn loopback_only(req: &Request) -> Result<(), ErrorAnswer> {
+    let peer = peer_ip(req);
     let loopback = match peer {
         Some(IpAddr::V4(ip)) => ip.is_loopback(),
         Some(IpAddr::V6(ip)) => {

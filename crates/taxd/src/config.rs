@@ -56,6 +56,10 @@ pub struct Config {
     /// Requests per second per device before 429 rate_limited (absent: unlimited).
     #[arg(long, value_name = "N", value_parser = parse_rate, allow_negative_numbers = true)]
     pub device_rate: Option<f64>,
+    /// Checks per second per peer address on the public 查验 endpoint (`GET /v1/check`)
+    /// before 429 rate_limited.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CHECK_RATE, value_parser = parse_rate, allow_negative_numbers = true)]
+    pub check_rate: f64,
     /// Probability (0..1) that a submission is committed and its connection then dropped.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability, allow_negative_numbers = true)]
     pub fault_drop_after_commit: f64,
@@ -96,6 +100,7 @@ impl Config {
             single_invoice_cap: Decimal::new(10_000_000, 2),
             capacity: None,
             device_rate: None,
+            check_rate: DEFAULT_CHECK_RATE,
             fault_drop_after_commit: 0.0,
             fault_error_rate: 0.0,
             fault_delay_ms: None,
@@ -106,6 +111,10 @@ impl Config {
         }
     }
 }
+
+/// The public 查验 endpoint's default rate per address: a person checking invoices by
+/// hand never meets it; a scraper walking numbers does.
+pub const DEFAULT_CHECK_RATE: f64 = 2.0;
 
 fn parse_listen(s: &str) -> Result<String, String> {
     match s.to_socket_addrs() {

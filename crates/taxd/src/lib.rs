@@ -39,6 +39,7 @@ mod admin;
 mod api;
 mod auth;
 mod body;
+mod check;
 mod config;
 mod db;
 mod error;
@@ -105,7 +106,7 @@ impl AppState {
             authority,
             impostor: DeviceKey::from_bytes(&secret),
             faults: faults::FaultSwitch::new(Faults::from_config(&config)),
-            limits: limits::Limits::new(config.capacity, config.device_rate),
+            limits: limits::Limits::new(config.capacity, config.device_rate, config.check_rate),
             request_log,
             device_keys: RwLock::new(HashMap::new()),
             db,
@@ -155,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/invoices", post(submit::submit_invoice))
         .route("/v1/invoices:batch", post(submit::submit_batch))
         .route("/v1/invoices/{id}", get(api::receipt))
+        .route("/v1/check", get(check::check))
         .route(
             "/admin/faults",
             get(admin::get_faults).put(admin::put_faults),

@@ -61,16 +61,34 @@ pub(crate) struct Limits {
     capacity: Option<Mutex<TokenBucket>>,
     device_rate: Option<f64>,
     devices: Mutex<HashMap<String, TokenBucket>>,
+    /// The public 查验 endpoint's rate per peer address (`--check-rate`).
+    check_rate: f64,
+    peers: Mutex<HashMap<String, TokenBucket>>,
 }
 
 impl Limits {
-    pub fn new(capacity: Option<f64>, device_rate: Option<f64>) -> Limits {
+    pub fn new(capacity: Option<f64>, device_rate: Option<f64>, check_rate: f64) -> Limits {
         let now = Instant::now();
         Limits {
             capacity: capacity.map(|r| Mutex::new(TokenBucket::new(r, now))),
             device_rate,
             devices: Mutex::new(HashMap::new()),
+            check_rate,
+            peers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// One peer's rate on the public 查验 endpoint: 429 `rate_limited` with Retry-After.
+    pub fn check_peer(&self, peer: &str) -> Result<(), ErrorAnswer> {
+        take_keyed(&self.peers, peer, self.check_rate).map_err(|wait| {
+            ErrorAnswer::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                Code::RateLimited,
+                "too many checks from this address; retry after the time in Retry-After",
+                "",
+            )
+            .with_retry_after(whole_seconds(wait))
+        })
     }
 
     /// The server-wide capacity: 503 `overloaded` with Retry-After when exhausted.
@@ -103,21 +121,7 @@ impl Limits {
         let Some(rate) = self.device_rate else {
             return Ok(());
         };
-        let now = Instant::now();
-        let mut devices = match self.devices.lock() {
-            Ok(d) => d,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if devices.len() >= MAX_DEVICE_BUCKETS && !devices.contains_key(device) {
-            devices.retain(|_, b| {
-                b.refill(now);
-                b.tokens < b.burst
-            });
-        }
-        let bucket = devices
-            .entry(device.to_string())
-            .or_insert_with(|| TokenBucket::new(rate, now));
-        bucket.take(now).map_err(|wait| {
+        take_keyed(&self.devices, device, rate).map_err(|wait| {
             ErrorAnswer::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 Code::RateLimited,
@@ -127,6 +131,31 @@ impl Limits {
             .with_retry_after(whole_seconds(wait))
         })
     }
+}
+
+/// Takes a token from `key`'s bucket in `map` (made at `rate` when new); the map is kept
+/// under [`MAX_DEVICE_BUCKETS`] by forgetting full (idle) buckets, since the keys are
+/// chosen by whoever sends the request.
+fn take_keyed(
+    map: &Mutex<HashMap<String, TokenBucket>>,
+    key: &str,
+    rate: f64,
+) -> Result<(), Duration> {
+    let now = Instant::now();
+    let mut buckets = match map.lock() {
+        Ok(d) => d,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if buckets.len() >= MAX_DEVICE_BUCKETS && !buckets.contains_key(key) {
+        buckets.retain(|_, b| {
+            b.refill(now);
+            b.tokens < b.burst
+        });
+    }
+    buckets
+        .entry(key.to_string())
+        .or_insert_with(|| TokenBucket::new(rate, now))
+        .take(now)
 }
 
 #[cfg(test)]
@@ -150,12 +179,12 @@ mod tests {
 
     #[test]
     fn devices_are_limited_separately() {
-        let l = Limits::new(None, Some(1.0));
+        let l = Limits::new(None, Some(1.0), 1.0);
         assert!(l.check_device("a").is_ok());
         let e = l.check_device("a").unwrap_err();
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(e.retry_after, Some(1));
         assert!(l.check_device("b").is_ok());
-        assert!(Limits::new(None, None).check_device("a").is_ok());
+        assert!(Limits::new(None, None, 1.0).check_device("a").is_ok());
     }
 }
