@@ -347,3 +347,143 @@ fn the_buyer_checks_an_invoice_with_the_authority() {
     refused.expect_code(3);
     assert_eq!(refused.json()["error"]["code"], json!("rate_limited"));
 }
+
+/// The PDF's text says one digit where it drew another: the ToUnicode map of the font
+/// edited so that every "1" reads as "7" (what a forger changing a printed digit makes a
+/// reader see).
+fn with_printed_digit_changed(pdf: &[u8]) -> Vec<u8> {
+    let mut doc = lopdf::Document::load_mem(pdf).expect("a PDF");
+    let mut changed = false;
+    for (_, object) in doc.objects.iter_mut() {
+        let lopdf::Object::Stream(stream) = object else {
+            continue;
+        };
+        let content = stream
+            .decompressed_content()
+            .unwrap_or_else(|_| stream.content.clone());
+        let text = String::from_utf8_lossy(&content).into_owned();
+        if !text.contains("beginbfchar") && !text.contains("beginbfrange") {
+            continue;
+        }
+        let edited = text.replacen("<0031>", "<0037>", 1);
+        if edited != text {
+            stream.dict.remove(b"Filter");
+            stream.set_content(edited.into_bytes());
+            changed = true;
+        }
+    }
+    assert!(changed, "no ToUnicode entry for \"1\" was found");
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("save");
+    out
+}
+
+/// `kaipiao verify-pdf` (issue 11, item 4): the proof embedded in the PDF checked offline;
+/// one changed printed digit or one changed byte of the embedded envelope fails it.
+#[test]
+fn verify_pdf_checks_the_embedded_proof_the_page_and_the_qr_code() {
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    let number = s(
+        &shop.issue(&small_draft("客户甲", "100.00")),
+        "/invoice/number",
+    )
+    .to_string();
+    let pending = pdf(&shop, &number, "pending.pdf");
+    shop.sync().expect_code(0);
+    let accepted = pdf(&shop, &number, "accepted.pdf");
+    let fingerprint = kaipiao_core::PublicKey::from_base64(&taxd.authority_key())
+        .expect("the authority key")
+        .fingerprint();
+
+    let verify = |dir: &Path, file: &Path, extra: &[&str]| {
+        let mut c = Command::new(binary("kaipiao"));
+        c.arg("--data")
+            .arg(dir)
+            .args(["--json", "verify-pdf"])
+            .arg(file)
+            .args(extra);
+        run_with_deadline(
+            c,
+            format!("kaipiao verify-pdf {}", file.display()),
+            None,
+            COMMAND_DEADLINE,
+        )
+    };
+    let failed = |out: &Output| -> Vec<String> {
+        out.json()["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .filter(|c| c["ok"] == json!(false))
+            .map(|c| s(c, "/name").to_string())
+            .collect()
+    };
+
+    // In the shop's own data directory the pinned key is trusted: everything holds.
+    let ok = verify(&shop.data, &accepted, &[]);
+    ok.expect_code(0);
+    let doc = ok.json();
+    assert_eq!(doc["valid"], json!(true), "{doc}");
+    assert_eq!(doc["number"], json!(number));
+    assert_eq!(doc["status"], json!("accepted"));
+    let names: Vec<&str> = doc["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| s(c, "/name"))
+        .collect();
+    assert_eq!(
+        names,
+        ["proof", "device_signature", "receipt", "printed_text", "qr"]
+    );
+    // A pending invoice verifies too, as pending.
+    let p = verify(&shop.data, &pending, &[]);
+    p.expect_code(0);
+    assert_eq!(p.json()["status"], json!("pending"));
+
+    // A buyer elsewhere: the receipt is unverified until the fingerprint is given.
+    let buyer = tempfile::tempdir().expect("tempdir");
+    let unverified = verify(buyer.path(), &accepted, &[]);
+    unverified.expect_code(4);
+    assert_eq!(failed(&unverified), ["receipt"]);
+    verify(buyer.path(), &accepted, &["--authority-key", &fingerprint]).expect_code(0);
+    let wrong = verify(
+        buyer.path(),
+        &accepted,
+        &["--authority-key", &"0".repeat(64)],
+    );
+    wrong.expect_code(4);
+
+    // One byte of the embedded envelope changed (its total): the hash no longer holds.
+    let bytes = read_bytes(&accepted);
+    let needle = b"\"total\":\"113.00\"";
+    let at = find_all(&bytes, needle);
+    assert_eq!(at.len(), 1, "the envelope is embedded uncompressed, once");
+    let mut forged = bytes.clone();
+    forged[at[0] + needle.len() - 2] = b'1';
+    let forged_file = shop.work.join("forged-envelope.pdf");
+    std::fs::write(&forged_file, &forged).expect("write");
+    let out = verify(&shop.data, &forged_file, &[]);
+    out.expect_code(4);
+    assert!(
+        failed(&out).contains(&"device_signature".to_string()),
+        "{}",
+        out.json()
+    );
+
+    // One printed digit changed: the page no longer shows the embedded invoice.
+    let digit_file = shop.work.join("forged-digit.pdf");
+    std::fs::write(&digit_file, with_printed_digit_changed(&bytes)).expect("write");
+    let out = verify(&shop.data, &digit_file, &[]);
+    out.expect_code(4);
+    assert_eq!(failed(&out), ["printed_text"], "{}", out.json());
+
+    // No proof at all (a PDF that is not ours), and not a PDF: exit 4.
+    let not_pdf = shop.write_file(".pdf", b"%PDF-1.7 nothing");
+    verify(&shop.data, &not_pdf, &[]).expect_code(4);
+    // A file that is not there: exit 2, naming it.
+    let gone = verify(&shop.data, &shop.work.join("none.pdf"), &[]);
+    gone.expect_code(2);
+    assert_eq!(gone.json()["error"]["field"], json!("file"));
+}

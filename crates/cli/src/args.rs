@@ -186,6 +186,19 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Check an invoice PDF offline against the proof embedded in it: the device signature
+    /// and hash, the authority's receipt (trusted when its key's fingerprint is the one
+    /// pinned in this data directory or given with --authority-key), the printed text and
+    /// the QR code as drawn. Exit 0 when all hold, 4 when anything differs or the proof is
+    /// missing, unreadable or unverified. With --json {"valid", "number", "status",
+    /// "checks": [{"name", "ok", "detail"}]}.
+    VerifyPdf {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The authority key's fingerprint (lowercase hex SHA-256 of the raw key) to trust.
+        #[arg(long = "authority-key", value_name = "FINGERPRINT")]
+        authority_key: Vec<String>,
+    },
     /// The buyer's check (查验): asks the authority whether it holds the invoice NUMBER
     /// issued on DATE (YYYYMMDD, China time) with 价税合计 TOTAL and an authority code
     /// ending in CODE6 (the last 6 digits printed on the invoice and in its QR code). No

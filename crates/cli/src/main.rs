@@ -106,6 +106,10 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
         Command::List { status } => read::list(ctx, status),
         Command::Show { number_or_id } => read::show(ctx, &number_or_id),
         Command::Pdf { number, out } => read::pdf(ctx, &number, &out),
+        Command::VerifyPdf {
+            file,
+            authority_key,
+        } => read::verify_pdf(ctx, &file, &authority_key),
         Command::CheckInvoice {
             server,
             number,

@@ -62,6 +62,7 @@ pub fn invoice_pdf(ledger: &Ledger, number_or_id: &str) -> Result<(Vec<u8>, Stri
         outage: rec.issued_during_outage,
         sandbox: device.authority_sandbox != Some(false),
         authority_public_key: device.authority_public_key.as_deref(),
+        device_public_key: Some(device.public_key.as_str()),
     };
     let bytes = kaipiao_pdf::render(&printable).map_err(|e| match e {
         PdfError::MissingGlyph { field, character } => PrintError::Refused {

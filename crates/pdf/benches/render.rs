@@ -57,6 +57,7 @@ fn render(envelope: &Envelope) -> Vec<u8> {
         outage: None,
         sandbox: true,
         authority_public_key: None,
+        device_public_key: None,
     })
     .expect("a PDF")
 }

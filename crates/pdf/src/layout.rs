@@ -407,6 +407,17 @@ fn embed(doc: &mut Document, p: &Printable<'_>, date: &PdfDate) -> Result<(), Pd
             doc_key.to_string().into_bytes(),
         ));
     }
+    if let Some(key) = p.device_public_key {
+        let doc_key = serde_json::json!({
+            "device_id": p.envelope.invoice.device_id,
+            "public_key": key,
+        });
+        files.push((
+            crate::DEVICE_KEY_FILE,
+            "The issuing device's public key (Ed25519, standard base64): the envelope's signature verifies against it",
+            doc_key.to_string().into_bytes(),
+        ));
+    }
     for (name, description, data) in files {
         doc.embed_file(EmbeddedFile {
             path: name.to_string(),

@@ -11,6 +11,9 @@
 
 mod layout;
 mod text;
+mod verify;
+
+pub use verify::{verify_pdf, Check, Verification, DEVICE_KEY_FILE};
 
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use kaipiao_core::{Envelope, Invoice, Kind};
@@ -50,6 +53,8 @@ pub struct Printable<'a> {
     pub sandbox: bool,
     /// The authority's public key (standard base64), embedded for `verify-pdf`.
     pub authority_public_key: Option<&'a str>,
+    /// The issuing device's public key (standard base64), embedded for `verify-pdf`.
+    pub device_public_key: Option<&'a str>,
 }
 
 /// Why no PDF was made.

@@ -285,3 +285,80 @@ fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+pub fn verify_pdf(ctx: &Ctx, file: &Path, authority_keys: &[String]) -> CmdResult {
+    let bytes = std::fs::read(file).map_err(|e| {
+        CommandError::new(
+            crate::failure::EXIT_INVALID,
+            Code::UnreadableFile,
+            "file",
+            kaipiao_core::Msg::new("unreadable_file")
+                .arg("path", file.display().to_string())
+                .arg("why", e.to_string())
+                .text(ctx.lang),
+        )
+    })?;
+    // The pinned key of this data directory, when there is one (never made here).
+    let mut trusted: Vec<String> = authority_keys
+        .iter()
+        .map(|k| k.trim().to_lowercase())
+        .collect();
+    if ctx.data.join(kaipiao_ledger::DB_FILE).exists() {
+        if let Ok(Some(device)) = ctx.open()?.device() {
+            if let Some(key) = device
+                .authority_public_key
+                .as_deref()
+                .and_then(|k| kaipiao_core::PublicKey::from_base64(k).ok())
+            {
+                trusted.push(key.fingerprint());
+            }
+        }
+    }
+    let report = kaipiao_pdf::verify_pdf(&bytes, &trusted);
+    let doc = serde_json::to_value(&report).map_err(CommandError::internal)?;
+    if !ctx.json {
+        for c in &report.checks {
+            println!(
+                "{} {:<17} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+        println!(
+            "{}",
+            if report.valid {
+                ctx.lang.pick(
+                    "发票 PDF 与其内嵌证明相符。",
+                    "The PDF matches the proof it carries.",
+                )
+            } else {
+                ctx.lang
+                    .pick("发票 PDF 未通过核验。", "The PDF does not verify.")
+            }
+        );
+    }
+    if report.valid {
+        Ok(doc)
+    } else {
+        let failed: Vec<&str> = report
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name)
+            .collect();
+        Err(CommandError {
+            json: Some(doc),
+            ..CommandError::new(
+                crate::failure::EXIT_INTEGRITY,
+                Code::Integrity,
+                failed.first().copied().unwrap_or(""),
+                format!(
+                    "{}: {}",
+                    ctx.lang.pick("未通过", "failed"),
+                    failed.join(", ")
+                ),
+            )
+        })
+    }
+}
