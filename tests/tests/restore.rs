@@ -92,6 +92,22 @@ fn a_restore_from_an_older_backup_reuses_no_number_and_loses_nothing_the_authori
         "{report}"
     );
 
+    // The gap in the numbering is explained in the ledger: an alert names the ranges.
+    let alerts = new.kaipiao(&["--json", "alerts"]).json();
+    let given_up = alerts["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .find(|a| a["code"] == json!("numbers_given_up"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no numbers_given_up alert: {alerts}"));
+    for r in ranges {
+        assert!(
+            s(&given_up, "/message").contains(s(r, "/first")),
+            "{given_up}"
+        );
+    }
+
     // The restored shop has everything the authority holds, and verifies.
     let restored = numbers(&new);
     assert_eq!(restored, used_before[..5].to_vec());

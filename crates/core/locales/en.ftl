@@ -240,3 +240,4 @@ out_of_range-backup-hours = Hours between backups: a whole number from 0 (off) t
 out_of_range-backup-keep = Backups to keep: a whole number from 1 to { $max }
 not_printable-rejected = invoice { $number } was rejected by the tax authority: it is not an invoice and cannot be printed as one; issue a corrected invoice
 not_printable-glyph = the character { $character } (U+{ $code }) has no glyph in the invoice font; change it (for example to a common form of the character) in a corrected invoice
+numbers_given_up = numbers { $ranges } were given up when this ledger was brought back from the authority ({ $why }): a lost or newer copy of this device may have used them and never filed them; those invoices are lost with it, and the numbers are never used again

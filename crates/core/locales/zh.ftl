@@ -231,3 +231,4 @@ out_of_range-backup-hours = 备份间隔（小时）：0（关闭）至 { $max }
 out_of_range-backup-keep = 保留备份数：1 至 { $max } 的整数
 not_printable-rejected = 发票 { $number } 已被税务机关拒绝：它不是有效发票，不能打印；请重新开具更正后的发票
 not_printable-glyph = 字符 { $character }（U+{ $code }）在发票字体中没有字形；请在更正后的发票中改用常用写法
+numbers_given_up = 从税务机关恢复本账本时（{ $why }）放弃了号码 { $ranges }：丢失的或较新的副本可能已使用但未上传，这些发票已随之丢失，号码不再使用

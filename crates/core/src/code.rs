@@ -309,6 +309,9 @@ codes! {
     QueueStopped = "queue_stopped",
     /// `reconcile`: not everything is accounted for (exit 4).
     NotReconciled = "not_reconciled",
+    /// An alert, not an error: `restore` or `queue resume` gave up numbers a lost or newer
+    /// copy of the device may have used (the gap in the numbering, explained).
+    NumbersGivenUp = "numbers_given_up",
     /// `pdf`: an invoice that cannot be printed as an invoice (a rejected one), or a
     /// character the invoice font lacks, named with its field (exit 2).
     NotPrintable = "not_printable",

@@ -336,6 +336,20 @@ pub(crate) async fn catch_up(
     ledger.note_authority_head(authority_head.seq, Some(&authority_head.hash), Utc::now())?;
     let lost = ledger.retire_leases()?;
     let fresh = take_fresh_lease(ledger, key, opts).await?;
+    if !lost.is_empty() {
+        // The gap in the numbering, explained in the ledger itself (`kaipiao alerts`), for
+        // whoever audits it later.
+        let ranges = lost
+            .iter()
+            .map(|r| format!("{}-{}", r.first, r.last))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = kaipiao_core::Msg::new("numbers_given_up")
+            .arg("ranges", ranges)
+            .arg("why", format!("fresh block {}-{}", fresh.first, fresh.last))
+            .text(kaipiao_core::Lang::En);
+        ledger.raise_alert(Code::NumbersGivenUp.as_str(), &text, None, Utc::now())?;
+    }
     ledger.verify()?;
     Ok(CaughtUp {
         authority_head,
