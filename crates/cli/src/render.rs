@@ -590,27 +590,7 @@ pub fn resume(r: &kaipiao_sync::ResumeReport, lang: Lang) -> String {
     }
     let mut out = String::new();
     if let Some(c) = &r.brought_back {
-        let _ = writeln!(
-            out,
-            "{}: {} {}, {} {}; {}: {}; {}: {} - {}.",
-            lang.pick("从税务机关取回", "Brought back from the authority"),
-            c.invoices_brought_back,
-            lang.pick("张发票", "invoices"),
-            c.receipts_brought_back,
-            lang.pick("份回执", "receipts"),
-            lang.pick(
-                "放弃的号码（可能已被较新副本使用）",
-                "numbers given up (a newer copy may have used them)"
-            ),
-            c.numbers_possibly_used
-                .iter()
-                .map(|n| format!("{}-{}", n.first, n.last))
-                .collect::<Vec<_>>()
-                .join(", "),
-            lang.pick("新号码段", "fresh block"),
-            c.fresh_lease.first,
-            c.fresh_lease.last
-        );
+        out.push_str(&caught_up(c, lang));
     }
     out.push_str(&resume_outcome(r, lang));
     out
@@ -639,6 +619,52 @@ fn resume_outcome(r: &kaipiao_sync::ResumeReport, lang: Lang) -> String {
     }
 }
 
+/// What `restore` and `queue resume` brought back from the authority, the numbers they
+/// gave up and the fresh block, one line each (the ranges one per line).
+fn caught_up(c: &kaipiao_sync::CaughtUp, lang: Lang) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} {}, {} {}.",
+        lang.pick("从税务机关取回", "Brought back from the authority"),
+        c.invoices_brought_back,
+        lang.pick("张发票", "invoices"),
+        c.receipts_brought_back,
+        lang.pick("份回执", "receipts"),
+    );
+    if c.numbers_possibly_used.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            lang.pick(
+                "没有可能已被其他副本使用的号码。",
+                "No number may have been used by another copy."
+            )
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{} ({}):",
+            lang.pick(
+                "以下号码可能已被丢失的或较新的副本使用但未上传，这些发票已随之丢失，号码不再使用",
+                "These numbers may have been used by a lost or newer copy and never filed: those invoices are lost with it, and the numbers are never used again"
+            ),
+            c.numbers_possibly_used_count
+        );
+        for range in &c.numbers_possibly_used {
+            let _ = writeln!(out, "  {} - {} ({})", range.first, range.last, range.count);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{}: {} - {}.",
+        lang.pick("新号码段", "Fresh block"),
+        c.fresh_lease.first,
+        c.fresh_lease.last
+    );
+    out
+}
+
 /// `kaipiao restore`.
 pub fn restore(r: &kaipiao_sync::RestoreReport, lang: Lang) -> String {
     let mut out = String::new();
@@ -650,48 +676,14 @@ pub fn restore(r: &kaipiao_sync::RestoreReport, lang: Lang) -> String {
         lang.pick("备份时链头", "its head at"),
         r.backup_head.seq
     );
-    let _ = writeln!(
+    out.push_str(&caught_up(&r.caught_up, lang));
+    let _ = write!(
         out,
-        "{}: {} {}, {} {}; {} seq {}, {} {}.",
-        lang.pick("从税务机关取回", "Brought back from the authority"),
-        r.invoices_brought_back,
-        lang.pick("张发票", "invoices"),
-        r.receipts_brought_back,
-        lang.pick("份回执", "receipts"),
-        lang.pick("链头现为", "the head is now"),
+        "{} seq {}, {} {}.",
+        lang.pick("链头现为", "The head is now"),
         r.head.seq,
         r.pending,
         lang.pick("张待上传", "pending")
-    );
-    if r.numbers_possibly_used.is_empty() {
-        let _ = writeln!(
-            out,
-            "{}",
-            lang.pick(
-                "没有备份后可能已被使用的号码。",
-                "No number may have been used after the backup."
-            )
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "{} ({}):",
-            lang.pick(
-                "以下号码可能在备份后已被丢失的副本使用但未上传，这些发票已随之丢失，号码不再使用",
-                "These numbers may have been used by the lost copy after the backup and never filed: those invoices are lost with it, and the numbers are never used again"
-            ),
-            r.numbers_possibly_used_count
-        );
-        for range in &r.numbers_possibly_used {
-            let _ = writeln!(out, "  {} - {} ({})", range.first, range.last, range.count);
-        }
-    }
-    let _ = write!(
-        out,
-        "{}: {} - {}.",
-        lang.pick("新号码段", "Fresh block"),
-        r.fresh_lease.first,
-        r.fresh_lease.last
     );
     if let Some(aside) = &r.replaced {
         let _ = write!(

@@ -25,9 +25,18 @@ impl From<LedgerError> for PrintError {
     }
 }
 
-/// A PDF of the invoice `number_or_id`, with a sensible file name
-/// (`发票-NUMBER.pdf`).
-pub fn invoice_pdf(ledger: &Ledger, number_or_id: &str) -> Result<(Vec<u8>, String), PrintError> {
+/// An invoice's PDF and what names it.
+#[derive(Debug, Clone)]
+pub struct InvoicePdf {
+    pub bytes: Vec<u8>,
+    /// The invoice's 20-digit number (the caller may have named it by id).
+    pub number: String,
+    /// A sensible file name: `发票-NUMBER.pdf`.
+    pub file_name: String,
+}
+
+/// The PDF of the invoice `number_or_id`.
+pub fn invoice_pdf(ledger: &Ledger, number_or_id: &str) -> Result<InvoicePdf, PrintError> {
     let rec = ledger.show(number_or_id)?;
     let inv = &rec.envelope.invoice;
     let status = match rec.status {
@@ -74,5 +83,9 @@ pub fn invoice_pdf(ledger: &Ledger, number_or_id: &str) -> Result<(Vec<u8>, Stri
         },
         PdfError::Render(why) => PrintError::Internal(why),
     })?;
-    Ok((bytes, format!("发票-{}.pdf", inv.number)))
+    Ok(InvoicePdf {
+        bytes,
+        file_name: format!("发票-{}.pdf", inv.number),
+        number: inv.number.clone(),
+    })
 }

@@ -24,9 +24,11 @@
 
 use crate::text::Metrics;
 use crate::{
-    china_time, qr_payload, title, PaperStatus, PdfError, Printable, AUTHORITY_KEY_FILE,
-    ENVELOPE_FILE, FONT, RECEIPT_FILE,
+    qr_payload, title, PaperStatus, PdfError, Printable, AUTHORITY_KEY_FILE, ENVELOPE_FILE, FONT,
+    RECEIPT_FILE,
 };
+use chrono::{Datelike, Timelike};
+use kaipiao_core::time::china_time;
 use kaipiao_core::{Kind, Line, Party, Treatment};
 use krilla::color::rgb;
 use krilla::configure::{Archival, ConfigurationBuilder};
@@ -281,12 +283,13 @@ pub(crate) fn render(p: &Printable<'_>) -> Result<Vec<u8>, PdfError> {
         ..Default::default()
     };
     let mut doc = Document::new_with(settings);
-    let date = PdfDate::new(issued.format("%Y").to_string().parse().unwrap_or(2000))
-        .month(issued.format("%m").to_string().parse().unwrap_or(1))
-        .day(issued.format("%d").to_string().parse().unwrap_or(1))
-        .hour(issued.format("%H").to_string().parse().unwrap_or(0))
-        .minute(issued.format("%M").to_string().parse().unwrap_or(0))
-        .second(issued.format("%S").to_string().parse().unwrap_or(0))
+    // The document's dates are the invoice's own (China time): no clock is read.
+    let date = PdfDate::new(u16::try_from(issued.year()).unwrap_or(0))
+        .month(issued.month() as u8)
+        .day(issued.day() as u8)
+        .hour(issued.hour() as u8)
+        .minute(issued.minute() as u8)
+        .second(issued.second() as u8)
         .utc_offset_hour(8)
         .utc_offset_minute(0);
     doc.set_metadata(
@@ -512,8 +515,7 @@ fn draw_page(
     );
 
     // The frame and the parties.
-    let frame_bottom = FRAME_BOTTOM;
-    pen.frame(LEFT, FRAME_TOP, RIGHT - LEFT, frame_bottom - FRAME_TOP);
+    pen.frame(LEFT, FRAME_TOP, RIGHT - LEFT, FRAME_BOTTOM - FRAME_TOP);
     let mid = (LEFT + RIGHT) / 2.0;
     pen.line(mid, FRAME_TOP, mid, FRAME_TOP + PARTY_H, 0.6);
     pen.line(LEFT, FRAME_TOP + PARTY_H, RIGHT, FRAME_TOP + PARTY_H, 0.6);
@@ -572,7 +574,7 @@ fn draw_page(
     let mut y = head_top + HEAD_H;
     for row in &rows[pages[index].clone()] {
         let mut x = LEFT;
-        for ((lines, (_, w, right)), _) in row.cells.iter().zip(COLUMNS).zip(0..) {
+        for (lines, (_, w, right)) in row.cells.iter().zip(COLUMNS) {
             for (k, text) in lines.iter().enumerate() {
                 let baseline = y + ROW_PAD + LINE_H * (k as f32 + 1.0) - 0.9;
                 if right {
@@ -589,7 +591,7 @@ fn draw_page(
     if last {
         // 合计, 价税合计, 备注 close the last page, right under the last row.
         let closing = closing_height(remark_lines.len());
-        let top = (frame_bottom - closing).max(y);
+        let top = (FRAME_BOTTOM - closing).max(y);
         pen.line(LEFT, top, RIGHT, top, 0.6);
         pen.centre(LEFT + COLUMNS[0].1 / 2.0, top + 3.9, TEXT, FORM, "合计");
         let amount_right = LEFT + COLUMNS[..6].iter().map(|c| c.1).sum::<f32>() - 1.0;
@@ -628,8 +630,8 @@ fn draw_page(
         );
         let remarks_top = words_top + WORDS_H;
         pen.line(LEFT, remarks_top, RIGHT, remarks_top, 0.6);
-        pen.line(LEFT + 10.0, remarks_top, LEFT + 10.0, frame_bottom, 0.4);
-        pen.vertical(LEFT + 5.0, remarks_top, frame_bottom, 7.0, "备注");
+        pen.line(LEFT + 10.0, remarks_top, LEFT + 10.0, FRAME_BOTTOM, 0.4);
+        pen.vertical(LEFT + 5.0, remarks_top, FRAME_BOTTOM, 7.0, "备注");
         for (k, text) in remark_lines.iter().enumerate() {
             pen.text(
                 LEFT + 12.0,
@@ -640,21 +642,21 @@ fn draw_page(
             );
         }
     } else {
-        pen.centre(mid, frame_bottom - 2.0, TEXT, FORM, "（续下页 continued）");
+        pen.centre(mid, FRAME_BOTTOM - 2.0, TEXT, FORM, "（续下页 continued）");
     }
 
     // Below the frame: the issuer and the page.
-    pen.text(LEFT, frame_bottom + 6.0, 8.0, FORM, "开票人：");
+    pen.text(LEFT, FRAME_BOTTOM + 6.0, 8.0, FORM, "开票人：");
     pen.text(
         LEFT + pen.width_mm("开票人：", 8.0),
-        frame_bottom + 6.0,
+        FRAME_BOTTOM + 6.0,
         8.0,
         INK,
         &inv.issuer,
     );
     pen.right(
         RIGHT,
-        frame_bottom + 6.0,
+        FRAME_BOTTOM + 6.0,
         7.0,
         FORM,
         &format!("第 {} 页 / 共 {} 页", index + 1, pages.len()),

@@ -15,7 +15,7 @@ mod verify;
 
 pub use verify::{verify_pdf, Check, Verification, DEVICE_KEY_FILE};
 
-use chrono::{DateTime, FixedOffset, NaiveDate};
+use kaipiao_core::time::china_date;
 use kaipiao_core::{Envelope, Invoice, Kind};
 
 pub use layout::{PAGE_HEIGHT_MM, PAGE_WIDTH_MM};
@@ -80,21 +80,6 @@ impl std::fmt::Display for PdfError {
 }
 
 impl std::error::Error for PdfError {}
-
-/// China Standard Time, as a Chinese buyer reads dates (UTC+8, no daylight saving).
-fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
-}
-
-/// `issued_at` in China Standard Time.
-pub fn china_time(issued_at: &str) -> Option<DateTime<FixedOffset>> {
-    kaipiao_core::time::parse_rfc3339(issued_at).map(|t| t.with_timezone(&china()))
-}
-
-/// The date an invoice was issued on, in China: what the paper and the QR print.
-pub fn china_date(issued_at: &str) -> Option<NaiveDate> {
-    china_time(issued_at).map(|t| t.date_naive())
-}
 
 /// The QR type of an invoice: 31 for 专用, 32 for 普通; a credit note takes its original's.
 pub fn qr_type(kind: Kind, credited_kind: Option<Kind>) -> &'static str {

@@ -14,7 +14,8 @@
 //! 5. `qr`: the QR code as drawn (page 1 rasterised, then decoded) is the payload the
 //!    embedded invoice and receipt give.
 
-use crate::{china_date, qr_payload, AUTHORITY_KEY_FILE, ENVELOPE_FILE, RECEIPT_FILE};
+use crate::{qr_payload, AUTHORITY_KEY_FILE, ENVELOPE_FILE, RECEIPT_FILE};
+use kaipiao_core::time::china_date;
 use kaipiao_core::wire::Receipt;
 use kaipiao_core::{Envelope, Kind, PublicKey};
 use serde::Serialize;

@@ -53,21 +53,15 @@ pub struct RestoreReport {
     pub backup_created_at: String,
     /// The chain head the backup held.
     pub backup_head: Head,
-    /// The authority's head for this device when it was read.
-    pub authority_head: Head,
-    /// Receipts brought back for invoices the backup held as pending.
-    pub receipts_brought_back: u64,
-    /// Invoices the backup lacked, brought back from the authority with their receipts.
-    pub invoices_brought_back: u64,
+    /// What was brought back from the authority, the numbers the lost copy may have used
+    /// (never used again) and the fresh block: its fields sit at the top level of the
+    /// report.
+    #[serde(flatten)]
+    pub caught_up: CaughtUp,
     /// The chain head of the restored ledger.
     pub head: Head,
     /// Invoices of the restored ledger the authority has not received (the next sync files them).
     pub pending: u64,
-    /// Numbers the lost copy may have used after the backup and never filed: those
-    /// invoices are lost with it, and the numbers are never used again.
-    pub numbers_possibly_used: Vec<NumberRange>,
-    pub numbers_possibly_used_count: u64,
-    pub fresh_lease: FreshLease,
     /// Which passphrase opens the restored key from now on.
     pub key: BackupKey,
     /// Where the data directory that was replaced was kept (None when there was none).
@@ -274,20 +268,15 @@ async fn stage_and_restore(
     let (ledger, _) = Ledger::stage_restore(req.file, stage)?;
     ledger.verify()?;
     let key = ledger.unseal_key(keys)?;
-    let caught = catch_up(&ledger, &key, opts).await?;
+    let caught_up = catch_up(&ledger, &key, opts).await?;
     let status = ledger.status(Utc::now())?;
     Ok(RestoreReport {
         data_dir: req.data_dir.to_path_buf(),
         backup_created_at: info.created_at.clone(),
         backup_head: info.head.clone(),
-        authority_head: caught.authority_head,
-        receipts_brought_back: caught.receipts_brought_back,
-        invoices_brought_back: caught.invoices_brought_back,
+        caught_up,
         head: status.head,
         pending: status.pending,
-        numbers_possibly_used_count: caught.numbers_possibly_used_count,
-        numbers_possibly_used: caught.numbers_possibly_used,
-        fresh_lease: caught.fresh_lease,
         key: info.key,
         replaced: None,
         finished_earlier: false,

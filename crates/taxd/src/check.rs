@@ -13,7 +13,7 @@ use crate::AppState;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{FixedOffset, NaiveDate};
+use chrono::NaiveDate;
 use kaipiao_core::Code;
 use rusqlite::OptionalExtension;
 use rust_decimal::Decimal;
@@ -95,10 +95,8 @@ pub(crate) async fn check(
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                     )
                     .optional()?;
-                let china = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
                 let matched = row.filter(|(_, code, issued_at, total)| {
-                    let day = kaipiao_core::time::parse_rfc3339(issued_at)
-                        .map(|t| t.with_timezone(&china).date_naive());
+                    let day = kaipiao_core::time::china_date(issued_at);
                     let total = total
                         .as_deref()
                         .and_then(|t| kaipiao_core::money::parse_decimal(t, 2).ok());

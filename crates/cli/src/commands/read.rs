@@ -236,7 +236,7 @@ pub fn export(ctx: &Ctx, out: &Path) -> CmdResult {
 pub fn pdf(ctx: &Ctx, number: &str, out: &std::path::Path) -> CmdResult {
     use kaipiao_desk::print::{invoice_pdf, PrintError};
     let ledger = ctx.open()?;
-    let (bytes, _name) = invoice_pdf(&ledger, number).map_err(|e| match e {
+    let pdf = invoice_pdf(&ledger, number).map_err(|e| match e {
         PrintError::Ledger(e) => CommandError::ledger(&e, ctx.lang),
         PrintError::Refused { code, field, msg } => CommandError::new(
             crate::failure::EXIT_INVALID,
@@ -246,7 +246,7 @@ pub fn pdf(ctx: &Ctx, number: &str, out: &std::path::Path) -> CmdResult {
         ),
         PrintError::Internal(why) => CommandError::internal(why),
     })?;
-    write_whole(out, &bytes).map_err(|e| {
+    write_whole(out, &pdf.bytes).map_err(|e| {
         CommandError::new(
             crate::failure::EXIT_OTHER,
             kaipiao_core::Code::Io,
@@ -254,19 +254,15 @@ pub fn pdf(ctx: &Ctx, number: &str, out: &std::path::Path) -> CmdResult {
             format!("{}: {e}", out.display()),
         )
     })?;
-    let number = ledger
-        .show(number)
-        .map(|r| r.envelope.invoice.number)
-        .unwrap_or_else(|_| number.to_string());
     if !ctx.json {
         println!(
             "{} {} ({} bytes)",
             ctx.lang.pick("已写入", "Wrote"),
             out.display(),
-            bytes.len()
+            pdf.bytes.len()
         );
     }
-    Ok(json!({"out": out, "bytes": bytes.len(), "number": number}))
+    Ok(json!({"out": out, "bytes": pdf.bytes.len(), "number": pdf.number}))
 }
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`:
