@@ -174,3 +174,75 @@ pub async fn credit_draft(state: State<'_, AppState>, number: String) -> DeskRes
 pub async fn reissue_draft(state: State<'_, AppState>, number: String) -> DeskResult<DraftDto> {
     blocking(&state, move |e| e.reissue_draft(&number)).await
 }
+
+#[tauri::command]
+pub async fn pdf_preview(state: State<'_, AppState>, number: String) -> DeskResult<PdfPreviewDto> {
+    blocking(&state, move |e| e.pdf_preview(&number)).await
+}
+
+/// Test builds only: the path the save dialog "answers" with, so a window test drives
+/// Save PDF… without a dialog; everything after the dialog is the real code.
+#[cfg(debug_assertions)]
+const TEST_SAVE_PATH: &str = "KAIPIAO_TEST_SAVE_PATH";
+
+/// Save PDF…: the native save dialog, proposing `发票-NUMBER.pdf` in the documents folder,
+/// then the invoice's PDF written there whole. None when the clerk cancelled.
+#[tauri::command]
+pub async fn save_pdf(
+    app: tauri::AppHandle,
+    state: State<'_, AppState>,
+    number: String,
+) -> DeskResult<Option<SavedPdfDto>> {
+    use tauri::Manager;
+    use tauri_plugin_dialog::DialogExt;
+    let engine = state.engine()?;
+    let file_name = kaipiao_desk::print::pdf_file_name(&number);
+    #[cfg(debug_assertions)]
+    let answered = std::env::var_os(TEST_SAVE_PATH).map(std::path::PathBuf::from);
+    #[cfg(not(debug_assertions))]
+    let answered: Option<std::path::PathBuf> = None;
+    let path = match answered {
+        Some(path) => Some(path),
+        None => {
+            let mut dialog = app
+                .dialog()
+                .file()
+                .set_file_name(&file_name)
+                .add_filter("PDF", &["pdf"]);
+            if let Ok(dir) = app.path().document_dir() {
+                dialog = dialog.set_directory(dir);
+            }
+            tauri::async_runtime::spawn_blocking(move || dialog.blocking_save_file())
+                .await
+                .map_err(DeskError::internal)?
+                .and_then(|p| p.into_path().ok())
+        }
+    };
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    tauri::async_runtime::spawn_blocking(move || engine.save_pdf(&number, &path).map(Some))
+        .await
+        .map_err(DeskError::internal)?
+}
+
+/// Open: the PDF written afresh into the data directory and handed to the system viewer.
+/// The answer names the file, so the clerk can find it when no viewer is installed.
+#[tauri::command]
+pub async fn open_pdf(
+    app: tauri::AppHandle,
+    state: State<'_, AppState>,
+    number: String,
+) -> DeskResult<OpenedPdfDto> {
+    use tauri_plugin_opener::OpenerExt;
+    let saved = blocking(&state, move |e| e.pdf_to_open(&number)).await?;
+    let viewer_error = app
+        .opener()
+        .open_path(&saved.path, None::<&str>)
+        .err()
+        .map(|e| e.to_string());
+    Ok(OpenedPdfDto {
+        saved,
+        viewer_error,
+    })
+}

@@ -62,6 +62,8 @@ pub fn run() {
                 let _ = w.set_focus();
             }
         }))
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_opener::init())
         .setup(|app| {
             let identifier = app.config().identifier.clone();
             let dev_build = identifier != RELEASE_IDENTIFIER;
@@ -103,6 +105,9 @@ pub fn run() {
             commands::show_invoice,
             commands::credit_draft,
             commands::reissue_draft,
+            commands::pdf_preview,
+            commands::save_pdf,
+            commands::open_pdf,
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|e| {

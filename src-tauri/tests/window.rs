@@ -544,3 +544,88 @@ fn scheduled_backups_are_set_and_taken_from_the_settings() {
     w.script("document.querySelector('[data-testid=\"backups\"]').scrollIntoView(); return null");
     w.screenshot("backups");
 }
+
+/// `kaipiao verify-pdf --json FILE` in the shop's data directory (its pinned authority
+/// key trusted): the parsed answer and whether it exited 0.
+fn verify_pdf(w: &Window, file: &Path) -> (serde_json::Value, bool) {
+    let out = std::process::Command::new(kaipiao_tests::binary("kaipiao"))
+        .arg("--data")
+        .arg(w.data.path().join("shop"))
+        .args(["--json", "verify-pdf"])
+        .arg(file)
+        .env("LANG", "C")
+        .env_remove("LC_ALL")
+        .output()
+        .expect("kaipiao verify-pdf runs");
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify-pdf's JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (doc, out.status.success())
+}
+
+/// Issue 11, item 6: the PDF from the post-issue banner and the detail view. Preview
+/// shows the real PDF's pages; Save PDF… (its dialog answered by the test-only
+/// KAIPIAO_TEST_SAVE_PATH, everything after it real) writes a file that `verify-pdf`
+/// passes; Ctrl+P on the detail view saves the invoice on screen again, now accepted.
+#[test]
+fn save_pdf_writes_a_file_that_verifies() {
+    let taxd = Taxd::start(&[]);
+    let out = tempfile::tempdir().expect("a folder for the PDF");
+    let file = out.path().join("saved.pdf");
+    let file_text = file.display().to_string();
+    let w = Window::open(&[("KAIPIAO_TEST_SAVE_PATH", file_text.as_str())]);
+    w.set_up(&taxd);
+    // Offline, so the banner's invoice is still pending when it is saved.
+    taxd.set_faults(json!({"outage": true}));
+    w.wait_attr("connectivity", "data-state", "offline");
+    let number = issue_one(&w, "100", "113.00");
+
+    w.click("pdf-preview");
+    w.wait_selector("[data-testid=\"pdf-page\"]");
+    let width = w.script(
+        "const i = document.querySelector('[data-testid=\"pdf-page\"]'); return i.complete ? i.naturalWidth : 0",
+    );
+    assert!(
+        width.as_u64().unwrap_or(0) > 1000,
+        "a rendered page: {width}"
+    );
+    w.screenshot("pdf-preview");
+    w.click("pdf-preview-close");
+
+    w.click("pdf-save");
+    let notice = w.wait_some_text("pdf-notice");
+    assert!(notice.contains(&file_text), "{notice}");
+    let (doc, ok) = verify_pdf(&w, &file);
+    assert!(ok, "{doc}");
+    assert_eq!(doc["number"], json!(number));
+    assert_eq!(doc["status"], json!("pending"));
+
+    // Back online, the invoice is accepted; Ctrl+P on its detail view saves it again.
+    taxd.set_faults(json!({"outage": false}));
+    w.click("sync-now");
+    w.wait_attr("sync-progress", "data-outcome", "complete");
+    w.click("nav-invoices");
+    w.wait_selector(&format!(
+        "[data-testid=\"invoice-row\"][data-number=\"{number}\"][data-status=\"accepted\"]"
+    ));
+    w.open_invoice(&number);
+    w.wait_attr("detail-status", "data-status", "accepted");
+    std::fs::remove_file(&file).expect("the first PDF removed");
+    w.send_keys("filter-buyer", "\u{E009}p\u{E000}");
+    w.wait_some_text("pdf-notice");
+    let (doc, ok) = verify_pdf(&w, &file);
+    assert!(ok, "{doc}");
+    assert_eq!(doc["status"], json!("accepted"));
+    assert!(
+        doc["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .all(|c| c["ok"] == json!(true)),
+        "{doc}"
+    );
+}

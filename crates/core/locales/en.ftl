@@ -236,6 +236,7 @@ queue_stopped-refused = The tax authority refused the invoice named in the reaso
 pending_invoices = { $path } still holds { $count } invoices the tax authority has not received: sync them first (`kaipiao sync`), or give --replace-pending to replace that ledger anyway (it is kept aside as { $aside }, not deleted)
 unreadable_file-backup = { $path } is not a Kaipiao backup: { $why }
 invalid_path-backup-folder = Type the full path of the folder for the backups (starting with /), e.g. a USB stick's folder
+invalid_path-pdf = Choose the full path of the PDF file to write (starting with /)
 out_of_range-backup-hours = Hours between backups: a whole number from 0 (off) to { $max }
 out_of_range-backup-keep = Backups to keep: a whole number from 1 to { $max }
 not_printable-rejected = invoice { $number } was rejected by the tax authority: it is not an invoice and cannot be printed as one; issue a corrected invoice

@@ -227,6 +227,7 @@ queue_stopped-refused = 税务机关拒绝了原因中所列的发票。“恢�
 pending_invoices = { $path } 中仍有 { $count } 张发票尚未被税务机关接收：请先同步（`kaipiao sync`），或加 --replace-pending 仍然替换该账本（它会另存为 { $aside }，不会删除）
 unreadable_file-backup = { $path } 不是开票备份文件：{ $why }
 invalid_path-backup-folder = 请输入备份文件夹的完整路径（以 / 开头），例如 U 盘上的文件夹
+invalid_path-pdf = 请选择要写入的 PDF 文件的完整路径（以 / 开头）
 out_of_range-backup-hours = 备份间隔（小时）：0（关闭）至 { $max } 的整数
 out_of_range-backup-keep = 保留备份数：1 至 { $max } 的整数
 not_printable-rejected = 发票 { $number } 已被税务机关拒绝：它不是有效发票，不能打印；请重新开具更正后的发票

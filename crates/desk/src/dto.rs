@@ -729,6 +729,33 @@ pub struct InvoiceDetailDto {
     pub issued_during_outage: Option<i64>,
 }
 
+/// Preview: the invoice's PDF, each page rasterised from the real bytes as a PNG data URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct PdfPreviewDto {
+    pub number: String,
+    /// The name Save PDF… proposes: `发票-NUMBER.pdf`.
+    pub file_name: String,
+    /// `data:image/png;base64,…`, one per page.
+    pub pages: Vec<String>,
+}
+
+/// A PDF written to disk (Save PDF…, Open).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct SavedPdfDto {
+    pub number: String,
+    pub path: String,
+    #[ts(type = "number")]
+    pub bytes: u64,
+}
+
+/// Open: the PDF written for the system viewer, and why the viewer did not start (None
+/// when it did).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct OpenedPdfDto {
+    pub saved: SavedPdfDto,
+    pub viewer_error: Option<String>,
+}
+
 /// The app's scheduled backups, as the clerk sets them (stored in the settings file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct BackupSettingsDto {
@@ -805,6 +832,9 @@ pub fn typescript_bindings() -> String {
         HistoryDto::decl(&cfg),
         OutboxDto::decl(&cfg),
         InvoiceDetailDto::decl(&cfg),
+        PdfPreviewDto::decl(&cfg),
+        SavedPdfDto::decl(&cfg),
+        OpenedPdfDto::decl(&cfg),
         BackupSettingsDto::decl(&cfg),
         BackupFileDto::decl(&cfg),
         BackupStateDto::decl(&cfg),

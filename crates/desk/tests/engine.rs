@@ -768,3 +768,57 @@ fn resume_brings_back_what_an_older_copy_lacks() {
     let fresh = leases.last().unwrap();
     assert_eq!(issued.number, fresh.first_number, "{leases:?}");
 }
+
+/// Issue 11, item 6, without the window: Preview's pages are the PDF's own, rasterised
+/// (PNG data URLs of a 210 mm page at 2 px per point); Save PDF… writes exactly the bytes
+/// `kaipiao pdf` would, and only to an absolute path; Open writes the PDF afresh into the
+/// data directory's `pdf/` folder; an unknown number is named.
+#[test]
+fn the_pdf_is_previewed_saved_and_written_for_the_viewer() {
+    use base64::Engine as _;
+    let taxd = Taxd::start(&[]);
+    let (dir, engine, _) = ready_engine(&taxd);
+    let issued = engine.issue(&draft("ordinary", "", "2", "50")).unwrap();
+
+    let preview = engine.pdf_preview(&issued.number).unwrap();
+    assert_eq!(preview.number, issued.number);
+    assert_eq!(preview.file_name, format!("发票-{}.pdf", issued.number));
+    assert_eq!(preview.pages.len(), 1);
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(
+            preview.pages[0]
+                .strip_prefix("data:image/png;base64,")
+                .expect("a PNG data URL"),
+        )
+        .unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // IHDR's width: 595.3 points at 2 px per point.
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    assert!((1185..=1195).contains(&width), "{width}");
+
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("a.pdf");
+    let saved = engine.save_pdf(&issued.number, &path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(saved.bytes, bytes.len() as u64);
+    assert_eq!(bytes, engine.invoice_pdf(&issued.number).unwrap().bytes);
+    assert!(!out.path().join("a.pdf.partial").exists());
+
+    let err = engine
+        .save_pdf(&issued.number, Path::new("relative.pdf"))
+        .unwrap_err();
+    assert_eq!(
+        (err.code.as_str(), err.field.as_str()),
+        ("invalid_path", "path")
+    );
+
+    let opened = engine.pdf_to_open(&issued.number).unwrap();
+    assert_eq!(
+        Path::new(&opened.path),
+        dir.path().join("pdf").join(&preview.file_name)
+    );
+    assert_eq!(std::fs::read(&opened.path).unwrap(), bytes);
+
+    let err = engine.pdf_preview("26999999999999999999").unwrap_err();
+    assert_eq!(err.field, "number", "{err:?}");
+}

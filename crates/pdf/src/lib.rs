@@ -10,9 +10,11 @@
 //! invoice PDF").
 
 mod layout;
+mod raster;
 mod text;
 mod verify;
 
+pub use raster::{png_pages, raster_page, Raster};
 pub use verify::{verify_pdf, Check, Verification, DEVICE_KEY_FILE};
 
 use kaipiao_core::time::china_date;

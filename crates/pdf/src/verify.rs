@@ -99,24 +99,11 @@ fn embedded_files(doc: &lopdf::Document) -> BTreeMap<String, Vec<u8>> {
 
 /// The QR codes on page 1, as drawn: the page rasterised (3 px per point), then decoded.
 fn qr_on_first_page(bytes: &[u8]) -> Result<Vec<String>, String> {
-    let pdf = hayro::hayro_syntax::Pdf::new(bytes.to_vec())
-        .map_err(|e| format!("the page cannot be rendered: {e:?}"))?;
-    let pages = pdf.pages();
-    let page = pages.first().ok_or("the PDF has no page")?;
-    let settings = hayro::PixmapSettings {
-        x_scale: 3.0,
-        y_scale: 3.0,
-        bg_color: hayro::vello_cpu::color::palette::css::WHITE,
-    };
-    let pix = hayro::render(
-        page,
-        &hayro::RenderCache::new(),
-        &hayro::hayro_interpret::InterpreterSettings::default(),
-        &hayro::RenderSettings::default(),
-        &settings,
-    );
-    let (w, h) = (pix.width() as usize, pix.height() as usize);
-    let rgba = pix.take_rgba8(hayro::vello_cpu::peniko::ImageAlphaType::Alpha);
+    let crate::raster::Raster {
+        width: w,
+        height: h,
+        rgba,
+    } = crate::raster::raster_page(bytes, 0, 3.0)?;
     let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
         let i = (y * w + x) * 4;
         let v = (u32::from(rgba[i]) * 299

@@ -14,6 +14,9 @@ import type {
   ListQuery,
   OutboxChanged,
   PreviewDto,
+  PdfPreviewDto,
+  SavedPdfDto,
+  OpenedPdfDto,
   QueueDto,
   BackupSettingsDto,
   BackupStateDto,
@@ -76,6 +79,10 @@ export const api = {
   showInvoice: (number: string) => call<InvoiceDetailDto>('show_invoice', { number }),
   creditDraft: (number: string) => call<DraftDto>('credit_draft', { number }),
   reissueDraft: (number: string) => call<DraftDto>('reissue_draft', { number }),
+  pdfPreview: (number: string) => call<PdfPreviewDto>('pdf_preview', { number }),
+  /** Save PDF…: null when the clerk cancelled the dialog. */
+  savePdf: (number: string) => call<SavedPdfDto | null>('save_pdf', { number }),
+  openPdf: (number: string) => call<OpenedPdfDto>('open_pdf', { number }),
 };
 
 export function onConnectivity(f: (c: ConnectivityDto) => void): Promise<UnlistenFn> {

@@ -234,7 +234,7 @@ pub fn export(ctx: &Ctx, out: &Path) -> CmdResult {
 }
 
 pub fn pdf(ctx: &Ctx, number: &str, out: &std::path::Path) -> CmdResult {
-    use kaipiao_desk::print::{invoice_pdf, PrintError};
+    use kaipiao_desk::print::{invoice_pdf, write_whole, PrintError};
     let ledger = ctx.open()?;
     let pdf = invoice_pdf(&ledger, number).map_err(|e| match e {
         PrintError::Ledger(e) => CommandError::ledger(&e, ctx.lang),
@@ -263,23 +263,6 @@ pub fn pdf(ctx: &Ctx, number: &str, out: &std::path::Path) -> CmdResult {
         );
     }
     Ok(json!({"out": out, "bytes": pdf.bytes.len(), "number": pdf.number}))
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`:
-/// a crash leaves the old file or the new one, never half of one.
-fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = std::path::PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp)?;
-    let written = f.write_all(bytes).and_then(|()| f.sync_all());
-    drop(f);
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    Ok(())
 }
 
 pub fn verify_pdf(ctx: &Ctx, file: &Path, authority_keys: &[String]) -> CmdResult {

@@ -285,6 +285,20 @@ can_credit: boolean,
  */
 issued_during_outage: bigint | null, };
 
+export type PdfPreviewDto = { number: string, 
+/**
+ * The name Save PDF… proposes: `发票-NUMBER.pdf`.
+ */
+file_name: string, 
+/**
+ * `data:image/png;base64,…`, one per page.
+ */
+pages: Array<string>, };
+
+export type SavedPdfDto = { number: string, path: string, bytes: number, };
+
+export type OpenedPdfDto = { saved: SavedPdfDto, viewer_error: string | null, };
+
 export type BackupSettingsDto = { 
 /**
  * The folder the backups are written to (absolute; a USB stick's folder will do).
