@@ -34,7 +34,8 @@ fi
 
 # The independent export verifier (shared/tools/verify_export.py) needs these.
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import rfc8785, cryptography' 2>/dev/null; then
-  echo "installing Python packages: rfc8785 cryptography"
-  "$PY" -m pip install --quiet --disable-pip-version-check rfc8785 cryptography
+# The mail tests' real SMTP server (tests/smtp_server.py) is aiosmtpd.
+if ! "$PY" -c 'import rfc8785, cryptography, aiosmtpd' 2>/dev/null; then
+  echo "installing Python packages: rfc8785 cryptography aiosmtpd"
+  "$PY" -m pip install --quiet --disable-pip-version-check rfc8785 cryptography aiosmtpd
 fi

@@ -16,5 +16,6 @@ pub use kaipiao_testkit::ids::{buyer_tax_id, invalid_tax_id, seller_tax_id, uscc
 pub use kaipiao_testkit::inspect::*;
 pub use kaipiao_testkit::keys::PASSPHRASE;
 pub use kaipiao_testkit::process::*;
+pub use kaipiao_testkit::smtp::SmtpServer;
 pub use kaipiao_testkit::taxd::*;
 pub use kaipiao_testkit::verifier::*;

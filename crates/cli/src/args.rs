@@ -230,6 +230,30 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// The mail server invoices are sent through (`smtp set`); alone, the stored
+    /// settings (never the password). With --json {"smtp": {"host", "port", "user",
+    /// "from", "security", "updated_at"} | null}.
+    Smtp {
+        #[command(subcommand)]
+        action: Option<SmtpAction>,
+    },
+    /// Email the invoice NUMBER (its PDF and its envelope as JSON, a zh/en body) to
+    /// ADDRESS: queued beside the outbox, then tried at once. A delivery to the same
+    /// address already queued or sent is answered instead of sending again, unless
+    /// --again. Exit 0 sent, 3 still queued (the mail server unreachable or refusing for
+    /// now: `sync` and the app send it later, with backoff), 4 given up, 2 a bad address
+    /// or number or no mail settings. With --json {"delivery": {"id", "number",
+    /// "address", "lang", "status", "attempts", "next_attempt_at", "last_error",
+    /// "message_id", "created_at", "sent_at", ...}}.
+    Deliver {
+        #[arg(value_name = "NUMBER")]
+        number: String,
+        #[arg(long, value_name = "ADDRESS")]
+        email: String,
+        /// Send again to an address the invoice was already sent to.
+        #[arg(long)]
+        again: bool,
+    },
     /// Amounts in Chinese capitals (大写).
     Words {
         #[arg(required = true, allow_hyphen_values = true)]
@@ -244,6 +268,36 @@ pub enum AlertsAction {
         #[arg(value_name = "ID")]
         id: i64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SmtpAction {
+    /// Store the mail server's settings; the password comes from KAIPIAO_SMTP_PASSWORD or
+    /// a prompt and is sealed under the device key (which must open: KAIPIAO_PASSPHRASE).
+    /// Without --tls or --starttls the connection is not encrypted: only for a relay on
+    /// this machine or the shop's own network.
+    Set(SmtpSet),
+}
+
+/// `smtp set`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct SmtpSet {
+    #[arg(long)]
+    pub host: String,
+    #[arg(long)]
+    pub port: u16,
+    /// The login; leave it out for a relay that takes mail without one.
+    #[arg(long, default_value = "")]
+    pub user: String,
+    /// The sender address the buyer sees.
+    #[arg(long, value_name = "ADDRESS")]
+    pub from: String,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    #[arg(long, conflicts_with = "starttls")]
+    pub tls: bool,
+    /// STARTTLS, required (submission, usually port 587).
+    #[arg(long)]
+    pub starttls: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -31,7 +31,7 @@ impl Ctx {
 
     /// A passphrase typed at the terminal after `prompt`, and once more when `confirm`
     /// (different answers are `passphrase_mismatch`).
-    fn prompt_passphrase(
+    pub(crate) fn prompt_passphrase(
         &self,
         prompt: &str,
         confirm: bool,

@@ -83,6 +83,12 @@ impl CommandError {
         }
     }
 
+    /// The same failure, with `doc` printed by --json instead of the error document.
+    pub fn with_doc(mut self, doc: Value) -> CommandError {
+        self.json = Some(doc);
+        self
+    }
+
     pub fn internal(e: impl std::fmt::Display) -> CommandError {
         CommandError::new(EXIT_OTHER, Code::Internal, "", e.to_string())
     }

@@ -17,7 +17,7 @@ mod failure;
 mod render;
 
 use clap::Parser;
-use commands::{issue, read, setup, sync, tools};
+use commands::{issue, mail, read, setup, sync, tools};
 use ctx::Ctx;
 use failure::CmdResult;
 use kaipiao_cli::args::{self, Cli, Command};
@@ -106,6 +106,15 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
         Command::List { status } => read::list(ctx, status),
         Command::Show { number_or_id } => read::show(ctx, &number_or_id),
         Command::Pdf { number, out } => read::pdf(ctx, &number, &out),
+        Command::Smtp { action } => match action {
+            None => mail::show(ctx),
+            Some(args::SmtpAction::Set(set)) => mail::set(ctx, set),
+        },
+        Command::Deliver {
+            number,
+            email,
+            again,
+        } => mail::deliver(ctx, &number, &email, again),
         Command::VerifyPdf {
             file,
             authority_key,

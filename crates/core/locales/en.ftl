@@ -242,3 +242,17 @@ out_of_range-backup-keep = Backups to keep: a whole number from 1 to { $max }
 not_printable-rejected = invoice { $number } was rejected by the tax authority: it is not an invoice and cannot be printed as one; issue a corrected invoice
 not_printable-glyph = the character { $character } (U+{ $code }) has no glyph in the invoice font; change it (for example to a common form of the character) in a corrected invoice
 numbers_given_up = numbers { $ranges } were given up when this ledger was brought back from the authority ({ $why }): a lost or newer copy of this device may have used them and never filed them; those invoices are lost with it, and the numbers are never used again
+mail_not_set = no mail server is set up for this shop: run kaipiao smtp set --host H --port P --user U --from ADDRESS (or fill in Settings → Email in the app)
+invalid_email = { $value } is not an email address: type it as name@example.com
+delivery_failed = the email to { $address } was not sent: { $why }
+mail-subject = Invoice { $number } from { $seller }
+mail-body = Hello,
+
+    attached is { $title }{ $credit } no. { $number } issued by { $seller } on { $date }, total ¥{ $total }.
+    { $status }
+
+    The PDF carries the signed invoice and, once accepted, the tax authority's receipt: kaipiao verify-pdf checks it offline, and the authority's invoice check takes its number, date, total and the last 6 digits of the authority code.
+mail-status-pending = It is signed by the seller's device and awaiting the tax authority; the authority's code follows when it is accepted.
+mail-status-accepted = It was accepted by the tax authority with code { $code }.
+invalid_request-smtp-host = Type the mail server's host name, e.g. smtp.example.com
+invalid_request-smtp-port = Type the mail server's port (1-65535), e.g. 465 for TLS or 587 for STARTTLS

@@ -233,3 +233,17 @@ out_of_range-backup-keep = 保留备份数：1 至 { $max } 的整数
 not_printable-rejected = 发票 { $number } 已被税务机关拒绝：它不是有效发票，不能打印；请重新开具更正后的发票
 not_printable-glyph = 字符 { $character }（U+{ $code }）在发票字体中没有字形；请在更正后的发票中改用常用写法
 numbers_given_up = 从税务机关恢复本账本时（{ $why }）放弃了号码 { $ranges }：丢失的或较新的副本可能已使用但未上传，这些发票已随之丢失，号码不再使用
+mail_not_set = 本店尚未设置邮件服务器：请运行 kaipiao smtp set --host 服务器 --port 端口 --user 用户名 --from 发件地址（或在应用的 设置 → 邮件 中填写）
+invalid_email = { $value } 不是电子邮件地址：请按 name@example.com 的格式填写
+delivery_failed = 发往 { $address } 的邮件未能发送：{ $why }
+mail-subject = 发票 { $number }（{ $seller }）
+mail-body = 您好：
+
+    附件是 { $seller } 于 { $date } 开具的{ $credit }{ $title }，发票号码 { $number }，价税合计 ¥{ $total }。
+    { $status }
+
+    PDF 内嵌已签名的发票数据，受理后还包含税务机关的回执：可用 kaipiao verify-pdf 离线核验，也可凭发票号码、开票日期、价税合计和税务机关代码后 6 位向税务机关查验。
+mail-status-pending = 本发票已由销售方设备签名，尚待税务机关确认；受理后另附税务机关代码。
+mail-status-accepted = 本发票已由税务机关受理，税务机关代码 { $code }。
+invalid_request-smtp-host = 请填写邮件服务器的主机名，例如 smtp.example.com
+invalid_request-smtp-port = 请填写邮件服务器的端口（1-65535），例如 TLS 用 465、STARTTLS 用 587

@@ -318,6 +318,13 @@ codes! {
     /// `restore`: the ledger it would replace still holds invoices the authority has not
     /// received (exit 2; `--replace-pending` replaces it anyway, kept aside).
     PendingInvoices = "pending_invoices",
+    /// `deliver`, the app's Email…: no SMTP settings yet (`kaipiao smtp set`; exit 2).
+    MailNotSet = "mail_not_set",
+    /// An email address (`--email`, `--from`) that is not one (exit 2).
+    InvalidEmail = "invalid_email",
+    /// `deliver`: the SMTP server refused the message for good, or it kept failing until
+    /// the delivery was given up (exit 4; the reason is in the delivery).
+    DeliveryFailed = "delivery_failed",
 
     // ---- The desktop app (kaipiao-desk, src-tauri).
 

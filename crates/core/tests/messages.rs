@@ -92,7 +92,9 @@ fn both_languages_define_the_same_ids() {
 #[test]
 fn ids_are_named_after_codes() {
     let codes: BTreeSet<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
-    let other = ["expect", "value", "warning", "advice", "cli", "refused"];
+    let other = [
+        "expect", "value", "warning", "advice", "cli", "refused", "mail",
+    ];
     for id in ids(EN_FTL) {
         let base = id.split('-').next().unwrap_or_default();
         assert!(

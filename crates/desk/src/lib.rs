@@ -21,6 +21,7 @@ pub mod dto;
 pub mod engine;
 pub mod error;
 pub mod list;
+pub mod mail;
 pub mod preview;
 pub mod print;
 pub mod queue;

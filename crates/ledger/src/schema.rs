@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 
 /// The schema this program writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// 1: the tables. STRICT so a value of the wrong type is an error, not a silent coercion.
 const V1_TABLES: &str = r#"
@@ -556,6 +556,38 @@ const V8_DEVICE_COLUMN: &str =
 /// recorded.
 const V9_DEVICE_COLUMN: &str = "ALTER TABLE device ADD COLUMN authority_sandbox INTEGER";
 
+/// Migration 10: delivery by email (issue 11, item 7). The SMTP settings, one row, the
+/// password sealed under the device key (`mail.rs`); and the deliveries, queued beside
+/// the outbox, one per invoice and address, claimed by a sender before it sends.
+const V10_MAIL: &str = r#"
+CREATE TABLE IF NOT EXISTS mail_settings (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    host TEXT NOT NULL,
+    port INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+    user TEXT NOT NULL,
+    from_addr TEXT NOT NULL,
+    security TEXT NOT NULL CHECK (security IN ('tls', 'starttls', 'plain')),
+    password_sealed TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    invoice_seq INTEGER NOT NULL REFERENCES invoices(seq),
+    address TEXT NOT NULL,
+    lang TEXT NOT NULL CHECK (lang IN ('zh', 'en')),
+    status TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    claimed_until TEXT,
+    last_error TEXT,
+    message_id TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    sent_at TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS deliveries_by_invoice ON deliveries (invoice_seq);
+CREATE INDEX IF NOT EXISTS deliveries_queued ON deliveries (next_attempt_at) WHERE status = 'queued';
+"#;
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1_TABLES),
     (2, V2_GUARDS),
@@ -567,6 +599,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, V7_AUTHORITY_HEAD),
     (8, ""),
     (9, ""),
+    (10, V10_MAIL),
 ];
 
 /// Prepared statements kept per connection (all of the ledger's fit).

@@ -25,6 +25,7 @@ pub mod money;
 pub mod process;
 pub mod relay;
 pub mod scripted;
+pub mod smtp;
 pub mod strategies;
 pub mod taxd;
 pub mod verifier;

@@ -2,6 +2,7 @@
 //! the ledger, the sync engine or kaipiao-desk, and renders.
 
 pub mod issue;
+pub mod mail;
 pub mod read;
 pub mod setup;
 pub mod sync;

@@ -37,8 +37,18 @@ pub fn show(ctx: &Ctx, number_or_id: &str) -> CmdResult {
         .show(number_or_id)
         .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
     let words = kaipiao_core::words::total_in_words(&rec.envelope.invoice.total);
+    let deliveries = ledger
+        .deliveries(number_or_id)
+        .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
     if !ctx.json {
         print!("{}", render::invoice(&rec, &words, ctx.lang));
+        for d in &deliveries {
+            println!(
+                "{}: {}",
+                ctx.lang.pick("邮件", "email"),
+                super::mail::describe(d, ctx.lang)
+            );
+        }
     }
     Ok(json!({
         "invoice": rec.envelope.invoice,
@@ -49,6 +59,7 @@ pub fn show(ctx: &Ctx, number_or_id: &str) -> CmdResult {
         "total_in_words": words,
         "history": rec.history,
         "outbox": rec.outbox,
+        "deliveries": deliveries,
     }))
 }
 

@@ -79,7 +79,37 @@ pub fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>, lock_wait: u
     if !ctx.json {
         println!("{}", render::sync_summary(&report, lang));
     }
+    send_mail(&ledger, &key, lang);
     outcome_result(&report.outcome, doc, Code::QueueStopped)
+}
+
+/// After the drain, the deliveries whose time has come go to the mail server. Reported
+/// on stderr only: SPEC 9 fixes `sync`'s document and exit code, which are the
+/// authority's business, not the mail server's.
+fn send_mail(
+    ledger: &kaipiao_ledger::Ledger,
+    key: &kaipiao_core::DeviceKey,
+    lang: kaipiao_core::Lang,
+) {
+    if !matches!(ledger.deliveries_queued(), Ok(n) if n > 0) {
+        return;
+    }
+    let run = kaipiao_desk::mail::send_queued(ledger, key, None, chrono::Utc::now());
+    if run.sent + run.retrying + run.failed > 0 || run.stopped.is_some() {
+        eprintln!(
+            "{}: {} {}, {} {}, {} {}{}",
+            lang.pick("邮件", "mail"),
+            run.sent,
+            lang.pick("已发送", "sent"),
+            run.retrying,
+            lang.pick("稍后重试", "to retry"),
+            run.failed,
+            lang.pick("已放弃", "given up"),
+            run.stopped
+                .map(|why| format!(" ({why})"))
+                .unwrap_or_default()
+        );
+    }
 }
 
 /// Reconciliation's progress lines on stderr (`reconcile`, `queue resume`).
