@@ -246,3 +246,27 @@ pub async fn open_pdf(
         viewer_error,
     })
 }
+
+#[tauri::command]
+pub async fn smtp_settings(state: State<'_, AppState>) -> DeskResult<Option<SmtpSettingsDto>> {
+    blocking(&state, |e| e.smtp_settings()).await
+}
+
+#[tauri::command]
+pub async fn set_smtp_settings(
+    state: State<'_, AppState>,
+    settings: SmtpSettingsRequest,
+) -> DeskResult<Option<SmtpSettingsDto>> {
+    blocking(&state, move |e| e.set_smtp_settings(settings)).await
+}
+
+/// Email…: queued and tried at once (up to the SMTP timeout, off the main thread).
+#[tauri::command]
+pub async fn deliver(
+    state: State<'_, AppState>,
+    number: String,
+    email: String,
+    again: bool,
+) -> DeskResult<DeliveryDto> {
+    blocking(&state, move |e| e.deliver(&number, &email, again)).await
+}

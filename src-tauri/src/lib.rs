@@ -108,6 +108,9 @@ pub fn run() {
             commands::pdf_preview,
             commands::save_pdf,
             commands::open_pdf,
+            commands::smtp_settings,
+            commands::set_smtp_settings,
+            commands::deliver,
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|e| {

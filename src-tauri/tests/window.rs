@@ -629,3 +629,50 @@ fn save_pdf_writes_a_file_that_verifies() {
         "{doc}"
     );
 }
+
+/// Issue 11, items 6 and 7: Settings → Email against a real SMTP server (aiosmtpd, with a
+/// login), then Email… from the detail view: the message arrives with the PDF, the
+/// delivery shows as sent on the invoice; an address the server refuses shows as failed
+/// with the server's reason.
+#[test]
+fn email_from_the_detail_view_arrives_and_shows_on_the_invoice() {
+    let taxd = Taxd::start(&[]);
+    let server = kaipiao_tests::SmtpServer::start(
+        Some(("shop@example.com", "smtp secret")),
+        &["nobody@example.com"],
+    );
+    let w = Window::open(&[]);
+    w.set_up(&taxd);
+    let number = issue_one(&w, "100", "113.00");
+
+    w.click("nav-settings");
+    w.type_into("smtp-host", "127.0.0.1");
+    w.type_into("smtp-port", &server.port.to_string());
+    w.type_into("smtp-user", "shop@example.com");
+    w.type_into("smtp-password", "smtp secret");
+    w.type_into("smtp-from", "invoices@example.com");
+    w.select("smtp-security", "plain");
+    w.click("smtp-save");
+    w.find("smtp-saved");
+
+    w.click("nav-invoices");
+    w.open_invoice(&number);
+    w.click("email");
+    w.type_into("email-address", "buyer@example.com");
+    w.click("email-send");
+    w.wait_attr("email-status", "data-status", "sent");
+    w.wait_selector("[data-testid=\"delivery-row\"][data-status=\"sent\"]");
+    let messages = server.wait_for(1);
+    let raw = String::from_utf8_lossy(&messages[0]);
+    assert!(raw.contains("application/pdf"), "a PDF attached");
+    assert!(raw.contains(&number), "the number in the message");
+    w.screenshot("email");
+
+    w.type_into("email-address", "nobody@example.com");
+    w.click("email-send");
+    w.wait_attr("email-status", "data-status", "failed");
+    let status = w.text("email-status");
+    assert!(status.contains("550"), "{status}");
+    w.wait_selector("[data-testid=\"delivery-row\"][data-status=\"failed\"]");
+    assert_eq!(server.messages().len(), 1);
+}

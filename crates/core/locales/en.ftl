@@ -256,3 +256,4 @@ mail-status-pending = It is signed by the seller's device and awaiting the tax a
 mail-status-accepted = It was accepted by the tax authority with code { $code }.
 invalid_request-smtp-host = Type the mail server's host name, e.g. smtp.example.com
 invalid_request-smtp-port = Type the mail server's port (1-65535), e.g. 465 for TLS or 587 for STARTTLS
+invalid_request-smtp-security = Choose how the connection is protected: TLS, STARTTLS or none (a relay on this machine or network only)

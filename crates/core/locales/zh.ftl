@@ -247,3 +247,4 @@ mail-status-pending = 本发票已由销售方设备签名，尚待税务机关�
 mail-status-accepted = 本发票已由税务机关受理，税务机关代码 { $code }。
 invalid_request-smtp-host = 请填写邮件服务器的主机名，例如 smtp.example.com
 invalid_request-smtp-port = 请填写邮件服务器的端口（1-65535），例如 TLS 用 465、STARTTLS 用 587
+invalid_request-smtp-security = 请选择连接的加密方式：TLS、STARTTLS 或不加密（仅限本机或本店网络内的中继）

@@ -11,10 +11,17 @@ use kaipiao_ledger::{InvoiceRecord, Status};
 
 impl Engine {
     pub fn show(&self, number_or_id: &str) -> DeskResult<InvoiceDetailDto> {
-        let rec = lock(&self.reader)
+        let reader = lock(&self.reader);
+        let rec = reader
             .show(number_or_id)
             .map_err(|e| self.ledger_error(e))?;
-        Ok(detail(&rec))
+        let deliveries = reader
+            .deliveries(number_or_id)
+            .map_err(|e| self.ledger_error(e))?;
+        drop(reader);
+        let mut dto = detail(&rec);
+        dto.deliveries = deliveries.iter().map(DeliveryDto::of).collect();
+        Ok(dto)
     }
 }
 
@@ -97,5 +104,6 @@ pub fn detail(rec: &InvoiceRecord) -> InvoiceDetailDto {
         }),
         can_credit: inv.kind != kaipiao_core::Kind::Credit && rec.status != Status::Rejected,
         issued_during_outage: rec.issued_during_outage,
+        deliveries: Vec::new(),
     }
 }

@@ -727,6 +727,8 @@ pub struct InvoiceDetailDto {
     /// The number of the authority outage it was issued during (`kaipiao outages`), if
     /// any: marked on the invoice as RKSV marks receipts issued while its unit failed.
     pub issued_during_outage: Option<i64>,
+    /// Its deliveries by email, oldest first.
+    pub deliveries: Vec<DeliveryDto>,
 }
 
 /// Preview: the invoice's PDF, each page rasterised from the real bytes as a PNG data URL.
@@ -754,6 +756,48 @@ pub struct SavedPdfDto {
 pub struct OpenedPdfDto {
     pub saved: SavedPdfDto,
     pub viewer_error: Option<String>,
+}
+
+/// The shop's mail server as stored (never the password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct SmtpSettingsDto {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub from: String,
+    #[ts(type = "\"tls\" | \"starttls\" | \"plain\"")]
+    pub security: String,
+    pub updated_at: String,
+}
+
+/// Settings → Email: what the clerk typed. An empty or absent password keeps the stored one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, TS)]
+pub struct SmtpSettingsRequest {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub from: String,
+    #[ts(type = "\"tls\" | \"starttls\" | \"plain\"")]
+    pub security: String,
+    pub password: Option<String>,
+}
+
+/// One invoice sent (or to be sent) by email to one address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct DeliveryDto {
+    #[ts(type = "number")]
+    pub id: i64,
+    pub number: String,
+    pub address: String,
+    #[ts(type = "\"queued\" | \"sent\" | \"failed\"")]
+    pub status: String,
+    pub attempts: u32,
+    /// When a queued one is tried next.
+    pub next_attempt_at: String,
+    /// Why the last attempt did not go (queued: it is retried; failed: given up).
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub sent_at: Option<String>,
 }
 
 /// The app's scheduled backups, as the clerk sets them (stored in the settings file).
@@ -835,6 +879,9 @@ pub fn typescript_bindings() -> String {
         PdfPreviewDto::decl(&cfg),
         SavedPdfDto::decl(&cfg),
         OpenedPdfDto::decl(&cfg),
+        SmtpSettingsDto::decl(&cfg),
+        SmtpSettingsRequest::decl(&cfg),
+        DeliveryDto::decl(&cfg),
         BackupSettingsDto::decl(&cfg),
         BackupFileDto::decl(&cfg),
         BackupStateDto::decl(&cfg),

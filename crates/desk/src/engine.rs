@@ -37,11 +37,14 @@ pub struct Engine {
     pub(crate) backup_error: Mutex<Option<String>>,
     /// Dropping it stops the backup scheduler (`backups.rs`).
     pub(crate) backup_stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    /// Dropping it stops the mail thread (`mail.rs`).
+    pub(crate) mail_stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
         lock(&self.backup_stop).take();
+        lock(&self.mail_stop).take();
         self.changes.shutdown();
         self.sync.shutdown();
     }
@@ -80,9 +83,11 @@ impl Engine {
             list_index: Mutex::new(None),
             backup_error: Mutex::new(None),
             backup_stop: Mutex::new(None),
+            mail_stop: Mutex::new(None),
         });
         engine.try_auto_unlock();
         crate::backups::attach(&engine);
+        crate::mail::attach(&engine);
         Ok(engine)
     }
 

@@ -386,3 +386,160 @@ pub fn deliver(
         .delivery(queued.id)
         .map_err(|e| MailError::ledger(e, lang))
 }
+
+// -------------------------------------------------------------------------------------
+// The app: settings, Email…, and the mail thread that sends what is queued.
+// -------------------------------------------------------------------------------------
+
+use crate::dto::{DeliveryDto, SmtpSettingsDto, SmtpSettingsRequest};
+use crate::engine::{lock, Engine};
+use crate::error::{DeskError, DeskResult};
+use std::sync::{mpsc, Arc, Weak};
+
+/// How often the mail thread looks for deliveries whose time has come (shorter when
+/// `KAIPIAO_MAIL_RETRY_MS` shortens the backoff, for tests).
+fn look_every() -> Duration {
+    let every = Duration::from_secs(30);
+    std::env::var("KAIPIAO_MAIL_RETRY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms.max(100)).min(every))
+        .unwrap_or(every)
+}
+
+impl DeliveryDto {
+    pub fn of(d: &Delivery) -> DeliveryDto {
+        DeliveryDto {
+            id: d.id,
+            number: d.number.clone(),
+            address: d.address.clone(),
+            status: match d.status {
+                DeliveryStatus::Queued => "queued",
+                DeliveryStatus::Sent => "sent",
+                DeliveryStatus::Failed => "failed",
+            }
+            .to_string(),
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at.clone(),
+            last_error: d.last_error.clone(),
+            created_at: d.created_at.clone(),
+            sent_at: d.sent_at.clone(),
+        }
+    }
+}
+
+impl Engine {
+    fn mail_error(&self, e: MailError) -> DeskError {
+        DeskError::new(e.code, &e.field, e.text(self.lang()))
+    }
+
+    /// A connection of its own for a send: the SMTP conversation never holds the
+    /// writer connection the clerk's issuing uses.
+    fn mail_ledger(&self) -> DeskResult<Ledger> {
+        Ledger::open(self.data_dir()).map_err(|e| self.ledger_error(e))
+    }
+
+    /// The shop's SMTP settings (never the password); None until set.
+    pub fn smtp_settings(&self) -> DeskResult<Option<SmtpSettingsDto>> {
+        let s = self
+            .reader()
+            .mail_settings()
+            .map_err(|e| self.ledger_error(e))?;
+        Ok(s.map(|s| SmtpSettingsDto {
+            host: s.host,
+            port: s.port,
+            user: s.user,
+            from: s.from,
+            security: s.security.as_str().to_string(),
+            updated_at: s.updated_at,
+        }))
+    }
+
+    /// Stores the SMTP settings; an empty password keeps the stored one.
+    pub fn set_smtp_settings(
+        &self,
+        req: SmtpSettingsRequest,
+    ) -> DeskResult<Option<SmtpSettingsDto>> {
+        let key = self.key()?;
+        let security = MailSecurity::parse(&req.security).ok_or_else(|| {
+            DeskError::say(
+                Code::InvalidRequest,
+                "security",
+                self.lang(),
+                Msg::new("invalid_request-smtp-security"),
+            )
+        })?;
+        let settings = MailSettings {
+            host: req.host,
+            port: req.port,
+            user: req.user,
+            from: req.from,
+            security,
+            updated_at: String::new(),
+        };
+        set_settings(
+            &self.ledger(),
+            &key,
+            &settings,
+            req.password.as_deref(),
+            Utc::now(),
+            self.lang(),
+        )
+        .map_err(|e| self.mail_error(e))?;
+        self.smtp_settings()
+    }
+
+    /// Email…: queued, then tried at once; the delivery as it stands afterwards (sent,
+    /// queued with the reason and the next attempt, or failed with the reason).
+    pub fn deliver(&self, number: &str, address: &str, again: bool) -> DeskResult<DeliveryDto> {
+        let key = self.key()?;
+        let ledger = self.mail_ledger()?;
+        let d = deliver(&ledger, &key, number, address, again, self.lang())
+            .map_err(|e| self.mail_error(e))?;
+        Ok(DeliveryDto::of(&d))
+    }
+
+    /// The mail thread's turn: whatever is due, while the key is unlocked.
+    fn send_due_mail(&self, ledger: &Ledger) -> MailRun {
+        let Ok(key) = self.key() else {
+            return MailRun::default();
+        };
+        if !matches!(ledger.deliveries_queued(), Ok(n) if n > 0) {
+            return MailRun::default();
+        }
+        send_queued(ledger, &key, None, Utc::now())
+    }
+}
+
+/// Starts the mail thread: every [`look_every`], the deliveries whose time has come are
+/// sent, for as long as the engine lives. Dropping the returned sender stops it.
+fn start(engine: Weak<Engine>, dir: std::path::PathBuf) -> std::io::Result<mpsc::Sender<()>> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("kaipiao-mail".into())
+        .spawn(move || {
+            let Ok(ledger) = Ledger::open(&dir) else {
+                return;
+            };
+            loop {
+                match engine.upgrade() {
+                    Some(engine) => {
+                        engine.send_due_mail(&ledger);
+                    }
+                    None => return,
+                }
+                match stopped.recv_timeout(look_every()) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+            }
+        })?;
+    Ok(stop)
+}
+
+/// Keeps the mail thread's handle in the engine (see `Engine::open`).
+pub(crate) fn attach(engine: &Arc<Engine>) {
+    if let Ok(stop) = start(Arc::downgrade(engine), engine.data_dir().to_path_buf()) {
+        *lock(&engine.mail_stop) = Some(stop);
+    }
+}

@@ -822,3 +822,71 @@ fn the_pdf_is_previewed_saved_and_written_for_the_viewer() {
     let err = engine.pdf_preview("26999999999999999999").unwrap_err();
     assert_eq!(err.field, "number", "{err:?}");
 }
+
+/// Issue 11, item 7, in the app: Email… while the mail server is down leaves the
+/// delivery queued with the reason; the engine's mail thread sends it once the server
+/// is back, without the clerk doing anything, and only once. The SMTP settings come
+/// back without the password, which is not in the ledger file in plain text.
+#[test]
+fn the_mail_thread_sends_a_queued_delivery_once_the_server_is_back() {
+    // The backoff's first delay (and the thread's look) is 100 ms here, a minute by default.
+    std::env::set_var("KAIPIAO_MAIL_RETRY_MS", "100");
+    let taxd = Taxd::start(&[]);
+    let (dir, engine, _) = ready_engine(&taxd);
+    let issued = engine.issue(&draft("ordinary", "", "1", "80")).unwrap();
+    let mut server = kaipiao_tests::SmtpServer::start(Some(("u@example.com", "pw 12345")), &[]);
+    let port = server.port;
+    let refused = engine
+        .set_smtp_settings(SmtpSettingsRequest {
+            host: "127.0.0.1".into(),
+            port,
+            user: "u@example.com".into(),
+            from: "not an address".into(),
+            security: "plain".into(),
+            password: Some("pw 12345".into()),
+        })
+        .unwrap_err();
+    assert_eq!(
+        (refused.code.as_str(), refused.field.as_str()),
+        ("invalid_email", "from")
+    );
+    let stored = engine
+        .set_smtp_settings(SmtpSettingsRequest {
+            host: "127.0.0.1".into(),
+            port,
+            user: "u@example.com".into(),
+            from: "shop@example.com".into(),
+            security: "plain".into(),
+            password: Some("pw 12345".into()),
+        })
+        .unwrap()
+        .expect("stored");
+    assert_eq!(stored.security, "plain");
+    let file = std::fs::read(dir.path().join("ledger.sqlite3")).unwrap();
+    assert!(!file.windows(8).any(|w| w == b"pw 12345"));
+    server.stop();
+
+    let queued = engine
+        .deliver(&issued.number, "buyer@example.com", false)
+        .unwrap();
+    assert_eq!(queued.status, "queued");
+    assert!(queued.last_error.is_some());
+    let detail = engine.show(&issued.number).unwrap();
+    assert_eq!(detail.deliveries.len(), 1);
+    assert_eq!(detail.deliveries[0].status, "queued");
+
+    let server =
+        kaipiao_tests::SmtpServer::start_on(port, Some(("u@example.com", "pw 12345")), &[]);
+    server.wait_for(1);
+    wait_until(
+        "the delivery recorded as sent",
+        Duration::from_secs(30),
+        || engine.show(&issued.number).unwrap().deliveries[0].status == "sent",
+    );
+    // Asking again answers the delivery that went; nothing more is sent.
+    let again = engine
+        .deliver(&issued.number, "buyer@example.com", false)
+        .unwrap();
+    assert_eq!((again.id, again.status.as_str()), (queued.id, "sent"));
+    assert_eq!(server.messages().len(), 1);
+}

@@ -17,6 +17,9 @@ import type {
   PdfPreviewDto,
   SavedPdfDto,
   OpenedPdfDto,
+  SmtpSettingsDto,
+  SmtpSettingsRequest,
+  DeliveryDto,
   QueueDto,
   BackupSettingsDto,
   BackupStateDto,
@@ -83,6 +86,10 @@ export const api = {
   /** Save PDF…: null when the clerk cancelled the dialog. */
   savePdf: (number: string) => call<SavedPdfDto | null>('save_pdf', { number }),
   openPdf: (number: string) => call<OpenedPdfDto>('open_pdf', { number }),
+  smtpSettings: () => call<SmtpSettingsDto | null>('smtp_settings'),
+  setSmtpSettings: (settings: SmtpSettingsRequest) => call<SmtpSettingsDto | null>('set_smtp_settings', { settings }),
+  /** Email…: queued and tried at once; the delivery as it stands afterwards. */
+  deliver: (number: string, email: string, again = false) => call<DeliveryDto>('deliver', { number, email, again }),
 };
 
 export function onConnectivity(f: (c: ConnectivityDto) => void): Promise<UnlistenFn> {

@@ -1,7 +1,7 @@
 // Generated from crates/desk/src/dto.rs by ts-rs. Do not edit: run
 // `make bindings` (UPDATE_BINDINGS=1 cargo test -p kaipiao-desk bindings) instead.
 
-export type Code = "invalid_request" | "idempotency_key_missing" | "idempotency_key_mismatch" | "clock_skew" | "unknown_device" | "bad_request_signature" | "replayed_request" | "enrollment_token_invalid" | "forbidden" | "not_found" | "method_not_allowed" | "chain_gap" | "request_in_progress" | "numbers_exhausted" | "payload_too_large" | "integrity" | "idempotency_key_reused" | "rate_limited" | "internal" | "overloaded" | "outage" | "unavailable" | "prefixes_exhausted" | "invalid_version" | "invalid_currency" | "not_normalized" | "missing_field" | "too_long" | "control_character" | "invalid_tax_id" | "line_count" | "invalid_tax_code" | "invalid_tax_rate" | "invalid_treatment" | "special_treatment" | "invalid_number" | "out_of_range" | "invalid_quantity" | "total_mismatch" | "original_unknown" | "original_not_allowed" | "original_is_credit" | "original_rejected" | "credit_line_not_in_original" | "credit_price_mismatch" | "credit_exceeds_original" | "invalid_id" | "invalid_timestamp" | "issued_in_future" | "issued_at_backwards" | "issued_before_lease" | "single_invoice_cap" | "seller_mismatch" | "invalid_type" | "unknown_field" | "invalid_kind" | "too_many_decimals" | "invalid_line" | "rounding_tolerance" | "credit_price_includes_tax" | "invalid_unit_price" | "clock_behind" | "clock_ahead" | "invalid_lease" | "offline_hours_exceeded" | "offline_amount_exceeded" | "not_initialized" | "already_initialized" | "not_enrolled" | "no_numbers" | "pinned_key_unreadable" | "storage" | "bad_receipt" | "key" | "wrong_passphrase" | "passphrase_empty" | "busy" | "schema_too_new" | "database" | "io" | "invalid_date" | "clock_invalid" | "invalid_attempts" | "lease_signature_invalid" | "lease_wrong_device" | "lease_conflict" | "lease_overlap" | "invalid_server" | "invalid_text" | "invalid_device_id" | "invalid_public_key" | "device_id_changed" | "authority_key_changed" | "unreachable" | "invalid_response" | "no_servers" | "already_enrolled" | "authority_key_mismatch" | "wrong_key" | "no_usable_endpoint" | "unauthorized" | "unrecognized" | "bad_lease" | "head_mismatch" | "receipt_mismatch" | "unexpected_answer" | "unsigned_verdict" | "invalid_json" | "unreadable_file" | "passphrase_mismatch" | "invalid_amount" | "transient" | "queue_stopped" | "not_reconciled" | "numbers_given_up" | "not_printable" | "pending_invoices" | "locked" | "data_dir_pinned" | "invalid_path" | "weak_passphrase" | "invalid_status" | "invalid_language" | "invalid_theme" | "not_creditable" | "sync_stopped";
+export type Code = "invalid_request" | "idempotency_key_missing" | "idempotency_key_mismatch" | "clock_skew" | "unknown_device" | "bad_request_signature" | "replayed_request" | "enrollment_token_invalid" | "forbidden" | "not_found" | "method_not_allowed" | "chain_gap" | "request_in_progress" | "numbers_exhausted" | "payload_too_large" | "integrity" | "idempotency_key_reused" | "rate_limited" | "internal" | "overloaded" | "outage" | "unavailable" | "prefixes_exhausted" | "invalid_version" | "invalid_currency" | "not_normalized" | "missing_field" | "too_long" | "control_character" | "invalid_tax_id" | "line_count" | "invalid_tax_code" | "invalid_tax_rate" | "invalid_treatment" | "special_treatment" | "invalid_number" | "out_of_range" | "invalid_quantity" | "total_mismatch" | "original_unknown" | "original_not_allowed" | "original_is_credit" | "original_rejected" | "credit_line_not_in_original" | "credit_price_mismatch" | "credit_exceeds_original" | "invalid_id" | "invalid_timestamp" | "issued_in_future" | "issued_at_backwards" | "issued_before_lease" | "single_invoice_cap" | "seller_mismatch" | "invalid_type" | "unknown_field" | "invalid_kind" | "too_many_decimals" | "invalid_line" | "rounding_tolerance" | "credit_price_includes_tax" | "invalid_unit_price" | "clock_behind" | "clock_ahead" | "invalid_lease" | "offline_hours_exceeded" | "offline_amount_exceeded" | "not_initialized" | "already_initialized" | "not_enrolled" | "no_numbers" | "pinned_key_unreadable" | "storage" | "bad_receipt" | "key" | "wrong_passphrase" | "passphrase_empty" | "busy" | "schema_too_new" | "database" | "io" | "invalid_date" | "clock_invalid" | "invalid_attempts" | "lease_signature_invalid" | "lease_wrong_device" | "lease_conflict" | "lease_overlap" | "invalid_server" | "invalid_text" | "invalid_device_id" | "invalid_public_key" | "device_id_changed" | "authority_key_changed" | "unreachable" | "invalid_response" | "no_servers" | "already_enrolled" | "authority_key_mismatch" | "wrong_key" | "no_usable_endpoint" | "unauthorized" | "unrecognized" | "bad_lease" | "head_mismatch" | "receipt_mismatch" | "unexpected_answer" | "unsigned_verdict" | "invalid_json" | "unreadable_file" | "passphrase_mismatch" | "invalid_amount" | "transient" | "queue_stopped" | "not_reconciled" | "numbers_given_up" | "not_printable" | "pending_invoices" | "mail_not_set" | "invalid_email" | "delivery_failed" | "locked" | "data_dir_pinned" | "invalid_path" | "weak_passphrase" | "invalid_status" | "invalid_language" | "invalid_theme" | "not_creditable" | "sync_stopped";
 
 export type DeskError = { 
 /**
@@ -283,7 +283,11 @@ can_credit: boolean,
  * The number of the authority outage it was issued during (`kaipiao outages`), if
  * any: marked on the invoice as RKSV marks receipts issued while its unit failed.
  */
-issued_during_outage: bigint | null, };
+issued_during_outage: bigint | null, 
+/**
+ * Its deliveries by email, oldest first.
+ */
+deliveries: Array<DeliveryDto>, };
 
 export type PdfPreviewDto = { number: string, 
 /**
@@ -298,6 +302,20 @@ pages: Array<string>, };
 export type SavedPdfDto = { number: string, path: string, bytes: number, };
 
 export type OpenedPdfDto = { saved: SavedPdfDto, viewer_error: string | null, };
+
+export type SmtpSettingsDto = { host: string, port: number, user: string, from: string, security: "tls" | "starttls" | "plain", updated_at: string, };
+
+export type SmtpSettingsRequest = { host: string, port: number, user: string, from: string, security: "tls" | "starttls" | "plain", password: string | null, };
+
+export type DeliveryDto = { id: number, number: string, address: string, status: "queued" | "sent" | "failed", attempts: number, 
+/**
+ * When a queued one is tried next.
+ */
+next_attempt_at: string, 
+/**
+ * Why the last attempt did not go (queued: it is retried; failed: given up).
+ */
+last_error: string | null, created_at: string, sent_at: string | null, };
 
 export type BackupSettingsDto = { 
 /**
