@@ -10,7 +10,7 @@ APT_PACKAGES := build-essential pkg-config libssl-dev libdbus-1-dev \
 # Bumped when install-deps.sh learns something new, so existing machines run it again.
 STAMP := target/.deps-installed-5
 
-.PHONY: run demo test deps build bench fmt clean-demo ui ui-test bindings app crash fuzz
+.PHONY: run demo test deps build bench fmt clean-demo ui ui-test bindings app crash fuzz package bench-release-app
 
 ## Installs the system and Python packages the build and the tests need (once per machine).
 deps: $(STAMP)
@@ -84,3 +84,18 @@ fleet:
 
 fmt:
 	$(CARGO) fmt --all
+
+## The .deb a shop installs (issue 11): release app with the front end embedded, the
+## kaipiao CLI, icons, desktop entry, the font's licence; then unpacked and checked (both
+## binaries' --version from the unpacked tree). Release builds: minutes, not in `make test`.
+package: deps
+	@scripts/package.sh
+
+## The packaged (release) app against a bare Tauri window (release) in the same run: cold
+## start to an interactable field and idle PSS of all processes (docs/BENCHMARKS.md).
+bench-release-app: package
+	$(CARGO) build --release -p kaipiao-app --example blank --features bench-baseline
+	KAIPIAO_BENCH_APP=$(CURDIR)/target/release/bundle/deb/unpacked/usr/bin/kaipiao-app \
+	  KAIPIAO_BENCH_BLANK=$(CURDIR)/target/release/examples/blank \
+	  $(CARGO) bench -p kaipiao-app --bench app --profile dev -- window
+

@@ -694,26 +694,38 @@ fn window_bench(run: &Run, big: &Path, n: u64, engine_issue_ms: f64) {
     println!("\n## window: tauri-driver + WebKitWebDriver, Xvfb 1280x800x24, the page timed with performance.now()");
     let taxd = kaipiao_tests::Taxd::start(&[]);
     let (_keep, shop_dir) = small_shop(&taxd);
-    let app = driver::app_binary();
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-p",
-            "kaipiao-app",
-            "--example",
-            "blank",
-            "--features",
-            "bench-baseline",
-        ])
-        .args(if cfg!(debug_assertions) {
-            vec![]
-        } else {
-            vec!["--release"]
-        })
-        .status()
-        .expect("cargo build --example blank");
-    assert!(status.success(), "building examples/blank failed");
-    let blank = app.parent().expect("target dir").join("examples/blank");
+    // `make bench-release-app`: the app as packaged (the unpacked .deb) against a release
+    // blank window, both given; otherwise both of this build's profile.
+    let given = |var: &str| std::env::var_os(var).map(PathBuf::from);
+    let app = given("KAIPIAO_BENCH_APP").unwrap_or_else(driver::app_binary);
+    let blank = match given("KAIPIAO_BENCH_BLANK") {
+        Some(blank) => blank,
+        None => {
+            let status = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "-p",
+                    "kaipiao-app",
+                    "--example",
+                    "blank",
+                    "--features",
+                    "bench-baseline",
+                ])
+                .args(if cfg!(debug_assertions) {
+                    vec![]
+                } else {
+                    vec!["--release"]
+                })
+                .status()
+                .expect("cargo build --example blank");
+            assert!(status.success(), "building examples/blank failed");
+            driver::app_binary()
+                .parent()
+                .expect("target dir")
+                .join("examples/blank")
+        }
+    };
+    println!("app: {}\nbaseline: {}", app.display(), blank.display());
     let shop_env = [
         ("KAIPIAO_DATA", shop_dir.to_str().unwrap()),
         ("KAIPIAO_PASSPHRASE", shop::PASSPHRASE),

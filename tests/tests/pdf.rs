@@ -365,7 +365,15 @@ fn with_printed_digit_changed(pdf: &[u8]) -> Vec<u8> {
         if !text.contains("beginbfchar") && !text.contains("beginbfrange") {
             continue;
         }
-        let edited = text.replacen("<0031>", "<0037>", 1);
+        // The entry whose Unicode side is "1" (`<GID> <0031>`), never a glyph id that
+        // happens to be 0x31: which glyph ids a subset has depends on the invoice's text.
+        let edited = match text
+            .lines()
+            .find(|l| l.len() == 13 && l.starts_with('<') && l.ends_with(" <0031>"))
+        {
+            Some(line) => text.replacen(line, &line.replace(" <0031>", " <0037>"), 1),
+            None => text.clone(),
+        };
         if edited != text {
             stream.dict.remove(b"Filter");
             stream.set_content(edited.into_bytes());
