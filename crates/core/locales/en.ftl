@@ -252,7 +252,7 @@ mail-body = Hello,
     { $status }
 
     The PDF carries the signed invoice and, once accepted, the tax authority's receipt: kaipiao verify-pdf checks it offline, and the authority's invoice check takes its number, date, total and the last 6 digits of the authority code.
-mail-status-pending = It is signed by the seller's device and awaiting the tax authority; the authority's code follows when it is accepted.
+mail-status-pending = It is signed by the seller's device and awaiting the tax authority's acceptance.
 mail-status-accepted = It was accepted by the tax authority with code { $code }.
 invalid_request-smtp-host = Type the mail server's host name, e.g. smtp.example.com
 invalid_request-smtp-port = Type the mail server's port (1-65535), e.g. 465 for TLS or 587 for STARTTLS

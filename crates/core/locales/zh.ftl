@@ -243,7 +243,7 @@ mail-body = 您好：
     { $status }
 
     PDF 内嵌已签名的发票数据，受理后还包含税务机关的回执：可用 kaipiao verify-pdf 离线核验，也可凭发票号码、开票日期、价税合计和税务机关代码后 6 位向税务机关查验。
-mail-status-pending = 本发票已由销售方设备签名，尚待税务机关确认；受理后另附税务机关代码。
+mail-status-pending = 本发票已由销售方设备签名，正等待税务机关受理。
 mail-status-accepted = 本发票已由税务机关受理，税务机关代码 { $code }。
 invalid_request-smtp-host = 请填写邮件服务器的主机名，例如 smtp.example.com
 invalid_request-smtp-port = 请填写邮件服务器的端口（1-65535），例如 TLS 用 465、STARTTLS 用 587
