@@ -437,6 +437,7 @@ fn draft() -> kaipiao_desk::dto::DraftDto {
         original: None,
         remarks: String::new(),
         issuer: "李四".into(),
+        credit_reason: None,
     }
 }
 

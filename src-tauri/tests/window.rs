@@ -232,6 +232,9 @@ fn credit_note_from_the_detail_view() {
     assert_eq!(w.prop("line-quantity-0", "value").as_deref(), Some("-3"));
     w.wait_text("total", "-67.80");
     w.wait_text("total-in-words", "负陆拾柒元捌角");
+    // The credit flow asks for the reason (issue 12, item 4); it goes into the remarks.
+    w.select("credit-reason", "02");
+    w.type_into("remarks", "客户退回 3 个");
     w.click("issue-submit");
     w.find("issued-number");
     let credit = w.text("issued-number");
@@ -240,6 +243,14 @@ fn credit_note_from_the_detail_view() {
     w.wait_selector(&format!(
         "[data-testid=\"invoice-row\"][data-number=\"{credit}\"]"
     ));
+    w.open_invoice(&credit);
+    let remarks = w.text("detail-remarks");
+    assert!(
+        remarks.contains(&format!(
+            "被红冲蓝字发票号码：{original} 冲红原因：销货退回 客户退回 3 个"
+        )),
+        "{remarks}"
+    );
 }
 
 /// The authority rejects only what the app cannot judge itself: amounts, tax codes, tax

@@ -52,6 +52,7 @@ fn ten_line_draft() -> Draft {
         original: None,
         remarks: "合同号 HT-2026/001".into(),
         issuer: "张三".into(),
+        credit_reason: None,
     }
 }
 

@@ -248,3 +248,5 @@ mail-status-accepted = 本发票已由税务机关受理，税务机关代码 { 
 invalid_request-smtp-host = 请填写邮件服务器的主机名，例如 smtp.example.com
 invalid_request-smtp-port = 请填写邮件服务器的端口（1-65535），例如 TLS 用 465、STARTTLS 用 587
 invalid_request-smtp-security = 请选择连接的加密方式：TLS、STARTTLS 或不加密（仅限本机或本店网络内的中继）
+invalid_credit_reason = { $value } 不是冲红原因：请填写 01（开票有误）、02（销货退回）、03（服务中止）或 04（销售折让）
+invalid_credit_reason-not-credit = 冲红原因只用于红字发票（kind 为 credit）：请删除它，或把草稿改为红字发票

@@ -140,6 +140,9 @@ codes! {
     OriginalUnknown = "original_unknown",
     /// An original on an invoice that is not a credit note.
     OriginalNotAllowed = "original_not_allowed",
+    /// A draft's `credit_reason` that is not 01-04, or one on an invoice that is not a
+    /// credit note.
+    InvalidCreditReason = "invalid_credit_reason",
     /// A credit note against a credit note.
     OriginalIsCredit = "original_is_credit",
     /// A credit note against a rejected invoice.

@@ -41,6 +41,26 @@ pub struct Draft {
     pub original: Option<String>,
     pub remarks: String,
     pub issuer: String,
+    /// A credit note's reason, "01" to "04" ([`CREDIT_REASONS`]); it writes the original's
+    /// number and the reason into the remarks, before the clerk's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit_reason: Option<String>,
+}
+
+/// The 数电票's reasons for a red-letter invoice (冲红原因), by code.
+pub const CREDIT_REASONS: [(&str, &str); 4] = [
+    ("01", "开票有误"),
+    ("02", "销货退回"),
+    ("03", "服务中止"),
+    ("04", "销售折让"),
+];
+
+/// The words of a credit reason code; None for a code that is not one.
+pub fn credit_reason_text(code: &str) -> Option<&'static str> {
+    CREDIT_REASONS
+        .iter()
+        .find(|(c, _)| *c == code.trim())
+        .map(|(_, text)| *text)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -131,6 +151,7 @@ impl Draft {
                 "original",
                 "remarks",
                 "issuer",
+                "credit_reason",
             ],
         )?;
         let kind = opt_text(obj, "kind", "")?;
@@ -207,6 +228,8 @@ impl Draft {
             original,
             remarks: opt_text(obj, "remarks", "")?,
             issuer: opt_text(obj, "issuer", "")?,
+            credit_reason: Some(opt_text(obj, "credit_reason", "")?)
+                .filter(|r| !r.trim().is_empty()),
         })
     }
 
@@ -864,6 +887,7 @@ pub fn build_invoice(
         }
         (_, None) => None,
     };
+    let remarks = remarks_with_reason(draft, kind, original.as_ref())?;
     let computed = compute_lines(draft, credit)?;
     Ok(Invoice {
         version: 1,
@@ -882,9 +906,47 @@ pub fn build_invoice(
         total_tax: computed.total_tax,
         total: computed.total,
         original,
-        remarks: draft.remarks.clone(),
+        remarks,
         issuer: draft.issuer.trim().to_string(),
     })
+}
+
+/// The invoice's remarks: with a credit reason, "被红冲蓝字发票号码：N 冲红原因：R" as the
+/// 数电票 writes it, then a space and the clerk's own remarks; refused over
+/// [`MAX_REMARKS_CHARS`] as a whole, naming `remarks`.
+fn remarks_with_reason(
+    draft: &Draft,
+    kind: Kind,
+    original: Option<&OriginalRef>,
+) -> Result<String, FieldError> {
+    let Some(code) = draft.credit_reason.as_deref().map(str::trim) else {
+        return Ok(draft.remarks.clone());
+    };
+    if kind != Kind::Credit {
+        return Err(err(
+            Code::InvalidCreditReason,
+            "credit_reason",
+            Msg::new("invalid_credit_reason-not-credit"),
+        ));
+    }
+    let reason = credit_reason_text(code).ok_or_else(|| {
+        err(
+            Code::InvalidCreditReason,
+            "credit_reason",
+            Msg::new("invalid_credit_reason").arg("value", code),
+        )
+    })?;
+    let number = original
+        .map(|o| o.number.clone())
+        .or_else(|| draft.original.clone())
+        .unwrap_or_default();
+    let mut text = format!("被红冲蓝字发票号码：{number} 冲红原因：{reason}");
+    if !draft.remarks.trim().is_empty() {
+        text.push(' ');
+        text.push_str(&draft.remarks);
+    }
+    check_text("remarks", &text, 0, MAX_REMARKS_CHARS)?;
+    Ok(text)
 }
 
 /// Normalises and checks the buyer: name required, tax ID required on a special invoice

@@ -1338,3 +1338,75 @@ fn offline_window_counts_from_the_oldest_unacknowledged_invoice() {
         (Decimal::ZERO, Decimal::ZERO)
     );
 }
+
+/// Issue 12, item 4: a credit note's reason is written into its remarks as the 数电票 does,
+/// "被红冲蓝字发票号码：N 冲红原因：R", then a space and the clerk's own remarks; the
+/// invoice object is otherwise unchanged (the reason is no field of it). A reason that is
+/// not 01-04, a reason on a blue invoice, or remarks that go over 200 characters with it
+/// are refused, naming the field.
+#[test]
+fn a_credit_reason_is_written_into_the_remarks() {
+    let o = original_invoice();
+    let mut d = credit_draft(&o, vec![credit_of(&o, 0, "-2")]);
+    d.credit_reason = Some("02".into());
+    let c = issue_credit(&o, "accepted", &[], &d).unwrap();
+    assert_eq!(
+        c.remarks,
+        format!("被红冲蓝字发票号码：{} 冲红原因：销货退回", o.number)
+    );
+    d.remarks = "客户退回 2 包".into();
+    let c = issue_credit(&o, "accepted", &[], &d).unwrap();
+    assert_eq!(
+        c.remarks,
+        format!(
+            "被红冲蓝字发票号码：{} 冲红原因：销货退回 客户退回 2 包",
+            o.number
+        )
+    );
+    let canonical = serde_json::to_value(&c).unwrap();
+    assert!(canonical.get("credit_reason").is_none(), "{canonical}");
+    for (code, text) in kaipiao_core::draft::CREDIT_REASONS {
+        d.credit_reason = Some(code.into());
+        d.remarks.clear();
+        let c = issue_credit(&o, "accepted", &[], &d).unwrap();
+        assert!(
+            c.remarks.ends_with(&format!("冲红原因：{text}")),
+            "{}",
+            c.remarks
+        );
+    }
+
+    d.credit_reason = Some("05".into());
+    refused(
+        issue_credit(&o, "accepted", &[], &d),
+        "invalid_credit_reason",
+        "credit_reason",
+    );
+    // The clerk's remarks fit alone (200) but not after the reason.
+    d.credit_reason = Some("01".into());
+    d.remarks = "备".repeat(180);
+    refused(issue_credit(&o, "accepted", &[], &d), "too_long", "remarks");
+    d.credit_reason = None;
+    assert_eq!(
+        issue_credit(&o, "accepted", &[], &d).unwrap().remarks,
+        d.remarks
+    );
+
+    let mut blue = draft(
+        "ordinary",
+        vec![line("*日用杂品*收纳盒", "1", "10", "0.13")],
+    );
+    blue.credit_reason = Some("01".into());
+    refused(
+        build_invoice(&blue, &issue_context(1, ZERO_HASH), None),
+        "invalid_credit_reason",
+        "credit_reason",
+    );
+    // From JSON, as `kaipiao issue --file` and the import read it.
+    let parsed = Draft::from_json(&json!({
+        "kind": "credit", "original": o.number, "credit_reason": "04",
+        "lines": [{"name": "x", "quantity": "-1", "unit_price": "", "tax_rate": "0.13"}]
+    }))
+    .unwrap();
+    assert_eq!(parsed.credit_reason.as_deref(), Some("04"));
+}

@@ -43,6 +43,8 @@ pub fn credit_draft(inv: &InvoiceDto) -> DraftDto {
         original: Some(inv.number.clone()),
         remarks: String::new(),
         issuer: inv.issuer.clone(),
+        // The clerk picks it (the form asks); it is written into the remarks.
+        credit_reason: None,
     }
 }
 
@@ -58,8 +60,10 @@ pub fn reissue_draft(inv: &InvoiceDto) -> DraftDto {
             .collect(),
         price_includes_tax: false,
         original: inv.original.as_ref().map(|o| o.number.clone()),
+        // A corrected credit note keeps the reason already written in its remarks.
         remarks: inv.remarks.clone(),
         issuer: inv.issuer.clone(),
+        credit_reason: None,
     }
 }
 

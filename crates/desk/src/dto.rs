@@ -70,6 +70,10 @@ pub struct DraftDto {
     pub original: Option<String>,
     pub remarks: String,
     pub issuer: String,
+    /// A credit note's reason: "01" 开票有误, "02" 销货退回, "03" 服务中止, "04" 销售折让.
+    #[serde(default)]
+    #[ts(type = "\"01\" | \"02\" | \"03\" | \"04\" | null")]
+    pub credit_reason: Option<String>,
 }
 
 impl DraftDto {
@@ -95,6 +99,7 @@ impl DraftDto {
             original: self.original.clone().filter(|o| !o.trim().is_empty()),
             remarks: self.remarks.clone(),
             issuer: self.issuer.clone(),
+            credit_reason: self.credit_reason.clone().filter(|r| !r.trim().is_empty()),
         }
     }
 }

@@ -77,6 +77,7 @@ fn draft(kind: &str, buyer_tax: &str, qty: &str, price: &str) -> DraftDto {
         original: None,
         remarks: String::new(),
         issuer: "李四".into(),
+        credit_reason: None,
     }
 }
 

@@ -199,5 +199,6 @@ pub fn numbered_draft(i: usize) -> Draft {
         original: None,
         remarks: String::new(),
         issuer: "王会计".into(),
+        credit_reason: None,
     }
 }

@@ -117,6 +117,7 @@ impl GenDraft {
             original: None,
             remarks: "备注".into(),
             issuer: "张三".into(),
+            credit_reason: None,
         }
     }
 }

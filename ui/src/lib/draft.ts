@@ -18,6 +18,7 @@ export function blankDraft(kind: DraftDto['kind'] = 'ordinary', issuer = ''): Dr
     original: null,
     remarks: '',
     issuer,
+    credit_reason: null,
   };
 }
 
@@ -35,7 +36,8 @@ export function isBlank(line: DraftLineDto): boolean {
 /** What is issued: the draft without trailing untouched lines (at least one line kept). */
 export function forIssue(d: DraftDto): DraftDto {
   const lines = d.lines.filter((l, i) => i === 0 || !isBlank(l));
-  return { ...d, lines, original: d.kind === 'credit' ? d.original : null };
+  const credit = d.kind === 'credit';
+  return { ...d, lines, original: credit ? d.original : null, credit_reason: credit ? d.credit_reason || null : null };
 }
 
 export type Shortcut = 'issue' | 'new' | 'add-line' | null;
