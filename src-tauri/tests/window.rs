@@ -687,3 +687,73 @@ fn email_from_the_detail_view_arrives_and_shows_on_the_invoice() {
     w.wait_selector("[data-testid=\"delivery-row\"][data-status=\"failed\"]");
     assert_eq!(server.messages().len(), 1);
 }
+
+/// How many line boxes the text of `testid` takes (1: it does not wrap).
+fn lines_of(w: &Window, testid: &str) -> u64 {
+    w.script(&format!(
+        "const r = document.createRange(); r.selectNodeContents(document.querySelector('[data-testid=\"{testid}\"]')); \
+         return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size"
+    ))
+    .as_u64()
+    .unwrap_or(0)
+}
+
+/// Issue 12, item 6, in English at 1280x800: the outage banner says the cause in the
+/// clerk's words with the transport's own text behind Details; "1 invoice"; the status
+/// badge fits its column; "Sync now" stays on one line; the date filters are typed as
+/// YYYY-MM-DD and count the shop's day (China time): today's invoice is found by today's
+/// date there.
+#[test]
+fn what_a_clerk_noticed_in_the_window_is_fixed() {
+    let taxd = Taxd::start(&[]);
+    let w = Window::open(&[("LANG", "en_US.UTF-8")]);
+    w.set_up(&taxd);
+    issue_one(&w, "10", "11.30");
+    assert_eq!(lines_of(&w, "sync-now"), 1, "Sync now wraps");
+
+    taxd.set_faults(json!({"outage": true}));
+    w.wait_attr("connectivity", "data-state", "offline");
+    let cause = w.wait_some_text("outage-cause");
+    assert_eq!(
+        cause,
+        "Cause: the tax authority's server is out of service for now (HTTP 503)"
+    );
+    // The transport's own words are folded away until the clerk opens Details.
+    assert_eq!(w.prop("outage-details", "open").as_deref(), Some("false"));
+    w.click_css("[data-testid=\"outage-details\"] summary");
+    assert_eq!(w.prop("outage-details", "open").as_deref(), Some("true"));
+    let unfolded = w.text("outage-details");
+    assert!(
+        unfolded.contains("503") && unfolded.contains("http://"),
+        "{unfolded}"
+    );
+
+    w.click("nav-invoices");
+    w.wait_text("invoice-count", "1 invoice");
+    let fits = w.script(
+        "const b = document.querySelector('[data-testid=\"invoice-row\"] .badge'); \
+         const c = b.closest('.c-status'); const row = b.closest('[data-testid=\"invoice-row\"]'); \
+         const br = b.getBoundingClientRect(), cr = c.getBoundingClientRect(), rr = row.getBoundingClientRect(); \
+         return br.right <= cr.right + 0.5 && br.right <= rr.right && c.scrollWidth <= c.clientWidth + 0.5",
+    );
+    assert_eq!(fits, json!(true), "the status badge is cut off");
+    assert_eq!(
+        w.attr("filter-from", "placeholder").as_deref(),
+        Some("YYYY-MM-DD")
+    );
+    let today = kaipiao_core::time::china_date(&kaipiao_core::time::rfc3339(chrono::Utc::now()))
+        .expect("today in China")
+        .format("%Y-%m-%d")
+        .to_string();
+    let yesterday = (chrono::NaiveDate::parse_from_str(&today, "%Y-%m-%d").unwrap()
+        - chrono::Duration::days(1))
+    .format("%Y-%m-%d")
+    .to_string();
+    w.type_into("filter-from", &yesterday);
+    w.type_into("filter-to", &yesterday);
+    w.wait_text("invoice-count", "0 invoices");
+    w.type_into("filter-from", &today);
+    w.type_into("filter-to", &today);
+    w.wait_text("invoice-count", "1 invoice");
+    w.screenshot("list-en");
+}

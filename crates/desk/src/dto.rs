@@ -394,7 +394,11 @@ pub struct ConnectivityDto {
     pub endpoint: Option<String>,
     /// When the state began (RFC 3339).
     pub since: Option<String>,
-    /// The last failure, in the UI language; "" when none.
+    /// The last failure's cause, short and in the UI language ("the server refused the
+    /// connection"); "" when none.
+    pub cause: String,
+    /// The last failure in full (the transport's own words, for the Details toggle);
+    /// "" when none.
     pub detail: String,
 }
 
@@ -404,6 +408,7 @@ impl Default for ConnectivityDto {
             state: ConnectivityState::Unknown,
             endpoint: None,
             since: None,
+            cause: String::new(),
             detail: String::new(),
         }
     }

@@ -333,6 +333,7 @@ impl Worker {
                 }
                 c.state = state;
                 c.endpoint = endpoint;
+                c.cause = failure_cause(&detail, self.lang());
                 c.detail = detail;
                 true
             }
@@ -731,6 +732,73 @@ impl Worker {
     }
 }
 
+/// The cause of a failure as a clerk reads it, short and in `lang`, from its full text
+/// (a transport error chain is in the HTTP library's English): the banner shows this and
+/// folds the full text behind a Details toggle.
+pub fn failure_cause(detail: &str, lang: Lang) -> String {
+    let d = detail.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| d.contains(w));
+    let (zh, en) = if detail.trim().is_empty() {
+        return String::new();
+    } else if has(&["connection refused"]) {
+        (
+            "服务器拒绝连接：服务未运行，或地址有误",
+            "the server refused the connection: it is not running, or the address is wrong",
+        )
+    } else if has(&["timed out", "timeout", "deadline"]) {
+        ("服务器没有及时应答", "the server did not answer in time")
+    } else if has(&[
+        "dns error",
+        "failed to lookup",
+        "name or service not known",
+        "no such host",
+    ]) {
+        (
+            "找不到服务器（域名解析失败）：请检查网络和服务器地址",
+            "the server's name could not be found (DNS): check the network and the address",
+        )
+    } else if has(&["network is unreachable", "no route to host"]) {
+        ("本机网络不通", "this computer has no network")
+    } else if has(&["certificate", "handshake", "tls"]) {
+        (
+            "与服务器的安全连接失败（证书）",
+            "the secure connection to the server failed (certificate)",
+        )
+    } else if has(&[
+        "connection reset",
+        "broken pipe",
+        "connection closed",
+        "unexpected eof",
+    ]) {
+        ("连接被服务器中断", "the server broke off the connection")
+    } else if let Some(status) = http_status(&d).filter(|s| *s >= 500) {
+        let (zh, en) = (
+            format!("税务机关服务器暂时停止服务（HTTP {status}）"),
+            format!("the tax authority's server is out of service for now (HTTP {status})"),
+        );
+        return lang.pick(&zh, &en).to_string();
+    } else if has(&[
+        "error sending request",
+        "error trying to connect",
+        "client error",
+    ]) {
+        (
+            "无法连接税务机关服务器",
+            "the tax authority's server could not be reached",
+        )
+    } else {
+        // Already the clerk's words (an authority's answer, described in `lang`).
+        return detail.to_string();
+    };
+    lang.pick(zh, en).to_string()
+}
+
+/// The status of an "HTTP 503 …" in a failure's text (lowercased).
+fn http_status(d: &str) -> Option<u16> {
+    let at = d.find("http ")? + 5;
+    d.get(at..at + 3)?.parse().ok()
+}
+
 fn transient_reason(why: &str, lang: Lang) -> String {
     match lang {
         Lang::Zh => format!("税务机关暂时无法受理，发票已安全保存，稍后会自动重试（{why}）"),
@@ -747,5 +815,36 @@ fn describe_failure(e: &SyncError, lang: Lang) -> String {
             Lang::En => format!("the server answered {status} {sent_code}"),
         },
         other => other.message(lang),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transport_error_chain_becomes_a_cause_in_the_clerks_language() {
+        let chain = "the authority could not be reached: error sending request for url (http://127.0.0.1:8787/v1/health): client error (Connect): tcp connect error: Connection refused (os error 111)";
+        assert_eq!(
+            failure_cause(chain, Lang::Zh),
+            "服务器拒绝连接：服务未运行，或地址有误"
+        );
+        assert!(failure_cause(chain, Lang::En).starts_with("the server refused"));
+        assert_eq!(
+            failure_cause("error sending request: operation timed out", Lang::Zh),
+            "服务器没有及时应答"
+        );
+        assert_eq!(
+            failure_cause("服务器应答 503 overloaded", Lang::Zh),
+            "服务器应答 503 overloaded"
+        );
+        assert_eq!(failure_cause("", Lang::En), "");
+        assert_eq!(
+            failure_cause(
+                "无法连接税务机关：HTTP 503 outage: the authority is unavailable",
+                Lang::Zh
+            ),
+            "税务机关服务器暂时停止服务（HTTP 503）"
+        );
     }
 }

@@ -92,7 +92,9 @@ pub struct InvoiceRecord {
     pub issued_during_outage: Option<i64>,
 }
 
-/// Parses a list bound: RFC 3339, or a date (the whole day, UTC).
+/// Parses a list bound: RFC 3339, or a date: the whole day in China time (UTC+8), the
+/// shop's day, so that an invoice issued at 07:00 in Beijing is on that day, not on the
+/// UTC day before.
 fn list_bound(field: &str, text: &str, end_of_day: bool) -> Result<String> {
     let t = text.trim();
     if let Some(ts) = kaipiao_core::time::parse_rfc3339(t) {
@@ -104,8 +106,13 @@ fn list_bound(field: &str, text: &str, end_of_day: bool) -> Result<String> {
         } else {
             chrono::NaiveTime::from_hms_opt(0, 0, 0)
         };
-        if let Some(time) = time {
-            return Ok(rfc3339(d.and_time(time).and_utc()));
+        let local = time.and_then(|time| {
+            d.and_time(time)
+                .and_local_timezone(kaipiao_core::time::china_offset())
+                .single()
+        });
+        if let Some(local) = local {
+            return Ok(rfc3339(local.with_timezone(&chrono::Utc)));
         }
     }
     Err(invalid(

@@ -997,6 +997,32 @@ fn list_filters() {
         .unwrap();
     assert_eq!(by_day.len(), 1);
     assert_eq!(by_day[0].seq, 2);
+    // A day is the shop's day, China time: 23:30 UTC on 3 March is 07:30 on 4 March in
+    // Beijing, and is listed on the 4th, not on the 3rd.
+    let early = chrono::DateTime::parse_from_rfc3339("2026-03-03T23:30:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let seq = s
+        .ledger
+        .issue(&ordinary("1", "10", "0.13"), &s.key, early)
+        .unwrap()
+        .envelope
+        .invoice
+        .seq;
+    let day = |d: &str| {
+        s.ledger
+            .list(&ListFilter {
+                from: Some(d.into()),
+                to: Some(d.into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(day("2026-03-04"), [seq]);
+    assert!(day("2026-03-03").is_empty());
     let page = s
         .ledger
         .list(&ListFilter {

@@ -142,7 +142,13 @@ endpoint: string | null,
  */
 since: string | null, 
 /**
- * The last failure, in the UI language; "" when none.
+ * The last failure's cause, short and in the UI language ("the server refused the
+ * connection"); "" when none.
+ */
+cause: string, 
+/**
+ * The last failure in full (the transport's own words, for the Details toggle);
+ * "" when none.
  */
 detail: string, };
 
