@@ -270,3 +270,11 @@ pub async fn deliver(
 ) -> DeskResult<DeliveryDto> {
     blocking(&state, move |e| e.deliver(&number, &email, again)).await
 }
+
+#[tauri::command]
+pub async fn set_till_defaults(
+    state: State<'_, AppState>,
+    till: TillDefaultsDto,
+) -> DeskResult<AppStateDto> {
+    blocking(&state, move |e| e.set_till_defaults(till)).await
+}

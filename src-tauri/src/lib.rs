@@ -111,6 +111,7 @@ pub fn run() {
             commands::smtp_settings,
             commands::set_smtp_settings,
             commands::deliver,
+            commands::set_till_defaults,
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|e| {

@@ -757,3 +757,30 @@ fn what_a_clerk_noticed_in_the_window_is_fixed() {
     w.wait_text("invoice-count", "1 invoice");
     w.screenshot("list-en");
 }
+
+/// Issue 12, item 5: the till's defaults set once in Settings; every new invoice starts
+/// from them (the issuer and the kind), and they are the ledger's (the CLI reads them).
+#[test]
+fn a_new_invoice_starts_from_the_tills_defaults() {
+    let taxd = Taxd::start(&[]);
+    let w = Window::open(&[]);
+    w.set_up(&taxd);
+    w.click("nav-settings");
+    w.type_into("till-issuer", "王会计");
+    w.select("till-kind", "special");
+    w.click("till-save");
+    w.find("till-saved");
+    w.click("new-invoice");
+    driver::wait_for("the form to start as special", driver::DEADLINE, || {
+        w.prop("invoice-kind", "value").as_deref() == Some("special")
+    });
+    assert_eq!(w.prop("issuer", "value").as_deref(), Some("王会计"));
+    let out = std::process::Command::new(kaipiao_tests::binary("kaipiao"))
+        .arg("--data")
+        .arg(w.data.path().join("shop"))
+        .args(["--json", "till"])
+        .output()
+        .expect("kaipiao till runs");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc, json!({"issuer": "王会计", "kind": "special"}));
+}

@@ -254,6 +254,13 @@ pub enum Command {
         #[arg(long)]
         again: bool,
     },
+    /// This till's defaults: the issuer (开票人) and the kind a new invoice starts as, in
+    /// the app's entry form and `import --xlsx`; `issue` never reads them. `till set`
+    /// changes the options given. With --json {"issuer", "kind"}.
+    Till {
+        #[command(subcommand)]
+        action: Option<TillAction>,
+    },
     /// Amounts in Chinese capitals (大写).
     Words {
         #[arg(required = true, allow_hyphen_values = true)]
@@ -267,6 +274,17 @@ pub enum AlertsAction {
     Dismiss {
         #[arg(value_name = "ID")]
         id: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TillAction {
+    /// Set the issuer and/or the default kind (ordinary or special).
+    Set {
+        #[arg(long)]
+        issuer: Option<String>,
+        #[arg(long, value_name = "ordinary|special")]
+        kind: Option<String>,
     },
 }
 

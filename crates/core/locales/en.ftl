@@ -259,3 +259,4 @@ invalid_request-smtp-port = Type the mail server's port (1-65535), e.g. 465 for 
 invalid_request-smtp-security = Choose how the connection is protected: TLS, STARTTLS or none (a relay on this machine or network only)
 invalid_credit_reason = { $value } is not a credit reason: give 01 (开票有误, invoiced in error), 02 (销货退回, goods returned), 03 (服务中止, service stopped) or 04 (销售折让, sales discount)
 invalid_credit_reason-not-credit = a credit reason belongs to a credit note (kind "credit") only: remove it or make the draft a credit note
+invalid_kind-default = { $value } cannot be a till's default kind: choose ordinary (普通发票) or special (专用发票)

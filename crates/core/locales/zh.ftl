@@ -250,3 +250,4 @@ invalid_request-smtp-port = 请填写邮件服务器的端口（1-65535），例
 invalid_request-smtp-security = 请选择连接的加密方式：TLS、STARTTLS 或不加密（仅限本机或本店网络内的中继）
 invalid_credit_reason = { $value } 不是冲红原因：请填写 01（开票有误）、02（销货退回）、03（服务中止）或 04（销售折让）
 invalid_credit_reason-not-credit = 冲红原因只用于红字发票（kind 为 credit）：请删除它，或把草稿改为红字发票
+invalid_kind-default = { $value } 不能作为本机默认的发票种类：请选择 ordinary（普通发票）或 special（专用发票）

@@ -331,12 +331,7 @@ fn json_number_text(n: &serde_json::Number, field: &str) -> Result<String, Field
     Ok(decimal_string(d))
 }
 
-pub(crate) fn check_text(
-    field: &str,
-    value: &str,
-    min: usize,
-    max: usize,
-) -> Result<(), FieldError> {
+pub fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), FieldError> {
     let n = value.chars().count();
     if n < min {
         return Err(err(

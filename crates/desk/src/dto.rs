@@ -344,8 +344,18 @@ pub struct AppStateDto {
     #[ts(type = "\"zh\" | \"en\"")]
     pub lang: String,
     pub settings: SettingsDto,
+    /// This till's defaults for a new invoice (the ledger's, shared with the CLI).
+    pub till: TillDefaultsDto,
     pub dev_build: bool,
     pub version: String,
+}
+
+/// A till's defaults: the 开票人 and the kind a new invoice starts as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct TillDefaultsDto {
+    pub issuer: String,
+    #[ts(type = "\"ordinary\" | \"special\"")]
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -889,6 +899,7 @@ pub fn typescript_bindings() -> String {
         PdfPreviewDto::decl(&cfg),
         SavedPdfDto::decl(&cfg),
         OpenedPdfDto::decl(&cfg),
+        TillDefaultsDto::decl(&cfg),
         SmtpSettingsDto::decl(&cfg),
         SmtpSettingsRequest::decl(&cfg),
         DeliveryDto::decl(&cfg),

@@ -159,6 +159,7 @@ impl Engine {
         let ledger = self.ledger();
         let device = ledger.device().map_err(|e| self.ledger_error(e))?;
         let leases = ledger.leases().map_err(|e| self.ledger_error(e))?;
+        let till = ledger.till_defaults().map_err(|e| self.ledger_error(e))?;
         drop(ledger);
         let phase = match &device {
             None => Phase::Setup,
@@ -176,6 +177,10 @@ impl Engine {
             leases: leases.iter().map(LeaseDto::from).collect(),
             lang: config::lang_code(self.lang()).to_string(),
             settings,
+            till: TillDefaultsDto {
+                issuer: till.issuer,
+                kind: till.kind,
+            },
             dev_build: self.config.dev_build,
             version: env!("CARGO_PKG_VERSION").to_string(),
         })
@@ -194,6 +199,20 @@ impl Engine {
             &self.config.system_locale,
         ));
         *lock(&self.settings) = settings;
+        self.state()
+    }
+
+    /// Sets this till's defaults (issuer, kind of a new invoice) in the ledger.
+    pub fn set_till_defaults(&self, till: TillDefaultsDto) -> DeskResult<AppStateDto> {
+        self.ledger()
+            .set_till_defaults(
+                &kaipiao_ledger::TillDefaults {
+                    issuer: till.issuer,
+                    kind: till.kind,
+                },
+                Utc::now(),
+            )
+            .map_err(|e| self.ledger_error(e))?;
         self.state()
     }
 

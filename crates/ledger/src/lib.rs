@@ -34,6 +34,7 @@ mod receipts;
 mod restore;
 mod rows;
 mod schema;
+mod till;
 
 pub use alerts::Alert;
 pub use audit::VerifyReport;
@@ -53,6 +54,7 @@ pub use restore::{read_backup, Adopted, BackupInfo, HeldItem, NumberRange};
 #[doc(hidden)]
 pub use schema::create_schema_at;
 pub use schema::SCHEMA_VERSION;
+pub use till::TillDefaults;
 
 use kaipiao_core::{Code, FieldError, Msg};
 use rusqlite::{Transaction, TransactionBehavior};

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 
 /// The schema this program writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// 1: the tables. STRICT so a value of the wrong type is an error, not a silent coercion.
 const V1_TABLES: &str = r#"
@@ -588,6 +588,17 @@ CREATE INDEX IF NOT EXISTS deliveries_by_invoice ON deliveries (invoice_seq);
 CREATE INDEX IF NOT EXISTS deliveries_queued ON deliveries (next_attempt_at) WHERE status = 'queued';
 "#;
 
+/// Migration 11: the till's defaults (issue 12, item 5), one row: the issuer (开票人) and
+/// the kind a new invoice starts as.
+const V11_TILL: &str = r#"
+CREATE TABLE IF NOT EXISTS till_defaults (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    issuer TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('ordinary', 'special')),
+    updated_at TEXT NOT NULL
+) STRICT;
+"#;
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1_TABLES),
     (2, V2_GUARDS),
@@ -600,6 +611,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, ""),
     (9, ""),
     (10, V10_MAIL),
+    (11, V11_TILL),
 ];
 
 /// Prepared statements kept per connection (all of the ledger's fit).

@@ -20,6 +20,7 @@ import type {
   SmtpSettingsDto,
   SmtpSettingsRequest,
   DeliveryDto,
+  TillDefaultsDto,
   QueueDto,
   BackupSettingsDto,
   BackupStateDto,
@@ -86,6 +87,7 @@ export const api = {
   /** Save PDF…: null when the clerk cancelled the dialog. */
   savePdf: (number: string) => call<SavedPdfDto | null>('save_pdf', { number }),
   openPdf: (number: string) => call<OpenedPdfDto>('open_pdf', { number }),
+  setTillDefaults: (till: TillDefaultsDto) => call<AppStateDto>('set_till_defaults', { till }),
   smtpSettings: () => call<SmtpSettingsDto | null>('smtp_settings'),
   setSmtpSettings: (settings: SmtpSettingsRequest) => call<SmtpSettingsDto | null>('set_smtp_settings', { settings }),
   /** Email…: queued and tried at once; the delivery as it stands afterwards. */

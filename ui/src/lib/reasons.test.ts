@@ -76,6 +76,7 @@ describe('theme', () => {
     leases: [],
     lang,
     settings: { language: 'system', theme },
+    till: { issuer: '', kind: 'ordinary' },
     dev_build: true,
     version: '0.1.0',
   });

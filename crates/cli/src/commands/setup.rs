@@ -122,3 +122,36 @@ pub fn restore(ctx: &Ctx, file: &std::path::Path, replace_pending: bool) -> CmdR
     }
     serde_json::to_value(&report).map_err(CommandError::internal)
 }
+
+/// `kaipiao till [set --issuer N --kind K]`: this till's defaults, shown or changed.
+pub fn till(ctx: &Ctx, issuer: Option<String>, kind: Option<String>) -> CmdResult {
+    let ledger = ctx.open()?;
+    let mut till = ledger
+        .till_defaults()
+        .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    if issuer.is_some() || kind.is_some() {
+        if let Some(issuer) = issuer {
+            till.issuer = issuer;
+        }
+        if let Some(kind) = kind {
+            till.kind = kind;
+        }
+        till = ledger
+            .set_till_defaults(&till, chrono::Utc::now())
+            .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    }
+    if !ctx.json {
+        println!(
+            "{}: {} · {}: {}",
+            ctx.lang.pick("开票人", "issuer"),
+            if till.issuer.is_empty() {
+                "—"
+            } else {
+                &till.issuer
+            },
+            ctx.lang.pick("默认种类", "default kind"),
+            till.kind
+        );
+    }
+    Ok(serde_json::json!({"issuer": till.issuer, "kind": till.kind}))
+}

@@ -110,7 +110,11 @@ passphrase_from_env: boolean, device: DeviceDto | null, leases: Array<LeaseDto>,
 /**
  * The resolved UI language: "zh" or "en".
  */
-lang: "zh" | "en", settings: SettingsDto, dev_build: boolean, version: string, };
+lang: "zh" | "en", settings: SettingsDto, 
+/**
+ * This till's defaults for a new invoice (the ledger's, shared with the CLI).
+ */
+till: TillDefaultsDto, dev_build: boolean, version: string, };
 
 export type SetupRequest = { seller_name: string, seller_tax_id: string, seller_address: string, seller_bank: string, device_name: string, 
 /**
@@ -312,6 +316,8 @@ pages: Array<string>, };
 export type SavedPdfDto = { number: string, path: string, bytes: number, };
 
 export type OpenedPdfDto = { saved: SavedPdfDto, viewer_error: string | null, };
+
+export type TillDefaultsDto = { issuer: string, kind: "ordinary" | "special", };
 
 export type SmtpSettingsDto = { host: string, port: number, user: string, from: string, security: "tls" | "starttls" | "plain", updated_at: string, };
 
