@@ -254,6 +254,17 @@ pub enum Command {
         #[arg(long)]
         again: bool,
     },
+    /// A month's figures for the accountant, China time: by kind (a credit note under the
+    /// kind it credits) and by rate, blue (蓝字) and red (红字) apart: count, amount and
+    /// tax. Accepted invoices are counted, pending ones shown apart, rejected ones left
+    /// out; an invoice with several rates counts once in each rate's row and once in the
+    /// totals, and the rows add up to the totals exactly. With --json {month, rows:
+    /// [{kind, tax_rate, sign, count, amount, tax}], pending: {count, amount, tax},
+    /// totals: {count, amount, tax, total}}.
+    Summary {
+        #[arg(long, value_name = "YYYY-MM")]
+        month: String,
+    },
     /// This till's defaults: the issuer (开票人) and the kind a new invoice starts as, in
     /// the app's entry form and `import --xlsx`; `issue` never reads them. `till set`
     /// changes the options given. With --json {"issuer", "kind"}.

@@ -110,6 +110,7 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
             None => mail::show(ctx),
             Some(args::SmtpAction::Set(set)) => mail::set(ctx, set),
         },
+        Command::Summary { month } => read::summary(ctx, &month),
         Command::Till { action } => match action {
             None => setup::till(ctx, None, None),
             Some(args::TillAction::Set { issuer, kind }) => setup::till(ctx, issuer, kind),

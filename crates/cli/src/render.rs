@@ -959,3 +959,107 @@ mod tests {
         );
     }
 }
+
+/// `summary`'s table, in the clerk's language.
+pub fn month_summary(s: &kaipiao_core::summary::MonthSummary, lang: Lang) -> String {
+    use kaipiao_core::summary::Sign;
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {}",
+        s.month,
+        lang.pick(
+            "（中国时间，已受理的发票）",
+            "(China time, accepted invoices)"
+        )
+    );
+    let row = |cells: [&str; 6]| {
+        format!(
+            "{} {} {} {} {} {}",
+            pad(cells[0], 10, false),
+            pad(cells[1], 6, true),
+            pad(cells[2], 6, false),
+            pad(cells[3], 6, true),
+            pad(cells[4], 16, true),
+            pad(cells[5], 14, true)
+        )
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        row([
+            lang.pick("种类", "kind"),
+            lang.pick("税率", "rate"),
+            lang.pick("蓝/红", "sign"),
+            lang.pick("张数", "count"),
+            lang.pick("金额", "amount"),
+            lang.pick("税额", "tax"),
+        ])
+    );
+    for r in &s.rows {
+        let kind = match (r.kind, lang) {
+            (kaipiao_core::Kind::Special, Lang::Zh) => "专用发票",
+            (kaipiao_core::Kind::Special, Lang::En) => "special",
+            (_, Lang::Zh) => "普通发票",
+            (_, Lang::En) => "ordinary",
+        };
+        let sign = match (r.sign, lang) {
+            (Sign::Blue, Lang::Zh) => "蓝字",
+            (Sign::Red, Lang::Zh) => "红字",
+            (Sign::Blue, Lang::En) => "blue",
+            (Sign::Red, Lang::En) => "red",
+        };
+        let _ = writeln!(
+            out,
+            "{}",
+            row([
+                kind,
+                &kaipiao_core::money::rate_percent(&r.tax_rate),
+                sign,
+                &r.count.to_string(),
+                &r.amount,
+                &r.tax,
+            ])
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}: {} {}, {} {}, {} {}, {} {}",
+        lang.pick("合计", "totals"),
+        s.totals.count,
+        lang.pick(
+            "张",
+            if s.totals.count == 1 {
+                "invoice"
+            } else {
+                "invoices"
+            }
+        ),
+        lang.pick("金额", "amount"),
+        s.totals.amount,
+        lang.pick("税额", "tax"),
+        s.totals.tax,
+        lang.pick("价税合计", "total"),
+        s.totals.total
+    );
+    let _ = writeln!(
+        out,
+        "{}: {} {}, {} {}, {} {}",
+        lang.pick("待税务机关受理（未计入）", "pending, not counted"),
+        s.pending.count,
+        lang.pick(
+            "张",
+            if s.pending.count == 1 {
+                "invoice"
+            } else {
+                "invoices"
+            }
+        ),
+        lang.pick("金额", "amount"),
+        s.pending.amount,
+        lang.pick("税额", "tax"),
+        s.pending.tax
+    );
+    out
+}

@@ -260,3 +260,4 @@ invalid_request-smtp-security = Choose how the connection is protected: TLS, STA
 invalid_credit_reason = { $value } is not a credit reason: give 01 (开票有误, invoiced in error), 02 (销货退回, goods returned), 03 (服务中止, service stopped) or 04 (销售折让, sales discount)
 invalid_credit_reason-not-credit = a credit reason belongs to a credit note (kind "credit") only: remove it or make the draft a credit note
 invalid_kind-default = { $value } cannot be a till's default kind: choose ordinary (普通发票) or special (专用发票)
+invalid_date-month = { $value } is not a month: write it as YYYY-MM, e.g. 2026-11

@@ -251,3 +251,4 @@ invalid_request-smtp-security = 请选择连接的加密方式：TLS、STARTTLS 
 invalid_credit_reason = { $value } 不是冲红原因：请填写 01（开票有误）、02（销货退回）、03（服务中止）或 04（销售折让）
 invalid_credit_reason-not-credit = 冲红原因只用于红字发票（kind 为 credit）：请删除它，或把草稿改为红字发票
 invalid_kind-default = { $value } 不能作为本机默认的发票种类：请选择 ordinary（普通发票）或 special（专用发票）
+invalid_date-month = { $value } 不是月份：请写成 YYYY-MM，例如 2026-11

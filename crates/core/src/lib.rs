@@ -21,6 +21,7 @@ pub mod money;
 pub mod rules;
 pub mod server;
 pub mod sign;
+pub mod summary;
 pub mod taxid;
 pub mod time;
 pub mod wire;

@@ -330,7 +330,11 @@ fn list_filters_and_pages_newest_first() {
             .total
     };
     assert_eq!(count("accepted") + count("pending") + count("rejected"), 30);
-    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    // A day is the shop's day, China time (issue 12, item 6).
+    let today = kaipiao_core::time::china_date(&kaipiao_core::time::rfc3339(chrono::Utc::now()))
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
     let dated = engine
         .list(&ListQuery {
             from: Some(today.clone()),

@@ -47,7 +47,9 @@ pub use leases::LeaseState;
 pub use mail::{Delivery, DeliveryStatus, MailSecurity, MailSettings, MAX_ATTEMPTS};
 pub use outages::{FailedAttempt, Outage};
 pub use outbox::{OutboxItem, OutboxLock, OUTBOX_LOCK_FILE};
-pub use queries::{InvoiceRecord, InvoiceSummary, LedgerStatus, ListFilter, StatusEvent};
+pub use queries::{
+    InvoiceRecord, InvoiceSummary, LedgerStatus, ListFilter, MonthInvoices, StatusEvent,
+};
 pub use queue::{AuthorityHead, QueueState};
 pub use receipts::Status;
 pub use restore::{read_backup, Adopted, BackupInfo, HeldItem, NumberRange};

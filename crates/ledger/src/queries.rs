@@ -473,3 +473,77 @@ impl Ledger {
         Ok(u64::try_from(v).unwrap_or(0))
     }
 }
+
+/// A month's invoices for the accountant's summary: each not rejected, with whether it
+/// is accepted and, for a credit note, the kind of the invoice it credits.
+pub struct MonthInvoices {
+    /// `YYYY-MM` as given.
+    pub month: String,
+    pub invoices: Vec<(kaipiao_core::Invoice, bool, Option<kaipiao_core::Kind>)>,
+}
+
+/// `YYYY-MM` as the UTC bounds of that month in China time: [first day 00:00 +08:00,
+/// next month's first day 00:00 +08:00).
+fn month_bounds(month: &str) -> Option<(String, String)> {
+    let first =
+        chrono::NaiveDate::parse_from_str(&format!("{}-01", month.trim()), "%Y-%m-%d").ok()?;
+    if month.trim().len() != 7 {
+        return None;
+    }
+    let next = first.checked_add_months(chrono::Months::new(1))?;
+    let at = |d: chrono::NaiveDate| {
+        d.and_hms_opt(0, 0, 0)?
+            .and_local_timezone(kaipiao_core::time::china_offset())
+            .single()
+            .map(|t| rfc3339(t.with_timezone(&chrono::Utc)))
+    };
+    Some((at(first)?, at(next)?))
+}
+
+impl Ledger {
+    /// The invoices issued in `month` (`YYYY-MM`, China time) that were not rejected, in
+    /// chain order (`kaipiao summary`).
+    pub fn month_invoices(&self, month: &str) -> Result<MonthInvoices> {
+        let (from, to) = month_bounds(month).ok_or_else(|| {
+            invalid(
+                Code::InvalidDate,
+                "month",
+                kaipiao_core::Msg::new("invalid_date-month").arg("value", month.trim()),
+            )
+        })?;
+        let tx = self.read_tx()?;
+        let found: Vec<(u64, String, String)> = tx
+            .prepare_cached(
+                "SELECT seq, envelope, status FROM invoices
+                 WHERE issued_at >= ?1 AND issued_at < ?2 AND status != 'rejected' ORDER BY seq",
+            )?
+            .query_map([&from, &to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut kinds: std::collections::HashMap<String, Option<kaipiao_core::Kind>> =
+            std::collections::HashMap::new();
+        let mut invoices = Vec::with_capacity(found.len());
+        for (seq, text, status) in found {
+            let inv = rows::parse_envelope(seq, &text)?.invoice;
+            let credited = match &inv.original {
+                Some(o) => match kinds.get(&o.number) {
+                    Some(k) => *k,
+                    None => {
+                        let k: Option<String> = tx
+                            .prepare_cached("SELECT kind FROM invoices WHERE number = ?1")?
+                            .query_row([&o.number], |r| r.get(0))
+                            .optional()?;
+                        let k = k.and_then(|k| kaipiao_core::Kind::parse(&k));
+                        kinds.insert(o.number.clone(), k);
+                        k
+                    }
+                },
+                None => None,
+            };
+            invoices.push((inv, status == "accepted", credited));
+        }
+        Ok(MonthInvoices {
+            month: month.trim().to_string(),
+            invoices,
+        })
+    }
+}
