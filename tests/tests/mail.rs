@@ -160,6 +160,57 @@ fn an_invoice_mailed_arrives_with_a_pdf_that_verifies_and_is_never_sent_twice() 
     assert_ne!(second.json()["delivery"]["id"], d["id"]);
     server.wait_for(2);
 
+    // The stored password goes to no other server, and a login never goes in the clear
+    // beyond this machine.
+    let mut moved = shop.command(&[
+        "--json",
+        "smtp",
+        "set",
+        "--host",
+        "localhost",
+        "--port",
+        &server.port.to_string(),
+        "--user",
+        USER,
+        "--from",
+        "invoices@example.com",
+    ]);
+    moved.env_remove("KAIPIAO_SMTP_PASSWORD");
+    let moved = run_with_deadline(moved, "kaipiao smtp set".into(), None, COMMAND_DEADLINE);
+    moved.expect_code(2);
+    assert_eq!(moved.json()["error"]["field"], json!("password"));
+    let mut clear = shop.command(&[
+        "--json",
+        "smtp",
+        "set",
+        "--host",
+        "mail.example.com",
+        "--port",
+        "25",
+        "--user",
+        USER,
+        "--from",
+        "invoices@example.com",
+    ]);
+    clear.env("KAIPIAO_SMTP_PASSWORD", SMTP_PASSWORD);
+    let clear = run_with_deadline(clear, "kaipiao smtp set".into(), None, COMMAND_DEADLINE);
+    clear.expect_code(2);
+    assert_eq!(clear.json()["error"]["field"], json!("security"));
+
+    // A login the server refuses is the server's problem: the delivery stays queued with
+    // the reason, and is not given up.
+    smtp_set(&shop, server.port, "a wrong password").expect_code(0);
+    let refused = deliver(&shop, &number, "other@example.com", &[]);
+    refused.expect_code(3);
+    let d = refused.json()["delivery"].clone();
+    assert_eq!(d["status"], json!("queued"), "{d}");
+    assert!(
+        !d["last_error"].as_str().unwrap_or_default().is_empty(),
+        "{d}"
+    );
+    assert_eq!(d["attempts"], json!(1));
+    assert_eq!(server.messages().len(), 2);
+
     // The invoice shows its deliveries.
     let shown = shop.show(&number);
     let statuses: Vec<&Value> = shown["deliveries"]
@@ -168,7 +219,7 @@ fn an_invoice_mailed_arrives_with_a_pdf_that_verifies_and_is_never_sent_twice() 
         .iter()
         .map(|d| &d["status"])
         .collect();
-    assert_eq!(statuses, [&json!("sent"), &json!("sent")]);
+    assert_eq!(statuses, [&json!("sent"), &json!("sent"), &json!("queued")]);
 }
 
 #[test]

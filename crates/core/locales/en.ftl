@@ -261,3 +261,5 @@ invalid_credit_reason = { $value } is not a credit reason: give 01 (开票有误
 invalid_credit_reason-not-credit = a credit reason belongs to a credit note (kind "credit") only: remove it or make the draft a credit note
 invalid_kind-default = { $value } cannot be a till's default kind: choose ordinary (普通发票) or special (专用发票)
 invalid_date-month = { $value } is not a month: write it as YYYY-MM, e.g. 2026-11
+invalid_request-smtp-plain-login = a login is sent only over TLS or STARTTLS, except to a relay on this machine (127.0.0.1): choose TLS or STARTTLS
+invalid_request-smtp-password = type the mail password: a new server or login never gets the stored one

@@ -252,3 +252,5 @@ invalid_credit_reason = { $value } 不是冲红原因：请填写 01（开票有
 invalid_credit_reason-not-credit = 冲红原因只用于红字发票（kind 为 credit）：请删除它，或把草稿改为红字发票
 invalid_kind-default = { $value } 不能作为本机默认的发票种类：请选择 ordinary（普通发票）或 special（专用发票）
 invalid_date-month = { $value } 不是月份：请写成 YYYY-MM，例如 2026-11
+invalid_request-smtp-plain-login = 登录信息只通过 TLS 或 STARTTLS 发送（本机 127.0.0.1 上的中继除外）：请选择 TLS 或 STARTTLS
+invalid_request-smtp-password = 请输入邮箱密码：更换服务器或用户名时不会沿用已保存的密码

@@ -55,6 +55,22 @@ pub const CREDIT_REASONS: [(&str, &str); 4] = [
     ("04", "销售折让"),
 ];
 
+/// `remarks` without a leading "被红冲蓝字发票号码：N 冲红原因：R" (and the space after it).
+fn strip_reason_prefix(remarks: &str) -> &str {
+    let Some(rest) = remarks.strip_prefix("被红冲蓝字发票号码：") else {
+        return remarks;
+    };
+    let Some((_, after)) = rest.split_once(" 冲红原因：") else {
+        return remarks;
+    };
+    for (_, reason) in CREDIT_REASONS {
+        if let Some(tail) = after.strip_prefix(reason) {
+            return tail.strip_prefix(' ').unwrap_or(tail);
+        }
+    }
+    remarks
+}
+
 /// The words of a credit reason code; None for a code that is not one.
 pub fn credit_reason_text(code: &str) -> Option<&'static str> {
     CREDIT_REASONS
@@ -936,9 +952,12 @@ fn remarks_with_reason(
         .or_else(|| draft.original.clone())
         .unwrap_or_default();
     let mut text = format!("被红冲蓝字发票号码：{number} 冲红原因：{reason}");
-    if !draft.remarks.trim().is_empty() {
+    // A corrected credit note's remarks may carry the prefix already (a reissue of a
+    // rejected one): it is written once, with the reason chosen now.
+    let own = strip_reason_prefix(&draft.remarks);
+    if !own.trim().is_empty() {
         text.push(' ');
-        text.push_str(&draft.remarks);
+        text.push_str(own);
     }
     check_text("remarks", &text, 0, MAX_REMARKS_CHARS)?;
     Ok(text)

@@ -1363,6 +1363,18 @@ fn a_credit_reason_is_written_into_the_remarks() {
             o.number
         )
     );
+    // A reissue whose remarks carry the prefix already: written once, with the reason
+    // chosen now.
+    let mut again = d.clone();
+    again.remarks = c.remarks.clone();
+    again.credit_reason = Some("01".into());
+    assert_eq!(
+        issue_credit(&o, "accepted", &[], &again).unwrap().remarks,
+        format!(
+            "被红冲蓝字发票号码：{} 冲红原因：开票有误 客户退回 2 包",
+            o.number
+        )
+    );
     let canonical = serde_json::to_value(&c).unwrap();
     assert!(canonical.get("credit_reason").is_none(), "{canonical}");
     for (code, text) in kaipiao_core::draft::CREDIT_REASONS {

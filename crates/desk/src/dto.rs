@@ -790,8 +790,9 @@ pub struct SmtpSettingsDto {
     pub updated_at: String,
 }
 
-/// Settings → Email: what the clerk typed. An empty or absent password keeps the stored one.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, TS)]
+/// Settings → Email: what the clerk typed. An empty or absent password keeps the stored
+/// one (for the same host and user). Its `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq, Deserialize, TS)]
 pub struct SmtpSettingsRequest {
     pub host: String,
     pub port: u16,
@@ -800,6 +801,19 @@ pub struct SmtpSettingsRequest {
     #[ts(type = "\"tls\" | \"starttls\" | \"plain\"")]
     pub security: String,
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for SmtpSettingsRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettingsRequest")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("from", &self.from)
+            .field("security", &self.security)
+            .field("password", &self.password.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 /// One invoice sent (or to be sent) by email to one address.

@@ -18,8 +18,11 @@ use std::time::Duration;
 
 /// How long one attempt may take (connect, TLS, the whole conversation).
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
-/// A claimed delivery is left alone by other senders this long.
-const CLAIM_HOLD: chrono::Duration = chrono::Duration::seconds(120);
+/// A claimed delivery is left alone by other senders this long: far beyond the longest
+/// SMTP conversation ([`SMTP_TIMEOUT`] per step, a handful of steps).
+const CLAIM_HOLD: chrono::Duration = chrono::Duration::minutes(10);
+/// The shortest retry delay, whatever `KAIPIAO_MAIL_RETRY_MS` says.
+const MIN_DELAY_MS: i64 = 100;
 /// The first retry's delay; each next one doubles, up to [`MAX_DELAY`].
 const FIRST_DELAY: chrono::Duration = chrono::Duration::seconds(60);
 const MAX_DELAY: chrono::Duration = chrono::Duration::hours(6);
@@ -30,7 +33,7 @@ pub fn retry_delay(attempts: u32) -> chrono::Duration {
     let first = std::env::var("KAIPIAO_MAIL_RETRY_MS")
         .ok()
         .and_then(|v| v.parse::<i64>().ok())
-        .map(chrono::Duration::milliseconds)
+        .map(|ms| chrono::Duration::milliseconds(ms.max(MIN_DELAY_MS)))
         .unwrap_or(FIRST_DELAY);
     let base = first
         .checked_mul(1i32 << attempts.saturating_sub(1).min(16))
@@ -217,14 +220,13 @@ fn send_one(
     s: &MailSettings,
     mailer: &SmtpTransport,
     d: &Delivery,
-    now: DateTime<Utc>,
 ) -> Result<Delivery, (Delivery, String)> {
     let message = match message(ledger, s, d) {
         Ok(m) => m,
         // The invoice cannot be mailed as it stands (rejected since, or a bug): for good.
         Err(why) => {
             return ledger
-                .delivery_failed(d.id, &why, true, retry_delay, now)
+                .delivery_failed(d.id, &why, true, retry_delay, Utc::now())
                 .map_err(|e| (d.clone(), e.to_string()));
         }
     };
@@ -248,67 +250,88 @@ fn send_one(
     }
 }
 
-/// Sends queued deliveries: the one `only` names (whatever its time), or else every one
-/// due at `now`. No settings: nothing is sent (`MailRun::stopped` says so).
-pub fn send_queued(
-    ledger: &Ledger,
-    key: &DeviceKey,
-    only: Option<i64>,
-    now: DateTime<Utc>,
-) -> MailRun {
-    let mut run = MailRun::default();
+/// The settings and a transport that reached the server and logged in, or why not.
+fn connect(ledger: &Ledger, key: &DeviceKey) -> Result<(MailSettings, SmtpTransport), String> {
     let settings = match ledger.mail_settings() {
         Ok(Some(s)) => s,
-        Ok(None) => {
-            run.stopped = Some(Msg::new("mail_not_set").text(Lang::En));
-            return run;
-        }
-        Err(e) => {
-            run.stopped = Some(e.to_string());
-            return run;
-        }
+        Ok(None) => return Err(Msg::new("mail_not_set").text(Lang::En)),
+        Err(e) => return Err(e.to_string()),
     };
-    let mailer = match ledger
+    let mailer = ledger
         .mail_password(key)
         .map_err(|e| e.to_string())
-        .and_then(|p| transport(&settings, &p))
-    {
-        Ok(m) => m,
+        .and_then(|p| transport(&settings, &p))?;
+    // Connect, TLS and login once before any delivery is tried: a server that is down or
+    // a password that no longer works is the server's problem, not each delivery's, and
+    // uses up no delivery's attempts.
+    match mailer.test_connection() {
+        Ok(true) => Ok((settings, mailer)),
+        Ok(false) => Err("the mail server closed the connection".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Sends every delivery due now, one claim at a time, each claimed at the time it is
+/// taken. Nothing due: no connection is made. The server unreachable or refusing the
+/// login: the run stops and the deliveries keep their attempts.
+pub fn send_queued(ledger: &Ledger, key: &DeviceKey) -> MailRun {
+    let mut run = MailRun::default();
+    if !matches!(ledger.deliveries_due(Utc::now()), Ok(n) if n > 0) {
+        return run;
+    }
+    let (settings, mailer) = match connect(ledger, key) {
+        Ok(c) => c,
         Err(why) => {
             run.stopped = Some(why);
             return run;
         }
     };
+    let mut tried = Vec::new();
     loop {
-        let claimed = match ledger.claim_delivery(only, now, CLAIM_HOLD) {
-            Ok(Some(d)) => d,
-            Ok(None) => break,
+        let claimed = match ledger.claim_delivery(None, Utc::now(), CLAIM_HOLD) {
+            Ok(Some(d)) if !tried.contains(&d.id) => d,
+            // Nothing left, or only what this run already tried (due again at once
+            // under a zero backoff): the rest waits for the next run.
+            Ok(_) => break,
             Err(e) => {
                 run.stopped = Some(e.to_string());
                 break;
             }
         };
-        match send_one(ledger, &settings, &mailer, &claimed, now) {
-            Ok(d) => match d.status {
-                DeliveryStatus::Sent => run.sent += 1,
-                DeliveryStatus::Failed => run.failed += 1,
-                DeliveryStatus::Queued => run.retrying += 1,
-            },
-            Err((d, why)) => {
-                match d.status {
-                    DeliveryStatus::Failed => run.failed += 1,
-                    _ => run.retrying += 1,
-                }
-                // The server is unreachable: the rest wait for their next time.
-                run.stopped = Some(why);
-                break;
-            }
-        }
-        if only.is_some() {
+        tried.push(claimed.id);
+        if let Err(why) = tally(&mut run, send_one(ledger, &settings, &mailer, &claimed)) {
+            run.stopped = Some(why);
             break;
         }
     }
     run
+}
+
+/// Counts one outcome; Err(why) when the server could not be reached.
+fn tally(run: &mut MailRun, outcome: Result<Delivery, (Delivery, String)>) -> Result<(), String> {
+    let (d, unreachable) = match outcome {
+        Ok(d) => (d, None),
+        Err((d, why)) => (d, Some(why)),
+    };
+    match d.status {
+        DeliveryStatus::Sent => run.sent += 1,
+        DeliveryStatus::Failed => run.failed += 1,
+        DeliveryStatus::Queued => run.retrying += 1,
+    }
+    unreachable.map_or(Ok(()), Err)
+}
+
+/// Sends the delivery `d` the caller holds (claimed with it when queued).
+fn send_held(ledger: &Ledger, key: &DeviceKey, d: &Delivery) {
+    match connect(ledger, key) {
+        Ok((settings, mailer)) => {
+            let _ = send_one(ledger, &settings, &mailer, d);
+        }
+        // Recorded on the delivery, so the clerk sees why it waits; retried with backoff.
+        Err(why) => {
+            let _ = ledger.delivery_failed(d.id, &why, false, retry_delay, Utc::now());
+        }
+    }
 }
 
 /// `kaipiao smtp set` and the app's settings: the settings checked, then stored with
@@ -335,16 +358,46 @@ pub fn set_settings(
     if settings.port == 0 {
         return Err(refuse("port", Msg::new("invalid_request-smtp-port")));
     }
+    let user = settings.user.trim();
+    // A login goes in the clear only to this machine: elsewhere TLS or STARTTLS.
+    let loopback = matches!(host, "127.0.0.1" | "::1" | "[::1]" | "localhost");
+    if settings.security == MailSecurity::Plain && !user.is_empty() && !loopback {
+        return Err(refuse(
+            "security",
+            Msg::new("invalid_request-smtp-plain-login"),
+        ));
+    }
+    let stored = ledger
+        .mail_settings()
+        .map_err(|e| MailError::ledger(e, lang))?;
     let password = match password {
         Some(p) if !p.is_empty() => zeroize::Zeroizing::new(p.to_string()),
-        _ => ledger
-            .mail_password(key)
-            .map_err(|e| MailError::ledger(e, lang))?,
+        // The stored password is kept only for the server and login it was given for,
+        // never handed to another host or sent less protected than before.
+        _ => match stored {
+            Some(old)
+                if old.host == host
+                    && old.user == user
+                    && (old.security == settings.security
+                        || settings.security != MailSecurity::Plain) =>
+            {
+                ledger
+                    .mail_password(key)
+                    .map_err(|e| MailError::ledger(e, lang))?
+            }
+            _ if user.is_empty() => zeroize::Zeroizing::new(String::new()),
+            _ => {
+                return Err(refuse(
+                    "password",
+                    Msg::new("invalid_request-smtp-password"),
+                ))
+            }
+        },
     };
     let settings = MailSettings {
         host: host.to_string(),
         from: settings.from.trim().to_string(),
-        user: settings.user.trim().to_string(),
+        user: user.to_string(),
         ..settings.clone()
     };
     ledger
@@ -376,11 +429,20 @@ pub fn deliver(
         });
     }
     let lang_code = crate::config::lang_code(lang);
-    let (queued, _) = ledger
-        .queue_delivery(number, address.as_ref(), lang_code, again, Utc::now())
+    let (queued, held) = ledger
+        .queue_delivery(
+            number,
+            address.as_ref(),
+            lang_code,
+            again,
+            Some(CLAIM_HOLD),
+            Utc::now(),
+        )
         .map_err(|e| MailError::ledger(e, lang))?;
-    if queued.status == DeliveryStatus::Queued {
-        send_queued(ledger, key, Some(queued.id), Utc::now());
+    // Held: sent here and now. Queued but held by another sender (the app's mail thread
+    // sending it this moment): answered as it stands.
+    if held {
+        send_held(ledger, key, &queued);
     }
     ledger
         .delivery(queued.id)
@@ -504,10 +566,7 @@ impl Engine {
         let Ok(key) = self.key() else {
             return MailRun::default();
         };
-        if !matches!(ledger.deliveries_queued(), Ok(n) if n > 0) {
-            return MailRun::default();
-        }
-        send_queued(ledger, &key, None, Utc::now())
+        send_queued(ledger, &key)
     }
 }
 

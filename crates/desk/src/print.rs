@@ -105,8 +105,10 @@ pub fn pdf_file_name(number: &str) -> String {
 /// a crash leaves the old file or the new one, never half of one.
 pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    // A name of its own per write: two writes of one file at once (a double click on
+    // Open) never rename each other's half-written file into place.
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
+    tmp.push(format!(".{:016x}.partial", rand::random::<u64>()));
     let tmp = PathBuf::from(tmp);
     let mut f = std::fs::File::create(&tmp)?;
     let written = f.write_all(bytes).and_then(|()| f.sync_all());

@@ -276,14 +276,17 @@ impl Ledger {
 
     /// Queues the invoice `number_or_id` for `address` (already checked by the caller).
     /// A delivery to the same address still queued, or already sent, is answered instead
-    /// of a new one unless `again`: asking twice never sends twice. The bool says whether
-    /// a new delivery was made.
+    /// of a new one unless `again`: asking twice never sends twice. With `claim`, a queued
+    /// delivery no one else holds is claimed for that long in the same transaction (the
+    /// caller sends it at once, and no mail thread takes it meanwhile). Answers the
+    /// delivery and whether the caller now holds it.
     pub fn queue_delivery(
         &self,
         number_or_id: &str,
         address: &str,
         lang: &str,
         again: bool,
+        claim: Option<Duration>,
         now: DateTime<Utc>,
     ) -> Result<(Delivery, bool)> {
         let tx = self.write_tx()?;
@@ -307,8 +310,8 @@ impl Ledger {
             )?
             .query_row(params![seq, address, again], |r| r.get(0))
             .optional()?;
-        let (id, made) = match existing {
-            Some(id) => (id, false),
+        let id = match existing {
+            Some(id) => id,
             None => {
                 let mut tag = [0u8; 8];
                 rand::rngs::OsRng.fill_bytes(&mut tag);
@@ -321,12 +324,21 @@ impl Ledger {
                      VALUES (?1, ?2, ?3, 'queued', 0, ?4, ?5, ?4)",
                     params![seq, address, lang, rfc3339(now), message_id],
                 )?;
-                (tx.last_insert_rowid(), true)
+                tx.last_insert_rowid()
             }
         };
+        let held =
+            match claim {
+                Some(hold) => tx.execute(
+                    "UPDATE deliveries SET claimed_until = ?2 WHERE id = ?1 AND status = 'queued'
+                       AND (claimed_until IS NULL OR claimed_until <= ?3)",
+                    params![id, rfc3339(now + hold), rfc3339(now)],
+                )? == 1,
+                None => false,
+            };
         let d = Self::delivery_in(&tx, id)?;
         tx.commit()?;
-        Ok((d, made))
+        Ok((d, held))
     }
 
     fn delivery_in(conn: &rusqlite::Connection, id: i64) -> Result<Delivery> {
@@ -377,12 +389,13 @@ impl Ledger {
         Ok(Some(d))
     }
 
-    /// The SMTP server accepted the message.
+    /// The SMTP server accepted the message. (A delivery no longer queued, which another
+    /// sender finished meanwhile, is left as it is.)
     pub fn delivery_sent(&self, id: i64, now: DateTime<Utc>) -> Result<Delivery> {
         let tx = self.write_tx()?;
         tx.execute(
             "UPDATE deliveries SET status = 'sent', sent_at = ?2, attempts = attempts + 1,
-                 claimed_until = NULL, last_error = NULL WHERE id = ?1",
+                 claimed_until = NULL, last_error = NULL WHERE id = ?1 AND status = 'queued'",
             params![id, rfc3339(now)],
         )?;
         let d = Self::delivery_in(&tx, id)?;
@@ -409,7 +422,7 @@ impl Ledger {
         let give_up = permanent || attempts >= MAX_ATTEMPTS;
         tx.execute(
             "UPDATE deliveries SET status = ?2, attempts = ?3, last_error = ?4,
-                 next_attempt_at = ?5, claimed_until = NULL WHERE id = ?1",
+                 next_attempt_at = ?5, claimed_until = NULL WHERE id = ?1 AND status = 'queued'",
             params![
                 id,
                 if give_up { "failed" } else { "queued" },
@@ -437,6 +450,18 @@ impl Ledger {
             .query_map([seq], delivery_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(typed).collect()
+    }
+
+    /// How many queued deliveries are due at `now` and held by no sender.
+    pub fn deliveries_due(&self, now: DateTime<Utc>) -> Result<u32> {
+        let at = rfc3339(now);
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM deliveries WHERE status = 'queued' AND next_attempt_at <= ?1
+                   AND (claimed_until IS NULL OR claimed_until <= ?1)",
+            )?
+            .query_row([&at], |r| r.get(0))?)
     }
 
     /// How many deliveries are queued (due or not).

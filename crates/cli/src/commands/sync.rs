@@ -94,7 +94,7 @@ fn send_mail(
     if !matches!(ledger.deliveries_queued(), Ok(n) if n > 0) {
         return;
     }
-    let run = kaipiao_desk::mail::send_queued(ledger, key, None, chrono::Utc::now());
+    let run = kaipiao_desk::mail::send_queued(ledger, key);
     if run.sent + run.retrying + run.failed > 0 || run.stopped.is_some() {
         eprintln!(
             "{}: {} {}, {} {}, {} {}{}",
