@@ -1023,43 +1023,33 @@ pub fn month_summary(s: &kaipiao_core::summary::MonthSummary, lang: Lang) -> Str
             ])
         );
     }
+    // "label: N invoices, amount A, tax T"
+    let tally = |label: &str, count: u64, amount: &str, tax: &str| {
+        format!(
+            "{label}: {count} {}, {} {amount}, {} {tax}",
+            lang.pick("张", if count == 1 { "invoice" } else { "invoices" }),
+            lang.pick("金额", "amount"),
+            lang.pick("税额", "tax"),
+        )
+    };
+    let t = &s.totals;
     let _ = writeln!(
         out,
-        "{}: {} {}, {} {}, {} {}, {} {}",
-        lang.pick("合计", "totals"),
-        s.totals.count,
-        lang.pick(
-            "张",
-            if s.totals.count == 1 {
-                "invoice"
-            } else {
-                "invoices"
-            }
-        ),
-        lang.pick("金额", "amount"),
-        s.totals.amount,
-        lang.pick("税额", "tax"),
-        s.totals.tax,
+        "{}, {} {}",
+        tally(lang.pick("合计", "totals"), t.count, &t.amount, &t.tax),
         lang.pick("价税合计", "total"),
-        s.totals.total
+        t.total
     );
+    let p = &s.pending;
     let _ = writeln!(
         out,
-        "{}: {} {}, {} {}, {} {}",
-        lang.pick("待税务机关受理（未计入）", "pending, not counted"),
-        s.pending.count,
-        lang.pick(
-            "张",
-            if s.pending.count == 1 {
-                "invoice"
-            } else {
-                "invoices"
-            }
-        ),
-        lang.pick("金额", "amount"),
-        s.pending.amount,
-        lang.pick("税额", "tax"),
-        s.pending.tax
+        "{}",
+        tally(
+            lang.pick("待税务机关受理（未计入）", "pending, not counted"),
+            p.count,
+            &p.amount,
+            &p.tax
+        )
     );
     out
 }

@@ -4,7 +4,7 @@
 //! and records the outcome. `kaipiao deliver` and the app's Email… try at once;
 //! `kaipiao sync` and the app's mail thread send what is queued.
 
-use crate::print::{invoice_pdf, PrintError};
+use crate::print::{record_pdf, PrintError};
 use chrono::{DateTime, Utc};
 use kaipiao_core::time::china_date;
 use kaipiao_core::{Code, DeviceKey, Kind, Lang, Msg};
@@ -120,30 +120,18 @@ fn transport(s: &MailSettings, password: &str) -> Result<SmtpTransport, String> 
 /// delivery's language first and the other one under it.
 pub fn message(ledger: &Ledger, s: &MailSettings, d: &Delivery) -> Result<Message, String> {
     let rec = ledger.show(&d.number).map_err(|e| e.to_string())?;
-    let pdf = invoice_pdf(ledger, &d.number).map_err(|e| match e {
+    let pdf = record_pdf(ledger, &rec).map_err(|e| match e {
         PrintError::Ledger(e) => e.to_string(),
         PrintError::Refused { msg, .. } => msg.text(Lang::En),
         PrintError::Internal(why) => why,
     })?;
     let inv = &rec.envelope.invoice;
-    let code = rec
-        .receipt
-        .as_ref()
-        .and_then(|r| r.get("authority_code"))
-        .and_then(|c| c.as_str())
-        .map(str::to_string);
-    let credited = match (&inv.original, inv.kind) {
-        (Some(orig), Kind::Credit) => ledger
-            .show(&orig.number)
-            .ok()
-            .map(|r| r.envelope.invoice.kind),
-        _ => None,
-    };
+    let (code, credited) = (&pdf.authority_code, pdf.credited_kind);
     let date = china_date(&inv.issued_at)
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_else(|| inv.issued_at.clone());
     let body_in = |lang: Lang| {
-        let status = match &code {
+        let status = match code {
             Some(c) => Msg::new("mail-status-accepted").arg("code", c.as_str()),
             None => Msg::new("mail-status-pending"),
         }
@@ -288,7 +276,7 @@ pub fn send_queued(ledger: &Ledger, key: &DeviceKey) -> MailRun {
     };
     let mut tried = Vec::new();
     loop {
-        let claimed = match ledger.claim_delivery(None, Utc::now(), CLAIM_HOLD) {
+        let claimed = match ledger.claim_delivery(Utc::now(), CLAIM_HOLD) {
             Ok(Some(d)) if !tried.contains(&d.id) => d,
             // Nothing left, or only what this run already tried (due again at once
             // under a zero backoff): the rest waits for the next run.

@@ -8,7 +8,7 @@ use crate::error::{DeskError, DeskResult};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use kaipiao_core::{Code, Kind, Msg};
-use kaipiao_ledger::{Ledger, LedgerError, Status};
+use kaipiao_ledger::{InvoiceRecord, Ledger, LedgerError, Status};
 use kaipiao_pdf::{PaperStatus, PdfError, Printable};
 use std::path::{Path, PathBuf};
 
@@ -39,12 +39,26 @@ pub struct InvoicePdf {
     pub number: String,
     /// A sensible file name: `发票-NUMBER.pdf`.
     pub file_name: String,
+    /// For a credit note, the kind of the invoice it credits (its title and QR type).
+    pub credited_kind: Option<Kind>,
+    /// The authority's code once accepted.
+    pub authority_code: Option<String>,
 }
 
 /// The PDF of the invoice `number_or_id`.
 pub fn invoice_pdf(ledger: &Ledger, number_or_id: &str) -> Result<InvoicePdf, PrintError> {
-    let rec = ledger.show(number_or_id)?;
+    record_pdf(ledger, &ledger.show(number_or_id)?)
+}
+
+/// The PDF of an invoice record already read.
+pub fn record_pdf(ledger: &Ledger, rec: &InvoiceRecord) -> Result<InvoicePdf, PrintError> {
     let inv = &rec.envelope.invoice;
+    let authority_code = rec
+        .receipt
+        .as_ref()
+        .and_then(|r| r.get("authority_code"))
+        .and_then(|c| c.as_str())
+        .map(str::to_string);
     let status = match rec.status {
         Status::Rejected => {
             return Err(PrintError::Refused {
@@ -55,13 +69,7 @@ pub fn invoice_pdf(ledger: &Ledger, number_or_id: &str) -> Result<InvoicePdf, Pr
         }
         Status::Pending => PaperStatus::Pending,
         Status::Accepted => PaperStatus::Accepted {
-            authority_code: rec
-                .receipt
-                .as_ref()
-                .and_then(|r| r.get("authority_code"))
-                .and_then(|c| c.as_str())
-                .unwrap_or_default()
-                .to_string(),
+            authority_code: authority_code.clone().unwrap_or_default(),
         },
     };
     let credited_kind = match (&inv.original, inv.kind) {
@@ -93,6 +101,8 @@ pub fn invoice_pdf(ledger: &Ledger, number_or_id: &str) -> Result<InvoicePdf, Pr
         bytes,
         file_name: pdf_file_name(&inv.number),
         number: inv.number.clone(),
+        credited_kind,
+        authority_code,
     })
 }
 

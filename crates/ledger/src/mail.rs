@@ -357,25 +357,18 @@ impl Ledger {
         Self::delivery_in(&self.conn, id)
     }
 
-    /// Claims a queued delivery for `hold` (no other sender takes it meanwhile): the one
-    /// with `id` whatever its time, or else the oldest one due at `now`. None when there
-    /// is nothing to claim.
-    pub fn claim_delivery(
-        &self,
-        id: Option<i64>,
-        now: DateTime<Utc>,
-        hold: Duration,
-    ) -> Result<Option<Delivery>> {
+    /// Claims the oldest queued delivery due at `now` that no other sender holds, for
+    /// `hold`. None when there is nothing to claim.
+    pub fn claim_delivery(&self, now: DateTime<Utc>, hold: Duration) -> Result<Option<Delivery>> {
         let tx = self.write_tx()?;
         let at = rfc3339(now);
         let picked: Option<i64> = tx
             .prepare_cached(
-                "SELECT id FROM deliveries WHERE status = 'queued'
+                "SELECT id FROM deliveries WHERE status = 'queued' AND next_attempt_at <= ?1
                    AND (claimed_until IS NULL OR claimed_until <= ?1)
-                   AND (id = ?2 OR (?2 IS NULL AND next_attempt_at <= ?1))
                  ORDER BY next_attempt_at, id LIMIT 1",
             )?
-            .query_row(params![at, id], |r| r.get(0))
+            .query_row([&at], |r| r.get(0))
             .optional()?;
         let Some(picked) = picked else {
             return Ok(None);
@@ -462,13 +455,5 @@ impl Ledger {
                    AND (claimed_until IS NULL OR claimed_until <= ?1)",
             )?
             .query_row([&at], |r| r.get(0))?)
-    }
-
-    /// How many deliveries are queued (due or not).
-    pub fn deliveries_queued(&self) -> Result<u32> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT COUNT(*) FROM deliveries WHERE status = 'queued'")?
-            .query_row([], |r| r.get(0))?)
     }
 }

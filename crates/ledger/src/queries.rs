@@ -106,13 +106,8 @@ fn list_bound(field: &str, text: &str, end_of_day: bool) -> Result<String> {
         } else {
             chrono::NaiveTime::from_hms_opt(0, 0, 0)
         };
-        let local = time.and_then(|time| {
-            d.and_time(time)
-                .and_local_timezone(kaipiao_core::time::china_offset())
-                .single()
-        });
-        if let Some(local) = local {
-            return Ok(rfc3339(local.with_timezone(&chrono::Utc)));
+        if let Some(bound) = time.and_then(|time| china_utc(d.and_time(time))) {
+            return Ok(bound);
         }
     }
     Err(invalid(
@@ -491,13 +486,16 @@ fn month_bounds(month: &str) -> Option<(String, String)> {
         return None;
     }
     let next = first.checked_add_months(chrono::Months::new(1))?;
-    let at = |d: chrono::NaiveDate| {
-        d.and_hms_opt(0, 0, 0)?
-            .and_local_timezone(kaipiao_core::time::china_offset())
-            .single()
-            .map(|t| rfc3339(t.with_timezone(&chrono::Utc)))
-    };
+    let at = |d: chrono::NaiveDate| china_utc(d.and_hms_opt(0, 0, 0)?);
     Some((at(first)?, at(next)?))
+}
+
+/// A wall-clock time in China as the ledger writes moments (RFC 3339 UTC).
+fn china_utc(local: chrono::NaiveDateTime) -> Option<String> {
+    local
+        .and_local_timezone(kaipiao_core::time::china_offset())
+        .single()
+        .map(|t| rfc3339(t.with_timezone(&chrono::Utc)))
 }
 
 impl Ledger {

@@ -91,9 +91,6 @@ fn send_mail(
     key: &kaipiao_core::DeviceKey,
     lang: kaipiao_core::Lang,
 ) {
-    if !matches!(ledger.deliveries_queued(), Ok(n) if n > 0) {
-        return;
-    }
     let run = kaipiao_desk::mail::send_queued(ledger, key);
     if run.sent + run.retrying + run.failed > 0 || run.stopped.is_some() {
         eprintln!(
