@@ -8,7 +8,7 @@ APT_PACKAGES := build-essential pkg-config libssl-dev libdbus-1-dev \
   libwebkit2gtk-4.1-dev xvfb xauth webkit2gtk-driver fonts-noto-cjk imagemagick libfaketime \
   poppler-utils zbar-tools
 # Bumped when install-deps.sh learns something new, so existing machines run it again.
-STAMP := target/.deps-installed-5
+STAMP := target/.deps-installed-6
 
 .PHONY: run demo test deps build bench fmt clean-demo ui ui-test bindings app crash fuzz package bench-release-app
 

@@ -34,8 +34,9 @@ fi
 
 # The independent export verifier (shared/tools/verify_export.py) needs these.
 PY=${PYTHON:-python3}
-# The mail tests' real SMTP server (tests/smtp_server.py) is aiosmtpd.
-if ! "$PY" -c 'import rfc8785, cryptography, aiosmtpd' 2>/dev/null; then
-  echo "installing Python packages: rfc8785 cryptography aiosmtpd"
-  "$PY" -m pip install --quiet --disable-pip-version-check rfc8785 cryptography aiosmtpd
+# The mail tests' real SMTP server (tests/smtp_server.py) is aiosmtpd; the workbook tests'
+# second XLSX reader (and writer of the official-layout fixtures) is openpyxl.
+if ! "$PY" -c 'import rfc8785, cryptography, aiosmtpd, openpyxl' 2>/dev/null; then
+  echo "installing Python packages: rfc8785 cryptography aiosmtpd openpyxl"
+  "$PY" -m pip install --quiet --disable-pip-version-check rfc8785 cryptography aiosmtpd openpyxl
 fi

@@ -7,15 +7,7 @@ use kaipiao_tests::*;
 use serde_json::{json, Value};
 
 fn cents(v: &Value) -> i64 {
-    let s = v.as_str().expect("money");
-    let neg = s.starts_with('-');
-    let (a, b) = s.trim_start_matches('-').split_once('.').expect("2 places");
-    let c = a.parse::<i64>().unwrap() * 100 + b.parse::<i64>().unwrap();
-    if neg {
-        -c
-    } else {
-        c
-    }
+    cents_of(v.as_str().expect("money"))
 }
 
 #[test]

@@ -59,10 +59,32 @@ pub enum Command {
         #[arg(long, value_name = "DRAFT.json|-")]
         file: String,
     },
-    /// Issue one draft per line, in order, each durable on its own.
+    /// Issue one draft per line, in order, each durable on its own (--file); or batch
+    /// issue from a workbook in the tax platform's template layout (--xlsx: sheets 基本信息
+    /// and 明细, see `kaipiao template`), in groups, each 发票流水号 issued once however
+    /// often the file is imported. --dry-run checks every invoice and issues nothing;
+    /// with --json {invoices: [{serial, lines, amount, tax, total, problems}], count,
+    /// total}. The real run's --json is {issued: [{serial, number}], skipped: [{serial,
+    /// number}], refused: [{serial, problems}]}; a problem is {sheet, row, column, code,
+    /// message}. Exit 2 when any invoice has a problem.
     Import {
-        #[arg(long, value_name = "DRAFTS.jsonl")]
-        file: String,
+        #[arg(
+            long,
+            value_name = "DRAFTS.jsonl",
+            required_unless_present = "xlsx",
+            conflicts_with = "xlsx"
+        )]
+        file: Option<String>,
+        #[arg(long, value_name = "FILE.xlsx")]
+        xlsx: Option<PathBuf>,
+        #[arg(long, requires = "xlsx")]
+        dry_run: bool,
+    },
+    /// Writes the blank batch-issue workbook (sheets 基本信息 and 明细, with dropdowns
+    /// for the coded columns) for `import --xlsx`.
+    Template {
+        #[arg(long, value_name = "FILE.xlsx")]
+        out: PathBuf,
     },
     /// List invoices in chain order.
     List {

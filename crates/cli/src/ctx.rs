@@ -145,6 +145,28 @@ impl Ctx {
         Ok(text)
     }
 
+    /// Writes `bytes` whole to `out` (`--out`: a crash leaves the old file or the new one)
+    /// and says so unless `--json`.
+    pub fn write_out(&self, out: &std::path::Path, bytes: &[u8]) -> Result<(), CommandError> {
+        kaipiao_desk::print::write_whole(out, bytes).map_err(|e| {
+            CommandError::new(
+                EXIT_OTHER,
+                Code::Io,
+                "out",
+                format!("{}: {e}", out.display()),
+            )
+        })?;
+        if !self.json {
+            println!(
+                "{} {} ({} bytes)",
+                self.lang.pick("已写入", "Wrote"),
+                out.display(),
+                bytes.len()
+            );
+        }
+        Ok(())
+    }
+
     /// Limit warnings on stderr, in the clerk's language.
     pub fn print_warnings(&self, warnings: &[kaipiao_core::LimitWarning]) {
         for w in warnings {

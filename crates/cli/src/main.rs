@@ -17,7 +17,7 @@ mod failure;
 mod render;
 
 use clap::Parser;
-use commands::{issue, mail, read, setup, sync, tools};
+use commands::{batch, issue, mail, read, setup, sync, tools};
 use ctx::Ctx;
 use failure::CmdResult;
 use kaipiao_cli::args::{self, Cli, Command};
@@ -102,7 +102,13 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
             setup::enroll(ctx, &servers, &token, &trust)
         }
         Command::Issue { file } => issue::issue(ctx, &file),
-        Command::Import { file } => issue::import(ctx, &file),
+        Command::Import {
+            xlsx: Some(xlsx),
+            dry_run,
+            ..
+        } => batch::import_xlsx(ctx, &xlsx, dry_run),
+        Command::Import { file, .. } => issue::import(ctx, file.as_deref().unwrap_or("-")),
+        Command::Template { out } => batch::template(ctx, &out),
         Command::List { status } => read::list(ctx, status),
         Command::Show { number_or_id } => read::show(ctx, &number_or_id),
         Command::Pdf { number, out } => read::pdf(ctx, &number, &out),

@@ -263,3 +263,36 @@ invalid_kind-default = { $value } cannot be a till's default kind: choose ordina
 invalid_date-month = { $value } is not a month: write it as YYYY-MM, e.g. 2026-11
 invalid_request-smtp-plain-login = a login is sent only over TLS or STARTTLS, except to a relay on this machine (127.0.0.1): choose TLS or STARTTLS
 invalid_request-smtp-password = type the mail password: a new server or login never gets the stored one
+invalid_workbook-zip = the file is not an Excel workbook (.xlsx): { $why }; save it from Excel or WPS as .xlsx (kaipiao template --out FILE.xlsx writes a blank one)
+invalid_workbook-too-big = the workbook is larger than { $limit } MiB: split it into several files
+invalid_workbook-cells = the workbook has more than { $limit } filled cells: split it into several files
+invalid_workbook-sheet = the workbook has no sheet { $sheet }: use the template's sheets 基本信息 and 明细 (kaipiao template --out FILE.xlsx)
+invalid_workbook-header = no header row with { $header } in the first { $rows } rows of sheet { $sheet }: keep the template's header row
+invalid_workbook-column = sheet { $sheet } has no column { $column }: add it to the header row
+invalid_cell-type = the cell holds a { $kind } ({ $value }), not text or a number: type the value itself
+invalid_cell-digits = { $value } is stored as a number, and Excel keeps only 15 digits of a number: format the column as text and type the digits again
+invalid_cell-number = { $value } is not a number: type digits such as 12.50
+invalid_cell-yes-no = { $value } is not 是 or 否: write 是 when 单价 and 金额 include the tax, 否 when they do not
+serial_conflict-duplicate = 发票流水号 { $serial } is already used on row { $row }: give each invoice its own serial
+serial_conflict-issued = 发票流水号 { $serial } was issued as { $number } with other content: a serial is issued once; give the changed invoice a new serial (or credit { $number })
+too_long-serial = 发票流水号 is longer than { $max } characters: shorten it
+missing_field-cell = { $column } is empty: fill it in
+missing_field-serial-basic = 发票流水号 { $serial } has lines on 明细 but no row on 基本信息: add its row, or correct the serial
+missing_field-amount = the line has no 金额 and no 单价: give 金额, or 数量 with 单价
+invalid_quantity-zero = 数量 is 0: give the quantity the 金额 is for, or leave 数量 empty for one unit
+invalid_amount-mismatch = 金额 { $amount } does not match 数量 × 单价 = { $product } (more than 0.01 apart): correct one of them
+invalid_kind-sheet = { $value } is not an invoice type: write 普通发票 or 增值税专用发票
+invalid_treatment-sheet = { $value } is not a 免税类型: leave it empty, or write 免税, 不征税 or 零税率
+line_count-sheet = 发票流水号 { $serial } has no lines on 明细: add at least one
+cli-batch-confirm = This run issues { $count ->
+        [one] 1 invoice
+       *[other] { $count } invoices
+    }, total ¥{ $total } (本次开具 { $count } 份，价税合计 { $total } 元)
+cli-batch-done = Issued { $issued }, skipped { $skipped } (issued before), refused { $refused }
+cli-batch-skipped = already issued as { $number }
+cli-batch-mail = { $count } emails queued for the buyers' addresses: kaipiao sync (or the app) sends them
+cli-batch-mail-not-set = { $count } buyers' email addresses were not mailed: no mail server is set up (kaipiao smtp set)
+cli-batch-refused = { $count ->
+        [one] 1 invoice was
+       *[other] { $count } invoices were
+    } refused: correct the cells named above and import the file again (what was issued is skipped)

@@ -328,6 +328,15 @@ codes! {
     /// `deliver`: the SMTP server refused the message for good, or it kept failing until
     /// the delivery was given up (exit 4; the reason is in the delivery).
     DeliveryFailed = "delivery_failed",
+    /// `import --xlsx`: a file that is not a workbook in the template's layout (no such
+    /// sheet, no header row, a required column missing, too large; exit 2).
+    InvalidWorkbook = "invalid_workbook",
+    /// `import --xlsx`: a cell whose value cannot be read as its column asks (a date, a
+    /// boolean, an error, a number where digits must be text; exit 2).
+    InvalidCell = "invalid_cell",
+    /// `import --xlsx`: a 发票流水号 used twice in the workbook, or issued before with
+    /// other content (exit 2).
+    SerialConflict = "serial_conflict",
 
     // ---- The desktop app (kaipiao-desk, src-tauri).
 

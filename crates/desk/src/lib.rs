@@ -13,6 +13,7 @@
 //! clerk's language for the front end to show.
 
 pub mod backups;
+pub mod batch;
 pub mod changes;
 pub mod config;
 pub mod detail;

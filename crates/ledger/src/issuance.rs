@@ -15,6 +15,43 @@ use kaipiao_core::{Code, DeviceKey, Draft, Envelope, Invoice, Kind, LimitWarning
 use rusqlite::params;
 use serde::Serialize;
 
+/// One draft of a group issued by [`Ledger::issue_group`], with its import serial.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupItem<'a> {
+    pub serial: &'a str,
+    /// What "the same content" means for this serial on a re-import.
+    pub digest: &'a str,
+    pub draft: &'a Draft,
+}
+
+/// What became of one draft of a group.
+#[derive(Debug)]
+pub enum GroupOutcome {
+    Issued(Box<Issued>),
+    /// The serial was issued before with the same content, as `number`.
+    Skipped {
+        number: String,
+    },
+    /// The serial was issued before as `number`, with other content.
+    Conflict {
+        number: String,
+    },
+    /// The draft was refused; nothing of it was written.
+    Refused(LedgerError),
+}
+
+/// The number and digest of the invoice issued under `serial`.
+fn serial_issued(conn: &rusqlite::Connection, serial: &str) -> Result<Option<(String, String)>> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .prepare_cached(
+            "SELECT i.number, s.digest FROM import_serials s JOIN invoices i ON i.seq = s.seq
+             WHERE s.serial = ?1",
+        )?
+        .query_row([serial], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
 /// What `issue` returns: the signed envelope and the limit warnings to show.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Issued {
@@ -95,7 +132,93 @@ impl Ledger {
     /// sign, link -> insert invoice and outbox row, advance the lease -> commit.
     pub fn issue(&self, draft: &Draft, key: &DeviceKey, now: DateTime<Utc>) -> Result<Issued> {
         let tx = self.write_tx()?;
-        let (stamp, issuer, state) = rows::issuing_state(&tx, &mut self.parsed.borrow_mut())?;
+        let issued = self.issue_in(&tx, draft, key, now)?;
+        self.commit_issued(tx)?;
+        Ok(issued)
+    }
+
+    /// Commits a transaction that issued; when the commit fails, what the issuances in it
+    /// left for the next one to start from is forgotten with them.
+    fn commit_issued(&self, tx: rusqlite::Transaction<'_>) -> Result<()> {
+        tx.commit().map_err(|e| {
+            self.parsed.borrow_mut().forget_issue();
+            LedgerError::from(e)
+        })
+    }
+
+    /// Issues a group of drafts from a workbook (`import --xlsx`) in one IMMEDIATE
+    /// transaction, each through the same issuance as [`Ledger::issue`], each with its
+    /// import serial: one durable commit for the group instead of one per invoice.
+    ///
+    /// A serial already issued is not issued again: with the same `digest` it is
+    /// [`GroupOutcome::Skipped`] with its number, with another one
+    /// [`GroupOutcome::Conflict`]. A draft refused (a bad field, a limit, no numbers
+    /// left) is [`GroupOutcome::Refused`] and the others go on, since a refusal writes
+    /// nothing. Anything else (storage, a damaged ledger) rolls the whole group back: the
+    /// serials are written with their invoices, so a re-import issues exactly what the
+    /// group would have. `before_commit` runs with the group issued and not yet durable.
+    pub fn issue_group(
+        &self,
+        items: &[GroupItem<'_>],
+        key: &DeviceKey,
+        now: DateTime<Utc>,
+        before_commit: impl FnOnce(),
+    ) -> Result<Vec<GroupOutcome>> {
+        let tx = self.write_tx()?;
+        let mut outcomes = Vec::with_capacity(items.len());
+        let run =
+            (|| {
+                for item in items {
+                    if let Some((number, digest)) = serial_issued(&tx, item.serial)? {
+                        outcomes.push(if digest == item.digest {
+                            GroupOutcome::Skipped { number }
+                        } else {
+                            GroupOutcome::Conflict { number }
+                        });
+                        continue;
+                    }
+                    match self.issue_in(&tx, item.draft, key, now) {
+                        Ok(issued) => {
+                            tx.prepare_cached(
+                            "INSERT INTO import_serials (serial, digest, seq) VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![item.serial, item.digest, issued.envelope.invoice.seq])?;
+                            outcomes.push(GroupOutcome::Issued(Box::new(issued)));
+                        }
+                        Err(e @ (LedgerError::Invalid(_) | LedgerError::NoNumbers)) => {
+                            outcomes.push(GroupOutcome::Refused(e));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            })();
+        if let Err(e) = run {
+            self.parsed.borrow_mut().forget_issue();
+            return Err(e);
+        }
+        before_commit();
+        self.commit_issued(tx)?;
+        Ok(outcomes)
+    }
+
+    /// The number and content digest of the invoice issued under an import serial.
+    pub fn import_serial(&self, serial: &str) -> Result<Option<(String, String)>> {
+        let tx = self.read_tx()?;
+        serial_issued(&tx, serial)
+    }
+
+    /// Issuance inside `tx`, which the caller commits: validate -> limits -> take a
+    /// number -> build, hash, sign, link -> insert invoice and outbox row, advance the
+    /// lease. What it leaves is remembered for the next issuance on this connection.
+    fn issue_in(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        draft: &Draft,
+        key: &DeviceKey,
+        now: DateTime<Utc>,
+    ) -> Result<Issued> {
+        let (stamp, issuer, state) = rows::issuing_state(tx, &mut self.parsed.borrow_mut())?;
         let device_id = issuer.device_id.clone().ok_or(LedgerError::NotEnrolled)?;
         if !key.belongs_to(&issuer.public_key) {
             return Err(LedgerError::Key(
@@ -104,7 +227,7 @@ impl Ledger {
             ));
         }
         let kind = draft.kind()?;
-        let credit = Self::credit_context(&tx, draft, kind)?;
+        let credit = Self::credit_context(tx, draft, kind)?;
         kaipiao_core::draft::check_clock_ahead(
             issuer.clock_offset,
             issuer.clock_offset_at.as_deref(),
@@ -122,7 +245,7 @@ impl Ledger {
             // A head rejected as issued_in_future does not hold the clock back (SPEC 10):
             // only when the head is ahead of the clock is the reference looked for.
             if kaipiao_core::draft::check_clock(Some(head_at.as_str()), now).is_err() {
-                let reference = rows::clock_reference(&tx, *head_seq)?;
+                let reference = rows::clock_reference(tx, *head_seq)?;
                 kaipiao_core::draft::check_clock(reference.as_deref(), now)?;
             }
         }
@@ -167,7 +290,7 @@ impl Ledger {
         let inv = &envelope.invoice;
         let original_seq = credit.as_ref().map(|(seq, _)| *seq);
         enter_invoice(
-            &tx,
+            tx,
             &envelope,
             &envelope_json,
             amount_cents,
@@ -177,7 +300,7 @@ impl Ledger {
             lease.next,
         )?;
         if let Some(outage) = state.outage {
-            Self::mark_in_outage(&tx, inv.seq, outage)?;
+            Self::mark_in_outage(tx, inv.seq, outage)?;
         }
         // The number taken and the amount issued under the lease, in the one row (and
         // page) that every issuance updates anyway (schema 5).
@@ -197,7 +320,6 @@ impl Ledger {
                 format!("lease {} moved during issuance", lease.lease.lease_id),
             ));
         }
-        tx.commit()?;
         self.remember_issue(stamp, issuer, state, lease, &envelope, amount_cents);
         Ok(Issued {
             envelope,

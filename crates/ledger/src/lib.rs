@@ -41,7 +41,7 @@ pub use audit::VerifyReport;
 pub use backup::{BackupKey, BackupReport};
 pub use device::LocalDevice;
 pub use error::LedgerError;
-pub use issuance::Issued;
+pub use issuance::{GroupItem, GroupOutcome, Issued};
 pub use keystore::{KeySource, Protection};
 pub use leases::LeaseState;
 pub use mail::{Delivery, DeliveryStatus, MailSecurity, MailSettings, MAX_ATTEMPTS};

@@ -354,6 +354,11 @@ impl Parsed {
         };
         self.last_issue = Some((stamp, issuer, state));
     }
+
+    /// Forgets what the last issuance left: its transaction did not commit.
+    pub fn forget_issue(&mut self) {
+        self.last_issue = None;
+    }
 }
 
 /// The issuer and the chain state an issuance starts from, inside its write transaction:

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 
 /// The schema this program writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// 1: the tables. STRICT so a value of the wrong type is an error, not a silent coercion.
 const V1_TABLES: &str = r#"
@@ -599,6 +599,25 @@ CREATE TABLE IF NOT EXISTS till_defaults (
 ) STRICT;
 "#;
 
+/// Migration 12: the 发票流水号 of invoices issued by `import --xlsx` (issue 12, item 2),
+/// beside the invoice and outside its signed bytes: the import's idempotency key, written
+/// in the transaction that issues the invoice. `digest` is the SHA-256 of the serial's
+/// cells as the workbook had them, so a re-import tells "the same invoice" (skipped) from
+/// "another invoice under a used serial" (refused). Like the invoice, never changed.
+const V12_IMPORT_SERIALS: &str = r#"
+CREATE TABLE IF NOT EXISTS import_serials (
+    serial TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    seq INTEGER NOT NULL UNIQUE REFERENCES invoices(seq)
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER IF NOT EXISTS import_serials_immutable BEFORE UPDATE ON import_serials
+BEGIN SELECT RAISE(ABORT, 'an import serial is never changed'); END;
+
+CREATE TRIGGER IF NOT EXISTS import_serials_never_deleted BEFORE DELETE ON import_serials
+BEGIN SELECT RAISE(ABORT, 'an import serial is never deleted'); END;
+"#;
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1_TABLES),
     (2, V2_GUARDS),
@@ -612,6 +631,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, ""),
     (10, V10_MAIL),
     (11, V11_TILL),
+    (12, V12_IMPORT_SERIALS),
 ];
 
 /// Prepared statements kept per connection (all of the ledger's fit).

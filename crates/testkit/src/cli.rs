@@ -184,7 +184,13 @@ impl Shop {
 
     /// Starts a command in the background (stdout piped, stderr collected).
     pub fn spawn(&self, args: &[&str]) -> Background {
+        self.spawn_with_env(args, &[])
+    }
+
+    /// [`Shop::spawn`] with variables added to the environment (a test hook's).
+    pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Background {
         let mut cmd = self.command(args);
+        cmd.envs(env.iter().copied());
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -29,3 +29,4 @@ pub mod smtp;
 pub mod strategies;
 pub mod taxd;
 pub mod verifier;
+pub mod xlsx;

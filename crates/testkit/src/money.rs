@@ -184,3 +184,19 @@ pub fn invoice_within_tolerance(lines: &[(i128, i128, &str)]) -> bool {
         .sum();
     off.abs() <= 127_000
 }
+
+/// A money string ("-12.30") as whole cents; panics on anything else.
+#[track_caller]
+pub fn cents_of(s: &str) -> i64 {
+    let neg = s.starts_with('-');
+    let (a, b) = s
+        .trim_start_matches('-')
+        .split_once('.')
+        .unwrap_or_else(|| panic!("{s:?} is not money with 2 places"));
+    let c = a.parse::<i64>().expect("digits") * 100 + b.parse::<i64>().expect("digits");
+    if neg {
+        -c
+    } else {
+        c
+    }
+}

@@ -245,7 +245,7 @@ pub fn export(ctx: &Ctx, out: &Path) -> CmdResult {
 }
 
 pub fn pdf(ctx: &Ctx, number: &str, out: &std::path::Path) -> CmdResult {
-    use kaipiao_desk::print::{invoice_pdf, write_whole, PrintError};
+    use kaipiao_desk::print::{invoice_pdf, PrintError};
     let ledger = ctx.open()?;
     let pdf = invoice_pdf(&ledger, number).map_err(|e| match e {
         PrintError::Ledger(e) => CommandError::ledger(&e, ctx.lang),
@@ -257,22 +257,7 @@ pub fn pdf(ctx: &Ctx, number: &str, out: &std::path::Path) -> CmdResult {
         ),
         PrintError::Internal(why) => CommandError::internal(why),
     })?;
-    write_whole(out, &pdf.bytes).map_err(|e| {
-        CommandError::new(
-            crate::failure::EXIT_OTHER,
-            kaipiao_core::Code::Io,
-            "out",
-            format!("{}: {e}", out.display()),
-        )
-    })?;
-    if !ctx.json {
-        println!(
-            "{} {} ({} bytes)",
-            ctx.lang.pick("已写入", "Wrote"),
-            out.display(),
-            pdf.bytes.len()
-        );
-    }
+    ctx.write_out(out, &pdf.bytes)?;
     Ok(json!({"out": out, "bytes": pdf.bytes.len(), "number": pdf.number}))
 }
 

@@ -1,0 +1,335 @@
+//! Batch issue from the tax platform's Excel template (`kaipiao import --xlsx`, the app's
+//! 批量开具): the dry run that checks every invoice and places each problem at its cell,
+//! and the real run that issues the valid ones in groups, one durable commit per group
+//! ([`Ledger::issue_group`]), each invoice with its 发票流水号 as the idempotency key.
+
+use crate::error::DeskError;
+use chrono::Utc;
+use kaipiao_core::money::{money_string, parse_money};
+use kaipiao_core::{Code, DeviceKey, Lang, LimitWarning, Msg};
+use kaipiao_ledger::{GroupItem, GroupOutcome, Ledger, LedgerError};
+use kaipiao_sheets::batch::{read_batch, BatchInvoice, Defaults, Placed};
+use kaipiao_sheets::book::read_xlsx;
+pub use kaipiao_sheets::Problem;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+/// Invoices issued per transaction: one durable commit each (a crash rolls back at most
+/// this many, which a re-import then issues).
+pub const GROUP: usize = 200;
+
+/// One invoice of a dry run.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryInvoice {
+    pub serial: String,
+    pub lines: usize,
+    /// The totals as issuance computes them; null when the invoice has problems.
+    pub amount: Option<String>,
+    pub tax: Option<String>,
+    pub total: Option<String>,
+    pub problems: Vec<Problem>,
+    /// The number it was issued as by an earlier import (skipped by a real run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_as: Option<String>,
+}
+
+/// A dry run: each invoice, then what a real run would issue now (`count`, `total`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    pub invoices: Vec<DryInvoice>,
+    pub count: u64,
+    pub total: String,
+}
+
+impl DryRun {
+    pub fn problems(&self) -> usize {
+        self.invoices.iter().map(|i| i.problems.len()).sum()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SerialNumber {
+    pub serial: String,
+    pub number: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Refused {
+    pub serial: String,
+    pub problems: Vec<Problem>,
+}
+
+/// A real run: per serial, issued, skipped (issued before with the same content) or
+/// refused with its problems.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunReport {
+    pub issued: Vec<SerialNumber>,
+    pub skipped: Vec<SerialNumber>,
+    pub refused: Vec<Refused>,
+    /// Deliveries queued for 购买方邮箱 (sent by the next sync or the app's mail thread).
+    pub deliveries_queued: u64,
+    /// Addresses not queued because no mail server is set up.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deliveries_not_set: u64,
+    /// The offline-limit warnings of the last invoice issued.
+    #[serde(skip)]
+    pub warnings: Vec<LimitWarning>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Why a batch did not run to its end.
+#[derive(Debug)]
+pub enum BatchError {
+    /// The workbook cannot be read at all; nothing was issued.
+    Workbook(Vec<Problem>),
+    /// A fault stopped the run: every group before it is issued (in `report`); the group
+    /// it stopped in was rolled back, and a re-import issues it.
+    Stopped { report: RunReport, error: DeskError },
+}
+
+/// The workbook's invoices with the till's defaults filled in, every cell read and the
+/// addresses checked.
+fn read(ledger: &Ledger, bytes: &[u8], lang: Lang) -> Result<Vec<BatchInvoice>, BatchError> {
+    let book = read_xlsx(bytes, lang).map_err(|p| BatchError::Workbook(vec![p]))?;
+    let till = ledger
+        .till_defaults()
+        .map_err(|e| BatchError::Workbook(vec![ledger_problem(&e, lang)]))?;
+    let defaults = Defaults {
+        issuer: till.issuer,
+        kind: till.kind,
+    };
+    let mut invoices = read_batch(&book, &defaults, lang)
+        .map_err(BatchError::Workbook)?
+        .invoices;
+    for inv in &mut invoices {
+        if let Some(email) = &inv.email {
+            if let Err(e) = crate::mail::check_address(email, "buyer.email") {
+                let (sheet, row, _) = inv.placed.place("buyer");
+                inv.problems.push(Problem {
+                    sheet: sheet.to_string(),
+                    row,
+                    column: kaipiao_sheets::template::BUYER_EMAIL.to_string(),
+                    code: e.code,
+                    message: e.text(lang),
+                });
+                inv.draft = None;
+            }
+        }
+    }
+    Ok(invoices)
+}
+
+/// A ledger error that is not about one field of one draft, as a problem of the file.
+fn ledger_problem(e: &LedgerError, lang: Lang) -> Problem {
+    Problem {
+        sheet: String::new(),
+        row: 0,
+        column: String::new(),
+        code: e.code(),
+        message: e.message(lang),
+    }
+}
+
+/// A ledger's refusal of one draft, at the cell of the field it names.
+fn refusal(placed: &Placed, e: &LedgerError, lang: Lang) -> Problem {
+    match e {
+        LedgerError::Invalid(fe) => placed.field_problem(fe, lang),
+        other => placed.problem(other.code(), other.field(), other.message(lang)),
+    }
+}
+
+fn conflict(inv: &BatchInvoice, number: &str, lang: Lang) -> Problem {
+    placed_serial(
+        &inv.placed,
+        Code::SerialConflict,
+        Msg::new("serial_conflict-issued")
+            .arg("serial", inv.serial.as_str())
+            .arg("number", number)
+            .text(lang),
+    )
+}
+
+fn placed_serial(placed: &Placed, code: Code, message: String) -> Problem {
+    placed.problem(code, "serial", message)
+}
+
+/// Checks every invoice of the workbook as issuance would, without issuing and without
+/// the key: each problem at its cell, the totals of what a real run would issue.
+pub fn dry_run(ledger: &Ledger, bytes: &[u8], lang: Lang) -> Result<DryRun, BatchError> {
+    let invoices = read(ledger, bytes, lang)?;
+    let mut out = Vec::with_capacity(invoices.len());
+    let (mut count, mut sum) = (0u64, Decimal::ZERO);
+    for inv in invoices {
+        let mut dry = DryInvoice {
+            serial: inv.serial.clone(),
+            lines: inv.placed.line_rows.len(),
+            amount: None,
+            tax: None,
+            total: None,
+            problems: inv.problems.clone(),
+            issued_as: None,
+        };
+        let earlier = ledger
+            .import_serial(&inv.serial)
+            .map_err(|e| BatchError::Workbook(vec![ledger_problem(&e, lang)]))?;
+        if let Some(draft) = &inv.draft {
+            match ledger.preview(draft) {
+                Ok(c) => {
+                    dry.amount = Some(c.total_amount);
+                    dry.tax = Some(c.total_tax);
+                    dry.total = Some(c.total);
+                }
+                Err(e) => dry.problems.push(refusal(&inv.placed, &e, lang)),
+            }
+        }
+        match earlier {
+            Some((number, digest)) if digest == inv.digest => dry.issued_as = Some(number),
+            Some((number, _)) if !inv.serial.is_empty() => {
+                dry.problems.push(conflict(&inv, &number, lang))
+            }
+            _ => {}
+        }
+        if dry.problems.is_empty() && dry.issued_as.is_none() {
+            count += 1;
+            sum += dry
+                .total
+                .as_deref()
+                .and_then(parse_money)
+                .unwrap_or_default();
+        }
+        out.push(dry);
+    }
+    Ok(DryRun {
+        invoices: out,
+        count,
+        total: money_string(sum),
+    })
+}
+
+/// Test hooks of debug builds: the group size, and a pause (stdout says "import paused")
+/// inside the transaction of the group after `pause` groups, for a test to kill the
+/// process there.
+fn hooks() -> (usize, Option<usize>) {
+    if !cfg!(debug_assertions) {
+        return (GROUP, None);
+    }
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    (
+        var("KAIPIAO_TEST_IMPORT_GROUP")
+            .filter(|g| *g > 0)
+            .unwrap_or(GROUP),
+        var("KAIPIAO_TEST_IMPORT_PAUSE"),
+    )
+}
+
+/// Issues the workbook's valid invoices in groups and refuses the rest, each with its
+/// problems; a serial issued before is skipped (same content) or refused (other content).
+/// 购买方邮箱 queues a delivery when mail is set up. `on_group` hears the serials done so
+/// far after each group is durable.
+pub fn run(
+    ledger: &Ledger,
+    key: &DeviceKey,
+    bytes: &[u8],
+    lang: Lang,
+    mut on_group: impl FnMut(usize),
+) -> Result<RunReport, BatchError> {
+    let invoices = read(ledger, bytes, lang)?;
+    let (group, pause) = hooks();
+    let mut report = RunReport::default();
+    let mail_set = matches!(ledger.mail_settings(), Ok(Some(_)));
+    let lang_code = crate::config::lang_code(lang);
+    let mut done = 0usize;
+    let mut groups = 0usize;
+    // Invoices with problems of their own are refused without reaching the ledger.
+    let mut ready = Vec::new();
+    for inv in &invoices {
+        match &inv.draft {
+            Some(draft) if inv.problems.is_empty() => ready.push((inv, draft)),
+            _ => report.refused.push(Refused {
+                serial: inv.serial.clone(),
+                problems: inv.problems.clone(),
+            }),
+        }
+    }
+    for chunk in ready.chunks(group) {
+        let items: Vec<GroupItem<'_>> = chunk
+            .iter()
+            .map(|(inv, draft)| GroupItem {
+                serial: &inv.serial,
+                digest: &inv.digest,
+                draft,
+            })
+            .collect();
+        let paused = pause == Some(groups);
+        let outcomes = ledger
+            .issue_group(&items, key, Utc::now(), || {
+                if paused {
+                    // On stdout, which a test waits on (--json prints nothing before the end).
+                    println!("import paused");
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                    loop {
+                        std::thread::park();
+                    }
+                }
+            })
+            .map_err(|e| BatchError::Stopped {
+                report: report.clone(),
+                error: DeskError::ledger(&e, lang),
+            })?;
+        groups += 1;
+        for ((inv, _), outcome) in chunk.iter().zip(outcomes) {
+            let serial = inv.serial.clone();
+            match outcome {
+                GroupOutcome::Issued(issued) => {
+                    let number = issued.envelope.invoice.number.clone();
+                    report.warnings = issued.warnings.clone();
+                    if let Some(email) = &inv.email {
+                        if mail_set {
+                            // Queued only: the next sync or the app's mail thread sends it.
+                            if ledger
+                                .queue_delivery(&number, email, lang_code, false, None, Utc::now())
+                                .is_ok()
+                            {
+                                report.deliveries_queued += 1;
+                            }
+                        } else {
+                            report.deliveries_not_set += 1;
+                        }
+                    }
+                    report.issued.push(SerialNumber { serial, number });
+                }
+                GroupOutcome::Skipped { number } => {
+                    report.skipped.push(SerialNumber { serial, number })
+                }
+                GroupOutcome::Conflict { number } => report.refused.push(Refused {
+                    problems: vec![conflict(inv, &number, lang)],
+                    serial,
+                }),
+                GroupOutcome::Refused(e) => report.refused.push(Refused {
+                    problems: vec![refusal(&inv.placed, &e, lang)],
+                    serial,
+                }),
+            }
+        }
+        done += chunk.len();
+        on_group(done);
+    }
+    // Refusals in the workbook's order, as the dry run lists them.
+    let order: std::collections::HashMap<&str, usize> = invoices
+        .iter()
+        .enumerate()
+        .map(|(i, inv)| (inv.serial.as_str(), i))
+        .rev()
+        .collect();
+    report
+        .refused
+        .sort_by_key(|r| order.get(r.serial.as_str()).copied().unwrap_or(usize::MAX));
+    Ok(report)
+}
