@@ -460,3 +460,294 @@ fn a_kill_during_an_import_loses_and_duplicates_nothing() {
     assert_eq!(dry.json()["count"], json!(0), "nothing left to issue");
     shop.kaipiao(&["verify"]).expect_code(0);
 }
+
+/// The blank template, read by openpyxl: both sheets, the header on row 3 under a title
+/// and a 必填 row, dropdowns on the coded columns; and it imports as an empty batch.
+#[test]
+fn the_template_has_the_layout_and_dropdowns_and_imports_empty() {
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    let path = book_path(&shop, "template.xlsx");
+    shop.kaipiao(&["template", "--out", path.to_str().unwrap()])
+        .expect_code(0);
+    let book = read_xlsx(&path);
+    let sheet = |name: &str| -> Value {
+        book["sheets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("sheet {name}: {book}"))
+            .clone()
+    };
+    let basic = sheet("基本信息");
+    assert_eq!(basic["rows"][2][0], json!("发票流水号"));
+    assert_eq!(basic["rows"][1][0], json!("必填"));
+    let headers: Vec<&str> = basic["rows"][2]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h.as_str())
+        .collect();
+    for h in [
+        "发票类型",
+        "是否含税",
+        "购买方名称",
+        "购买方纳税人识别号",
+        "购买方邮箱",
+        "开票人",
+    ] {
+        assert!(headers.contains(&h), "{h} in {headers:?}");
+    }
+    let lists: Vec<String> = basic["validations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| s(v, "/list").to_string())
+        .collect();
+    assert!(
+        lists.iter().any(|l| l.contains("增值税专用发票")),
+        "{lists:?}"
+    );
+    assert!(
+        lists.iter().any(|l| l.contains("是") && l.contains("否")),
+        "{lists:?}"
+    );
+    let detail = sheet("明细");
+    let lists: Vec<String> = detail["validations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| s(v, "/list").to_string())
+        .collect();
+    assert!(
+        lists
+            .iter()
+            .any(|l| l.contains("13%") && l.contains("1.5%")),
+        "{lists:?}"
+    );
+    assert!(lists.iter().any(|l| l.contains("不征税")), "{lists:?}");
+
+    let dry = shop.kaipiao(&[
+        "--json",
+        "import",
+        "--xlsx",
+        path.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    dry.expect_code(0);
+    assert_eq!(
+        dry.json(),
+        json!({"invoices": [], "count": 0, "total": "0.00"})
+    );
+}
+
+/// A workbook that is not one, or lacks a sheet or a column: exit 2, the problem named,
+/// nothing issued.
+#[test]
+fn a_workbook_without_the_layout_is_refused_naming_what_is_missing() {
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    let not_xlsx = shop.write_file("book.xlsx", b"not a workbook");
+    let out = shop.kaipiao(&["--json", "import", "--xlsx", not_xlsx.to_str().unwrap()]);
+    out.expect_code(2);
+    assert_eq!(out.json()["error"]["code"], json!("invalid_workbook"));
+
+    let path = book_path(&shop, "one-sheet.xlsx");
+    write_xlsx(
+        &path,
+        &json!({"sheets": [{"name": "基本信息", "rows": [["发票流水号", "发票类型", "是否含税"]]}]}),
+    );
+    let out = shop.kaipiao(&[
+        "--json",
+        "import",
+        "--xlsx",
+        path.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    out.expect_code(2);
+    let doc = out.json();
+    let problems = problems(&doc["problems"]);
+    assert!(
+        problems.contains(&(
+            "基本信息".into(),
+            1,
+            "购买方名称".into(),
+            "invalid_workbook".into()
+        )),
+        "{doc}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.0 == "明细" && p.3 == "invalid_workbook"),
+        "{doc}"
+    );
+    assert!(shop.list(None).is_empty());
+}
+
+/// `export --xlsx` read back by openpyxl matches the JSON Lines export invoice by invoice
+/// and line by line; --from/--to/--status select; --csv writes the same two tables.
+#[test]
+fn the_accountants_workbook_matches_the_jsonl_export() {
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    let special = shop.issue(&draft(
+        "special",
+        buyer("深圳市某某科技有限公司", &buyer_tax_id()),
+        vec![
+            line("*计算机配套产品*键盘", "10", "120", "0.13", ""),
+            line("*现代服务*咨询费", "1", "300.5", "0.06", ""),
+        ],
+    ));
+    shop.sync().expect_code(0);
+    let mut credit = draft(
+        "credit",
+        buyer("深圳市某某科技有限公司", &buyer_tax_id()),
+        vec![line("*计算机配套产品*键盘", "-2", "", "0.13", "")],
+    );
+    credit["original"] = special["invoice"]["number"].clone();
+    shop.issue(&credit);
+    shop.sync().expect_code(0);
+    taxd.set_faults(json!({"outage": true}));
+    shop.issue(&draft(
+        "ordinary",
+        buyer("个人", ""),
+        vec![line("*日用杂品*杯子", "3", "9.99", "0", "exempt")],
+    ));
+
+    let xlsx = book_path(&shop, "month.xlsx");
+    let out = shop.kaipiao(&["--json", "export", "--xlsx", xlsx.to_str().unwrap()]);
+    out.expect_code(0);
+    assert_eq!(out.json()["invoices"], json!(3));
+    let (_, records) = shop.export();
+    let book = read_xlsx(&xlsx);
+    let sheets = book["sheets"].as_array().unwrap();
+    assert_eq!(sheets[0]["name"], json!("发票"));
+    assert_eq!(sheets[1]["name"], json!("明细"));
+    let rows = |i: usize| -> Vec<Vec<Value>> {
+        sheets[i]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_array().unwrap().clone())
+            .collect()
+    };
+    let (invoices, lines) = (rows(0), rows(1));
+    let col = |headers: &[Value], name: &str| -> usize {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("column {name} in {headers:?}"))
+    };
+    let ih = &invoices[0];
+    let lh = &lines[0];
+    assert_eq!(invoices.len() - 1, 3);
+    // Money cells are numbers (shown 0.00); read back as the double's shortest text.
+    let money = |v: &Value, want: &str| {
+        let got: f64 = v.as_str().expect("a number cell").parse().unwrap();
+        let want_f: f64 = want.parse().unwrap();
+        assert_eq!(got, want_f, "{v} vs {want}");
+    };
+    let mut line_row = 1;
+    for (rec, row) in records[1..].iter().zip(&invoices[1..]) {
+        let inv = &rec["invoice"];
+        assert_eq!(row[col(ih, "发票号码")], inv["number"]);
+        assert_eq!(row[col(ih, "购买方名称")], inv["buyer"]["name"]);
+        assert_eq!(
+            row[col(ih, "购买方纳税人识别号")].as_str().unwrap_or(""),
+            s(inv, "/buyer/tax_id")
+        );
+        money(&row[col(ih, "金额")], s(inv, "/total_amount"));
+        money(&row[col(ih, "税额")], s(inv, "/total_tax"));
+        money(&row[col(ih, "价税合计")], s(inv, "/total"));
+        let status = match s(rec, "/status") {
+            "accepted" => "已受理",
+            "pending" => "待上传",
+            _ => "被拒绝",
+        };
+        assert_eq!(row[col(ih, "状态")], json!(status));
+        if let Some(code) = rec["receipt"]["authority_code"].as_str() {
+            assert_eq!(row[col(ih, "税务机关代码")], json!(code));
+        }
+        for (k, l) in inv["lines"].as_array().unwrap().iter().enumerate() {
+            let lr = &lines[line_row];
+            line_row += 1;
+            assert_eq!(lr[col(lh, "发票号码")], inv["number"]);
+            assert_eq!(lr[col(lh, "行号")], json!((k + 1).to_string()));
+            assert_eq!(lr[col(lh, "项目名称")], l["name"]);
+            let qty: f64 = lr[col(lh, "数量")].as_str().unwrap().parse().unwrap();
+            assert_eq!(qty, s(l, "/quantity").parse::<f64>().unwrap());
+            money(&lr[col(lh, "金额")], s(l, "/amount"));
+            money(&lr[col(lh, "税额")], s(l, "/tax"));
+        }
+    }
+    assert_eq!(
+        line_row,
+        lines.len(),
+        "every line of every invoice, no more"
+    );
+    assert_eq!(sheets[0]["formats"][1][col(ih, "金额")], json!("0.00"));
+
+    // Only the pending one; only today's (China time) and none tomorrow.
+    let pending = book_path(&shop, "pending.xlsx");
+    let out = shop.kaipiao(&[
+        "--json",
+        "export",
+        "--xlsx",
+        pending.to_str().unwrap(),
+        "--status",
+        "pending",
+    ]);
+    out.expect_code(0);
+    assert_eq!(out.json()["invoices"], json!(1));
+    let today = kaipiao_core::time::china_date(s(&records[1], "/invoice/issued_at")).unwrap();
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let out = shop.kaipiao(&[
+        "--json",
+        "export",
+        "--xlsx",
+        pending.to_str().unwrap(),
+        "--from",
+        &day(today),
+        "--to",
+        &day(today),
+    ]);
+    assert_eq!(out.json()["invoices"], json!(3));
+    let tomorrow = today.succ_opt().unwrap();
+    let out = shop.kaipiao(&[
+        "--json",
+        "export",
+        "--xlsx",
+        pending.to_str().unwrap(),
+        "--from",
+        &day(tomorrow),
+    ]);
+    assert_eq!(out.json()["invoices"], json!(0));
+    let out = shop.kaipiao(&[
+        "--json",
+        "export",
+        "--xlsx",
+        pending.to_str().unwrap(),
+        "--from",
+        "yesterday",
+    ]);
+    out.expect_code(2);
+    assert_eq!(out.json()["error"]["field"], json!("from"));
+
+    // CSV: the same two tables, as two files.
+    let csv = book_path(&shop, "month.csv");
+    let out = shop.kaipiao(&["--json", "export", "--csv", csv.to_str().unwrap()]);
+    out.expect_code(0);
+    let files = out.json()["out"].clone();
+    assert_eq!(files.as_array().unwrap().len(), 2, "{files}");
+    let invoices_csv = std::fs::read_to_string(shop.root().join("month-发票.csv")).unwrap();
+    let lines_csv = std::fs::read_to_string(shop.root().join("month-明细.csv")).unwrap();
+    assert!(
+        invoices_csv.starts_with("\u{feff}序号,发票号码,"),
+        "{invoices_csv}"
+    );
+    assert_eq!(invoices_csv.lines().count(), 4);
+    assert_eq!(lines_csv.lines().count(), lines.len());
+    assert!(invoices_csv.contains(s(&records[1], "/invoice/number")));
+}

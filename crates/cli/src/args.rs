@@ -198,10 +198,25 @@ pub enum Command {
     },
     /// Check the chain, every signature and every stored receipt.
     Verify,
-    /// Write the ledger as JSON Lines (SPEC 9).
+    /// Write the ledger as JSON Lines (SPEC 9, --out); or for the accountant (--xlsx: sheets
+    /// 发票, one row per invoice, and 明细, one row per line, Chinese headers, amounts as
+    /// numbers; --csv FILE.csv: the same as FILE-发票.csv and FILE-明细.csv), optionally
+    /// only the invoices issued --from/--to (YYYY-MM-DD, inclusive, China time) or with
+    /// --status. With --json {"invoices", "out"} ("out" a list of two files for --csv).
+    #[command(group(clap::ArgGroup::new("format").required(true).args(["out", "xlsx", "csv"])))]
     Export {
         #[arg(long, value_name = "FILE")]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        #[arg(long, value_name = "FILE.xlsx")]
+        xlsx: Option<PathBuf>,
+        #[arg(long, value_name = "FILE.csv")]
+        csv: Option<PathBuf>,
+        #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "out")]
+        from: Option<String>,
+        #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "out")]
+        to: Option<String>,
+        #[arg(long, value_enum, conflicts_with = "out")]
+        status: Option<StatusArg>,
     },
     /// Check tax IDs (统一社会信用代码 / 纳税人识别号).
     CheckTaxId {

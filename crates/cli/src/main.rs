@@ -159,7 +159,15 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
             replace_pending,
         } => setup::restore(ctx, &file, replace_pending),
         Command::Verify => read::verify(ctx),
-        Command::Export { out } => read::export(ctx, &out),
+        Command::Export { out: Some(out), .. } => read::export(ctx, &out),
+        Command::Export {
+            xlsx,
+            csv,
+            from,
+            to,
+            status,
+            ..
+        } => batch::export_sheets(ctx, xlsx.as_deref(), csv.as_deref(), from, to, status),
         Command::CheckTaxId { .. } | Command::Words { .. } => Ok(serde_json::Value::Null),
     }
 }

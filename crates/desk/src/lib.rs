@@ -21,6 +21,7 @@ pub mod drafts;
 pub mod dto;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod list;
 pub mod mail;
 pub mod preview;

@@ -48,7 +48,8 @@ pub use mail::{Delivery, DeliveryStatus, MailSecurity, MailSettings, MAX_ATTEMPT
 pub use outages::{FailedAttempt, Outage};
 pub use outbox::{OutboxItem, OutboxLock, OUTBOX_LOCK_FILE};
 pub use queries::{
-    InvoiceRecord, InvoiceSummary, LedgerStatus, ListFilter, MonthInvoices, StatusEvent,
+    FilteredInvoice, InvoiceRecord, InvoiceSummary, LedgerStatus, ListFilter, MonthInvoices,
+    StatusEvent,
 };
 pub use queue::{AuthorityHead, QueueState};
 pub use receipts::Status;

@@ -51,6 +51,16 @@ pub struct InvoiceSummary {
     pub status: Status,
 }
 
+/// One invoice as [`Ledger::filtered_invoices`] reads it.
+#[derive(Debug, Clone)]
+pub struct FilteredInvoice {
+    pub seq: u64,
+    pub status: Status,
+    pub envelope: Envelope,
+    /// The authority code of its receipt (accepted invoices).
+    pub authority_code: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub status: Option<Status>,
@@ -279,6 +289,39 @@ impl Ledger {
 
     pub fn head(&self) -> Result<Head> {
         Self::head_in(&self.conn)
+    }
+
+    /// The invoices `filter` selects (status, dates; in chain order), whole, each with its
+    /// status and the authority code of its receipt: what the accountant's export writes.
+    pub fn filtered_invoices(&self, filter: &ListFilter) -> Result<Vec<FilteredInvoice>> {
+        let (mut sql, args) = list_query("SELECT seq, envelope, status FROM invoices", filter)?;
+        sql.push_str(" ORDER BY seq");
+        let tx = self.read_tx()?;
+        let found: Vec<(u64, String, String)> = tx
+            .prepare(&sql)?
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut out = Vec::with_capacity(found.len());
+        for (seq, text, status) in found {
+            let envelope = rows::parse_envelope(seq, &text)?;
+            let receipt: Option<String> = tx
+                .prepare_cached("SELECT receipt FROM receipts WHERE seq = ?1")?
+                .query_row([seq], |r| r.get(0))
+                .optional()?;
+            let authority_code = receipt
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v.get("authority_code")?.as_str().map(str::to_string));
+            out.push(FilteredInvoice {
+                seq,
+                status: Status::parse(&status)
+                    .ok_or_else(|| corrupt(seq, format!("status {status:?} is not one")))?,
+                envelope,
+                authority_code,
+            });
+        }
+        Ok(out)
     }
 
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<InvoiceSummary>> {

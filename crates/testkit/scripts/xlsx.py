@@ -7,7 +7,8 @@
       {"formula": "=1/0"}.
   xlsx.py read FILE.xlsx               prints {"sheets": [{"name", "rows": [[value, ...]]}]}
       with numbers as the shortest text of their double, strings as strings, empty
-      cells as null; and "formats" (each number cell's number format) beside them.
+      cells as null; "formats" (each number cell's number format) beside them, and
+      "validations" (each dropdown's cells and list).
 """
 import json
 import sys
@@ -57,7 +58,11 @@ def read(path):
         for row in ws.iter_rows():
             rows.append([text(c.value) for c in row])
             formats.append([c.number_format if isinstance(c.value, (int, float)) else None for c in row])
-        sheets.append({"name": ws.title, "rows": rows, "formats": formats})
+        validations = [
+            {"cells": str(dv.sqref), "list": dv.formula1}
+            for dv in ws.data_validations.dataValidation
+        ]
+        sheets.append({"name": ws.title, "rows": rows, "formats": formats, "validations": validations})
     json.dump({"sheets": sheets}, sys.stdout, ensure_ascii=False)
 
 

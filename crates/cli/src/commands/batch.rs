@@ -1,5 +1,6 @@
 //! `import --xlsx [--dry-run]` and `template`: batch issue from the tax platform's
-//! workbook layout (kaipiao-desk's batch.rs does the work).
+//! workbook layout (kaipiao-desk's batch.rs does the work); `export --xlsx|--csv`, the
+//! accountant's workbook (kaipiao-desk's export.rs).
 
 use crate::ctx::Ctx;
 use crate::failure::{CmdResult, CommandError, EXIT_INVALID, EXIT_OTHER};
@@ -238,4 +239,62 @@ pub fn template(ctx: &Ctx, out: &Path) -> CmdResult {
     let bytes = kaipiao_sheets::template::template().map_err(CommandError::internal)?;
     ctx.write_out(out, &bytes)?;
     Ok(json!({"out": out, "bytes": bytes.len()}) as Value)
+}
+
+/// `FILE.csv` -> `FILE-<sheet>.csv` beside it.
+fn csv_path(base: &Path, sheet: &str) -> std::path::PathBuf {
+    let stem = base
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    base.with_file_name(format!("{stem}-{sheet}.csv"))
+}
+
+pub fn export_sheets(
+    ctx: &Ctx,
+    xlsx: Option<&Path>,
+    csv: Option<&Path>,
+    from: Option<String>,
+    to: Option<String>,
+    status: Option<crate::args::StatusArg>,
+) -> CmdResult {
+    use kaipiao_desk::export::sheets;
+    let ledger = ctx.open()?;
+    let filter = kaipiao_ledger::ListFilter {
+        status: status.map(crate::commands::read::status_of),
+        from,
+        to,
+        ..Default::default()
+    };
+    let (invoices, lines, n) =
+        sheets(&ledger, &filter).map_err(|e| CommandError::ledger(&e, ctx.lang))?;
+    let written: Vec<std::path::PathBuf> = match (xlsx, csv) {
+        (Some(out), _) => {
+            let bytes =
+                kaipiao_sheets::write::xlsx(&[invoices, lines]).map_err(CommandError::internal)?;
+            ctx.write_out(out, &bytes)?;
+            vec![out.to_path_buf()]
+        }
+        (None, Some(base)) => {
+            let mut paths = Vec::new();
+            for sheet in [&invoices, &lines] {
+                let path = csv_path(base, &sheet.name);
+                ctx.write_out(&path, kaipiao_sheets::write::csv(sheet).as_bytes())?;
+                paths.push(path);
+            }
+            paths
+        }
+        (None, None) => Vec::new(),
+    };
+    if !ctx.json {
+        println!(
+            "{} {n} {}",
+            ctx.lang.pick("已导出", "exported"),
+            ctx.lang.pick("张发票", "invoices"),
+        );
+    }
+    Ok(match (xlsx, written.as_slice()) {
+        (Some(_), [one]) => json!({"invoices": n, "out": one}),
+        _ => json!({"invoices": n, "out": written}),
+    })
 }

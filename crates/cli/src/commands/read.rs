@@ -12,14 +12,19 @@ use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
 
+/// The ledger's status for `--status`.
+pub fn status_of(s: StatusArg) -> Status {
+    match s {
+        StatusArg::Pending => Status::Pending,
+        StatusArg::Accepted => Status::Accepted,
+        StatusArg::Rejected => Status::Rejected,
+    }
+}
+
 pub fn list(ctx: &Ctx, status: Option<StatusArg>) -> CmdResult {
     let ledger = ctx.open()?;
     let filter = ListFilter {
-        status: status.map(|s| match s {
-            StatusArg::Pending => Status::Pending,
-            StatusArg::Accepted => Status::Accepted,
-            StatusArg::Rejected => Status::Rejected,
-        }),
+        status: status.map(status_of),
         ..ListFilter::default()
     };
     let rows = ledger
