@@ -10,7 +10,7 @@ APT_PACKAGES := build-essential pkg-config libssl-dev libdbus-1-dev \
 # Bumped when install-deps.sh learns something new, so existing machines run it again.
 STAMP := target/.deps-installed-6
 
-.PHONY: run demo test deps build bench fmt clean-demo ui ui-test bindings app crash fuzz package bench-release-app
+.PHONY: bench-batch run demo test deps build bench fmt clean-demo ui ui-test bindings app crash fuzz package bench-release-app
 
 ## Installs the system and Python packages the build and the tests need (once per machine).
 deps: $(STAMP)
@@ -57,12 +57,17 @@ test: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --no-fail-fast
 
+## Batch issue from Excel against JSONL import and its floor (docs/BENCHMARKS.md).
+bench-batch: deps
+	$(CARGO) bench -p kaipiao-desk --bench batch
+
 ## Criterion benchmarks; figures go to docs/BENCHMARKS.md by hand.
 bench: deps
 	$(CARGO) bench -p kaipiao-core --bench core -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) bench -p kaipiao-ledger --bench issue -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) bench -p kaipiao-sync --bench drain
 	$(CARGO) bench -p kaipiao-pdf --bench render -- --warm-up-time 1 --measurement-time 3
+	$(CARGO) bench -p kaipiao-desk --bench batch
 	cd ui && npm run build
 	$(CARGO) bench -p kaipiao-app --bench app --profile dev
 

@@ -8,12 +8,18 @@
 //!   posted to an in-process taxd (the real router and database);
 //! - wire bodies out: random and mutated receipts, stop verdicts and leases read the way
 //!   the client reads them (`Receipt::verify_json`, `check_verdict`, `Lease::verify`);
-//! - JSON Lines imports: each line a draft, as `kaipiao import` reads it.
+//! - JSON Lines imports: each line a draft, as `kaipiao import` reads it;
+//! - workbooks, as `kaipiao import --xlsx` reads them: the template's layout with cells
+//!   of the wrong type (booleans, formulas with errors, dates, huge numbers, hostile
+//!   text), cells moved, sheets and headers missing, and the file's bytes damaged.
 //!
 //! It checks that nothing panics, that every refused draft names its field, and that the
-//! authority answers every body with a status below 500 and an error body with a code.
-//! `KAIPIAO_FUZZ_INPUTS` (default 1,000,000) sets the total and `KAIPIAO_FUZZ_SEED` the
-//! seed; the figures it prints go to docs/BENCHMARKS.md.
+//! authority answers every body with a status below 500 and an error body with a code,
+//! and that every workbook problem names its cell (a sheet, a row and a column; the sheet
+//! or the file when the layout itself is missing).
+//! `KAIPIAO_FUZZ_INPUTS` (default 1,000,000) sets the total, `KAIPIAO_FUZZ_WORKBOOKS`
+//! (default 20,000, each a whole .xlsx written and read) the workbooks, and
+//! `KAIPIAO_FUZZ_SEED` the seed; the figures it prints go to docs/BENCHMARKS.md.
 
 use kaipiao_core::wire::{check_verdict, Receipt};
 use kaipiao_core::{Draft, Lease};
@@ -253,6 +259,188 @@ thread_local! {
     static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// A workbook in the template's layout (title, 必填 and header rows), as rows of cells.
+#[derive(Clone)]
+enum Cell {
+    Empty,
+    Text(String),
+    Number(f64),
+    Bool(bool),
+    Formula(&'static str),
+    Date,
+}
+
+fn template_book() -> Vec<(String, Vec<Vec<Cell>>)> {
+    use kaipiao_sheets::template::{BASIC_COLUMNS, DETAIL_COLUMNS};
+    let t = |s: &str| Cell::Text(s.to_string());
+    let head = |cols: &[(&str, bool)]| cols.iter().map(|(c, _)| t(c)).collect::<Vec<_>>();
+    let mut basic = vec![vec![t("批量开具")], vec![t("必填")], head(&BASIC_COLUMNS)];
+    let mut detail = vec![vec![t("批量开具")], vec![t("必填")], head(&DETAIL_COLUMNS)];
+    for i in 0..4 {
+        let serial = format!("F{i}");
+        basic.push(vec![
+            t(&serial),
+            t(if i == 1 { "增值税专用发票" } else { "普通发票" }),
+            t(if i == 2 { "是" } else { "否" }),
+            t("客户"),
+            t("91330100716105852F"),
+            t("地址"),
+            t("0571-1234567"),
+            t("银行"),
+            t("6222"),
+            t("备注"),
+            t("a@example.com"),
+            t("张三"),
+        ]);
+        for k in 0..3 {
+            detail.push(vec![
+                t(&serial),
+                t(&format!("*日用杂品*货品{k}")),
+                t("1090511030000000000"),
+                t("规格"),
+                t("个"),
+                Cell::Number(2.0),
+                Cell::Number(10.5),
+                if k == 1 { Cell::Number(21.0) } else { Cell::Empty },
+                if k == 2 { Cell::Number(0.13) } else { t("13%") },
+                Cell::Empty,
+            ]);
+        }
+    }
+    vec![("基本信息".into(), basic), ("明细".into(), detail)]
+}
+
+fn random_cell(rng: &mut StdRng) -> Cell {
+    match rng.gen_range(0..8) {
+        0 => Cell::Empty,
+        1 => Cell::Bool(rng.gen_bool(0.5)),
+        2 => Cell::Formula(["=1/0", "=NA()", "=\"x\"&1", "=1.5*2", "=#REF!"][rng.gen_range(0..5)]),
+        3 => Cell::Date,
+        4 => Cell::Number(
+            [0.0, -1.0, 1e308, 1e-9, 0.1 + 0.2, 123456789012345680000.0, 0.13, f64::MIN_POSITIVE]
+                [rng.gen_range(0..8)],
+        ),
+        _ => Cell::Text(nasty_text(rng)),
+    }
+}
+
+/// Damages the book: cells replaced or moved, rows and columns dropped or repeated,
+/// sheets renamed or removed.
+fn mutate_book(rng: &mut StdRng, book: &mut Vec<(String, Vec<Vec<Cell>>)>) {
+    for _ in 0..rng.gen_range(1..6) {
+        if book.is_empty() {
+            return;
+        }
+        let s = rng.gen_range(0..book.len());
+        let rows = &mut book[s].1;
+        match rng.gen_range(0..10) {
+            0 if rng.gen_bool(0.3) => {
+                book.remove(s);
+            }
+            1 => book[s].0 = nasty_text(rng).chars().filter(|c| !c.is_control()).take(20).collect(),
+            2 if !rows.is_empty() => {
+                rows.remove(rng.gen_range(0..rows.len()));
+            }
+            3 if !rows.is_empty() => {
+                let r = rows[rng.gen_range(0..rows.len())].clone();
+                for _ in 0..rng.gen_range(1..30) {
+                    rows.push(r.clone());
+                }
+            }
+            4 => {
+                for row in rows.iter_mut() {
+                    if !row.is_empty() {
+                        let c = rng.gen_range(0..row.len());
+                        row.remove(c);
+                    }
+                }
+            }
+            _ if !rows.is_empty() => {
+                let r = rng.gen_range(0..rows.len());
+                let width = rows[r].len().max(1) + 2;
+                let c = rng.gen_range(0..width);
+                if rows[r].len() <= c {
+                    rows[r].resize(c + 1, Cell::Empty);
+                }
+                rows[r][c] = random_cell(rng);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn write_book(book: &[(String, Vec<Vec<Cell>>)]) -> Vec<u8> {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let date = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd");
+    for (i, (name, rows)) in book.iter().enumerate() {
+        let ws = wb.add_worksheet();
+        // A name Excel refuses (empty, too long, []:*?/\) is replaced.
+        if ws.set_name(name).is_err() {
+            let _ = ws.set_name(format!("S{i}"));
+        }
+        for (r, row) in rows.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                let (r, c) = (r as u32, c as u16);
+                let _ = match cell {
+                    Cell::Empty => continue,
+                    Cell::Text(t) => ws.write_string(r, c, t),
+                    Cell::Number(x) => ws.write_number(r, c, *x),
+                    Cell::Bool(b) => ws.write_boolean(r, c, *b),
+                    Cell::Formula(f) => ws.write_formula(r, c, *f),
+                    Cell::Date => ws.write_number_with_format(r, c, 46000.5, &date),
+                };
+            }
+        }
+    }
+    wb.save_to_buffer().unwrap_or_default()
+}
+
+/// One workbook through the importer's reading: no panic, every problem at its cell, every
+/// draft it yields through the draft path.
+fn one_workbook(bytes: &[u8]) -> Result<&'static str, String> {
+    use kaipiao_core::Lang;
+    use kaipiao_sheets::batch::{read_batch, Defaults};
+    let book = match kaipiao_sheets::book::read_xlsx(bytes, Lang::Zh) {
+        Err(p) if p.message.is_empty() => return Err(format!("a file refusal that says nothing: {p:?}")),
+        Err(_) => return Ok("not-a-workbook"),
+        Ok(b) => b,
+    };
+    let batch = match read_batch(&book, &Defaults::default(), Lang::En) {
+        Err(fatal) => {
+            if let Some(p) = fatal.iter().find(|p| p.sheet.is_empty() || p.message.is_empty()) {
+                return Err(format!("a layout problem without its sheet: {p:?}"));
+            }
+            return Ok("layout-refused");
+        }
+        Ok(b) => b,
+    };
+    let mut outcome = "empty-batch";
+    for inv in &batch.invoices {
+        if let Some(p) = inv
+            .problems
+            .iter()
+            .find(|p| p.sheet.is_empty() || p.row == 0 || p.column.is_empty() || p.message.is_empty())
+        {
+            return Err(format!("a problem without its cell: {p:?}"));
+        }
+        if let Some(draft) = &inv.draft {
+            let value = serde_json::to_value(draft).map_err(|e| e.to_string())?;
+            if let Err(e) = Draft::from_json(&value) {
+                // Refusals name a field that places at a cell.
+                let (sheet, row, column) = inv.placed.place(&e.field);
+                if sheet.is_empty() || row == 0 || column.is_empty() {
+                    return Err(format!("{} placed nowhere", e.field));
+                }
+            }
+            one_draft(&value)?;
+            outcome = "drafts";
+        } else if !inv.problems.is_empty() {
+            outcome = "problems";
+        }
+    }
+    Ok(outcome)
+}
+
 struct Tally {
     counts: BTreeMap<&'static str, u64>,
     failures: Vec<String>,
@@ -395,6 +583,26 @@ fn main() {
     }
     let t_out = started.elapsed();
 
+    // Workbooks: the template's layout damaged, written as real .xlsx; a share of them
+    // with their bytes damaged instead.
+    let workbooks = env_or("KAIPIAO_FUZZ_WORKBOOKS", 20_000);
+    let template = template_book();
+    let mut books_ok = 0u64;
+    for i in 0..workbooks {
+        let mut book = template.clone();
+        mutate_book(&mut rng, &mut book);
+        let mut bytes = write_book(&book);
+        if i % 5 == 0 && !bytes.is_empty() {
+            for _ in 0..rng.gen_range(1..8) {
+                let at = rng.gen_range(0..bytes.len());
+                bytes[at] = rng.gen();
+            }
+        }
+        tally.guarded("workbook", || one_workbook(&bytes));
+        books_ok += 1;
+    }
+    let t_books = started.elapsed();
+
     // Wire bodies in: posted to an in-process taxd, its real router and database.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -451,12 +659,13 @@ fn main() {
     let elapsed = started.elapsed();
     let inputs = drafts + imports + argvs + outs + ins;
     eprintln!(
-        "fuzz: {inputs} inputs (seed {seed}) in {:.1} s: drafts+imports {:.1} s, CLI {:.1} s, wire out {:.1} s, wire in {:.1} s; {:?}",
+        "fuzz: {inputs} inputs and {books_ok} workbooks (seed {seed}) in {:.1} s: drafts+imports {:.1} s, CLI {:.1} s, wire out {:.1} s, workbooks {:.1} s, wire in {:.1} s; {:?}",
         elapsed.as_secs_f64(),
         t_drafts.as_secs_f64(),
         (t_cli - t_drafts).as_secs_f64(),
         (t_out - t_cli).as_secs_f64(),
-        (elapsed - t_out).as_secs_f64(),
+        (t_books - t_out).as_secs_f64(),
+        (elapsed - t_books).as_secs_f64(),
         tally.counts
     );
     if !tally.failures.is_empty() {
