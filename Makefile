@@ -57,9 +57,11 @@ test: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --no-fail-fast
 
-## Batch issue from Excel against JSONL import and its floor (docs/BENCHMARKS.md).
+## Batch issue from Excel against JSONL import and its floor, and the catalogs' type-ahead
+## at 10,000 items and 5,000 buyers (docs/BENCHMARKS.md).
 bench-batch: deps
 	$(CARGO) bench -p kaipiao-desk --bench batch
+	$(CARGO) bench -p kaipiao-desk --bench catalog
 
 ## Criterion benchmarks; figures go to docs/BENCHMARKS.md by hand.
 bench: deps

@@ -280,7 +280,11 @@ fn template_book() -> Vec<(String, Vec<Vec<Cell>>)> {
         let serial = format!("F{i}");
         basic.push(vec![
             t(&serial),
-            t(if i == 1 { "增值税专用发票" } else { "普通发票" }),
+            t(if i == 1 {
+                "增值税专用发票"
+            } else {
+                "普通发票"
+            }),
             t(if i == 2 { "是" } else { "否" }),
             t("客户"),
             t("91330100716105852F"),
@@ -301,7 +305,11 @@ fn template_book() -> Vec<(String, Vec<Vec<Cell>>)> {
                 t("个"),
                 Cell::Number(2.0),
                 Cell::Number(10.5),
-                if k == 1 { Cell::Number(21.0) } else { Cell::Empty },
+                if k == 1 {
+                    Cell::Number(21.0)
+                } else {
+                    Cell::Empty
+                },
                 if k == 2 { Cell::Number(0.13) } else { t("13%") },
                 Cell::Empty,
             ]);
@@ -317,8 +325,16 @@ fn random_cell(rng: &mut StdRng) -> Cell {
         2 => Cell::Formula(["=1/0", "=NA()", "=\"x\"&1", "=1.5*2", "=#REF!"][rng.gen_range(0..5)]),
         3 => Cell::Date,
         4 => Cell::Number(
-            [0.0, -1.0, 1e308, 1e-9, 0.1 + 0.2, 123456789012345680000.0, 0.13, f64::MIN_POSITIVE]
-                [rng.gen_range(0..8)],
+            [
+                0.0,
+                -1.0,
+                1e308,
+                1e-9,
+                0.1 + 0.2,
+                123456789012345680000.0,
+                0.13,
+                f64::MIN_POSITIVE,
+            ][rng.gen_range(0..8)],
         ),
         _ => Cell::Text(nasty_text(rng)),
     }
@@ -337,7 +353,13 @@ fn mutate_book(rng: &mut StdRng, book: &mut Vec<(String, Vec<Vec<Cell>>)>) {
             0 if rng.gen_bool(0.3) => {
                 book.remove(s);
             }
-            1 => book[s].0 = nasty_text(rng).chars().filter(|c| !c.is_control()).take(20).collect(),
+            1 => {
+                book[s].0 = nasty_text(rng)
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(20)
+                    .collect()
+            }
             2 if !rows.is_empty() => {
                 rows.remove(rng.gen_range(0..rows.len()));
             }
@@ -401,13 +423,18 @@ fn one_workbook(bytes: &[u8]) -> Result<&'static str, String> {
     use kaipiao_core::Lang;
     use kaipiao_sheets::batch::{read_batch, Defaults};
     let book = match kaipiao_sheets::book::read_xlsx(bytes, Lang::Zh) {
-        Err(p) if p.message.is_empty() => return Err(format!("a file refusal that says nothing: {p:?}")),
+        Err(p) if p.message.is_empty() => {
+            return Err(format!("a file refusal that says nothing: {p:?}"))
+        }
         Err(_) => return Ok("not-a-workbook"),
         Ok(b) => b,
     };
     let batch = match read_batch(&book, &Defaults::default(), Lang::En) {
         Err(fatal) => {
-            if let Some(p) = fatal.iter().find(|p| p.sheet.is_empty() || p.message.is_empty()) {
+            if let Some(p) = fatal
+                .iter()
+                .find(|p| p.sheet.is_empty() || p.message.is_empty())
+            {
                 return Err(format!("a layout problem without its sheet: {p:?}"));
             }
             return Ok("layout-refused");
@@ -416,11 +443,9 @@ fn one_workbook(bytes: &[u8]) -> Result<&'static str, String> {
     };
     let mut outcome = "empty-batch";
     for inv in &batch.invoices {
-        if let Some(p) = inv
-            .problems
-            .iter()
-            .find(|p| p.sheet.is_empty() || p.row == 0 || p.column.is_empty() || p.message.is_empty())
-        {
+        if let Some(p) = inv.problems.iter().find(|p| {
+            p.sheet.is_empty() || p.row == 0 || p.column.is_empty() || p.message.is_empty()
+        }) {
             return Err(format!("a problem without its cell: {p:?}"));
         }
         if let Some(draft) = &inv.draft {

@@ -309,6 +309,22 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<TillAction>,
     },
+    /// The items catalog (项目信息): what the app's entry form offers as you type a line.
+    /// Alone, or `list [--search Q]`, the items; `add` saves one (an item with the same
+    /// name and 规格型号 is updated); `remove ID`; `import FILE` and `export --out FILE`
+    /// in CSV or XLSX (by the file's extension) with the template's 明细 headers. With
+    /// --json {"items": [...]}, the entry saved, {"removed"}, {"added", "updated",
+    /// "problems"} or {"out", "count"}.
+    Items {
+        #[command(subcommand)]
+        action: Option<ItemsAction>,
+    },
+    /// The buyers catalog (客户信息): as `items`, by tax ID (by name when there is none),
+    /// with the template's 基本信息 headers.
+    Buyers {
+        #[command(subcommand)]
+        action: Option<BuyersAction>,
+    },
     /// Amounts in Chinese capitals (大写).
     Words {
         #[arg(required = true, allow_hyphen_values = true)]
@@ -322,6 +338,90 @@ pub enum AlertsAction {
     Dismiss {
         #[arg(value_name = "ID")]
         id: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ItemsAction {
+    /// Save an item: the name with its *简称* (`*计算机配套产品*键盘`), the 19-digit
+    /// 税收分类编码, the rate (13% or 0.13) and, for a 0 rate, the treatment.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        tax_code: String,
+        #[arg(long, default_value = "")]
+        spec: String,
+        #[arg(long, default_value = "")]
+        unit: String,
+        /// The default unit price (none when not given).
+        #[arg(long, default_value = "")]
+        price: String,
+        /// The price includes the tax.
+        #[arg(long)]
+        price_includes_tax: bool,
+        #[arg(long, value_name = "13%|0.13")]
+        rate: String,
+        #[arg(long, value_name = "exempt|non_taxable|zero_rated", default_value = "")]
+        treatment: String,
+    },
+    /// The items, by name; --search as the entry form matches (name, pinyin initials, code).
+    List {
+        #[arg(long)]
+        search: Option<String>,
+    },
+    Remove {
+        #[arg(value_name = "ID")]
+        id: i64,
+    },
+    /// Items from a .csv or .xlsx file with the 明细 headers (项目名称, 商品和服务税收分类编码,
+    /// 规格型号, 单位, 单价, 是否含税, 税率, 免税类型); exit 2 if any row was refused.
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    Export {
+        #[arg(long, value_name = "FILE.csv|FILE.xlsx")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BuyersAction {
+    /// Save a buyer: name, tax ID (checked; required for a special-invoice buyer), address
+    /// and phone, bank and account, email, and the kind its invoices start as.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        tax_id: String,
+        #[arg(long, default_value = "")]
+        address: String,
+        #[arg(long, default_value = "")]
+        bank: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        #[arg(long, value_name = "ordinary|special", default_value = "ordinary")]
+        kind: String,
+    },
+    List {
+        #[arg(long)]
+        search: Option<String>,
+    },
+    Remove {
+        #[arg(value_name = "ID")]
+        id: i64,
+    },
+    /// Buyers from a .csv or .xlsx file with the 基本信息 headers (购买方名称,
+    /// 购买方纳税人识别号, 购买方地址, 购买方电话, 购买方开户银行, 购买方开户银行账户,
+    /// 购买方邮箱, 发票类型); exit 2 if any row was refused.
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    Export {
+        #[arg(long, value_name = "FILE.csv|FILE.xlsx")]
+        out: PathBuf,
     },
 }
 

@@ -17,7 +17,7 @@ mod failure;
 mod render;
 
 use clap::Parser;
-use commands::{batch, issue, mail, read, setup, sync, tools};
+use commands::{batch, catalog, issue, mail, read, setup, sync, tools};
 use ctx::Ctx;
 use failure::CmdResult;
 use kaipiao_cli::args::{self, Cli, Command};
@@ -117,6 +117,8 @@ fn run(ctx: &Ctx, command: Command) -> CmdResult {
             Some(args::SmtpAction::Set(set)) => mail::set(ctx, set),
         },
         Command::Summary { month } => read::summary(ctx, &month),
+        Command::Items { action } => catalog::items(ctx, action),
+        Command::Buyers { action } => catalog::buyers(ctx, action),
         Command::Till { action } => match action {
             None => setup::till(ctx, None, None),
             Some(args::TillAction::Set { issuer, kind }) => setup::till(ctx, issuer, kind),

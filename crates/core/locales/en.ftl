@@ -296,3 +296,14 @@ cli-batch-refused = { $count ->
         [one] 1 invoice was
        *[other] { $count } invoices were
     } refused: correct the cells named above and import the file again (what was issued is skipped)
+invalid_text-short-name = { $value } has no *简称* prefix: write the item as *简称*名称, e.g. *计算机配套产品*键盘 (the 简称 of its 税收分类编码)
+missing_field-tax-code = give the item's 税收分类编码 (19 digits): the tax platform's code table has it
+invalid_unit_price-catalog = { $value } is not a default price: give a number above 0 with at most 8 decimals, or none
+not_found-catalog = no catalog entry has id { $id }: kaipiao items list / kaipiao buyers list show the ids
+invalid_workbook-csv = the file is not CSV as expected (UTF-8, comma-separated): { $why }
+invalid_path-catalog = { $path }: give a .csv or an .xlsx file
+cli-catalog-imported = Added { $added }, updated { $updated }, refused { $refused }
+cli-catalog-refused = { $count ->
+        [one] 1 row was
+       *[other] { $count } rows were
+    } refused: correct the cells named above and import the file again (the rest are saved)

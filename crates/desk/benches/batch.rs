@@ -206,9 +206,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     // Under `cargo test --benches`, one short round.
-    let quick = std::env::args().any(|a| a == "--bench").then_some(()).is_none();
-    let n = if quick { 50 } else { env_or("KAIPIAO_BENCH_N", 2_000) };
-    let rounds = if quick { 1 } else { env_or("KAIPIAO_BENCH_ROUNDS", 5) };
+    let quick = std::env::args()
+        .any(|a| a == "--bench")
+        .then_some(())
+        .is_none();
+    let n = if quick {
+        50
+    } else {
+        env_or("KAIPIAO_BENCH_N", 2_000)
+    };
+    let rounds = if quick {
+        1
+    } else {
+        env_or("KAIPIAO_BENCH_ROUNDS", 5)
+    };
     let values: Vec<serde_json::Value> = (0..n).map(draft_json).collect();
     let lines: Vec<String> = values.iter().map(|v| v.to_string()).collect();
     let drafts: Vec<Draft> = values

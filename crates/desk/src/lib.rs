@@ -14,6 +14,7 @@
 
 pub mod backups;
 pub mod batch;
+pub mod catalog;
 pub mod changes;
 pub mod config;
 pub mod detail;

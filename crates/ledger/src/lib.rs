@@ -18,6 +18,7 @@
 mod alerts;
 mod audit;
 mod backup;
+mod catalog;
 mod clock;
 mod device;
 mod error;
@@ -39,6 +40,7 @@ mod till;
 pub use alerts::Alert;
 pub use audit::VerifyReport;
 pub use backup::{BackupKey, BackupReport};
+pub use catalog::{check_buyer, check_item, CatalogBuyer, CatalogItem, Saved};
 pub use device::LocalDevice;
 pub use error::LedgerError;
 pub use issuance::{GroupItem, GroupOutcome, Issued};

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 
 /// The schema this program writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 /// 1: the tables. STRICT so a value of the wrong type is an error, not a silent coercion.
 const V1_TABLES: &str = r#"
@@ -618,6 +618,44 @@ CREATE TRIGGER IF NOT EXISTS import_serials_never_deleted BEFORE DELETE ON impor
 BEGIN SELECT RAISE(ABORT, 'an import serial is never deleted'); END;
 "#;
 
+/// Migration 13: the catalogs (issue 12, item 1), items (项目信息) by name and 规格型号
+/// and buyers (客户信息) by tax ID (by name when they have none), and a version that moves
+/// with every change. An issued invoice copies what it was issued with: no invoice refers
+/// to a catalog row, so entries may change and go.
+const V13_CATALOGS: &str = r#"
+CREATE TABLE IF NOT EXISTS catalog_items (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    tax_code TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    price TEXT NOT NULL,
+    price_includes_tax INTEGER NOT NULL CHECK (price_includes_tax IN (0, 1)),
+    tax_rate TEXT NOT NULL,
+    treatment TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (name, spec)
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS catalog_buyers (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    tax_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    bank TEXT NOT NULL,
+    email TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('ordinary', 'special')),
+    updated_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS catalog_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+) STRICT;
+INSERT OR IGNORE INTO catalog_version (id, version) VALUES (1, 0);
+"#;
+
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, V1_TABLES),
     (2, V2_GUARDS),
@@ -632,6 +670,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, V10_MAIL),
     (11, V11_TILL),
     (12, V12_IMPORT_SERIALS),
+    (13, V13_CATALOGS),
 ];
 
 /// Prepared statements kept per connection (all of the ledger's fit).

@@ -383,7 +383,41 @@ pub fn read_batch(book: &Book, defaults: &Defaults, lang: Lang) -> Result<Batch,
     Ok(batch)
 }
 
-fn join(a: String, b: String) -> String {
+/// A 发票类型 cell as a kind: "ordinary" or "special"; None when it is neither.
+pub fn kind_of(text: &str) -> Option<&'static str> {
+    match text.trim() {
+        "普通发票" | "增值税普通发票" | "电子发票（普通发票）" | "ordinary" => {
+            Some("ordinary")
+        }
+        "增值税专用发票" | "专用发票" | "电子发票（增值税专用发票）" | "special" => {
+            Some("special")
+        }
+        _ => None,
+    }
+}
+
+/// A 是否含税 cell: 是 true, 否 or empty false; None when it is neither.
+pub fn yes_no(text: &str) -> Option<bool> {
+    match text.trim() {
+        "是" | "含税" | "Y" | "y" | "1" => Some(true),
+        "否" | "不含税" | "N" | "n" | "0" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// A 免税类型 cell as a treatment ("" for standard); None when it is not one.
+pub fn treatment_of(text: &str) -> Option<&'static str> {
+    match text.trim() {
+        "" => Some(""),
+        t => TREATMENTS
+            .iter()
+            .find(|(zh, en)| *zh == t || *en == t)
+            .map(|(_, en)| *en),
+    }
+}
+
+/// Two cells joined with a space (地址 and 电话, 开户银行 and 账户).
+pub fn join(a: String, b: String) -> String {
     match (a.is_empty(), b.is_empty()) {
         (true, _) => b,
         (_, true) => a,
@@ -408,18 +442,13 @@ fn read_invoice(
             defaults.kind.clone()
         }
     } else {
-        match kind_text.as_str() {
-            "普通发票" | "增值税普通发票" | "电子发票（普通发票）" | "ordinary" => {
-                "ordinary".to_string()
-            }
-            "增值税专用发票" | "专用发票" | "电子发票（增值税专用发票）" | "special" => {
-                "special".to_string()
-            }
-            other => {
+        match kind_of(&kind_text) {
+            Some(k) => k.to_string(),
+            None => {
                 p.push(row.problem(
                     KIND,
                     Code::InvalidKind,
-                    Msg::new("invalid_kind-sheet").arg("value", other),
+                    Msg::new("invalid_kind-sheet").arg("value", kind_text.as_str()),
                     lang,
                 ));
                 String::new()
@@ -427,14 +456,13 @@ fn read_invoice(
         }
     };
     let includes = row.text(INCLUDES_TAX, p, lang);
-    let price_includes_tax = match includes.as_str() {
-        "是" | "含税" | "Y" | "y" | "1" => true,
-        "否" | "不含税" | "N" | "n" | "0" | "" => false,
-        other => {
+    let price_includes_tax = match yes_no(&includes) {
+        Some(b) => b,
+        None => {
             p.push(row.problem(
                 INCLUDES_TAX,
                 Code::InvalidCell,
-                Msg::new("invalid_cell-yes-no").arg("value", other),
+                Msg::new("invalid_cell-yes-no").arg("value", includes.as_str()),
                 lang,
             ));
             false
@@ -568,20 +596,18 @@ fn read_line(row: &Row<'_>, p: &mut Vec<Problem>, lang: Lang) -> DraftLine {
     if rate_text.is_empty() {
         p.push(row.missing(RATE, lang));
     }
-    let treatment = match row.text(TREATMENT, p, lang).as_str() {
-        "" => String::new(),
-        t => match TREATMENTS.iter().find(|(zh, en)| *zh == t || *en == t) {
-            Some((_, en)) => en.to_string(),
-            None => {
-                p.push(row.problem(
-                    TREATMENT,
-                    Code::InvalidTreatment,
-                    Msg::new("invalid_treatment-sheet").arg("value", t),
-                    lang,
-                ));
-                String::new()
-            }
-        },
+    let treatment_text = row.text(TREATMENT, p, lang);
+    let treatment = match treatment_of(&treatment_text) {
+        Some(t) => t.to_string(),
+        None => {
+            p.push(row.problem(
+                TREATMENT,
+                Code::InvalidTreatment,
+                Msg::new("invalid_treatment-sheet").arg("value", treatment_text.as_str()),
+                lang,
+            ));
+            String::new()
+        }
     };
     DraftLine {
         name,

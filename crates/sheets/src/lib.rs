@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod book;
+pub mod catalog;
 pub mod template;
 pub mod write;
 

@@ -2,6 +2,7 @@
 //! the ledger, the sync engine or kaipiao-desk, and renders.
 
 pub mod batch;
+pub mod catalog;
 pub mod issue;
 pub mod mail;
 pub mod read;
