@@ -278,3 +278,30 @@ pub async fn set_till_defaults(
 ) -> DeskResult<AppStateDto> {
     blocking(&state, move |e| e.set_till_defaults(till)).await
 }
+
+/// The entry form's type-ahead for a line name.
+#[tauri::command]
+pub async fn search_items(
+    state: State<'_, AppState>,
+    query: String,
+) -> DeskResult<Vec<CatalogItemDto>> {
+    blocking(&state, move |e| e.search_items(&query)).await
+}
+
+/// The entry form's type-ahead for the buyer name.
+#[tauri::command]
+pub async fn search_buyers(
+    state: State<'_, AppState>,
+    query: String,
+) -> DeskResult<Vec<CatalogBuyerDto>> {
+    blocking(&state, move |e| e.search_buyers(&query)).await
+}
+
+/// Ctrl+S after issuing: the invoice's new buyer and items into the catalogs.
+#[tauri::command]
+pub async fn save_to_catalogs(
+    state: State<'_, AppState>,
+    number: String,
+) -> DeskResult<CatalogSavedDto> {
+    blocking(&state, move |e| e.save_to_catalogs(&number)).await
+}

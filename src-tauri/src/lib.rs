@@ -112,6 +112,9 @@ pub fn run() {
             commands::set_smtp_settings,
             commands::deliver,
             commands::set_till_defaults,
+            commands::search_items,
+            commands::search_buyers,
+            commands::save_to_catalogs,
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|e| {

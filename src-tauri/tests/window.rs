@@ -784,3 +784,161 @@ fn a_new_invoice_starts_from_the_tills_defaults() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(doc, json!({"issuer": "王会计", "kind": "special"}));
 }
+
+/// `kaipiao --json ARGS` on the window's own data directory (the catalogs, what was saved).
+fn cli(w: &Window, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(kaipiao_tests::binary("kaipiao"))
+        .arg("--data")
+        .arg(w.data.path().join("shop"))
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("kaipiao runs");
+    assert!(
+        out.status.success(),
+        "kaipiao {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+const DOWN: &str = "\u{E015}";
+const UP: &str = "\u{E013}";
+const ENTER: &str = "\u{E007}";
+
+/// Issue 12, item 1: the buyer and a line filled from the catalogs with the keyboard only
+/// (pinyin initials, ↓/↑, Enter), then a new buyer and item saved with Ctrl+S.
+#[test]
+fn type_ahead_fills_buyer_and_line_from_the_catalogs_by_keyboard() {
+    let taxd = Taxd::start(&[]);
+    let w = Window::open(&[]);
+    w.set_up(&taxd);
+    let tax_id = buyer_tax_id();
+    cli(
+        &w,
+        &[
+            "buyers",
+            "add",
+            "--name",
+            "深圳市某某科技有限公司",
+            "--tax-id",
+            &tax_id,
+            "--address",
+            "深圳市南山区科技园 0755-1234567",
+            "--bank",
+            "招商银行深圳分行 6225880000000000",
+            "--kind",
+            "special",
+        ],
+    );
+    cli(&w, &["buyers", "add", "--name", "苏州某某贸易有限公司"]);
+    cli(
+        &w,
+        &[
+            "items",
+            "add",
+            "--name",
+            "*计算机配套产品*键盘",
+            "--tax-code",
+            "1090511030000000000",
+            "--spec",
+            "K-104",
+            "--unit",
+            "个",
+            "--price",
+            "120",
+            "--rate",
+            "13%",
+        ],
+    );
+    cli(
+        &w,
+        &[
+            "items",
+            "add",
+            "--name",
+            "*计算机配套产品*鼠标",
+            "--tax-code",
+            "1090511030000000000",
+            "--unit",
+            "个",
+            "--price",
+            "45",
+            "--rate",
+            "13%",
+        ],
+    );
+
+    // "sz": both buyers by their initials, 深圳 first; ↓ ↑ and Enter pick 深圳.
+    w.type_into("buyer-name", "sz");
+    w.find("buyer-matches-1");
+    w.send_keys("buyer-name", DOWN);
+    w.wait_attr("buyer-matches-1", "aria-selected", "true");
+    w.send_keys("buyer-name", UP);
+    w.wait_attr("buyer-matches-0", "aria-selected", "true");
+    w.send_keys("buyer-name", ENTER);
+    driver::wait_for("the buyer filled in", driver::DEADLINE, || {
+        w.prop("buyer-tax-id", "value").as_deref() == Some(tax_id.as_str())
+    });
+    assert_eq!(
+        w.prop("buyer-name", "value").as_deref(),
+        Some("深圳市某某科技有限公司")
+    );
+    assert_eq!(
+        w.prop("buyer-address", "value").as_deref(),
+        Some("深圳市南山区科技园 0755-1234567")
+    );
+    assert_eq!(
+        w.prop("buyer-bank", "value").as_deref(),
+        Some("招商银行深圳分行 6225880000000000")
+    );
+    assert_eq!(w.prop("invoice-kind", "value").as_deref(), Some("special"));
+    // The focus moved to the first line: "jp" (键盘) typed there offers the keyboard.
+    driver::wait_for("focus on the line name", driver::DEADLINE, || {
+        w.script("return document.activeElement?.dataset?.testid ?? ''")
+            .as_str()
+            == Some("line-name-0")
+    });
+    w.send_keys("line-name-0", "jp");
+    w.find("line-matches-0-0");
+    w.screenshot("typeahead");
+    w.send_keys("line-name-0", ENTER);
+    driver::wait_for("the line filled in", driver::DEADLINE, || {
+        w.prop("line-tax-code-0", "value").as_deref() == Some("1090511030000000000")
+    });
+    assert_eq!(
+        w.prop("line-name-0", "value").as_deref(),
+        Some("*计算机配套产品*键盘")
+    );
+    assert_eq!(w.prop("line-spec-0", "value").as_deref(), Some("K-104"));
+    assert_eq!(w.prop("line-unit-price-0", "value").as_deref(), Some("120"));
+    // Then the quantity, where the focus went, and Ctrl+Enter.
+    w.send_keys("line-quantity-0", "2");
+    w.wait_text("total", "271.20");
+    w.send_keys("line-quantity-0", "\u{E009}\u{E007}\u{E000}");
+    let number = w.wait_some_text("issued-number");
+    assert_eq!(number.len(), 20);
+    assert!(
+        !w.exists(&Window::css("catalog-new")),
+        "both came from the catalogs"
+    );
+
+    // A buyer and an item the catalogs lack: offered, and saved with Ctrl+S.
+    w.type_into("buyer-name", "杭州新客户");
+    w.type_into("line-name-0", "*日用杂品*水杯");
+    w.type_into("line-tax-code-0", "1090511030000000000");
+    w.type_into("line-quantity-0", "3");
+    w.type_into("line-unit-price-0", "9.9");
+    w.wait_text("total", "33.56");
+    w.click("issue-submit");
+    driver::wait_for("the second invoice", driver::DEADLINE, || {
+        w.exists(&Window::css("catalog-new")) && w.text("issued-number") != number
+    });
+    w.send_keys("buyer-name", "\u{E009}s\u{E000}");
+    w.find("catalog-saved");
+    let buyers = cli(&w, &["buyers", "list", "--search", "杭州新客户"]);
+    assert_eq!(buyers["buyers"][0]["name"], json!("杭州新客户"));
+    let items = cli(&w, &["items", "list", "--search", "水杯"]);
+    assert_eq!(items["items"][0]["price"], json!("9.9"));
+    assert_eq!(items["items"][0]["tax_rate"], json!("0.13"));
+}

@@ -4,8 +4,10 @@
 //! initials of the name, by tax ID or tax code), served from an index rebuilt only when
 //! the catalogs change.
 
-use crate::error::DeskError;
-use kaipiao_core::{Code, Lang};
+use crate::dto::{CatalogBuyerDto, CatalogItemDto, CatalogSavedDto, NewToCatalogDto};
+use crate::engine::{lock, Engine};
+use crate::error::{DeskError, DeskResult};
+use kaipiao_core::{Code, Invoice, Lang, Line, Party};
 use kaipiao_ledger::{
     check_buyer, check_item, CatalogBuyer, CatalogItem, Ledger, LedgerError, Saved,
 };
@@ -434,6 +436,164 @@ impl CatalogIndex {
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty() && self.buyers.is_empty()
+    }
+
+    /// Whether a buyer with this tax ID (this name, when it has none) is in the catalog.
+    pub fn knows_buyer(&self, party: &Party) -> bool {
+        let tax_id = kaipiao_core::taxid::normalize_tax_id(&party.tax_id);
+        self.buyers.iter().any(|(b, _)| {
+            if tax_id.is_empty() {
+                b.tax_id.is_empty() && b.name == party.name.trim()
+            } else {
+                b.tax_id == tax_id
+            }
+        })
+    }
+
+    /// Whether an item with this name and 规格型号 is in the catalog.
+    pub fn knows_item(&self, name: &str, spec: &str) -> bool {
+        self.items
+            .iter()
+            .any(|(i, _)| i.name == name.trim() && i.spec == spec.trim())
+    }
+
+    /// What of `inv` the catalogs do not hold yet (a credit note's parties and lines are
+    /// its original's: nothing).
+    pub fn new_in(&self, inv: &Invoice) -> NewToCatalogDto {
+        if inv.kind == kaipiao_core::Kind::Credit {
+            return NewToCatalogDto::default();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        NewToCatalogDto {
+            buyer: !self.knows_buyer(&inv.buyer),
+            items: inv
+                .lines
+                .iter()
+                .filter(|l| !l.tax_code.is_empty() && !self.knows_item(&l.name, &l.spec))
+                .filter(|l| seen.insert((l.name.clone(), l.spec.clone())))
+                .count() as u32,
+        }
+    }
+}
+
+// -------------------------------------------------------------------------------------
+// The app: type-ahead and "save to catalogs".
+// -------------------------------------------------------------------------------------
+
+impl Engine {
+    /// The catalog index, brought up to date with the ledger (read on the reader
+    /// connection, so a search never waits for an issuance).
+    fn with_index<T>(&self, f: impl FnOnce(&CatalogIndex) -> T) -> DeskResult<T> {
+        let mut index = lock(&self.catalog_index);
+        index
+            .refresh(&self.reader())
+            .map_err(|e| self.ledger_error(e))?;
+        Ok(f(&index))
+    }
+
+    /// The entry form's line name as typed: the best matching items.
+    pub fn search_items(&self, query: &str) -> DeskResult<Vec<CatalogItemDto>> {
+        self.with_index(|x| {
+            x.items(query, MATCHES)
+                .into_iter()
+                .map(CatalogItemDto::from)
+                .collect()
+        })
+    }
+
+    /// The entry form's buyer name as typed: the best matching buyers.
+    pub fn search_buyers(&self, query: &str) -> DeskResult<Vec<CatalogBuyerDto>> {
+        self.with_index(|x| {
+            x.buyers(query, MATCHES)
+                .into_iter()
+                .map(CatalogBuyerDto::from)
+                .collect()
+        })
+    }
+
+    /// What of an invoice just issued the catalogs do not hold yet.
+    pub(crate) fn new_to_catalog(&self, inv: &Invoice) -> NewToCatalogDto {
+        self.with_index(|x| x.new_in(inv)).unwrap_or_default()
+    }
+
+    /// Ctrl+S after issuing: the invoice's buyer and items that the catalogs lack, saved
+    /// as issued (an item's price is the stored tax-exclusive unit price). A line without a
+    /// 税收分类编码 cannot be an item: it is named in `skipped`.
+    pub fn save_to_catalogs(&self, number: &str) -> DeskResult<CatalogSavedDto> {
+        let lang = self.lang();
+        let inv = self
+            .reader()
+            .show(number)
+            .map_err(|e| self.ledger_error(e))?
+            .envelope
+            .invoice;
+        let (buyer_new, lines): (bool, Vec<Line>) = self.with_index(|x| {
+            let mut seen = std::collections::BTreeSet::new();
+            (
+                inv.kind != kaipiao_core::Kind::Credit && !x.knows_buyer(&inv.buyer),
+                inv.lines
+                    .iter()
+                    .filter(|_| inv.kind != kaipiao_core::Kind::Credit)
+                    .filter(|l| !x.knows_item(&l.name, &l.spec))
+                    .filter(|l| seen.insert((l.name.clone(), l.spec.clone())))
+                    .cloned()
+                    .collect(),
+            )
+        })?;
+        let (items, skipped): (Vec<Line>, Vec<Line>) =
+            lines.into_iter().partition(|l| !l.tax_code.is_empty());
+        let now = chrono::Utc::now();
+        let ledger = self.ledger();
+        let mut saved = CatalogSavedDto {
+            buyers: 0,
+            items: 0,
+            skipped: skipped.into_iter().map(|l| l.name).collect(),
+        };
+        if buyer_new {
+            let b = CatalogBuyer {
+                name: inv.buyer.name.clone(),
+                tax_id: inv.buyer.tax_id.clone(),
+                address: inv.buyer.address.clone(),
+                bank: inv.buyer.bank.clone(),
+                kind: inv.kind.as_str().to_string(),
+                ..CatalogBuyer::default()
+            };
+            ledger
+                .save_buyers(&[b], now)
+                .map_err(|e| DeskError::ledger(&e, lang))?;
+            saved.buyers = 1;
+        }
+        let entries: Vec<CatalogItem> = items
+            .iter()
+            .map(|l| CatalogItem {
+                name: l.name.clone(),
+                tax_code: l.tax_code.clone(),
+                spec: l.spec.clone(),
+                unit: l.unit.clone(),
+                price: l.unit_price.clone(),
+                price_includes_tax: false,
+                tax_rate: l.tax_rate.clone(),
+                treatment: match l.treatment {
+                    kaipiao_core::Treatment::Standard => String::new(),
+                    t => serde_json::to_value(t)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                },
+                ..CatalogItem::default()
+            })
+            .collect();
+        if !entries.is_empty() {
+            // An item name without its *简称* is refused by the catalog: named, not saved.
+            for entry in entries {
+                match ledger.save_items(std::slice::from_ref(&entry), now) {
+                    Ok(_) => saved.items += 1,
+                    Err(LedgerError::Invalid(_)) => saved.skipped.push(entry.name),
+                    Err(e) => return Err(DeskError::ledger(&e, lang)),
+                }
+            }
+        }
+        Ok(saved)
     }
 }
 

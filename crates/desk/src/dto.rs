@@ -174,6 +174,86 @@ pub struct IssuedDto {
     pub total: String,
     pub total_in_words: String,
     pub warnings: Vec<WarningDto>,
+    /// What of this invoice the catalogs do not hold yet (saved with Ctrl+S).
+    pub new_to_catalog: NewToCatalogDto,
+}
+
+/// The buyer and the lines of an invoice that no catalog entry has yet.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, TS)]
+pub struct NewToCatalogDto {
+    pub buyer: bool,
+    /// Lines whose item (name and 规格型号) is not in the catalog and has a 税收分类编码.
+    pub items: u32,
+}
+
+/// An item of the catalog, as the entry form's type-ahead offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct CatalogItemDto {
+    #[ts(type = "number")]
+    pub id: i64,
+    pub name: String,
+    pub tax_code: String,
+    pub spec: String,
+    pub unit: String,
+    /// "" when the item has no default price.
+    pub price: String,
+    pub price_includes_tax: bool,
+    pub tax_rate: String,
+    #[ts(type = "\"\" | \"zero_rated\" | \"exempt\" | \"non_taxable\"")]
+    pub treatment: String,
+}
+
+/// A buyer of the catalog, as the type-ahead offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct CatalogBuyerDto {
+    #[ts(type = "number")]
+    pub id: i64,
+    pub name: String,
+    pub tax_id: String,
+    pub address: String,
+    pub bank: String,
+    pub email: String,
+    #[ts(type = "\"ordinary\" | \"special\"")]
+    pub kind: String,
+}
+
+/// What "save to catalogs" added from an invoice; lines without a 税收分类编码 are named
+/// in `skipped` (an item needs one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct CatalogSavedDto {
+    pub buyers: u32,
+    pub items: u32,
+    pub skipped: Vec<String>,
+}
+
+impl From<&kaipiao_ledger::CatalogItem> for CatalogItemDto {
+    fn from(i: &kaipiao_ledger::CatalogItem) -> Self {
+        CatalogItemDto {
+            id: i.id,
+            name: i.name.clone(),
+            tax_code: i.tax_code.clone(),
+            spec: i.spec.clone(),
+            unit: i.unit.clone(),
+            price: i.price.clone(),
+            price_includes_tax: i.price_includes_tax,
+            tax_rate: i.tax_rate.clone(),
+            treatment: i.treatment.clone(),
+        }
+    }
+}
+
+impl From<&kaipiao_ledger::CatalogBuyer> for CatalogBuyerDto {
+    fn from(b: &kaipiao_ledger::CatalogBuyer) -> Self {
+        CatalogBuyerDto {
+            id: b.id,
+            name: b.name.clone(),
+            tax_id: b.tax_id.clone(),
+            address: b.address.clone(),
+            bank: b.bank.clone(),
+            email: b.email.clone(),
+            kind: b.kind.clone(),
+        }
+    }
 }
 
 impl IssuedDto {
@@ -187,6 +267,7 @@ impl IssuedDto {
             status: "pending".into(),
             total: inv.total.clone(),
             total_in_words: total_in_words(&inv.total),
+            new_to_catalog: NewToCatalogDto::default(),
             warnings: issued
                 .warnings
                 .iter()
@@ -914,6 +995,10 @@ pub fn typescript_bindings() -> String {
         SavedPdfDto::decl(&cfg),
         OpenedPdfDto::decl(&cfg),
         TillDefaultsDto::decl(&cfg),
+        NewToCatalogDto::decl(&cfg),
+        CatalogItemDto::decl(&cfg),
+        CatalogBuyerDto::decl(&cfg),
+        CatalogSavedDto::decl(&cfg),
         SmtpSettingsDto::decl(&cfg),
         SmtpSettingsRequest::decl(&cfg),
         DeliveryDto::decl(&cfg),

@@ -33,6 +33,8 @@ pub struct Engine {
     changes: ChangeFeed,
     notify: Arc<dyn Notify>,
     pub(crate) list_index: Mutex<Option<ListIndex>>,
+    /// The catalogs as the type-ahead searches them (`catalog.rs`).
+    pub(crate) catalog_index: Mutex<crate::catalog::CatalogIndex>,
     /// Why the last backup (scheduled or asked for) failed; None after one that worked.
     pub(crate) backup_error: Mutex<Option<String>>,
     /// Dropping it stops the backup scheduler (`backups.rs`).
@@ -81,6 +83,7 @@ impl Engine {
             changes,
             notify,
             list_index: Mutex::new(None),
+            catalog_index: Mutex::new(Default::default()),
             backup_error: Mutex::new(None),
             backup_stop: Mutex::new(None),
             mail_stop: Mutex::new(None),
@@ -381,7 +384,10 @@ impl Engine {
         let pending = self.pending_count();
         self.notify.outbox(&OutboxChanged { pending });
         self.sync.wake();
-        Ok(IssuedDto::of(&issued, lang))
+        Ok(IssuedDto {
+            new_to_catalog: self.new_to_catalog(&issued.envelope.invoice),
+            ..IssuedDto::of(&issued, lang)
+        })
     }
 
     pub(crate) fn pending_count(&self) -> u32 {

@@ -21,6 +21,9 @@ import type {
   SmtpSettingsRequest,
   DeliveryDto,
   TillDefaultsDto,
+  CatalogItemDto,
+  CatalogBuyerDto,
+  CatalogSavedDto,
   QueueDto,
   BackupSettingsDto,
   BackupStateDto,
@@ -92,6 +95,9 @@ export const api = {
   setSmtpSettings: (settings: SmtpSettingsRequest) => call<SmtpSettingsDto | null>('set_smtp_settings', { settings }),
   /** Email…: queued and tried at once; the delivery as it stands afterwards. */
   deliver: (number: string, email: string, again = false) => call<DeliveryDto>('deliver', { number, email, again }),
+  searchItems: (query: string) => call<CatalogItemDto[]>('search_items', { query }),
+  searchBuyers: (query: string) => call<CatalogBuyerDto[]>('search_buyers', { query }),
+  saveToCatalogs: (number: string) => call<CatalogSavedDto>('save_to_catalogs', { number }),
 };
 
 export function onConnectivity(f: (c: ConnectivityDto) => void): Promise<UnlistenFn> {

@@ -65,7 +65,11 @@ export type IssuedDto = { number: string, id: string, kind: "ordinary" | "specia
 /**
  * Always "pending" right after issuance: the authority has not answered yet.
  */
-status: "pending", total: string, total_in_words: string, warnings: Array<WarningDto>, };
+status: "pending", total: string, total_in_words: string, warnings: Array<WarningDto>, 
+/**
+ * What of this invoice the catalogs do not hold yet (saved with Ctrl+S).
+ */
+new_to_catalog: NewToCatalogDto, };
 
 export type TaxIdCheckDto = { input: string, normalized: string, valid: boolean, 
 /**
@@ -318,6 +322,22 @@ export type SavedPdfDto = { number: string, path: string, bytes: number, };
 export type OpenedPdfDto = { saved: SavedPdfDto, viewer_error: string | null, };
 
 export type TillDefaultsDto = { issuer: string, kind: "ordinary" | "special", };
+
+export type NewToCatalogDto = { buyer: boolean, 
+/**
+ * Lines whose item (name and 规格型号) is not in the catalog and has a 税收分类编码.
+ */
+items: number, };
+
+export type CatalogItemDto = { id: number, name: string, tax_code: string, spec: string, unit: string, 
+/**
+ * "" when the item has no default price.
+ */
+price: string, price_includes_tax: boolean, tax_rate: string, treatment: "" | "zero_rated" | "exempt" | "non_taxable", };
+
+export type CatalogBuyerDto = { id: number, name: string, tax_id: string, address: string, bank: string, email: string, kind: "ordinary" | "special", };
+
+export type CatalogSavedDto = { buyers: number, items: number, skipped: Array<string>, };
 
 export type SmtpSettingsDto = { host: string, port: number, user: string, from: string, security: "tls" | "starttls" | "plain", updated_at: string, };
 
