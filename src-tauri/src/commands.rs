@@ -185,6 +185,45 @@ pub async fn pdf_preview(state: State<'_, AppState>, number: String) -> DeskResu
 #[cfg(debug_assertions)]
 const TEST_SAVE_PATH: &str = "KAIPIAO_TEST_SAVE_PATH";
 
+/// The native file dialog, from Rust (the web view gets no file permission): a save
+/// dialog proposing `file_name` in the documents folder, or an open dialog; None when the
+/// clerk cancelled. Debug builds answer it from `test_env` when set (the window tests).
+async fn choose_file(
+    app: &tauri::AppHandle,
+    save: bool,
+    file_name: &str,
+    filter: (&str, &[&str]),
+    test_env: &str,
+) -> DeskResult<Option<std::path::PathBuf>> {
+    use tauri::Manager;
+    use tauri_plugin_dialog::DialogExt;
+    #[cfg(debug_assertions)]
+    if let Some(path) = std::env::var_os(test_env) {
+        return Ok(Some(std::path::PathBuf::from(path)));
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = test_env;
+    let mut dialog = app.dialog().file().add_filter(filter.0, filter.1);
+    if save {
+        dialog = dialog.set_file_name(file_name);
+    }
+    if let Ok(dir) = app.path().document_dir() {
+        dialog = dialog.set_directory(dir);
+    }
+    let picked = tauri::async_runtime::spawn_blocking(move || {
+        if save {
+            dialog.blocking_save_file()
+        } else {
+            dialog.blocking_pick_file()
+        }
+    })
+    .await
+    .map_err(DeskError::internal)?;
+    Ok(picked.and_then(|p| p.into_path().ok()))
+}
+
+const TEST_OPEN_PATH: &str = "KAIPIAO_TEST_OPEN_PATH";
+
 /// Save PDF…: the native save dialog, proposing `发票-NUMBER.pdf` in the documents folder,
 /// then the invoice's PDF written there whole. None when the clerk cancelled.
 #[tauri::command]
@@ -193,37 +232,81 @@ pub async fn save_pdf(
     state: State<'_, AppState>,
     number: String,
 ) -> DeskResult<Option<SavedPdfDto>> {
-    use tauri::Manager;
-    use tauri_plugin_dialog::DialogExt;
     let engine = state.engine()?;
     let file_name = kaipiao_desk::print::pdf_file_name(&number);
-    #[cfg(debug_assertions)]
-    let answered = std::env::var_os(TEST_SAVE_PATH).map(std::path::PathBuf::from);
-    #[cfg(not(debug_assertions))]
-    let answered: Option<std::path::PathBuf> = None;
-    let path = match answered {
-        Some(path) => Some(path),
-        None => {
-            let mut dialog = app
-                .dialog()
-                .file()
-                .set_file_name(&file_name)
-                .add_filter("PDF", &["pdf"]);
-            if let Ok(dir) = app.path().document_dir() {
-                dialog = dialog.set_directory(dir);
-            }
-            tauri::async_runtime::spawn_blocking(move || dialog.blocking_save_file())
-                .await
-                .map_err(DeskError::internal)?
-                .and_then(|p| p.into_path().ok())
-        }
-    };
-    let Some(path) = path else {
+    let Some(path) = choose_file(&app, true, &file_name, ("PDF", &["pdf"]), TEST_SAVE_PATH).await?
+    else {
         return Ok(None);
     };
     tauri::async_runtime::spawn_blocking(move || engine.save_pdf(&number, &path).map(Some))
         .await
         .map_err(DeskError::internal)?
+}
+
+/// 批量开具: the open dialog for a workbook, then the workbook checked (nothing issued).
+#[tauri::command]
+pub async fn batch_pick(
+    app: tauri::AppHandle,
+    state: State<'_, AppState>,
+) -> DeskResult<Option<BatchCheckDto>> {
+    let Some(path) = choose_file(&app, false, "", ("Excel", &["xlsx"]), TEST_OPEN_PATH).await?
+    else {
+        return Ok(None);
+    };
+    blocking(&state, move |e| e.batch_check(&path).map(Some)).await
+}
+
+/// 批量开具: the same workbook checked again (after the clerk fixed it).
+#[tauri::command]
+pub async fn batch_check(state: State<'_, AppState>, path: String) -> DeskResult<BatchCheckDto> {
+    blocking(&state, move |e| e.batch_check(std::path::Path::new(&path))).await
+}
+
+/// 批量开具, confirmed: the workbook's valid invoices issued.
+#[tauri::command]
+pub async fn batch_issue(state: State<'_, AppState>, path: String) -> DeskResult<BatchRunDto> {
+    blocking(&state, move |e| e.batch_issue(std::path::Path::new(&path))).await
+}
+
+/// The blank template, saved where the clerk chooses.
+#[tauri::command]
+pub async fn save_template(
+    app: tauri::AppHandle,
+    state: State<'_, AppState>,
+) -> DeskResult<Option<SavedFileDto>> {
+    let Some(path) = choose_file(
+        &app,
+        true,
+        "批量开具模板.xlsx",
+        ("Excel", &["xlsx"]),
+        TEST_SAVE_PATH,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    blocking(&state, move |e| e.save_template(&path).map(Some)).await
+}
+
+/// 统计: a month's figures.
+#[tauri::command]
+pub async fn month_stats(state: State<'_, AppState>, month: String) -> DeskResult<StatsDto> {
+    blocking(&state, move |e| e.month_stats(&month)).await
+}
+
+/// 统计's export: the month as a workbook, saved where the clerk chooses.
+#[tauri::command]
+pub async fn export_month(
+    app: tauri::AppHandle,
+    state: State<'_, AppState>,
+    month: String,
+) -> DeskResult<Option<SavedFileDto>> {
+    let name = format!("发票统计-{month}.xlsx");
+    let Some(path) = choose_file(&app, true, &name, ("Excel", &["xlsx"]), TEST_SAVE_PATH).await?
+    else {
+        return Ok(None);
+    };
+    blocking(&state, move |e| e.export_month(&month, &path).map(Some)).await
 }
 
 /// Open: the PDF written afresh into the data directory and handed to the system viewer.

@@ -115,6 +115,12 @@ pub fn run() {
             commands::search_items,
             commands::search_buyers,
             commands::save_to_catalogs,
+            commands::batch_pick,
+            commands::batch_check,
+            commands::batch_issue,
+            commands::save_template,
+            commands::month_stats,
+            commands::export_month,
         ])
         .run(tauri::generate_context!())
         .unwrap_or_else(|e| {

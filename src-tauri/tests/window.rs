@@ -942,3 +942,107 @@ fn type_ahead_fills_buyer_and_line_from_the_catalogs_by_keyboard() {
     assert_eq!(items["items"][0]["price"], json!("9.9"));
     assert_eq!(items["items"][0]["tax_rate"], json!("0.13"));
 }
+
+/// Issue 12, item 2: 批量开具 in the window — a workbook in the template's layout (written
+/// by openpyxl) checked with its problem at its cell, then confirmed: the valid invoices
+/// issued, the other refused; checked again, the issued ones show as issued before.
+#[test]
+fn batch_issue_checks_the_workbook_then_issues_the_valid_invoices() {
+    let taxd = Taxd::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let book = dir.path().join("批量开具.xlsx");
+    kaipiao_tests::write_xlsx(
+        &book,
+        &json!({"sheets": [
+            {"name": "基本信息", "rows": [
+                ["批量开具"], ["必填"],
+                ["发票流水号", "发票类型", "是否含税", "购买方名称", "购买方纳税人识别号"],
+                ["W1", "普通发票", "否", "客户甲", null],
+                ["W2", "增值税专用发票", "否", "客户乙", invalid_tax_id()],
+                ["W3", "普通发票", "是", "客户丙", null]
+            ]},
+            {"name": "明细", "rows": [
+                ["批量开具"], ["必填"],
+                ["发票流水号", "项目名称", "数量", "单价", "金额", "税率"],
+                ["W1", "*日用杂品*杯子", 2, 10.5, null, "13%"],
+                ["W2", "*日用杂品*杯子", 1, 100, null, "13%"],
+                ["W3", "*现代服务*咨询费", null, null, 106, 0.06]
+            ]}
+        ]}),
+    );
+    let w = Window::open(&[("KAIPIAO_TEST_OPEN_PATH", book.to_str().unwrap())]);
+    w.set_up(&taxd);
+    w.click("nav-batch");
+    w.click("batch-pick");
+    w.find("batch-table");
+    let problem = "[data-testid=\"batch-problem\"][data-sheet=\"基本信息\"][data-row=\"5\"][data-column=\"购买方纳税人识别号\"][data-code=\"invalid_tax_id\"]";
+    w.wait_selector(problem);
+    assert!(
+        w.text("batch-confirm-text")
+            .contains("本次开具 2 份，价税合计 129.73 元"),
+        "{}",
+        w.text("batch-confirm-text")
+    );
+    w.screenshot("batch");
+    w.click("batch-confirm");
+    w.find("batch-result");
+    w.wait_selector("[data-testid=\"batch-issued\"][data-serial=\"W3\"]");
+    assert!(w.exists("[data-testid=\"batch-issued\"][data-serial=\"W1\"]"));
+    assert!(w.exists("[data-testid=\"batch-refused\"][data-serial=\"W2\"]"));
+    // The same file again: nothing left to issue.
+    driver::wait_for("the re-check", driver::DEADLINE, || {
+        w.text("batch-confirm-text").contains("本次开具 0 份")
+    });
+    w.click("batch-recheck");
+    w.wait_text("batch-confirm-text", "本次开具 0 份，价税合计 0.00 元");
+    let listed = cli(&w, &["list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+}
+
+/// Issue 12, item 3: 统计 — the month's accepted invoices by kind and rate, the totals,
+/// the chart by day and by rate, a bad month named, and the month exported as a workbook
+/// that a second reader (openpyxl) opens.
+#[test]
+fn the_stats_view_shows_the_month_and_exports_it() {
+    let taxd = Taxd::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("month.xlsx");
+    let w = Window::open(&[("KAIPIAO_TEST_SAVE_PATH", out.to_str().unwrap())]);
+    w.set_up(&taxd);
+    issue_one(&w, "100", "113.00");
+    issue_one(&w, "50", "56.50");
+    w.click("nav-stats");
+    // Accepted once the app's background sync filed them.
+    w.wait_attr("stats-totals", "data-count", "2");
+    assert_eq!(
+        w.attr("stats-totals", "data-total").as_deref(),
+        Some("169.50")
+    );
+    w.wait_selector("[data-testid=\"stats-row\"][data-kind=\"ordinary\"][data-rate=\"0.13\"][data-sign=\"blue\"]");
+    assert!(
+        w.exists("[data-testid=\"stats-bar\"][data-value=\"169.50\"]"),
+        "one day's bar"
+    );
+    w.screenshot("stats");
+    w.select("stats-chart-mode", "rate");
+    w.wait_selector("[data-testid=\"stats-bar\"][data-label=\"13%\"][data-value=\"150.00\"]");
+    w.click("stats-export");
+    w.find("stats-exported");
+    let book = kaipiao_tests::read_xlsx(&out);
+    let names: Vec<&str> = book["sheets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["汇总", "发票", "明细"]);
+    assert_eq!(
+        book["sheets"][1]["rows"].as_array().map(Vec::len),
+        Some(3),
+        "header and two invoices"
+    );
+    // A month that is not one is named.
+    w.type_into("stats-month", "2026-13");
+    w.click("stats-show");
+    w.wait_attr("error-message", "data-field", "month");
+}

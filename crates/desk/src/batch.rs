@@ -333,3 +333,149 @@ pub fn run(
         .sort_by_key(|r| order.get(r.serial.as_str()).copied().unwrap_or(usize::MAX));
     Ok(report)
 }
+
+// -------------------------------------------------------------------------------------
+// The app: 批量开具 (check a workbook, then issue it) and the blank template.
+// -------------------------------------------------------------------------------------
+
+use crate::dto::{
+    BatchCheckDto, BatchInvoiceDto, BatchIssuedDto, BatchRefusedDto, BatchRunDto, ProblemDto,
+    SavedFileDto,
+};
+use crate::engine::Engine;
+use crate::error::DeskResult;
+
+fn problems(ps: &[Problem]) -> Vec<ProblemDto> {
+    ps.iter().map(ProblemDto::from).collect()
+}
+
+fn read_file(path: &std::path::Path, lang: Lang) -> DeskResult<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        DeskError::say(
+            Code::UnreadableFile,
+            "file",
+            lang,
+            Msg::new("unreadable_file")
+                .arg("path", path.display().to_string())
+                .arg("why", e.to_string()),
+        )
+    })
+}
+
+impl Engine {
+    /// 批量开具, first step: the workbook checked as a run would issue it (no key needed).
+    pub fn batch_check(&self, path: &std::path::Path) -> DeskResult<BatchCheckDto> {
+        let lang = self.lang();
+        let bytes = read_file(path, lang)?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut out = BatchCheckDto {
+            path: path.display().to_string(),
+            file_name,
+            invoices: Vec::new(),
+            count: 0,
+            total: "0.00".into(),
+            file_problems: Vec::new(),
+        };
+        match dry_run(&self.reader(), &bytes, lang) {
+            Ok(dry) => {
+                out.count = u32::try_from(dry.count).unwrap_or(u32::MAX);
+                out.total = dry.total;
+                out.invoices = dry
+                    .invoices
+                    .iter()
+                    .map(|i| BatchInvoiceDto {
+                        serial: i.serial.clone(),
+                        lines: u32::try_from(i.lines).unwrap_or(u32::MAX),
+                        amount: i.amount.clone(),
+                        tax: i.tax.clone(),
+                        total: i.total.clone(),
+                        problems: problems(&i.problems),
+                        issued_as: i.issued_as.clone(),
+                    })
+                    .collect();
+            }
+            Err(BatchError::Workbook(ps)) => out.file_problems = problems(&ps),
+            Err(BatchError::Stopped { error, .. }) => return Err(error),
+        }
+        Ok(out)
+    }
+
+    /// 批量开具, confirmed: the valid invoices issued in groups, the rest refused.
+    pub fn batch_issue(&self, path: &std::path::Path) -> DeskResult<BatchRunDto> {
+        let lang = self.lang();
+        let key = self.key()?;
+        let bytes = read_file(path, lang)?;
+        let result = run(&self.ledger(), &key, &bytes, lang, |_| {});
+        let pending = self.pending_count();
+        self.notify.outbox(&crate::dto::OutboxChanged { pending });
+        self.sync.wake();
+        let report = match result {
+            Ok(r) => r,
+            Err(BatchError::Workbook(ps)) => {
+                let first = ps.first().cloned();
+                return Err(DeskError::new(
+                    first
+                        .as_ref()
+                        .map(|p| p.code)
+                        .unwrap_or(Code::InvalidWorkbook),
+                    "file",
+                    first.map(|p| p.to_string()).unwrap_or_default(),
+                ));
+            }
+            Err(BatchError::Stopped { error, .. }) => return Err(error),
+        };
+        let pair = |s: &SerialNumber| BatchIssuedDto {
+            serial: s.serial.clone(),
+            number: s.number.clone(),
+        };
+        Ok(BatchRunDto {
+            issued: report.issued.iter().map(pair).collect(),
+            skipped: report.skipped.iter().map(pair).collect(),
+            refused: report
+                .refused
+                .iter()
+                .map(|r| BatchRefusedDto {
+                    serial: r.serial.clone(),
+                    problems: problems(&r.problems),
+                })
+                .collect(),
+            deliveries_queued: u32::try_from(report.deliveries_queued).unwrap_or(u32::MAX),
+            warnings: report
+                .warnings
+                .iter()
+                .map(|w| crate::status::warning(w, lang))
+                .collect(),
+        })
+    }
+
+    /// The blank batch-issue template, written whole where the clerk chose.
+    pub fn save_template(&self, path: &std::path::Path) -> DeskResult<SavedFileDto> {
+        let bytes = kaipiao_sheets::template::template().map_err(DeskError::internal)?;
+        self.write_chosen(path, &bytes)
+    }
+
+    /// `bytes` written whole to a path the clerk chose in a dialog.
+    pub(crate) fn write_chosen(
+        &self,
+        path: &std::path::Path,
+        bytes: &[u8],
+    ) -> DeskResult<SavedFileDto> {
+        if !path.is_absolute() {
+            return Err(DeskError::say(
+                Code::InvalidPath,
+                "path",
+                self.lang(),
+                Msg::new("invalid_path-pdf"),
+            ));
+        }
+        crate::print::write_whole(path, bytes)
+            .map_err(|e| DeskError::new(Code::Io, "path", format!("{}: {e}", path.display())))?;
+        Ok(SavedFileDto {
+            path: path.display().to_string(),
+            bytes: bytes.len() as u64,
+        })
+    }
+}

@@ -203,6 +203,130 @@ pub struct CatalogItemDto {
     pub treatment: String,
 }
 
+/// A workbook problem at its cell (row as Excel numbers it; 0 for a sheet or the file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct ProblemDto {
+    pub sheet: String,
+    pub row: u32,
+    pub column: String,
+    pub code: Code,
+    pub message: String,
+}
+
+impl From<&kaipiao_sheets::Problem> for ProblemDto {
+    fn from(p: &kaipiao_sheets::Problem) -> Self {
+        ProblemDto {
+            sheet: p.sheet.clone(),
+            row: p.row,
+            column: p.column.clone(),
+            code: p.code,
+            message: p.message.clone(),
+        }
+    }
+}
+
+/// One invoice of a batch workbook as checked (the dry run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct BatchInvoiceDto {
+    pub serial: String,
+    pub lines: u32,
+    pub amount: Option<String>,
+    pub tax: Option<String>,
+    pub total: Option<String>,
+    pub problems: Vec<ProblemDto>,
+    /// The number an earlier import issued it as (skipped by the run).
+    pub issued_as: Option<String>,
+}
+
+/// 批量开具's check of a workbook: what a run would issue now (`count`, `total`), each
+/// invoice with its problems, or the problems that keep the file from being read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct BatchCheckDto {
+    pub path: String,
+    pub file_name: String,
+    pub invoices: Vec<BatchInvoiceDto>,
+    pub count: u32,
+    pub total: String,
+    pub file_problems: Vec<ProblemDto>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct BatchIssuedDto {
+    pub serial: String,
+    pub number: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct BatchRefusedDto {
+    pub serial: String,
+    pub problems: Vec<ProblemDto>,
+}
+
+/// 批量开具's run: per serial issued, skipped (issued before) or refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct BatchRunDto {
+    pub issued: Vec<BatchIssuedDto>,
+    pub skipped: Vec<BatchIssuedDto>,
+    pub refused: Vec<BatchRefusedDto>,
+    pub deliveries_queued: u32,
+    pub warnings: Vec<WarningDto>,
+}
+
+/// A file written where the clerk chose (the template, a month's export).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct SavedFileDto {
+    pub path: String,
+    #[ts(type = "number")]
+    pub bytes: u64,
+}
+
+/// One row of a month's figures: a kind, a rate, blue (蓝字) or red (红字).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct StatsRowDto {
+    #[ts(type = "\"ordinary\" | \"special\"")]
+    pub kind: String,
+    pub tax_rate: String,
+    #[ts(type = "\"blue\" | \"red\"")]
+    pub sign: String,
+    pub count: u32,
+    pub amount: String,
+    pub tax: String,
+}
+
+/// One day's accepted invoices (China time), for the chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct StatsDayDto {
+    /// YYYY-MM-DD.
+    pub day: String,
+    pub count: u32,
+    /// 价税合计 of the day, credit notes subtracted.
+    pub total: String,
+}
+
+/// One rate's accepted amount and tax in the month (blue and red together), for the chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct StatsRateDto {
+    pub tax_rate: String,
+    pub amount: String,
+    pub tax: String,
+}
+
+/// 统计: a month's figures as `kaipiao summary` gives them, and its days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct StatsDto {
+    pub month: String,
+    pub rows: Vec<StatsRowDto>,
+    pub pending_count: u32,
+    pub pending_amount: String,
+    pub pending_tax: String,
+    pub count: u32,
+    pub amount: String,
+    pub tax: String,
+    pub total: String,
+    pub days: Vec<StatsDayDto>,
+    pub rates: Vec<StatsRateDto>,
+}
+
 /// A buyer of the catalog, as the type-ahead offers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct CatalogBuyerDto {
@@ -999,6 +1123,17 @@ pub fn typescript_bindings() -> String {
         CatalogItemDto::decl(&cfg),
         CatalogBuyerDto::decl(&cfg),
         CatalogSavedDto::decl(&cfg),
+        ProblemDto::decl(&cfg),
+        BatchInvoiceDto::decl(&cfg),
+        BatchCheckDto::decl(&cfg),
+        BatchIssuedDto::decl(&cfg),
+        BatchRefusedDto::decl(&cfg),
+        BatchRunDto::decl(&cfg),
+        SavedFileDto::decl(&cfg),
+        StatsRowDto::decl(&cfg),
+        StatsDayDto::decl(&cfg),
+        StatsRateDto::decl(&cfg),
+        StatsDto::decl(&cfg),
         SmtpSettingsDto::decl(&cfg),
         SmtpSettingsRequest::decl(&cfg),
         DeliveryDto::decl(&cfg),

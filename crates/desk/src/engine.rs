@@ -31,7 +31,7 @@ pub struct Engine {
     pub(crate) shared: Arc<SyncShared>,
     pub(crate) sync: SyncHandle,
     changes: ChangeFeed,
-    notify: Arc<dyn Notify>,
+    pub(crate) notify: Arc<dyn Notify>,
     pub(crate) list_index: Mutex<Option<ListIndex>>,
     /// The catalogs as the type-ahead searches them (`catalog.rs`).
     pub(crate) catalog_index: Mutex<crate::catalog::CatalogIndex>,

@@ -29,6 +29,7 @@ pub mod preview;
 pub mod print;
 pub mod queue;
 pub mod settings;
+pub mod stats;
 pub mod status;
 pub mod watcher;
 

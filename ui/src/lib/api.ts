@@ -24,6 +24,10 @@ import type {
   CatalogItemDto,
   CatalogBuyerDto,
   CatalogSavedDto,
+  BatchCheckDto,
+  BatchRunDto,
+  SavedFileDto,
+  StatsDto,
   QueueDto,
   BackupSettingsDto,
   BackupStateDto,
@@ -98,6 +102,13 @@ export const api = {
   searchItems: (query: string) => call<CatalogItemDto[]>('search_items', { query }),
   searchBuyers: (query: string) => call<CatalogBuyerDto[]>('search_buyers', { query }),
   saveToCatalogs: (number: string) => call<CatalogSavedDto>('save_to_catalogs', { number }),
+  /** 批量开具: the open dialog, then the workbook checked; null when cancelled. */
+  batchPick: () => call<BatchCheckDto | null>('batch_pick'),
+  batchCheck: (path: string) => call<BatchCheckDto>('batch_check', { path }),
+  batchIssue: (path: string) => call<BatchRunDto>('batch_issue', { path }),
+  saveTemplate: () => call<SavedFileDto | null>('save_template'),
+  monthStats: (month: string) => call<StatsDto>('month_stats', { month }),
+  exportMonth: (month: string) => call<SavedFileDto | null>('export_month', { month }),
 };
 
 export function onConnectivity(f: (c: ConnectivityDto) => void): Promise<UnlistenFn> {

@@ -1,7 +1,7 @@
 import type { AppStateDto, DeskError, DraftDto, SetupResult, StatusDto, SyncSummaryDto } from './bindings';
 import { translate, langFromLocale, type Key, type Lang } from './i18n';
 
-export type View = 'issue' | 'invoices' | 'settings';
+export type View = 'issue' | 'invoices' | 'batch' | 'stats' | 'settings';
 
 export const app = $state({
   state: null as AppStateDto | null,

@@ -346,21 +346,8 @@ pub fn verify_pdf(ctx: &Ctx, file: &Path, authority_keys: &[String]) -> CmdResul
 /// `kaipiao summary --month YYYY-MM`: the month's figures (kaipiao-core sums them).
 pub fn summary(ctx: &Ctx, month: &str) -> CmdResult {
     let ledger = ctx.open()?;
-    let found = ledger
-        .month_invoices(month)
+    let (s, _) = kaipiao_desk::stats::month_summary(&ledger, month)
         .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
-    let input: Vec<kaipiao_core::summary::MonthInvoice<'_>> = found
-        .invoices
-        .iter()
-        .map(
-            |(invoice, accepted, credited_kind)| kaipiao_core::summary::MonthInvoice {
-                invoice,
-                accepted: *accepted,
-                credited_kind: *credited_kind,
-            },
-        )
-        .collect();
-    let s = kaipiao_core::summary::summarize(&found.month, &input);
     if !ctx.json {
         print!("{}", render::month_summary(&s, ctx.lang));
     }

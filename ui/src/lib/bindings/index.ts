@@ -339,6 +339,40 @@ export type CatalogBuyerDto = { id: number, name: string, tax_id: string, addres
 
 export type CatalogSavedDto = { buyers: number, items: number, skipped: Array<string>, };
 
+export type ProblemDto = { sheet: string, row: number, column: string, code: Code, message: string, };
+
+export type BatchInvoiceDto = { serial: string, lines: number, amount: string | null, tax: string | null, total: string | null, problems: Array<ProblemDto>, 
+/**
+ * The number an earlier import issued it as (skipped by the run).
+ */
+issued_as: string | null, };
+
+export type BatchCheckDto = { path: string, file_name: string, invoices: Array<BatchInvoiceDto>, count: number, total: string, file_problems: Array<ProblemDto>, };
+
+export type BatchIssuedDto = { serial: string, number: string, };
+
+export type BatchRefusedDto = { serial: string, problems: Array<ProblemDto>, };
+
+export type BatchRunDto = { issued: Array<BatchIssuedDto>, skipped: Array<BatchIssuedDto>, refused: Array<BatchRefusedDto>, deliveries_queued: number, warnings: Array<WarningDto>, };
+
+export type SavedFileDto = { path: string, bytes: number, };
+
+export type StatsRowDto = { kind: "ordinary" | "special", tax_rate: string, sign: "blue" | "red", count: number, amount: string, tax: string, };
+
+export type StatsDayDto = { 
+/**
+ * YYYY-MM-DD.
+ */
+day: string, count: number, 
+/**
+ * 价税合计 of the day, credit notes subtracted.
+ */
+total: string, };
+
+export type StatsRateDto = { tax_rate: string, amount: string, tax: string, };
+
+export type StatsDto = { month: string, rows: Array<StatsRowDto>, pending_count: number, pending_amount: string, pending_tax: string, count: number, amount: string, tax: string, total: string, days: Array<StatsDayDto>, rates: Array<StatsRateDto>, };
+
 export type SmtpSettingsDto = { host: string, port: number, user: string, from: string, security: "tls" | "starttls" | "plain", updated_at: string, };
 
 export type SmtpSettingsRequest = { host: string, port: number, user: string, from: string, security: "tls" | "starttls" | "plain", password: string | null, };
