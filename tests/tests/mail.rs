@@ -272,3 +272,42 @@ fn a_server_that_is_down_leaves_the_delivery_queued_until_sync_sends_it() {
         .contains("550"));
     assert_eq!(server.messages().len(), 1);
 }
+
+/// Issue 12, item 2: a batch workbook's 购买方邮箱 queues a delivery when mail is set up;
+/// the next `sync` files the invoice and sends it, and the message carries its PDF.
+#[test]
+fn a_batch_workbooks_buyer_email_is_queued_and_sent_by_sync() {
+    let server = SmtpServer::start(Some((USER, SMTP_PASSWORD)), &[]);
+    let taxd = Taxd::start(&[]);
+    let shop = Shop::new(&taxd);
+    smtp_set(&shop, server.port, SMTP_PASSWORD).expect_code(0);
+    let book = shop.root().join("batch.xlsx");
+    write_xlsx(
+        &book,
+        &json!({"sheets": [
+            {"name": "基本信息", "rows": [
+                ["发票流水号", "发票类型", "是否含税", "购买方名称", "购买方邮箱"],
+                ["M1", "普通发票", "否", "邮件客户", "buyer@example.com"],
+                ["M2", "普通发票", "否", "无邮箱客户", null]
+            ]},
+            {"name": "明细", "rows": [
+                ["发票流水号", "项目名称", "数量", "单价", "税率"],
+                ["M1", "*日用杂品*杯子", 1, 20, "13%"],
+                ["M2", "*日用杂品*杯子", 1, 30, "13%"]
+            ]}
+        ]}),
+    );
+    let out = shop.kaipiao(&["--json", "import", "--xlsx", book.to_str().unwrap()]);
+    out.expect_code(0);
+    let doc = out.json();
+    assert_eq!(doc["deliveries_queued"], json!(1), "{doc}");
+    let number = s(&doc, "/issued/0/number").to_string();
+    let shown = shop.show(&number);
+    assert_eq!(s(&shown, "/deliveries/0/address"), "buyer@example.com");
+    assert_eq!(server.messages().len(), 0, "queued, not sent by the import");
+    shop.sync().expect_code(0);
+    let messages = server.wait_for(1);
+    let (msg, parts) = attachments(&messages[0]);
+    assert_eq!(msg.to().and_then(|a| a.first()).and_then(|a| a.address()), Some("buyer@example.com"));
+    assert!(parts.iter().any(|(name, _, _)| name == &format!("发票-{number}.pdf")), "{parts:?}");
+}
