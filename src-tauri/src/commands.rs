@@ -264,8 +264,15 @@ pub async fn batch_check(state: State<'_, AppState>, path: String) -> DeskResult
 
 /// 批量开具, confirmed: the workbook's valid invoices issued.
 #[tauri::command]
-pub async fn batch_issue(state: State<'_, AppState>, path: String) -> DeskResult<BatchRunDto> {
-    blocking(&state, move |e| e.batch_issue(std::path::Path::new(&path))).await
+pub async fn batch_issue(
+    state: State<'_, AppState>,
+    path: String,
+    digest: String,
+) -> DeskResult<BatchRunDto> {
+    blocking(&state, move |e| {
+        e.batch_issue(std::path::Path::new(&path), &digest)
+    })
+    .await
 }
 
 /// The blank template, saved where the clerk chooses.

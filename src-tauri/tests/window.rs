@@ -915,6 +915,15 @@ fn type_ahead_fills_buyer_and_line_from_the_catalogs_by_keyboard() {
     // Then the quantity, where the focus went, and Ctrl+Enter.
     w.send_keys("line-quantity-0", "2");
     w.wait_text("total", "271.20");
+    // The picks left no list open (a search for the picked text would reopen one).
+    assert!(
+        !w.exists(&Window::css("line-matches-0")),
+        "no list under the picked line"
+    );
+    assert!(
+        !w.exists(&Window::css("buyer-matches")),
+        "no list under the picked buyer"
+    );
     w.send_keys("line-quantity-0", "\u{E009}\u{E007}\u{E000}");
     let number = w.wait_some_text("issued-number");
     assert_eq!(number.len(), 20);
@@ -984,6 +993,16 @@ fn batch_issue_checks_the_workbook_then_issues_the_valid_invoices() {
         w.text("batch-confirm-text")
     );
     w.screenshot("batch");
+    // Changed on disk after the check: refused, to be checked again.
+    let checked = std::fs::read(&book).expect("the workbook");
+    std::fs::write(&book, b"changed").expect("overwrite");
+    w.click("batch-confirm");
+    w.wait_attr("error-message", "data-code", "invalid_workbook");
+    std::fs::write(&book, &checked).expect("restore");
+    w.click("batch-recheck");
+    driver::wait_for("the check again", driver::DEADLINE, || {
+        !w.exists(&Window::css("error-message"))
+    });
     w.click("batch-confirm");
     w.find("batch-result");
     w.wait_selector("[data-testid=\"batch-issued\"][data-serial=\"W3\"]");

@@ -174,8 +174,10 @@ fn places(doc: &Value) -> Vec<(u64, String, String)> {
 fn imports_place_each_refused_row_at_its_cell_and_save_the_rest() {
     let taxd = Taxd::start(&[]);
     let shop = Shop::new(&taxd);
+    // An empty line and a quoted line break: rows are named as an editor numbers lines.
     let csv = "\u{feff}项目名称,商品和服务税收分类编码,单位,单价,税率\r\n\
-               *日用杂品*杯子,1090511030000000000,个,9.9,13%\r\n\
+               *日用杂品*杯子,1090511030000000000,\"个\r\n\",9.9,13%\r\n\
+               \r\n\
                杯子,1090511030000000000,个,9.9,13%\r\n\
                *日用杂品*盘子,1090511030000000000,个,-1,13%\r\n\
                *日用杂品*碗,1090511030000000000,个,5,7%\r\n\
@@ -189,10 +191,10 @@ fn imports_place_each_refused_row_at_its_cell_and_save_the_rest() {
     assert_eq!(
         found,
         vec![
-            (3, "项目名称".into(), "invalid_text".into()),
-            (4, "单价".into(), "invalid_unit_price".into()),
-            (5, "税率".into(), "invalid_tax_rate".into()),
-            (6, "商品和服务税收分类编码".into(), "missing_field".into()),
+            (5, "项目名称".into(), "invalid_text".into()),
+            (6, "单价".into(), "invalid_unit_price".into()),
+            (7, "税率".into(), "invalid_tax_rate".into()),
+            (8, "商品和服务税收分类编码".into(), "missing_field".into()),
         ]
     );
 

@@ -308,6 +308,14 @@ fn a_batch_workbooks_buyer_email_is_queued_and_sent_by_sync() {
     shop.sync().expect_code(0);
     let messages = server.wait_for(1);
     let (msg, parts) = attachments(&messages[0]);
-    assert_eq!(msg.to().and_then(|a| a.first()).and_then(|a| a.address()), Some("buyer@example.com"));
-    assert!(parts.iter().any(|(name, _, _)| name == &format!("发票-{number}.pdf")), "{parts:?}");
+    assert_eq!(
+        msg.to().and_then(|a| a.first()).and_then(|a| a.address()),
+        Some("buyer@example.com")
+    );
+    assert!(
+        parts
+            .iter()
+            .any(|(name, _, _)| name == &format!("发票-{number}.pdf")),
+        "{parts:?}"
+    );
 }

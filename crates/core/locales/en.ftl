@@ -307,3 +307,4 @@ cli-catalog-refused = { $count ->
         [one] 1 row was
        *[other] { $count } rows were
     } refused: correct the cells named above and import the file again (the rest are saved)
+invalid_workbook-changed = { $path } changed since it was checked: check it again before issuing

@@ -289,3 +289,4 @@ invalid_workbook-csv = 此文件不是所需的 CSV 格式（UTF-8，逗号分�
 invalid_path-catalog = { $path }：请给出 .csv 或 .xlsx 文件
 cli-catalog-imported = 已添加 { $added } 条，已更新 { $updated } 条，拒绝 { $refused } 条
 cli-catalog-refused = 有 { $count } 行未导入：请更正上面指出的单元格后重新导入（其余已保存）
+invalid_workbook-changed = { $path } 在检查后已被修改：请重新检查后再开具

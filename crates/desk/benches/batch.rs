@@ -265,7 +265,7 @@ fn main() {
                 .collect();
             let out = s
                 .ledger
-                .issue_group(&items, &s.key, Utc::now(), || {})
+                .issue_group(&items, &s.key, Utc::now, || {})
                 .expect("group");
             if let (None, Some(GroupOutcome::Issued(first))) = (&template, out.first()) {
                 template = Some(first.envelope.invoice.clone());

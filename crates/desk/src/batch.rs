@@ -229,6 +229,29 @@ fn hooks() -> (usize, Option<usize>) {
     )
 }
 
+/// Queues the delivery of invoice `number` to the workbook's 购买方邮箱, when it has one
+/// and mail is set up (sent by the next sync or the app's mail thread).
+fn queue_mail(
+    ledger: &Ledger,
+    inv: &BatchInvoice,
+    number: &str,
+    mail_set: bool,
+    lang_code: &str,
+    report: &mut RunReport,
+) {
+    let Some(email) = &inv.email else {
+        return;
+    };
+    if !mail_set {
+        report.deliveries_not_set += 1;
+    } else if ledger
+        .queue_delivery(number, email, lang_code, false, None, Utc::now())
+        .is_ok()
+    {
+        report.deliveries_queued += 1;
+    }
+}
+
 /// Issues the workbook's valid invoices in groups and refuses the rest, each with its
 /// problems; a serial issued before is skipped (same content) or refused (other content).
 /// 购买方邮箱 queues a delivery when mail is set up. `on_group` hears the serials done so
@@ -269,7 +292,7 @@ pub fn run(
             .collect();
         let paused = pause == Some(groups);
         let outcomes = ledger
-            .issue_group(&items, key, Utc::now(), || {
+            .issue_group(&items, key, Utc::now, || {
                 if paused {
                     // On stdout, which a test waits on (--json prints nothing before the end).
                     println!("import paused");
@@ -290,22 +313,22 @@ pub fn run(
                 GroupOutcome::Issued(issued) => {
                     let number = issued.envelope.invoice.number.clone();
                     report.warnings = issued.warnings.clone();
-                    if let Some(email) = &inv.email {
-                        if mail_set {
-                            // Queued only: the next sync or the app's mail thread sends it.
-                            if ledger
-                                .queue_delivery(&number, email, lang_code, false, None, Utc::now())
-                                .is_ok()
-                            {
-                                report.deliveries_queued += 1;
-                            }
-                        } else {
-                            report.deliveries_not_set += 1;
-                        }
-                    }
+                    queue_mail(ledger, inv, &number, mail_set, lang_code, &mut report);
                     report.issued.push(SerialNumber { serial, number });
                 }
                 GroupOutcome::Skipped { number } => {
+                    // Issued by an earlier import that may have stopped before queueing
+                    // its mail: queued now if it never was (the address's delivery, if
+                    // any, is left as it is).
+                    let mailed = inv.email.as_deref().is_some_and(|email| {
+                        ledger.deliveries(&number).is_ok_and(|ds| {
+                            ds.iter()
+                                .any(|d| d.address.eq_ignore_ascii_case(email.trim()))
+                        })
+                    });
+                    if !mailed {
+                        queue_mail(ledger, inv, &number, mail_set, lang_code, &mut report);
+                    }
                     report.skipped.push(SerialNumber { serial, number })
                 }
                 GroupOutcome::Conflict { number } => report.refused.push(Refused {
@@ -345,6 +368,12 @@ use crate::dto::{
 use crate::engine::Engine;
 use crate::error::DeskResult;
 
+/// The SHA-256 of a workbook's bytes, hex.
+fn file_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 fn problems(ps: &[Problem]) -> Vec<ProblemDto> {
     ps.iter().map(ProblemDto::from).collect()
 }
@@ -374,6 +403,7 @@ impl Engine {
         let mut out = BatchCheckDto {
             path: path.display().to_string(),
             file_name,
+            digest: file_digest(&bytes),
             invoices: Vec::new(),
             count: 0,
             total: "0.00".into(),
@@ -403,11 +433,21 @@ impl Engine {
         Ok(out)
     }
 
-    /// 批量开具, confirmed: the valid invoices issued in groups, the rest refused.
-    pub fn batch_issue(&self, path: &std::path::Path) -> DeskResult<BatchRunDto> {
+    /// 批量开具, confirmed: the valid invoices issued in groups, the rest refused. The
+    /// file must still be the one checked (`digest`): one changed since is refused, to be
+    /// checked again, so what is issued is what the clerk confirmed.
+    pub fn batch_issue(&self, path: &std::path::Path, digest: &str) -> DeskResult<BatchRunDto> {
         let lang = self.lang();
         let key = self.key()?;
         let bytes = read_file(path, lang)?;
+        if file_digest(&bytes) != digest {
+            return Err(DeskError::say(
+                Code::InvalidWorkbook,
+                "file",
+                lang,
+                Msg::new("invalid_workbook-changed").arg("path", path.display().to_string()),
+            ));
+        }
         let result = run(&self.ledger(), &key, &bytes, lang, |_| {});
         let pending = self.pending_count();
         self.notify.outbox(&crate::dto::OutboxChanged { pending });

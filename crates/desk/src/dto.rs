@@ -244,6 +244,8 @@ pub struct BatchInvoiceDto {
 pub struct BatchCheckDto {
     pub path: String,
     pub file_name: String,
+    /// SHA-256 of the bytes checked: the run issues only that file as it was checked.
+    pub digest: String,
     pub invoices: Vec<BatchInvoiceDto>,
     pub count: u32,
     pub total: String,

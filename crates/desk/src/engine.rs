@@ -379,7 +379,7 @@ impl Engine {
         let key = self.key()?;
         let issued = self
             .ledger()
-            .issue(&draft.to_draft(), &key, Utc::now())
+            .issue_with_clock(&draft.to_draft(), &key, Utc::now)
             .map_err(|e| self.ledger_error(e))?;
         let pending = self.pending_count();
         self.notify.outbox(&OutboxChanged { pending });

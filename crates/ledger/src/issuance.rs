@@ -40,6 +40,23 @@ pub enum GroupOutcome {
     Refused(LedgerError),
 }
 
+/// Forgets the issuing state remembered inside a group's transaction when the group ends
+/// without its commit.
+struct ForgetUnlessCommitted<'a> {
+    parsed: &'a std::cell::RefCell<rows::Parsed>,
+    committed: bool,
+}
+
+impl Drop for ForgetUnlessCommitted<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            if let Ok(mut p) = self.parsed.try_borrow_mut() {
+                p.forget_issue();
+            }
+        }
+    }
+}
+
 /// The number and digest of the invoice issued under `serial`.
 fn serial_issued(conn: &rusqlite::Connection, serial: &str) -> Result<Option<(String, String)>> {
     use rusqlite::OptionalExtension;
@@ -131,8 +148,21 @@ impl Ledger {
     /// The one issuance transaction: validate -> limits -> take a number -> build, hash,
     /// sign, link -> insert invoice and outbox row, advance the lease -> commit.
     pub fn issue(&self, draft: &Draft, key: &DeviceKey, now: DateTime<Utc>) -> Result<Issued> {
+        self.issue_with_clock(draft, key, || now)
+    }
+
+    /// [`Ledger::issue`] at the time `clock` reads once the write lock is held: a process
+    /// that waited for another's issuance never dates its invoice before that one (the
+    /// chain's `issued_at` never goes back, SPEC 2), which a time read before the wait
+    /// could. The CLI and the app issue this way, with the system clock.
+    pub fn issue_with_clock(
+        &self,
+        draft: &Draft,
+        key: &DeviceKey,
+        clock: impl FnOnce() -> DateTime<Utc>,
+    ) -> Result<Issued> {
         let tx = self.write_tx()?;
-        let issued = self.issue_in(&tx, draft, key, now)?;
+        let issued = self.issue_in(&tx, draft, key, clock())?;
         self.commit_issued(tx)?;
         Ok(issued)
     }
@@ -156,15 +186,24 @@ impl Ledger {
     /// left) is [`GroupOutcome::Refused`] and the others go on, since a refusal writes
     /// nothing. Anything else (storage, a damaged ledger) rolls the whole group back: the
     /// serials are written with their invoices, so a re-import issues exactly what the
-    /// group would have. `before_commit` runs with the group issued and not yet durable.
+    /// group would have. The group's time is `clock` read once the write lock is held.
+    /// `before_commit` runs with the group issued and not yet durable.
     pub fn issue_group(
         &self,
         items: &[GroupItem<'_>],
         key: &DeviceKey,
-        now: DateTime<Utc>,
+        clock: impl FnOnce() -> DateTime<Utc>,
         before_commit: impl FnOnce(),
     ) -> Result<Vec<GroupOutcome>> {
         let tx = self.write_tx()?;
+        // Read with the write lock held, as in `issue_with_clock`.
+        let now = clock();
+        // Until the group commits, what its issuances remember may be rolled back with it:
+        // forgotten on any way out (an error, a panic) but the commit.
+        let mut guard = ForgetUnlessCommitted {
+            parsed: &self.parsed,
+            committed: false,
+        };
         let mut outcomes = Vec::with_capacity(items.len());
         let run =
             (|| {
@@ -183,6 +222,9 @@ impl Ledger {
                             "INSERT INTO import_serials (serial, digest, seq) VALUES (?1, ?2, ?3)",
                         )?
                         .execute(params![item.serial, item.digest, issued.envelope.invoice.seq])?;
+                            // The serial's row is no issuing state: the next draft of the
+                            // group starts from what this issuance left, read from nothing.
+                            self.parsed.borrow_mut().restamp(&tx);
                             outcomes.push(GroupOutcome::Issued(Box::new(issued)));
                         }
                         Err(e @ (LedgerError::Invalid(_) | LedgerError::NoNumbers)) => {
@@ -193,12 +235,10 @@ impl Ledger {
                 }
                 Ok(())
             })();
-        if let Err(e) = run {
-            self.parsed.borrow_mut().forget_issue();
-            return Err(e);
-        }
+        run?;
         before_commit();
         self.commit_issued(tx)?;
+        guard.committed = true;
         Ok(outcomes)
     }
 

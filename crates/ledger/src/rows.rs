@@ -355,6 +355,15 @@ impl Parsed {
         self.last_issue = Some((stamp, issuer, state));
     }
 
+    /// After a write on `conn` that leaves the issuing state as it was (an import serial
+    /// beside the invoice just issued), what the last issuance left still holds: its
+    /// stamp moves with the write.
+    pub fn restamp(&mut self, conn: &Connection) {
+        if let Some((stamp, _, _)) = self.last_issue.as_mut() {
+            stamp.changes = conn.total_changes();
+        }
+    }
+
     /// Forgets what the last issuance left: its transaction did not commit.
     pub fn forget_issue(&mut self) {
         self.last_issue = None;

@@ -221,7 +221,7 @@ fn rows_of<'a>(
         .into_iter()
         .map(|(row, by_col)| Row {
             sheet,
-            row: row + 1,
+            row: row.saturating_add(1),
             cells: columns
                 .iter()
                 .filter_map(|(name, _)| {
@@ -283,7 +283,7 @@ pub fn read_batch(book: &Book, defaults: &Defaults, lang: Lang) -> Result<Batch,
     let mut line_problems: BTreeMap<String, Vec<Problem>> = BTreeMap::new();
     for row in &detail_rows {
         let mut problems = Vec::new();
-        let serial = row.text(SERIAL, &mut problems, lang);
+        let serial = row.digits(SERIAL, &mut problems, lang);
         if serial.is_empty() {
             // A row with cells but no serial belongs to no invoice: said on that row.
             let mut p = problems;
@@ -298,7 +298,7 @@ pub fn read_batch(book: &Book, defaults: &Defaults, lang: Lang) -> Result<Batch,
     let mut seen: BTreeMap<String, u32> = BTreeMap::new();
     for row in &basic_rows {
         let mut problems = Vec::new();
-        let serial = row.text(SERIAL, &mut problems, lang);
+        let serial = row.digits(SERIAL, &mut problems, lang);
         if serial.is_empty() {
             problems.push(row.missing(SERIAL, lang));
         } else if serial.chars().count() > MAX_SERIAL_CHARS {
@@ -556,7 +556,8 @@ fn read_line(row: &Row<'_>, p: &mut Vec<Problem>, lang: Lang) -> DraftLine {
         }
         (Some(q), Some(u), Some(a)) => {
             let product = q.checked_mul(u).map(|x| round(x, 2));
-            if product.is_none_or(|x| (x - a).abs() > Decimal::new(1, 2)) {
+            let apart = product.and_then(|x| x.checked_sub(a)).map(|d| d.abs());
+            if apart.is_none_or(|d| d > Decimal::new(1, 2)) {
                 p.push(
                     row.problem(
                         AMOUNT,
@@ -650,6 +651,74 @@ mod tests {
         assert_eq!(rate("0"), "0");
         assert_eq!(rate("7%"), "0.07");
         assert_eq!(rate("abc"), "abc");
+    }
+
+    /// A book from rows of text cells ("#" before a value makes it a number cell).
+    fn book(sheets: &[(&str, &[&[&str]])]) -> crate::book::Book {
+        let mut book = crate::book::Book::default();
+        for (name, rows) in sheets {
+            let mut sheet = crate::book::Sheet {
+                name: name.to_string(),
+                ..Default::default()
+            };
+            for (r, row) in rows.iter().enumerate() {
+                for (c, v) in row.iter().enumerate() {
+                    if v.is_empty() {
+                        continue;
+                    }
+                    let cell = match v.strip_prefix('#') {
+                        Some(n) => Cell::Number(n.to_string()),
+                        None => Cell::Text(v.to_string()),
+                    };
+                    sheet.cells.insert((r as u32, c as u32), cell);
+                }
+            }
+            book.sheets.push(sheet);
+        }
+        book
+    }
+
+    #[test]
+    fn huge_amounts_and_long_numeric_serials_are_problems_not_panics() {
+        let b = book(&[
+            (
+                BASIC,
+                &[
+                    &[SERIAL, KIND, INCLUDES_TAX, BUYER_NAME],
+                    &["A", "普通发票", "否", "甲"],
+                    &["#1234567890123456789", "普通发票", "否", "乙"],
+                ],
+            ),
+            (
+                DETAIL,
+                &[
+                    &[SERIAL, NAME, QUANTITY, PRICE, AMOUNT, RATE],
+                    &[
+                        "A",
+                        "*a*b",
+                        "#1",
+                        "79228162514264337593543950335",
+                        "#-1",
+                        "13%",
+                    ],
+                ],
+            ),
+        ]);
+        let batch = read_batch(&b, &Defaults::default(), Lang::En).expect("read");
+        let a = &batch.invoices[0];
+        assert_eq!(a.problems[0].code, Code::InvalidAmount, "{:?}", a.problems);
+        assert_eq!(
+            (a.problems[0].row, a.problems[0].column.as_str()),
+            (2, AMOUNT)
+        );
+        let long = &batch.invoices[1];
+        assert_eq!(
+            long.problems[0].code,
+            Code::InvalidCell,
+            "{:?}",
+            long.problems
+        );
+        assert_eq!(long.problems[0].column, SERIAL);
     }
 
     #[test]

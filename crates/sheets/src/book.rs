@@ -165,13 +165,38 @@ fn cell_value(data: &DataRef<'_>) -> Option<Cell> {
     }
 }
 
-/// The shortest decimal text that reads back as `f` ("0.13", "1200", "0.30000000000000004").
-/// `Display` for `f64` writes no exponent; a zero has no sign.
+/// Excel shows and keeps a number's first 15 significant digits.
+const EXCEL_DIGITS: usize = 15;
+
+/// The text of a number cell: the shortest decimal that reads back as `f` ("0.13",
+/// "1200"), as typed; a computed one (a formula's `=1.1*3`, 3.3000000000000003) as Excel
+/// shows it, to 15 significant digits ("3.3"). Only formatting, never arithmetic, touches
+/// the value. `Display` for `f64` writes no exponent; a zero has no sign.
 pub fn number_text(f: f64) -> String {
     if f == 0.0 {
         return "0".to_string();
     }
-    f.to_string()
+    let shortest = f.to_string();
+    let significant = shortest
+        .trim_start_matches('-')
+        .trim_start_matches(['0', '.'])
+        .chars()
+        .filter(char::is_ascii_digit)
+        .count();
+    let integer_digits = shortest
+        .trim_start_matches('-')
+        .split('.')
+        .next()
+        .map_or(0, str::len);
+    if significant <= EXCEL_DIGITS || integer_digits > EXCEL_DIGITS {
+        return shortest;
+    }
+    // 15 significant digits in scientific form, then written out without the exponent.
+    let sci = format!("{:.*e}", EXCEL_DIGITS - 1, f);
+    match rust_decimal::Decimal::from_scientific(&sci) {
+        Ok(d) => kaipiao_core::money::decimal_string(d),
+        Err(_) => shortest,
+    }
 }
 
 /// A table in a sheet: the header row found by one of its cells, the columns by their
@@ -268,7 +293,10 @@ mod tests {
         assert_eq!(number_text(0.13), "0.13");
         assert_eq!(number_text(1200.0), "1200");
         assert_eq!(number_text(-3.5), "-3.5");
-        assert_eq!(number_text(0.1 + 0.2), "0.30000000000000004");
+        // Computed: as Excel shows it, 15 significant digits.
+        assert_eq!(number_text(0.1 + 0.2), "0.3");
+        assert_eq!(number_text(1.1 * 3.0), "3.3");
+        assert_eq!(number_text(123456.78901234567), "123456.789012346");
         assert_eq!(number_text(1e-7), "0.0000001");
         assert_eq!(number_text(-0.0), "0");
     }

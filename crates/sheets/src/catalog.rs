@@ -32,6 +32,9 @@ pub const BUYER_HEADERS: [&str; 8] = [
     KIND,
 ];
 
+/// Columns whose digits must not pass through a double.
+const DIGIT_COLUMNS: [&str; 4] = [TAX_CODE, BUYER_TAX_ID, BUYER_ACCOUNT, BUYER_PHONE];
+
 /// One row of a catalog table: its sheet, its row as Excel numbers it (a CSV's line
 /// number), and its cells' text by header.
 #[derive(Debug, Clone)]
@@ -67,7 +70,7 @@ fn records_of(table: &Table<'_>, headers: &[&str], lang: Lang) -> Vec<Record> {
         .map(|(row, cells)| {
             let mut rec = Record {
                 sheet: table.sheet.name.clone(),
-                row: row + 1,
+                row: row.saturating_add(1),
                 cells: BTreeMap::new(),
                 bad: Vec::new(),
             };
@@ -76,6 +79,17 @@ fn records_of(table: &Table<'_>, headers: &[&str], lang: Lang) -> Vec<Record> {
                     continue;
                 };
                 match cells.get(col) {
+                    // Digits that must stay whole: a number cell keeps only 15 of them.
+                    Some(Cell::Number(t)) if t.len() > 15 && DIGIT_COLUMNS.contains(h) => {
+                        let p = rec.problem(
+                            h,
+                            Code::InvalidCell,
+                            Msg::new("invalid_cell-digits")
+                                .arg("value", t.as_str())
+                                .text(lang),
+                        );
+                        rec.bad.push((h.to_string(), p));
+                    }
                     Some(Cell::Text(t)) | Some(Cell::Number(t)) => {
                         rec.cells.insert(h.to_string(), t.clone());
                     }
@@ -148,7 +162,8 @@ fn csv_book(bytes: &[u8], lang: Lang) -> Result<crate::book::Book, Problem> {
         cells: BTreeMap::new(),
     };
     let mut count = 0usize;
-    for (r, record) in reader.records().enumerate() {
+    let (mut counted, mut breaks) = (0usize, 0usize);
+    for record in reader.records() {
         let record = record.map_err(|e| Problem {
             sheet: String::new(),
             row: 0,
@@ -158,6 +173,22 @@ fn csv_book(bytes: &[u8], lang: Lang) -> Result<crate::book::Book, Problem> {
                 .arg("why", e.to_string())
                 .text(lang),
         })?;
+        // The line the record starts on, as the clerk's editor numbers it (empty lines and
+        // quoted line breaks counted): the line breaks before its first byte.
+        // The reader's offset may sit on the end of the previous line (its `\n`) and
+        // before empty lines: the record's own first byte is after them.
+        let mut start = record
+            .position()
+            .map_or(0, |p| usize::try_from(p.byte()).unwrap_or(usize::MAX))
+            .min(text.len());
+        while start < text.len() && matches!(text[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start > counted {
+            breaks += text[counted..start].iter().filter(|&&b| b == b'\n').count();
+            counted = start;
+        }
+        let r = breaks;
         for (c, field) in record.iter().enumerate() {
             let t = field.trim();
             if t.is_empty() {
@@ -188,4 +219,17 @@ fn csv_book(bytes: &[u8], lang: Lang) -> Result<crate::book::Book, Problem> {
     Ok(crate::book::Book {
         sheets: vec![sheet],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_are_numbered_as_lines() {
+        let text = "\u{feff}项目名称,单价\r\n*a*b,\"1\r\n\"\r\n\r\n*c*d,2\r\n";
+        let recs = read_records(text.as_bytes(), true, NAME, &ITEM_HEADERS, Lang::En).unwrap();
+        let rows: Vec<u32> = recs.iter().map(|r| r.row).collect();
+        assert_eq!(rows, vec![2, 5]);
+    }
 }

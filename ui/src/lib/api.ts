@@ -105,7 +105,7 @@ export const api = {
   /** 批量开具: the open dialog, then the workbook checked; null when cancelled. */
   batchPick: () => call<BatchCheckDto | null>('batch_pick'),
   batchCheck: (path: string) => call<BatchCheckDto>('batch_check', { path }),
-  batchIssue: (path: string) => call<BatchRunDto>('batch_issue', { path }),
+  batchIssue: (path: string, digest: string) => call<BatchRunDto>('batch_issue', { path, digest }),
   saveTemplate: () => call<SavedFileDto | null>('save_template'),
   monthStats: (month: string) => call<StatsDto>('month_stats', { month }),
   exportMonth: (month: string) => call<SavedFileDto | null>('export_month', { month }),

@@ -26,7 +26,7 @@ pub fn issue(ctx: &Ctx, file: &str) -> CmdResult {
     let draft = parse_draft(&text, ctx.lang)?;
     let (ledger, key) = ctx.open_unsealed()?;
     let issued = ledger
-        .issue(&draft, &key, Utc::now())
+        .issue_with_clock(&draft, &key, Utc::now)
         .map_err(|e| CommandError::ledger(&e, ctx.lang))?;
     ctx.print_warnings(&issued.warnings);
     let inv = &issued.envelope.invoice;
@@ -58,7 +58,7 @@ pub fn import(ctx: &Ctx, file: &str) -> CmdResult {
         let lineno = i + 1;
         let result = parse_draft(line, ctx.lang).and_then(|draft| {
             ledger
-                .issue(&draft, &key, Utc::now())
+                .issue_with_clock(&draft, &key, Utc::now)
                 .map_err(|e| CommandError::ledger(&e, ctx.lang))
         });
         match result {

@@ -347,7 +347,11 @@ export type BatchInvoiceDto = { serial: string, lines: number, amount: string | 
  */
 issued_as: string | null, };
 
-export type BatchCheckDto = { path: string, file_name: string, invoices: Array<BatchInvoiceDto>, count: number, total: string, file_problems: Array<ProblemDto>, };
+export type BatchCheckDto = { path: string, file_name: string, 
+/**
+ * SHA-256 of the bytes checked: the run issues only that file as it was checked.
+ */
+digest: string, invoices: Array<BatchInvoiceDto>, count: number, total: string, file_problems: Array<ProblemDto>, };
 
 export type BatchIssuedDto = { serial: string, number: string, };
 
