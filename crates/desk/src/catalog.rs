@@ -262,10 +262,8 @@ pub fn table(ledger: &Ledger, which: Which) -> kaipiao_ledger::Result<SheetData>
                     },
                     t(if i.price_includes_tax { "是" } else { "否" }),
                     t(&kaipiao_core::money::rate_percent(&i.tax_rate)),
-                    t(TREATMENTS
-                        .iter()
-                        .find(|(_, en)| *en == i.treatment)
-                        .map(|(zh, _)| *zh)
+                    t(kaipiao_core::Treatment::parse(&i.treatment)
+                        .map(crate::export::treatment_zh)
                         .unwrap_or("")),
                 ]
             })
@@ -573,13 +571,7 @@ impl Engine {
                 price: l.unit_price.clone(),
                 price_includes_tax: false,
                 tax_rate: l.tax_rate.clone(),
-                treatment: match l.treatment {
-                    kaipiao_core::Treatment::Standard => String::new(),
-                    t => serde_json::to_value(t)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                },
+                treatment: kaipiao_ledger::draft_treatment(l.treatment).to_string(),
                 ..CatalogItem::default()
             })
             .collect();

@@ -5,7 +5,7 @@
 
 use kaipiao_core::money::rate_percent;
 use kaipiao_core::time::china_time;
-use kaipiao_core::{Kind, Treatment};
+use kaipiao_core::Treatment;
 use kaipiao_ledger::{FilteredInvoice, Ledger, ListFilter, Result, Status};
 use kaipiao_sheets::write::{SheetData, Value};
 
@@ -64,10 +64,6 @@ pub fn treatment_zh(t: Treatment) -> &'static str {
     }
 }
 
-fn kind_zh(k: Kind) -> &'static str {
-    k.label_zh()
-}
-
 /// The two sheets of the invoices `filter` selects.
 pub fn sheets(ledger: &Ledger, filter: &ListFilter) -> Result<(SheetData, SheetData, usize)> {
     let found = ledger.filtered_invoices(filter)?;
@@ -96,7 +92,7 @@ pub fn tables(found: &[FilteredInvoice]) -> (SheetData, SheetData, usize) {
             Value::Number(f.seq.to_string()),
             text(&inv.number),
             text(&date),
-            text(kind_zh(inv.kind)),
+            text(inv.kind.label_zh()),
             text(status_zh(f.status)),
             text(&inv.buyer.name),
             text(&inv.buyer.tax_id),

@@ -59,6 +59,14 @@ fn entry_error(e: FieldError, prefix: &str) -> LedgerError {
     LedgerError::Invalid(FieldError { field, ..e })
 }
 
+/// A treatment as a draft line or a catalog item writes it: "" for standard.
+pub fn draft_treatment(t: kaipiao_core::Treatment) -> &'static str {
+    match t {
+        kaipiao_core::Treatment::Standard => "",
+        t => t.as_str(),
+    }
+}
+
 /// `*简称*名称`: a non-empty short name between two asterisks, then the name.
 fn has_short_name(name: &str) -> bool {
     name.strip_prefix('*')
@@ -142,13 +150,7 @@ pub fn check_item(item: &CatalogItem) -> Result<CatalogItem> {
         price,
         price_includes_tax: item.price_includes_tax,
         tax_rate: line.tax_rate.clone(),
-        treatment: match line.treatment {
-            kaipiao_core::Treatment::Standard => String::new(),
-            t => serde_json::to_value(t)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-        },
+        treatment: draft_treatment(line.treatment).to_string(),
         updated_at: item.updated_at.clone(),
     })
 }

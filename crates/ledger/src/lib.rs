@@ -40,7 +40,7 @@ mod till;
 pub use alerts::Alert;
 pub use audit::VerifyReport;
 pub use backup::{BackupKey, BackupReport};
-pub use catalog::{check_buyer, check_item, CatalogBuyer, CatalogItem, Saved};
+pub use catalog::{check_buyer, check_item, draft_treatment, CatalogBuyer, CatalogItem, Saved};
 pub use device::LocalDevice;
 pub use error::LedgerError;
 pub use issuance::{GroupItem, GroupOutcome, Issued};
