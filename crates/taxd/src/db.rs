@@ -109,6 +109,14 @@ CREATE INDEX receipts_by_arrival ON receipts(device_id, received_at);
     r#"
 ALTER TABLE leases ADD COLUMN superseded_at TEXT;
 "#,
+    // 6: the newest receipt received by a given time, with seq as the tie-breaker, read
+    // from the index alone. Receipts received within one second tie on `received_at`, and
+    // the index of migration 4 made SQLite fetch and sort every receipt of the newest
+    // second per submission (thousands during a drain: the drain took 2x the import).
+    r#"
+DROP INDEX IF EXISTS receipts_by_arrival;
+CREATE INDEX IF NOT EXISTS receipts_by_arrival_seq ON receipts(device_id, received_at, seq);
+"#,
 ];
 
 /// Opens a connection with the pragmas every connection needs.
@@ -245,4 +253,40 @@ pub(crate) fn authority_key(conn: &mut Connection, now: &str) -> Result<DeviceKe
     };
     tx.commit()?;
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite chooses for `sql`, one step per line.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan");
+        let steps = stmt
+            .query_map(["device", "2026-01-01T00:00:00Z"], |r| {
+                r.get::<_, String>(3)
+            })
+            .expect("steps")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("rows");
+        steps.join("\n")
+    }
+
+    #[test]
+    fn the_newest_receipt_received_by_a_time_is_one_index_seek() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("taxd.db")).unwrap();
+        let plan = db
+            .with(|conn| Ok::<_, TaxdError>(plan(conn, crate::submit::NEWEST_RECEIVED)))
+            .unwrap();
+        // Every submission runs it: a sort of the newest second's receipts (thousands
+        // during a drain) made a drain of 10,000 take 4 s instead of 1 s.
+        assert!(
+            plan.contains("COVERING INDEX receipts_by_arrival_seq"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
 }

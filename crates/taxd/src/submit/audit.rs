@@ -208,6 +208,12 @@ fn clock_reference(tx: &Transaction<'_>, inv: &Invoice) -> Result<Option<String>
     Ok(None)
 }
 
+/// The device's newest receipt received by a time: one seek in `receipts_by_arrival_seq`
+/// (a test in `db.rs` holds it to that).
+pub(crate) const NEWEST_RECEIVED: &str =
+    "SELECT seq FROM receipts WHERE device_id = ?1 AND received_at <= ?2
+     ORDER BY received_at DESC, seq DESC LIMIT 1";
+
 /// The offline window and amount cap of the lease the number comes from, recomputed from
 /// the chain and the authority's own receipt times (issue 10, item 4). When the device
 /// issued `inv` at `t`, the invoices it held without a receipt were, as far as the
@@ -224,10 +230,7 @@ fn offline_terms(
     findings: &mut Vec<FieldError>,
 ) -> Result<(), ErrorAnswer> {
     let newest_received: Option<i64> = tx
-        .prepare_cached(
-            "SELECT seq FROM receipts WHERE device_id = ?1 AND received_at <= ?2
-             ORDER BY received_at DESC, seq DESC LIMIT 1",
-        )?
+        .prepare_cached(NEWEST_RECEIVED)?
         .query_row(params![inv.device_id, rfc3339(t)], |r| r.get(0))
         .optional()?;
     let first_pending = newest_received.unwrap_or(0) + 1;

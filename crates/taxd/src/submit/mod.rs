@@ -28,6 +28,8 @@
 //! another process still answers that item 409 `request_in_progress`.
 
 mod audit;
+#[cfg(test)]
+pub(crate) use audit::NEWEST_RECEIVED;
 mod chain;
 mod idempotency;
 mod receipt;
