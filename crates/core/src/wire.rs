@@ -150,7 +150,11 @@ impl Receipt {
             "authority_signature",
         )
         .map_err(|e| ReceiptProblem::Signature(e.to_string()))?;
-        serde_json::from_value(value.clone()).map_err(|e| ReceiptProblem::Shape(e.to_string()))
+        Receipt::shape(value)
+    }
+
+    fn shape(value: &Value) -> Result<Receipt, ReceiptProblem> {
+        Receipt::deserialize(value).map_err(|e| ReceiptProblem::Shape(e.to_string()))
     }
 
     /// Rejected as `issued_in_future`: such an invoice does not set the time the next
@@ -166,6 +170,70 @@ impl Receipt {
         let value: Value =
             serde_json::from_str(text).map_err(|e| ReceiptProblem::NotJson(e.to_string()))?;
         Ok((Receipt::verify(&value, pinned)?, value))
+    }
+
+    /// [`Receipt::verify_json`] of many receipts (a batch answer's), one result per text,
+    /// each the same as checking it alone would give: their signatures go through one
+    /// batch verification ([`crate::sign::verify_many`]).
+    pub fn verify_json_many(
+        texts: &[&str],
+        pinned: &PublicKey,
+    ) -> Vec<Result<(Receipt, Value), ReceiptProblem>> {
+        use crate::sign::{SignatureError, Signed, RECEIPT_DOMAIN};
+        const FIELD: &str = "authority_signature";
+        // Parsed, with the canonical bytes it is signed over and its signature.
+        let parsed: Vec<Result<(Value, Vec<u8>), ReceiptProblem>> = texts
+            .iter()
+            .map(|text| {
+                let value: Value = serde_json::from_str(text)
+                    .map_err(|e| ReceiptProblem::NotJson(e.to_string()))?;
+                let map = value
+                    .as_object()
+                    .filter(|m| m.get(FIELD).is_some_and(Value::is_string))
+                    .ok_or_else(|| {
+                        ReceiptProblem::Signature(SignatureError::NotAnObject.to_string())
+                    })?;
+                let mut unsigned = map.clone();
+                unsigned.remove(FIELD);
+                let bytes = crate::canonical::canonical_bytes(&unsigned);
+                Ok((value, bytes))
+            })
+            .collect();
+        let signed: Vec<(usize, Signed<'_>)> = parsed
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let (value, bytes) = p.as_ref().ok()?;
+                Some((
+                    i,
+                    Signed {
+                        key: pinned,
+                        domain: RECEIPT_DOMAIN,
+                        message: bytes,
+                        signature: value.get(FIELD)?.as_str()?,
+                    },
+                ))
+            })
+            .collect();
+        let items: Vec<Signed<'_>> = signed.iter().map(|(_, s)| *s).collect();
+        let mut verdicts = vec![None; texts.len()];
+        for ((i, _), verdict) in signed.iter().zip(crate::sign::verify_many(&items)) {
+            verdicts[*i] = Some(verdict);
+        }
+        parsed
+            .into_iter()
+            .zip(verdicts)
+            .map(|(p, verdict)| {
+                let (value, _) = p?;
+                match verdict {
+                    Some(Ok(())) => Ok((Receipt::shape(&value)?, value)),
+                    Some(Err(e)) => Err(ReceiptProblem::Signature(e.to_string())),
+                    None => Err(ReceiptProblem::Signature(
+                        SignatureError::NotAnObject.to_string(),
+                    )),
+                }
+            })
+            .collect()
     }
 }
 

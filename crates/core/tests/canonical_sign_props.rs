@@ -608,3 +608,68 @@ fn mutators_cover_every_field() {
         "the invoice has the fields of SPEC 4"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Receipts checked together (a batch answer's) are judged exactly as each alone would be.
+
+/// A signed receipt for invoice `i`, as JSON text.
+fn receipt_text(key: &DeviceKey, i: usize) -> String {
+    let receipt = serde_json::json!({
+        "invoice_id": format!("id-{i}"),
+        "number": format!("{:020}", i),
+        "hash": sha256_hex(i.to_string().as_bytes()),
+        "status": "accepted",
+        "reasons": [],
+        "authority_code": "12345678901234567890",
+        "received_at": "2026-01-05T09:30:00Z",
+    });
+    sign_object(key, RECEIPT_DOMAIN, receipt, "authority_signature")
+        .unwrap()
+        .to_string()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn receipts_checked_together_are_judged_as_each_alone(
+        n in 0usize..24,
+        damage in prop::collection::vec((0usize..24, 0u8..5), 0..4),
+        seed in any::<[u8; 32]>(),
+    ) {
+        let authority = DeviceKey::from_bytes(&seed);
+        let other = DeviceKey::from_bytes(&[7; 32]);
+        let pinned = authority.public();
+        let mut texts: Vec<String> = (0..n).map(|i| receipt_text(&authority, i)).collect();
+        for (at, how) in damage {
+            let Some(text) = texts.get_mut(at) else { continue };
+            *text = match how {
+                // Another key signed it.
+                0 => receipt_text(&other, at),
+                // A signed field changed after signing.
+                1 => text.replace("accepted", "rejected"),
+                // Not JSON.
+                2 => text[..text.len() / 2].to_string(),
+                // No signature.
+                3 => {
+                    let mut v: Value = serde_json::from_str(text).unwrap();
+                    v.as_object_mut().unwrap().remove("authority_signature");
+                    v.to_string()
+                }
+                // A signature that is not 64 bytes of base64.
+                _ => {
+                    let mut v: Value = serde_json::from_str(text).unwrap();
+                    v["authority_signature"] = Value::String("AAAA".into());
+                    v.to_string()
+                }
+            };
+        }
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let together = kaipiao_core::wire::Receipt::verify_json_many(&refs, &pinned);
+        prop_assert_eq!(together.len(), n);
+        for (text, got) in refs.iter().zip(together) {
+            let alone = kaipiao_core::wire::Receipt::verify_json(text, &pinned);
+            prop_assert_eq!(got, alone);
+        }
+    }
+}

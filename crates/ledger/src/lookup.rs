@@ -43,7 +43,7 @@ pub(crate) fn id_for(now: DateTime<Utc>, seq: u64) -> Option<uuid::Uuid> {
 }
 
 /// The seq an id would carry (whether or not it was made by [`id_for`]).
-fn seq_in_id(id: &str) -> Option<u64> {
+pub(crate) fn seq_in_id(id: &str) -> Option<u64> {
     let uuid = uuid::Uuid::try_parse(id).ok()?;
     if uuid.get_version_num() != 7 {
         return None;

@@ -5,7 +5,7 @@
 use crate::{rows, Ledger, LedgerError, Result};
 use chrono::{DateTime, Utc};
 use kaipiao_core::time::rfc3339;
-use kaipiao_core::wire::Receipt;
+use kaipiao_core::wire::{Receipt, ReceiptProblem};
 use kaipiao_core::PublicKey;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
@@ -86,18 +86,20 @@ impl Ledger {
         receipts: &[(&str, &str)],
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<Status>>> {
-        let results = self.store_group_unsynced(receipts, now)?;
+        let pinned = rows::require_device(&self.conn)?.pinned_key()?;
+        let results = self.store_checked_group(Self::check_receipts(&pinned, receipts), now)?;
         if results.iter().any(Result::is_ok) {
             self.sync_wal()?;
         }
         Ok(results)
     }
 
-    /// The receipts of a whole batch answer: stored in groups of `group`, each group as
-    /// [`Ledger::store_receipts`] stores it (one short transaction, synced to disk after
-    /// the write lock is released), stopping after a group with a refused receipt. An
-    /// issuance meeting the drain waits for one small group's writes at most, and its own
-    /// sync of the WAL finds little of the drain's left to flush (one sync per batch
+    /// The receipts of a whole batch answer: checked together (one batch verification of
+    /// their signatures, outside any transaction), then stored in groups of `group`, each
+    /// group as [`Ledger::store_receipts`] stores it (one short transaction, synced to disk
+    /// after the write lock is released), stopping after a group with a refused receipt.
+    /// An issuance meeting the drain waits for one small group's writes at most, and its
+    /// own sync of the WAL finds little of the drain's left to flush (one sync per batch
     /// instead was measured worse for the clerk: docs/BENCHMARKS.md). When this returns,
     /// what it stored is on disk.
     ///
@@ -110,48 +112,38 @@ impl Ledger {
         group: usize,
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<Status>>> {
+        let pinned = rows::require_device(&self.conn)?.pinned_key()?;
+        let mut checked = Self::check_receipts(&pinned, receipts).into_iter();
         let mut results = Vec::with_capacity(receipts.len());
-        let mut outcome = Ok(());
-        for chunk in receipts.chunks(group.max(1)) {
-            match self.store_group_unsynced(chunk, now) {
-                Ok(stored) => {
-                    let refused = stored.iter().any(Result::is_err);
-                    if stored.iter().any(Result::is_ok) {
-                        self.sync_wal()?;
-                    }
-                    results.extend(stored);
-                    if refused {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    outcome = Err(e);
-                    break;
-                }
+        loop {
+            let chunk: Vec<_> = checked.by_ref().take(group.max(1)).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let stored = self.store_checked_group(chunk, now)?;
+            let refused = stored.iter().any(Result::is_err);
+            if stored.iter().any(Result::is_ok) {
+                self.sync_wal()?;
+            }
+            results.extend(stored);
+            if refused {
+                break;
             }
         }
-        outcome.map(|()| results)
+        Ok(results)
     }
 
-    /// One group of [`Ledger::store_receipts`], committed without waiting for the disk:
-    /// the caller syncs the WAL before it returns.
-    fn store_group_unsynced(
+    /// One group of checked receipts stored in one transaction committed without waiting
+    /// for the disk: the caller syncs the WAL before it returns.
+    fn store_checked_group(
         &self,
-        receipts: &[(&str, &str)],
+        checked: Vec<Result<CheckedReceipt<'_>>>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<Status>>> {
-        if receipts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let pinned = rows::require_device(&self.conn)?.pinned_key()?;
-        let checked: Vec<Result<CheckedReceipt<'_>>> = receipts
-            .iter()
-            .map(|(id, json)| Self::check_receipt(&pinned, id, json))
-            .collect();
         if checked.iter().all(Result::is_err) {
             return Ok(checked.into_iter().map(|c| c.map(|c| c.status)).collect());
         }
-        let results = self.write_unsynced(|tx| {
+        self.write_unsynced(|tx| {
             let mut results = Vec::with_capacity(checked.len());
             for item in checked {
                 results.push(match item {
@@ -166,8 +158,7 @@ impl Ledger {
                 });
             }
             Ok(results)
-        })?;
-        Ok(results)
+        })
     }
 
     /// `work` in one IMMEDIATE transaction whose commit does not wait for the disk while it
@@ -212,9 +203,31 @@ impl Ledger {
         invoice_id: &'a str,
         receipt_json: &'a str,
     ) -> Result<CheckedReceipt<'a>> {
+        let verified = Receipt::verify_json(receipt_json, pinned);
+        Self::check_fields(invoice_id, receipt_json, verified)
+    }
+
+    /// [`Ledger::check_receipt`] of many receipts, one result per item, the same as
+    /// checking each alone: their signatures go through one batch verification.
+    pub(crate) fn check_receipts<'a>(
+        pinned: &PublicKey,
+        receipts: &[(&'a str, &'a str)],
+    ) -> Vec<Result<CheckedReceipt<'a>>> {
+        let texts: Vec<&str> = receipts.iter().map(|(_, json)| *json).collect();
+        Receipt::verify_json_many(&texts, pinned)
+            .into_iter()
+            .zip(receipts)
+            .map(|(verified, (id, json))| Self::check_fields(id, json, verified))
+            .collect()
+    }
+
+    fn check_fields<'a>(
+        invoice_id: &'a str,
+        receipt_json: &'a str,
+        verified: std::result::Result<(Receipt, serde_json::Value), ReceiptProblem>,
+    ) -> Result<CheckedReceipt<'a>> {
         let bad = |w: String| LedgerError::BadReceipt(w);
-        let (receipt, value) =
-            Receipt::verify_json(receipt_json, pinned).map_err(|p| bad(p.to_string()))?;
+        let (receipt, value) = verified.map_err(|p| bad(p.to_string()))?;
         let status = match receipt.status.as_str() {
             "accepted" => Status::Accepted,
             "rejected" => Status::Rejected,
@@ -264,17 +277,8 @@ impl Ledger {
             status,
         } = checked;
         let (invoice_id, status) = (*invoice_id, *status);
-        let row: Option<(u64, String, String, String)> =
-            match crate::lookup::seq_of_id(tx, invoice_id)? {
-                None => None,
-                Some(seq) => tx
-                    .prepare_cached(
-                        "SELECT seq, number, hash, status FROM invoices WHERE seq = ?1",
-                    )?
-                    .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                    .optional()?,
-            };
-        let Some((seq, number, hash, current)) = row else {
+        let Some((seq, number, hash, current, stored)) = invoice_and_receipt(tx, invoice_id)?
+        else {
             return Err(bad(format!("no invoice {invoice_id} in this ledger")));
         };
         if receipt.number != number {
@@ -289,10 +293,6 @@ impl Ledger {
                 receipt.hash
             )));
         }
-        let stored: Option<String> = tx
-            .prepare_cached("SELECT receipt FROM receipts WHERE seq = ?1")?
-            .query_row([seq], |r| r.get(0))
-            .optional()?;
         if let Some(stored) = stored {
             let same =
                 serde_json::from_str::<serde_json::Value>(&stored).is_ok_and(|v| v == *value);
@@ -329,6 +329,34 @@ impl Ledger {
         tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
             .execute([seq])?;
         Ok(status)
+    }
+}
+
+/// The invoice with this id (seq, number, hash, status) and the receipt stored for it, if
+/// any: one statement when the id's seq is confirmed (always, for an id this ledger made).
+#[allow(clippy::type_complexity)]
+fn invoice_and_receipt(
+    tx: &Transaction<'_>,
+    invoice_id: &str,
+) -> Result<Option<(u64, String, String, String, Option<String>)>> {
+    const SQL: &str = "SELECT i.seq, i.number, i.hash, i.status, r.receipt FROM invoices i
+         LEFT JOIN receipts r ON r.seq = i.seq WHERE i.seq = ?1 AND i.id = ?2";
+    let read = |seq: u64| -> Result<Option<(u64, String, String, String, Option<String>)>> {
+        Ok(tx
+            .prepare_cached(SQL)?
+            .query_row(params![seq, invoice_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()?)
+    };
+    if let Some(seq) = crate::lookup::seq_in_id(invoice_id) {
+        if let Some(row) = read(seq)? {
+            return Ok(Some(row));
+        }
+    }
+    match crate::lookup::seq_of_id(tx, invoice_id)? {
+        Some(seq) => read(seq),
+        None => Ok(None),
     }
 }
 

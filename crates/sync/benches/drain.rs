@@ -151,6 +151,37 @@ fn start_taxd(bin: &Path, db: &Path) -> Taxd {
     }
 }
 
+/// CPU seconds (user + system) a process has used so far: `pid`, or this process. Zero
+/// where /proc is not there.
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = pid.map_or_else(
+        || "/proc/self/stat".to_string(),
+        |p| format!("/proc/{p}/stat"),
+    );
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) closed by ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the name.
+    #[cfg(target_os = "linux")]
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    #[cfg(not(target_os = "linux"))]
+    let hz = 100.0;
+    (ticks(11) + ticks(12)) / hz.max(1.0)
+}
+
 fn seller() -> Party {
     let first17 = "91330100MA2B3C4D5";
     let check = kaipiao_core::taxid::check_digit(first17).unwrap_or('0');
@@ -312,7 +343,9 @@ fn main() {
 
     // Throughput: import, then drain, the same 10,000.
     let import = issue_backlog(&ledger, &key, backlog);
+    let cpu_before = (cpu_seconds(Some(taxd.child.id())), cpu_seconds(None));
     let drained = drain(&ledger, &key, &opts);
+    let cpu_after = (cpu_seconds(Some(taxd.child.id())), cpu_seconds(None));
     println!(
         "import {backlog}: {:.2} s ({:.3} ms/item); drain {backlog}: {:.2} s ({:.3} ms/item); drain / import = {:.3}",
         import.as_secs_f64(),
@@ -320,6 +353,12 @@ fn main() {
         drained.as_secs_f64(),
         drained.as_secs_f64() * 1e3 / backlog as f64,
         drained.as_secs_f64() / import.as_secs_f64()
+    );
+    println!(
+        "CPU during that drain: taxd {:.2} s, this process (client) {:.2} s, wall {:.2} s",
+        cpu_after.0 - cpu_before.0,
+        cpu_after.1 - cpu_before.1,
+        drained.as_secs_f64()
     );
 
     // Issuance latency, in rounds so that the disk's ups and downs (a shared virtual disk
