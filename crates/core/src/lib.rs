@@ -10,6 +10,7 @@
 //! passed in by the caller. That is what makes it property-testable and identical in
 //! `taxd` and in the client.
 
+pub mod admission;
 pub mod canonical;
 pub mod code;
 pub mod draft;

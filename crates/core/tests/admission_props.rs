@@ -1,0 +1,122 @@
+//! Properties of the authority's admission (issue 13, kaipiao_core::admission): whatever
+//! the devices ask and when, the planned load of a second never passes the budget, a grant
+//! is always within the horizon and its send time inside its second, the backlog is served
+//! earliest deadline first, and a fleet that asks when told is drained near the budget.
+
+use kaipiao_core::admission::{decide, Board, Decision, Params};
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn no_second_is_planned_over_the_budget_and_grants_are_in_their_second(
+        capacity in 1u32..3000,
+        asks in prop::collection::vec((0u32..40, 0u64..800, 0i64..100_000, 0i64..2_000), 1..300),
+    ) {
+        let params = Params::new(capacity);
+        let mut board = Board::new();
+        let mut now = 1_000_000i64;
+        for (device, pending, deadline, step) in asks {
+            now += step;
+            let device = format!("d{device}");
+            match board.ask(&params, &device, pending, deadline, now) {
+                Decision::Admitted { second, not_before_ms, not_after_ms, invoices } => {
+                    prop_assert!(invoices >= 1 && invoices <= params.budget().min(params.max_share));
+                    prop_assert!(u64::from(invoices) <= pending);
+                    // A grant still outstanding is answered again until its end.
+                    prop_assert!(second <= now / 1000 + params.horizon_s);
+                    prop_assert!(not_after_ms >= now);
+                    prop_assert!(not_before_ms >= now);
+                    prop_assert!(not_before_ms / 1000 == second || not_before_ms == now);
+                    prop_assert!(not_after_ms > not_before_ms);
+                }
+                Decision::Waiting { turn_at_ms, ask_again_at_ms, .. } => {
+                    prop_assert!(turn_at_ms > now);
+                    prop_assert!(ask_again_at_ms > now && ask_again_at_ms <= turn_at_ms);
+                }
+                Decision::Open => prop_assert!(pending <= u64::from(params.live_max)),
+            }
+            for s in now / 1000..=now / 1000 + params.horizon_s {
+                prop_assert!(board.planned(s) <= params.budget(), "second {s}: {} > {}", board.planned(s), params.budget());
+            }
+        }
+    }
+
+    #[test]
+    fn more_ahead_never_brings_a_turn_earlier(
+        capacity in 1u32..3000,
+        share in 1u32..500,
+        a in 0u64..100_000,
+        b in 0u64..100_000,
+        now in 0i64..10_000_000,
+        planned in prop::collection::vec(0u32..3000, 0..21),
+    ) {
+        let params = Params::new(capacity);
+        let (less, more) = (a.min(b), a.max(b));
+        let at = |d: Decision| match d {
+            Decision::Admitted { not_before_ms, .. } => not_before_ms,
+            Decision::Waiting { turn_at_ms, .. } => turn_at_ms,
+            Decision::Open => i64::MIN,
+        };
+        let planned: Vec<u32> = planned.into_iter().map(|p| p.min(params.budget())).collect();
+        prop_assert!(at(decide(&params, now, share, less, &planned)) <= at(decide(&params, now, share, more, &planned)));
+    }
+}
+
+/// A fleet that asks when told and sends at its grant: served earliest deadline first,
+/// and drained within a few percent of backlog / budget.
+#[test]
+fn a_fleet_that_follows_its_turns_drains_at_the_budget_earliest_deadline_first() {
+    let params = Params::new(1000);
+    let mut board = Board::new();
+    // 2,000 devices of 20 invoices; deadlines descending with the device number, so the
+    // last to arrive is the most urgent.
+    let devices = 2_000usize;
+    let mut left = vec![20u64; devices];
+    let deadline = |d: usize| 10_000_000 - d as i64;
+    // (time, device): the next ask.
+    let mut asks: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> = (0..devices)
+        .map(|d| std::cmp::Reverse((d as i64, d)))
+        .collect();
+    let mut finished = vec![0i64; devices];
+    let mut waited = vec![false; devices];
+    while let Some(std::cmp::Reverse((now, d))) = asks.pop() {
+        match board.ask(&params, &format!("d{d}"), left[d], deadline(d), now) {
+            Decision::Admitted {
+                not_before_ms,
+                invoices,
+                ..
+            } => {
+                left[d] -= u64::from(invoices);
+                board.used(&format!("d{d}"), left[d]);
+                if left[d] == 0 {
+                    finished[d] = not_before_ms;
+                } else {
+                    asks.push(std::cmp::Reverse((not_before_ms + 1, d)));
+                }
+            }
+            Decision::Waiting {
+                ask_again_at_ms, ..
+            } => {
+                waited[d] = true;
+                asks.push(std::cmp::Reverse((ask_again_at_ms, d)))
+            }
+            Decision::Open => unreachable!("20 pending is not live traffic"),
+        }
+    }
+    let last = finished.iter().copied().max().unwrap();
+    let ideal_ms = (devices as f64 * 20.0 / f64::from(params.budget()) * 1000.0) as i64;
+    assert!(
+        (last as f64) < ideal_ms as f64 * 1.05 + 2_000.0,
+        "drained at {last} ms, ideal {ideal_ms} ms"
+    );
+    // Earliest deadline first: of the devices that had to wait (the first ones found room
+    // at once), a more urgent one (higher number) never finishes after a less urgent one
+    // by more than the second of their grants.
+    let late = (1..devices)
+        .filter(|&d| waited[d] && waited[d - 1] && finished[d] > finished[d - 1] + 1000)
+        .count();
+    assert!(waited.iter().filter(|w| **w).count() > devices / 2);
+    assert_eq!(late, 0, "devices served out of deadline order");
+}
