@@ -14,6 +14,8 @@ pub const HEADER_SIGNATURE: &str = "Kaipiao-Signature";
 pub const HEADER_NONCE: &str = "Kaipiao-Nonce";
 pub const HEADER_IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 pub const HEADER_REPLAYED: &str = "Idempotent-Replayed";
+/// Extension (issue 13): the admission ticket a submission is sent under.
+pub const HEADER_ADMISSION: &str = "Kaipiao-Admission";
 /// Largest single submission body (2 MiB) and batch body (16 MiB).
 pub const MAX_INVOICE_BODY: usize = 2 * 1024 * 1024;
 pub const MAX_BATCH_BODY: usize = 16 * 1024 * 1024;
@@ -65,6 +67,66 @@ pub struct Health {
     /// are printed as such. None from an authority that does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<bool>,
+    /// Extension (issue 13): the authority paces recovering backlogs
+    /// (`POST /v1/admission`). None from an authority that does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<HealthAdmission>,
+}
+
+/// What `/v1/health` says about admission (issue 13).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthAdmission {
+    /// A backlog is being paced now: a device with more than `live_max` pending asks
+    /// before it sends.
+    pub recovering: bool,
+    /// A device with at most this many pending invoices sends them without asking.
+    pub live_max: u32,
+}
+
+/// `POST /v1/admission` (device-signed, issue 13): what a device with a backlog states.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionRequest {
+    /// Invoices waiting in its outbox.
+    pub pending: u64,
+    /// `issued_at` of the oldest of them (RFC 3339).
+    pub oldest_pending_at: String,
+    /// The offline window of its lease, hours.
+    pub offline_hours: u64,
+}
+
+/// The authority's answer to an admission request; `decision` says which fields are set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmissionAnswer {
+    /// `open`, `admitted` or `waiting`.
+    pub decision: String,
+    /// The authority's clock when it decided (RFC 3339 with milliseconds): the client
+    /// measures the times below from it, not from its own clock.
+    pub server_time: String,
+    /// admitted: the ticket to send in `Kaipiao-Admission`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    /// admitted: send no earlier than this (RFC 3339 with milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    /// admitted: the ticket is void after this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    /// admitted: how many invoices the ticket covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoices: Option<u32>,
+    /// waiting: when the device's turn is expected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn_at: Option<String>,
+    /// waiting: when to ask again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask_again_at: Option<String>,
+    /// waiting: invoices of other devices ahead of this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ahead_invoices: Option<u64>,
+    /// waiting: why, for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The answer of the buyer's check (查验, `GET /v1/check`, SPEC 10): whether the

@@ -34,6 +34,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
             status: "ok".into(),
             time: rfc3339(Utc::now()),
             sandbox: Some(!state.0.config.not_sandbox),
+            admission: crate::admission::health(&state.0),
         },
     )
 }

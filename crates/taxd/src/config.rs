@@ -53,6 +53,11 @@ pub struct Config {
     /// Requests per second across the server before 503 overloaded (absent: unlimited).
     #[arg(long, value_name = "N", value_parser = parse_rate, allow_negative_numbers = true)]
     pub capacity: Option<f64>,
+    /// Admission (issue 13): invoices per second the authority takes; a device with a
+    /// backlog asks `POST /v1/admission` for its turn, and the backlog is paced earliest
+    /// deadline first with room kept for live traffic (absent: no admission).
+    #[arg(long, value_name = "N", value_parser = parse_admission_capacity, allow_negative_numbers = true)]
+    pub admission_capacity: Option<u32>,
     /// Requests per second per device before 429 rate_limited (absent: unlimited).
     #[arg(long, value_name = "N", value_parser = parse_rate, allow_negative_numbers = true)]
     pub device_rate: Option<f64>,
@@ -99,6 +104,7 @@ impl Config {
             offline_amount_cap: Decimal::new(100_000_000, 2),
             single_invoice_cap: Decimal::new(10_000_000, 2),
             capacity: None,
+            admission_capacity: None,
             device_rate: None,
             check_rate: DEFAULT_CHECK_RATE,
             fault_drop_after_commit: 0.0,
@@ -174,6 +180,18 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         Ok(r) if (MIN_RATE..=MAX_RATE).contains(&r) => Ok(r),
         _ => Err(format!(
             "{s:?} is not a number of requests per second from {MIN_RATE} to {MAX_RATE}"
+        )),
+    }
+}
+
+/// The largest `--admission-capacity`, invoices per second.
+pub const MAX_ADMISSION_CAPACITY: u32 = 1_000_000;
+
+fn parse_admission_capacity(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_ADMISSION_CAPACITY).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a whole number of invoices per second from 1 to {MAX_ADMISSION_CAPACITY}"
         )),
     }
 }

@@ -117,6 +117,33 @@ ALTER TABLE leases ADD COLUMN superseded_at TEXT;
 DROP INDEX IF EXISTS receipts_by_arrival;
 CREATE INDEX IF NOT EXISTS receipts_by_arrival_seq ON receipts(device_id, received_at, seq);
 "#,
+    // 7: admission (issue 13), here so that two taxd on one --db pace one backlog. The
+    // devices waiting, in the order they are served (deadline, then arrival); the grants
+    // outstanding; the invoices planned (granted) and taken without a ticket per second.
+    r#"
+CREATE TABLE IF NOT EXISTS admission_demand (
+    device_id   TEXT PRIMARY KEY,
+    deadline    INTEGER NOT NULL,
+    arrived_ms  INTEGER NOT NULL,
+    pending     INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS admission_order ON admission_demand(deadline, arrived_ms, device_id);
+CREATE TABLE IF NOT EXISTS admission_grants (
+    ticket         TEXT PRIMARY KEY,
+    device_id      TEXT NOT NULL UNIQUE,
+    second         INTEGER NOT NULL,
+    invoices       INTEGER NOT NULL,
+    used           INTEGER NOT NULL DEFAULT 0,
+    not_before_ms  INTEGER NOT NULL,
+    not_after_ms   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS admission_seconds (
+    second   INTEGER PRIMARY KEY,
+    planned  INTEGER NOT NULL DEFAULT 0,
+    live     INTEGER NOT NULL DEFAULT 0
+);
+"#,
 ];
 
 /// Opens a connection with the pragmas every connection needs.

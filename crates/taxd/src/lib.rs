@@ -36,6 +36,7 @@
 //! a Retry-After.
 
 mod admin;
+mod admission;
 mod api;
 mod auth;
 mod body;
@@ -150,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/authority", get(api::authority))
         .route("/v1/devices", post(api::enroll))
         .route("/v1/leases", post(api::grant_lease))
+        .route("/v1/admission", post(admission::ask))
         .route("/v1/devices/{id}/head", get(api::head))
         .route("/v1/devices/{id}/invoices", get(readback::invoices))
         .route("/v1/devices/{id}/leases", get(readback::leases))

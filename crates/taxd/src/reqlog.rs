@@ -19,6 +19,13 @@ use std::sync::Mutex;
 #[derive(Debug, Clone)]
 pub(crate) struct LogDevice(pub String);
 
+/// An admission ticket an answer gave and the time its slot starts, for the log.
+#[derive(Debug, Clone)]
+pub(crate) struct LogGrant {
+    pub ticket: String,
+    pub not_before: String,
+}
+
 pub(crate) struct RequestLog(Mutex<File>);
 
 #[derive(Serialize)]
@@ -33,6 +40,14 @@ struct Line<'a> {
     /// The answer's Retry-After, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
+    /// The admission ticket a submission was sent under (`Kaipiao-Admission`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ticket: Option<String>,
+    /// The ticket an admission answer gave, and when its slot starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    granted: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_before: Option<&'a str>,
 }
 
 impl RequestLog {
@@ -79,6 +94,11 @@ pub(crate) async fn log_request(
         .map(|pq| pq.as_str().to_string())
         .unwrap_or_else(|| req.uri().path().to_string());
     let header_device = crate::auth::header_device(req.headers());
+    let ticket = req
+        .headers()
+        .get(kaipiao_core::wire::HEADER_ADMISSION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let response = next.run(req).await;
     let device = header_device
         .or_else(|| {
@@ -93,6 +113,7 @@ pub(crate) async fn log_request(
         .get(axum::http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    let grant = response.extensions().get::<LogGrant>();
     log.write(&Line {
         time: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         device: &device,
@@ -100,6 +121,9 @@ pub(crate) async fn log_request(
         path: &path,
         status: response.status().as_u16(),
         retry_after,
+        ticket,
+        granted: grant.map(|g| g.ticket.as_str()),
+        not_before: grant.map(|g| g.not_before.as_str()),
     });
     response
 }

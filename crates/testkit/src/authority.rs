@@ -90,7 +90,14 @@ impl Authority {
 
     /// A second authority process on the same database.
     pub fn sibling(&self) -> (AppState, Router) {
-        let state = AppState::open(Config::new(self.db_path())).unwrap();
+        self.sibling_with(|_| {})
+    }
+
+    /// A second authority process on the same database, with its own flags.
+    pub fn sibling_with(&self, adjust: impl FnOnce(&mut Config)) -> (AppState, Router) {
+        let mut config = Config::new(self.db_path());
+        adjust(&mut config);
+        let state = AppState::open(config).unwrap();
         (state.clone(), app(state, [127, 0, 0, 1]))
     }
 

@@ -85,6 +85,7 @@ pub(crate) async fn submit_invoice(State(state): State<AppState>, req: Request) 
     let mut device = None;
     let result = async {
         let key = request::idempotency_key(&parts.headers)?;
+        let ticket = crate::admission::ticket(&parts.headers)?;
         let bytes = read_body(&parts.headers, body, MAX_INVOICE_BODY).await?;
         let envelope = request::parse_envelope(&bytes)?;
         device = Some(envelope.invoice.device_id.clone());
@@ -93,6 +94,12 @@ pub(crate) async fn submit_invoice(State(state): State<AppState>, req: Request) 
         }
         state
             .blocking(move |shared| {
+                crate::admission::admit_submission(
+                    shared,
+                    ticket.as_deref(),
+                    &envelope.invoice.device_id,
+                    1,
+                )?;
                 // Charged to the device only if it signed this envelope (the checks of
                 // SPEC 7 then run in their order, the signature again at step 4).
                 if shared.limits.charges_devices()
@@ -165,8 +172,16 @@ pub(crate) async fn submit_batch(State(state): State<AppState>, req: Request) ->
             ));
         }
         device = request::first_device(&batch);
+        let ticket = crate::admission::ticket(&parts.headers)?;
+        let first = device.clone().unwrap_or_default();
         state
             .blocking(move |shared| {
+                crate::admission::admit_submission(
+                    shared,
+                    ticket.as_deref(),
+                    &first,
+                    batch.items.len(),
+                )?;
                 let outcomes = submit_items(shared, &batch.items)?;
                 // Committed by now: the receipt faults change only what is sent.
                 let faults = shared.faults.get();
