@@ -395,7 +395,7 @@ pub fn sync_summary(r: &SyncReport, lang: Lang) -> String {
         .as_ref()
         .map(|h| format!("{} {}", h.seq, h.hash))
         .unwrap_or_else(|| lang.pick("无法连接", "unreachable").to_string());
-    match lang {
+    let line = match lang {
         Lang::Zh => format!(
             "已提交 {}，受理 {}，拒绝 {}，仍待上传 {}；税务机关链头 {head}",
             r.submitted, r.accepted, r.rejected, r.pending
@@ -404,6 +404,16 @@ pub fn sync_summary(r: &SyncReport, lang: Lang) -> String {
             "submitted {}, accepted {}, rejected {}, still pending {}; authority head {head}",
             r.submitted, r.accepted, r.rejected, r.pending
         ),
+    };
+    match &r.turn_at {
+        Some(turn) => format!(
+            "{line}\n{} {turn}",
+            lang.pick(
+                "税务机关正在分批恢复，本店的轮次约在",
+                "the authority is pacing its recovery; this shop's turn is expected at"
+            )
+        ),
+        None => line,
     }
 }
 
@@ -709,6 +719,19 @@ pub fn restore(r: &kaipiao_sync::RestoreReport, lang: Lang) -> String {
     out
 }
 
+/// "in N min" / "N 分钟后", rounded up; seconds under a minute.
+fn minutes(after: std::time::Duration, lang: Lang) -> String {
+    let secs = after.as_secs();
+    if secs < 60 {
+        lang.pick(&format!("{secs} 秒后"), &format!("in {secs} s"))
+            .to_string()
+    } else {
+        let m = secs.div_ceil(60);
+        lang.pick(&format!("{m} 分钟后"), &format!("in {m} min"))
+            .to_string()
+    }
+}
+
 pub fn progress(p: &Progress, lang: Lang) -> String {
     match p {
         Progress::Connecting { endpoint } => {
@@ -727,6 +750,18 @@ pub fn progress(p: &Progress, lang: Lang) -> String {
                 "after the outage the backlog goes in shares; next share in"
             ),
             after.as_secs_f64()
+        ),
+        Progress::Turn {
+            after,
+            turn_at,
+            ahead,
+            reason,
+        } => format!(
+            "{} {} ({}, {ahead} {}): {reason}",
+            lang.pick("税务机关正在分批恢复，本店轮到的时间约为", "the authority is pacing its recovery; this shop's turn is expected at"),
+            turn_at,
+            minutes(*after, lang),
+            lang.pick("张发票在前", "invoices ahead"),
         ),
         Progress::WaitingForLock { up_to } => format!(
             "{} {}s",

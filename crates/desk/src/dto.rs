@@ -617,6 +617,9 @@ pub struct ConnectivityDto {
     /// The last failure in full (the transport's own words, for the Details toggle);
     /// "" when none.
     pub detail: String,
+    /// The authority paces its recovery (issue 13) and this shop's turn is expected then
+    /// (this device's clock, RFC 3339); the loop sends then on its own.
+    pub turn_at: Option<String>,
 }
 
 impl Default for ConnectivityDto {
@@ -627,6 +630,7 @@ impl Default for ConnectivityDto {
             since: None,
             cause: String::new(),
             detail: String::new(),
+            turn_at: None,
         }
     }
 }
@@ -700,6 +704,15 @@ pub enum SyncEvent {
         endpoint: String,
         up: bool,
     },
+    /// Not this shop's turn yet: the authority paces its recovery (issue 13). Its turn
+    /// is expected at `turn_at` (this device's clock), `after_ms` from now, with `ahead`
+    /// invoices of other shops before it.
+    Turn {
+        after_ms: u32,
+        turn_at: String,
+        ahead: u32,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -722,6 +735,9 @@ pub struct SyncSummaryDto {
     pub head_mismatch: Option<String>,
     pub alerts: Vec<String>,
     pub finished_at: String,
+    /// When this shop's turn is expected while the authority paces its recovery (this
+    /// device's clock, RFC 3339); None otherwise.
+    pub turn_at: Option<String>,
 }
 
 /// A chain head: its seq and hash.

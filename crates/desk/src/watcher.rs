@@ -206,6 +206,7 @@ pub fn start(
                 failures: 0,
                 down_since: None,
                 last_overloaded: false,
+                ask_again: None,
             };
             rt.block_on(worker.run(rx));
         })?;
@@ -235,12 +236,16 @@ struct Worker {
     down_since: Option<Instant>,
     /// The last run was refused for overload (503, 429) at least once.
     last_overloaded: bool,
+    /// The authority paces its recovery and said to ask again then (issue 13).
+    ask_again: Option<Instant>,
 }
 
 enum Probe {
     Up {
         endpoint: String,
         primary: bool,
+        /// The authority paces its recovery (`admission` in its health, issue 13).
+        paced: bool,
     },
     Busy {
         endpoint: String,
@@ -318,6 +323,23 @@ impl Worker {
         }
     }
 
+    /// When this shop's turn is expected while the authority paces its recovery.
+    fn set_turn(&self, turn_at: Option<String>) {
+        let changed = {
+            let mut c = self
+                .shared
+                .connectivity
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let changed = c.turn_at != turn_at;
+            c.turn_at = turn_at;
+            changed
+        };
+        if changed {
+            self.notify.connectivity(&self.shared.connectivity());
+        }
+    }
+
     fn set_connectivity(&self, state: ConnectivityState, endpoint: Option<String>, detail: String) {
         let changed = {
             let mut c = self
@@ -366,8 +388,17 @@ impl Worker {
             _ => return Instant::now() + Duration::from_secs(2),
         };
         match self.probe(&device.servers).await {
-            Probe::Up { endpoint, primary } => {
+            Probe::Up {
+                endpoint,
+                primary,
+                paced,
+            } => {
                 self.failures = 0;
+                if paced {
+                    // The authority schedules the backlog: no plan of our own.
+                    self.down_since = None;
+                    *recovery = None;
+                }
                 let state = if primary {
                     ConnectivityState::Online
                 } else {
@@ -430,7 +461,11 @@ impl Worker {
                 let _ = kaipiao_sync::top_up_leases(&self.ledger, &key, &opts).await;
             }
         }
-        let heartbeat = Instant::now() + self.interval();
+        let mut heartbeat = Instant::now() + self.interval();
+        if let Some(again) = self.ask_again.take() {
+            // Not our turn yet: back when the authority said to ask again.
+            heartbeat = heartbeat.min(again.max(Instant::now() + Duration::from_millis(200)));
+        }
         if let Some(turns) = recovery.as_mut() {
             // The one step every follower of a plan takes (the relay and the fleet
             // simulation too): slower where the authority refused the share for
@@ -477,7 +512,8 @@ impl Worker {
         let mut busy: Option<(String, String)> = None;
         for (i, (endpoint, answer)) in answers.into_iter().enumerate() {
             match answer {
-                Ok(_) => {
+                Ok(health) => {
+                    let paced = health.admission.is_some();
                     if let Some((ep, detail)) = busy {
                         if i > 0 {
                             return Probe::Busy {
@@ -489,6 +525,7 @@ impl Worker {
                     return Probe::Up {
                         endpoint,
                         primary: i == 0,
+                        paced,
                     };
                 }
                 Err(e) => {
@@ -556,6 +593,17 @@ impl Worker {
                         reason,
                     }
                 }
+                Progress::Turn {
+                    after,
+                    turn_at,
+                    ahead,
+                    reason,
+                } => SyncEvent::Turn {
+                    after_ms: u32::try_from(after.as_millis()).unwrap_or(u32::MAX),
+                    turn_at,
+                    ahead: u32::try_from(ahead).unwrap_or(u32::MAX),
+                    reason,
+                },
                 // The app's runs do not wait for the lock (SyncOptions::lock_wait is
                 // zero); should one, it reads like any other wait.
                 Progress::WaitingForLock { up_to } => SyncEvent::Retrying {
@@ -602,6 +650,8 @@ impl Worker {
         let report = match result {
             Ok(r) => {
                 self.last_overloaded = r.overloaded;
+                self.ask_again = r.ask_again_after.map(|d| Instant::now() + d);
+                self.set_turn(r.turn_at.clone());
                 r
             }
             Err(SyncError::Ledger(LedgerError::Busy)) => {
@@ -637,6 +687,21 @@ impl Worker {
                 );
                 (SyncOutcomeKind::Complete, None)
             }
+            // Not this shop's turn: the authority answered, and paces the backlog.
+            SyncOutcome::Transient(why) if report.turn_at.is_some() => {
+                let endpoint = last_up.clone().or_else(|| servers.first().cloned());
+                let primary = endpoint.as_deref() == servers.first().map(String::as_str);
+                self.set_connectivity(
+                    if primary {
+                        ConnectivityState::Online
+                    } else {
+                        ConnectivityState::Degraded
+                    },
+                    endpoint,
+                    String::new(),
+                );
+                (SyncOutcomeKind::Transient, Some(why.clone()))
+            }
             SyncOutcome::Transient(why) => {
                 match &last_up {
                     Some(ep) => self.set_connectivity(
@@ -668,6 +733,7 @@ impl Worker {
             head_mismatch: report.head_mismatch.clone(),
             alerts: report.alerts.clone(),
             finished_at: kaipiao_core::time::rfc3339(Utc::now()),
+            turn_at: report.turn_at.clone(),
         })
     }
 }

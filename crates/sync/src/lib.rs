@@ -96,6 +96,11 @@ pub struct SyncOptions {
     /// fail at once; the CLI's `sync` waits (SPEC 9: work that remains for a transient
     /// reason is exit 3 with the summary).
     pub lock_wait: Duration,
+    /// Against an authority that paces its recovery (issue 13): wait inside the run for
+    /// this shop's turn, asking again when told (`kaipiao sync --background`). False:
+    /// end the run at once with the turn in [`SyncReport::turn_at`] ("Sync now", the
+    /// CLI's `sync`, and the app's loop, which schedules its own next run for it).
+    pub wait_for_turn: bool,
 }
 
 /// How often a run waiting for the outbox lock tries it again.
@@ -120,6 +125,7 @@ impl Default for SyncOptions {
             start_spread: None,
             max_items: None,
             lock_wait: Duration::ZERO,
+            wait_for_turn: false,
         }
     }
 }
@@ -147,6 +153,16 @@ pub enum Progress {
     },
     /// An endpoint answered (`up`) or failed (not `up`); sent when that changes.
     Endpoint { endpoint: String, up: bool },
+    /// Not this shop's turn yet: the authority paces its recovery (issue 13) and expects
+    /// this device's turn `after` from now, at `turn_at` (this device's clock), with
+    /// `ahead` invoices of other shops before it, for `reason`.
+    Turn {
+        #[serde(rename = "after_ms", serialize_with = "as_millis")]
+        after: Duration,
+        turn_at: String,
+        ahead: u64,
+        reason: String,
+    },
     /// Another process is draining this outbox; the run waits up to `up_to` for it to
     /// finish ([`SyncOptions::lock_wait`]). Sent once.
     WaitingForLock {
@@ -218,6 +234,13 @@ pub struct SyncReport {
     /// ([`policy::Recovery::stretch`]).
     #[serde(skip)]
     pub overloaded: bool,
+    /// When this shop's turn is expected (this device's clock, RFC 3339) while the
+    /// authority paces its recovery (issue 13); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_at: Option<String>,
+    /// With `turn_at`: when the authority said to ask again, from the end of the run.
+    #[serde(skip)]
+    pub ask_again_after: Option<Duration>,
 }
 
 impl SyncReport {
@@ -232,6 +255,8 @@ impl SyncReport {
             head_mismatch: None,
             alerts: Vec::new(),
             overloaded: false,
+            turn_at: None,
+            ask_again_after: None,
         }
     }
 

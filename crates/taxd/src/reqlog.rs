@@ -19,6 +19,10 @@ use std::sync::Mutex;
 #[derive(Debug, Clone)]
 pub(crate) struct LogDevice(pub String);
 
+/// The invoices a submission carried (1, or a batch's items), for the log.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogInvoices(pub usize);
+
 /// An admission ticket an answer gave and the time its slot starts, for the log.
 #[derive(Debug, Clone)]
 pub(crate) struct LogGrant {
@@ -40,6 +44,9 @@ struct Line<'a> {
     /// The answer's Retry-After, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
+    /// Invoices the submission carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invoices: Option<usize>,
     /// The admission ticket a submission was sent under (`Kaipiao-Admission`).
     #[serde(skip_serializing_if = "Option::is_none")]
     ticket: Option<String>,
@@ -121,6 +128,7 @@ pub(crate) async fn log_request(
         path: &path,
         status: response.status().as_u16(),
         retry_after,
+        invoices: response.extensions().get::<LogInvoices>().map(|n| n.0),
         ticket,
         granted: grant.map(|g| g.ticket.as_str()),
         not_before: grant.map(|g| g.not_before.as_str()),

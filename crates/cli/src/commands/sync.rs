@@ -35,6 +35,9 @@ pub fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>, lock_wait: u
         background,
         start_spread: start_spread.map(std::time::Duration::from_secs),
         lock_wait: std::time::Duration::from_secs(lock_wait),
+        // `--background` waits for its turn when the authority paces (issue 13); the
+        // plain `sync` ends at once with `turn_at`.
+        wait_for_turn: background,
         ..SyncOptions::default()
     };
     let report = match kaipiao_desk::runtime()
@@ -60,13 +63,18 @@ pub fn sync(ctx: &Ctx, background: bool, start_spread: Option<u64>, lock_wait: u
         }
         other => other.map_err(|e| CommandError::sync(&e, ctx.lang))?,
     };
-    let doc = summary(
+    let mut doc = summary(
         report.submitted,
         report.accepted,
         report.rejected,
         report.pending,
         report.server_head.as_ref(),
     );
+    // The authority paces its recovery and this shop's turn has not come (issue 13):
+    // the summary says when it will.
+    if let Some(turn_at) = &report.turn_at {
+        doc["turn_at"] = json!(turn_at);
+    }
     if let Some(m) = &report.head_mismatch {
         eprintln!(
             "{}: {m}",

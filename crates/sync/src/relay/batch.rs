@@ -5,7 +5,7 @@
 use super::{submission_verdict, Item, Run, Step};
 use crate::client::{read_answer, Answer, Verdict};
 use crate::error::SyncError;
-use kaipiao_core::wire::MAX_BATCH_BODY;
+use kaipiao_core::wire::{HEADER_ADMISSION, MAX_BATCH_BODY};
 use kaipiao_core::PublicKey;
 use kaipiao_ledger::OutboxItem;
 use reqwest::Method;
@@ -120,12 +120,17 @@ impl Run<'_> {
         let Some(first) = items.first().cloned() else {
             return Ok(Step::Again);
         };
+        let headers: Vec<(&str, String)> = self
+            .ticket
+            .iter()
+            .map(|t| (HEADER_ADMISSION, t.clone()))
+            .collect();
         let send = self.route.client.send(
             Method::POST,
             &endpoint,
             "/v1/invoices:batch",
             Some(body.into_bytes()),
-            &[],
+            &headers,
             timeout,
         );
         // While this request is out, the receipts of the last batch are written.

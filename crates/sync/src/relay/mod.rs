@@ -6,6 +6,7 @@
 //! plan within a run (`shares`), resubmitting what the authority lost (`resubmit`) and
 //! comparing heads (`head`).
 
+mod admission;
 mod batch;
 mod head;
 mod receipts;
@@ -22,7 +23,8 @@ use crate::route::{Ended, Route};
 use crate::{Client, Progress, SyncOptions, SyncOutcome, SyncReport};
 use chrono::Utc;
 use kaipiao_core::wire::{
-    check_verdict, idempotency_header, Receipt, HEADER_IDEMPOTENCY_KEY, MAX_BATCH_ITEMS,
+    check_verdict, idempotency_header, Receipt, HEADER_ADMISSION, HEADER_IDEMPOTENCY_KEY,
+    MAX_BATCH_ITEMS,
 };
 use kaipiao_core::{Code, DeviceKey, PublicKey};
 use kaipiao_ledger::{Ledger, LedgerError, OutboxItem};
@@ -175,6 +177,12 @@ struct Run<'a> {
     writer: Option<Ledger>,
     /// The receipts of the last batch, being stored.
     storing: Option<Storing>,
+    /// Whether the authority paces this run (issue 13), found at its start.
+    pacing: admission::Pacing,
+    /// The admission ticket the current share is sent under.
+    ticket: Option<String>,
+    /// Waits for its turn ([`SyncOptions::wait_for_turn`]) rather than ending with it.
+    background: bool,
 }
 
 impl<'a> Run<'a> {
@@ -206,6 +214,9 @@ impl<'a> Run<'a> {
             share_overloads: 0,
             writer: None,
             storing: None,
+            pacing: admission::Pacing::Own,
+            ticket: None,
+            background: false,
         }
     }
 }
@@ -314,6 +325,7 @@ pub async fn sync_now(
         batch_size: opts.batch_size.min(MAX_BATCH_ITEMS),
         start_spread: opts.start_spread.filter(|_| opts.background),
         share_until: opts.max_items,
+        background: opts.wait_for_turn,
         ..Run::new(route, ledger, key, device_id, authority)
     };
     run.execute().await
@@ -323,7 +335,10 @@ impl Run<'_> {
     /// The run, then the policy's state kept for the next one whatever happened.
     async fn execute(mut self) -> Result<SyncReport, SyncError> {
         self.route.resume(self.ledger.dir());
-        if let Some(spread) = self.start_spread {
+        if !self.finals_only {
+            self.probe_pacing().await;
+        }
+        if let (admission::Pacing::Own, Some(spread)) = (&self.pacing, self.start_spread) {
             self.start_plan(spread).await?;
         }
         let result = self.work().await;
@@ -395,6 +410,11 @@ impl Run<'_> {
 
     async fn drain(&mut self) -> Result<SyncOutcome, SyncError> {
         let mut queue: VecDeque<OutboxItem> = VecDeque::new();
+        if let Some(outcome) = self.admit().await? {
+            // Not this shop's turn: the heads are left for the run that drains.
+            self.ended_at_share = true;
+            return Ok(outcome);
+        }
         loop {
             if queue.is_empty() {
                 // The receipts in flight go in before the outbox is read again.
@@ -424,7 +444,14 @@ impl Run<'_> {
             }
             self.end_share_if_refused();
             if self.share_left() == Some(0) {
-                if let Step::End(outcome) = self.next_share().await? {
+                let next = match self.pacing {
+                    admission::Pacing::Authority { .. } => self.next_admitted_share().await?,
+                    admission::Pacing::Own => self.next_share().await?,
+                };
+                if let Step::End(outcome) = next {
+                    if self.report.turn_at.is_some() {
+                        self.ended_at_share = true;
+                    }
                     return Ok(outcome);
                 }
                 // The outbox is read again for the new share.
@@ -468,7 +495,10 @@ impl Run<'_> {
             Ok(slot) => slot,
             Err(outcome) => return Ok(Step::End(outcome)),
         };
-        let headers = [(HEADER_IDEMPOTENCY_KEY, idempotency_header(&item.invoice_id))];
+        let mut headers = vec![(HEADER_IDEMPOTENCY_KEY, idempotency_header(&item.invoice_id))];
+        if let Some(ticket) = &self.ticket {
+            headers.push((HEADER_ADMISSION, ticket.clone()));
+        }
         let result = self
             .route
             .client

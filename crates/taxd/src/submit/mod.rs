@@ -139,6 +139,9 @@ pub(crate) async fn submit_invoice(State(state): State<AppState>, req: Request) 
         response.extensions_mut().insert(LogDevice(device));
     }
     response
+        .extensions_mut()
+        .insert(crate::reqlog::LogInvoices(1));
+    response
 }
 
 /// One result of a batch; `body` is embedded byte for byte as it would be sent alone.
@@ -158,6 +161,7 @@ struct BatchResponseOut {
 pub(crate) async fn submit_batch(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let mut device = None;
+    let mut items = None;
     let result = async {
         let bytes = read_body(&parts.headers, body, MAX_BATCH_BODY).await?;
         let batch: BatchIn = request::parse_json(&bytes, "")?;
@@ -172,6 +176,7 @@ pub(crate) async fn submit_batch(State(state): State<AppState>, req: Request) ->
             ));
         }
         device = request::first_device(&batch);
+        items = Some(batch.items.len());
         let ticket = crate::admission::ticket(&parts.headers)?;
         let first = device.clone().unwrap_or_default();
         state
@@ -230,6 +235,11 @@ pub(crate) async fn submit_batch(State(state): State<AppState>, req: Request) ->
     };
     if let Some(device) = device {
         response.extensions_mut().insert(LogDevice(device));
+    }
+    if let Some(n) = items {
+        response
+            .extensions_mut()
+            .insert(crate::reqlog::LogInvoices(n));
     }
     response
 }

@@ -158,7 +158,12 @@ cause: string,
  * The last failure in full (the transport's own words, for the Details toggle);
  * "" when none.
  */
-detail: string, };
+detail: string, 
+/**
+ * The authority paces its recovery (issue 13) and this shop's turn is expected then
+ * (this device's clock, RFC 3339); the loop sends then on its own.
+ */
+turn_at: string | null, };
 
 export type OutboxChanged = { pending: number, };
 
@@ -183,7 +188,7 @@ ledger_behind: boolean, alerts: Array<AlertDto>, connectivity: ConnectivityDto,
  */
 syncing: boolean, now: string, };
 
-export type SyncEvent = { "event": "started", pending: number, } | { "event": "connecting", endpoint: string, } | { "event": "submitted", number: string, status: "accepted" | "rejected", done: number, pending: number, } | { "event": "retrying", after_ms: number, reason: string, } | { "event": "endpoint", endpoint: string, up: boolean, };
+export type SyncEvent = { "event": "started", pending: number, } | { "event": "connecting", endpoint: string, } | { "event": "submitted", number: string, status: "accepted" | "rejected", done: number, pending: number, } | { "event": "retrying", after_ms: number, reason: string, } | { "event": "endpoint", endpoint: string, up: boolean, } | { "event": "turn", after_ms: number, turn_at: string, ahead: number, reason: string, };
 
 export type SyncOutcomeKind = "complete" | "transient" | "stopped";
 
@@ -191,7 +196,12 @@ export type SyncSummaryDto = { outcome: SyncOutcomeKind,
 /**
  * Why it did not complete, in the UI language where known.
  */
-reason: string | null, submitted: number, accepted: number, rejected: number, pending: number, head_mismatch: string | null, alerts: Array<string>, finished_at: string, };
+reason: string | null, submitted: number, accepted: number, rejected: number, pending: number, head_mismatch: string | null, alerts: Array<string>, finished_at: string, 
+/**
+ * When this shop's turn is expected while the authority paces its recovery (this
+ * device's clock, RFC 3339); None otherwise.
+ */
+turn_at: string | null, };
 
 export type HeadDto = { seq: number, hash: string, };
 
