@@ -155,3 +155,61 @@ fn against_an_authority_without_admission_the_client_keeps_its_own_plan() {
         &log[before..]
     );
 }
+
+#[test]
+fn sync_now_never_goes_ahead_of_the_schedule_and_says_when_the_turn_is() {
+    let mut taxd = Taxd::start(&[]);
+    let first = Shop::new(&taxd);
+    let drafts: Vec<Value> = (1..=60)
+        .map(|i| small_draft(&format!("先到{i}"), &format!("{i}.30")))
+        .collect();
+    first.import(&drafts);
+    let second = Shop::new(&taxd);
+    let drafts: Vec<Value> = (1..=10)
+        .map(|i| small_draft(&format!("后到{i}"), &format!("{i}.40")))
+        .collect();
+    second.import(&drafts);
+    // Three invoices a second for the backlog (one kept for live traffic): the first
+    // shop's 60 take 20 seconds.
+    taxd.restart_with(&["--admission-capacity", "4"]);
+    let before = taxd.requests().len();
+    let running = first.spawn(&["--json", "sync", "--background"]);
+    wait_until(
+        "the first shop's admission request",
+        Duration::from_secs(30),
+        || {
+            taxd.requests()[before..]
+                .iter()
+                .any(|r| r["path"] == json!("/v1/admission"))
+        },
+    );
+    // The second shop's window closes later (its invoices are younger): behind the first.
+    let out = second.kaipiao(&["--json", "sync"]);
+    out.expect_code(3);
+    let doc = out.json();
+    assert_eq!(doc["submitted"], json!(0), "{out}");
+    assert_eq!(doc["pending"], json!(10), "{out}");
+    let turn = doc["turn_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no turn_at: {out}"));
+    let turn = chrono::DateTime::parse_from_rfc3339(turn).expect("RFC 3339");
+    assert!(turn > chrono::Utc::now(), "{out}");
+    assert!(out.stderr.contains("turn is expected"), "{out}");
+    // Nothing of the second shop was sent.
+    let device = second.status()["device_id"].clone();
+    let sent = taxd.requests()[before..]
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("/v1/invoices")
+                && r["device"] == device
+        })
+        .count();
+    assert_eq!(sent, 0);
+    // The first shop drains on its own, in its turns.
+    let out = running.wait(Duration::from_secs(120));
+    out.expect_code(0);
+    assert_eq!(out.json()["pending"], json!(0), "{out}");
+}

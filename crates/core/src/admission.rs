@@ -55,7 +55,11 @@ impl Params {
     /// Invoices per second admitted from the backlog: the capacity less the reserve, at
     /// least one.
     pub fn budget(&self) -> u32 {
-        let reserve = u64::from(self.capacity) * u64::from(self.reserve_pct.min(100)) / 100;
+        let mut reserve = u64::from(self.capacity) * u64::from(self.reserve_pct.min(100)) / 100;
+        if self.capacity >= 2 && self.reserve_pct > 0 {
+            // At least one invoice a second for live traffic.
+            reserve = reserve.max(1);
+        }
         (u64::from(self.capacity) - reserve).max(1) as u32
     }
 
@@ -88,7 +92,7 @@ pub struct Place {
 /// What the authority answers a device that asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// No ticket needed: send now as live traffic (at most [`Params::live_max`] pending).
+    /// No ticket needed: nothing to pace (nothing pending).
     Open,
     /// Send `invoices` in second `second`: not before `not_before_ms`, not after
     /// `not_after_ms` (unix milliseconds).
@@ -157,6 +161,37 @@ pub fn decide(params: &Params, now_ms: i64, share: u32, ahead: u64, planned: &[u
     }
 }
 
+/// The decision for live traffic asking at `now_ms`: a device with at most
+/// [`Params::live_max`] pending, `invoices` of them, when `live[k]` invoices of the reserve
+/// are already granted in second `now_s + k`. Live traffic has its own lane, the reserve,
+/// first come first served, so it is never queued behind the backlog: a grant in the
+/// first second whose reserve has room (at most the reserve per grant), else the turn
+/// after the horizon.
+pub fn decide_live(params: &Params, now_ms: i64, invoices: u32, live: &[u32]) -> Decision {
+    let room = params.live_rate();
+    let n = invoices.clamp(1, room);
+    let now_s = now_ms.div_euclid(1000);
+    for k in 0..=params.horizon_s {
+        let used = live.get(k as usize).copied().unwrap_or(0);
+        if used + n <= room {
+            let second = now_s + k;
+            let start = second * 1000 + i64::from(used) * 1000 / i64::from(room);
+            return Decision::Admitted {
+                second,
+                not_before_ms: start.max(now_ms),
+                not_after_ms: (second + 1 + params.grace_s) * 1000,
+                invoices: n,
+            };
+        }
+    }
+    let turn_at_ms = (now_s + params.horizon_s + 1) * 1000;
+    Decision::Waiting {
+        turn_at_ms,
+        ask_again_at_ms: (turn_at_ms - params.lead_s * 1000).max(now_ms + 1000),
+        ahead: 0,
+    }
+}
+
 /// A grant given and not yet used or void.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
@@ -176,6 +211,8 @@ pub struct Board {
     places: std::collections::HashMap<String, Place>,
     grants: Vec<Grant>,
     planned: BTreeMap<i64, u32>,
+    /// Invoices of the live reserve granted per second.
+    live: BTreeMap<i64, u32>,
 }
 
 impl Board {
@@ -207,6 +244,12 @@ impl Board {
         }
         let now_s = now_ms.div_euclid(1000);
         self.planned = self.planned.split_off(&(now_s - 1));
+        self.live = self.live.split_off(&(now_s - 1));
+    }
+
+    /// Invoices of the live reserve granted in `second`.
+    pub fn live(&self, second: i64) -> u32 {
+        self.live.get(&second).copied().unwrap_or(0)
     }
 
     /// Device `device` asks at `now_ms` with `pending` invoices and its window closing at
@@ -249,9 +292,36 @@ impl Board {
                 device: device.to_string(),
             },
         };
-        if pending <= u64::from(params.live_max) {
+        if pending == 0 {
             self.places.remove(device);
             return Decision::Open;
+        }
+        if pending <= u64::from(params.live_max) {
+            // Live traffic: the reserve's lane, not the backlog's order.
+            if let Some(place) = self.places.remove(device) {
+                self.demand.remove(&place);
+            }
+            let now_s = now_ms.div_euclid(1000);
+            let live: Vec<u32> = (0..=params.horizon_s)
+                .map(|k| self.live(now_s + k))
+                .collect();
+            let decision = decide_live(params, now_ms, pending as u32, &live);
+            if let Decision::Admitted {
+                second,
+                invoices,
+                not_after_ms,
+                ..
+            } = &decision
+            {
+                *self.live.entry(*second).or_insert(0) += invoices;
+                self.grants.push(Grant {
+                    device: device.to_string(),
+                    second: *second,
+                    invoices: *invoices,
+                    not_after_ms: *not_after_ms,
+                });
+            }
+            return decision;
         }
         self.places.insert(device.to_string(), place.clone());
         let ahead: u64 = self.demand.range(..place.clone()).map(|(_, n)| *n).sum();
@@ -319,6 +389,9 @@ mod tests {
         let p = params(1000);
         assert_eq!(p.budget(), 900);
         assert_eq!(p.live_rate(), 100);
+        // At least one a second stays for live traffic.
+        assert_eq!(params(2).budget(), 1);
+        assert_eq!(params(2).live_rate(), 1);
         assert_eq!(p.share(20), 20);
         assert_eq!(p.share(5000), 500);
         assert_eq!(params(250).share(5000), 225);

@@ -35,10 +35,12 @@ proptest! {
                     prop_assert!(turn_at_ms > now);
                     prop_assert!(ask_again_at_ms > now && ask_again_at_ms <= turn_at_ms);
                 }
-                Decision::Open => prop_assert!(pending <= u64::from(params.live_max)),
+                Decision::Open => prop_assert_eq!(pending, 0),
             }
             for s in now / 1000..=now / 1000 + params.horizon_s {
                 prop_assert!(board.planned(s) <= params.budget(), "second {s}: {} > {}", board.planned(s), params.budget());
+                prop_assert!(board.live(s) <= params.live_rate(), "second {s}: live {} > {}", board.live(s), params.live_rate());
+                prop_assert!(board.planned(s) + board.live(s) <= params.capacity);
             }
         }
     }

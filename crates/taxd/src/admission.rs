@@ -22,7 +22,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
-use kaipiao_core::admission::{decide, Decision, Params};
+use kaipiao_core::admission::{decide, decide_live, Decision, Params};
 use kaipiao_core::lease::Lease;
 use kaipiao_core::time::parse_rfc3339;
 use kaipiao_core::wire::{AdmissionAnswer, AdmissionRequest, HealthAdmission, HEADER_ADMISSION};
@@ -265,12 +265,93 @@ fn decide_in(
         )?;
         tx.execute("DELETE FROM admission_grants WHERE ticket = ?1", [&ticket])?;
     }
-    if pending <= u64::from(params.live_max) {
+    if pending == 0 {
         tx.execute(
             "DELETE FROM admission_demand WHERE device_id = ?1",
             [device],
         )?;
         return Ok(answer("open"));
+    }
+    let now_s = now.div_euclid(1000);
+    // Invoices planned (backlog) and granted from the reserve (live) per second ahead.
+    let mut planned = vec![0u32; params.horizon_s as usize + 1];
+    let mut live = vec![0u32; params.horizon_s as usize + 1];
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT second, planned, live FROM admission_seconds WHERE second BETWEEN ?1 AND ?2",
+        )?;
+        let rows = stmt.query_map(params![now_s, now_s + params.horizon_s], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (second, p, l) = row?;
+            let k = (second - now_s) as usize;
+            if let (Some(ps), Some(ls)) = (planned.get_mut(k), live.get_mut(k)) {
+                *ps = u32::try_from(p).unwrap_or(u32::MAX);
+                *ls = u32::try_from(l).unwrap_or(u32::MAX);
+            }
+        }
+    }
+    if pending <= u64::from(params.live_max) {
+        // Live traffic: the reserve's lane, first come first served, never behind the
+        // backlog.
+        tx.execute(
+            "DELETE FROM admission_demand WHERE device_id = ?1",
+            [device],
+        )?;
+        return match decide_live(params, now, pending as u32, &live) {
+            Decision::Admitted {
+                second,
+                not_before_ms,
+                not_after_ms,
+                invoices,
+            } => {
+                let ticket = new_ticket();
+                tx.execute(
+                    "INSERT INTO admission_grants
+                         (ticket, device_id, second, invoices, not_before_ms, not_after_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        ticket,
+                        device,
+                        second,
+                        invoices,
+                        not_before_ms,
+                        not_after_ms
+                    ],
+                )?;
+                tx.execute(
+                    "INSERT INTO admission_seconds (second, live) VALUES (?1, ?2)
+                     ON CONFLICT (second) DO UPDATE SET live = live + ?2",
+                    params![second, invoices],
+                )?;
+                Ok(AdmissionAnswer {
+                    ticket: Some(ticket),
+                    not_before: Some(at_ms(not_before_ms)),
+                    not_after: Some(at_ms(not_after_ms)),
+                    invoices: Some(invoices),
+                    ..answer("admitted")
+                })
+            }
+            Decision::Waiting {
+                turn_at_ms,
+                ask_again_at_ms,
+                ..
+            } => Ok(AdmissionAnswer {
+                turn_at: Some(at_ms(turn_at_ms)),
+                ask_again_at: Some(at_ms(ask_again_at_ms)),
+                ahead_invoices: Some(0),
+                reason: Some(
+                    "the authority's room for live invoices is taken for the next seconds".into(),
+                ),
+                ..answer("waiting")
+            }),
+            Decision::Open => Ok(answer("open")),
+        };
     }
     let arrived: i64 = tx
         .query_row(
@@ -286,22 +367,6 @@ fn decide_in(
         params![deadline, arrived, device],
         |r| r.get(0),
     )?;
-    let now_s = now.div_euclid(1000);
-    let mut planned = vec![0u32; params.horizon_s as usize + 1];
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT second, planned FROM admission_seconds WHERE second BETWEEN ?1 AND ?2",
-        )?;
-        let rows = stmt.query_map(params![now_s, now_s + params.horizon_s], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-        })?;
-        for row in rows {
-            let (second, n) = row?;
-            if let Some(slot) = planned.get_mut((second - now_s) as usize) {
-                *slot = u32::try_from(n).unwrap_or(u32::MAX);
-            }
-        }
-    }
     let ahead = u64::try_from(ahead).unwrap_or(0);
     let upsert_demand = |pending: u64, expires: i64| -> Result<(), ErrorAnswer> {
         tx.execute(
@@ -319,9 +384,7 @@ fn decide_in(
             not_after_ms,
             invoices,
         } => {
-            let mut raw = [0u8; 16];
-            rand::rngs::OsRng.fill_bytes(&mut raw);
-            let ticket = hex::encode(raw);
+            let ticket = new_ticket();
             tx.execute(
                 "INSERT INTO admission_grants
                      (ticket, device_id, second, invoices, not_before_ms, not_after_ms)
@@ -376,6 +439,13 @@ fn decide_in(
         }
         Decision::Open => Ok(answer("open")),
     }
+}
+
+/// A fresh ticket: 128 random bits, hex.
+fn new_ticket() -> String {
+    let mut raw = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    hex::encode(raw)
 }
 
 /// The `Kaipiao-Admission` header: a ticket, if present.

@@ -121,9 +121,20 @@ async fn a_backlog_is_served_earliest_deadline_first_in_shares() {
     // Asked again, the later one now has the urgent one's rest ahead as well.
     let wait = ask(&a, &later, 40, 1, 72).await;
     assert_eq!(wait["ahead_invoices"], 391 + 31, "{wait}");
-    // A device with at most live_max pending sends without a ticket.
+    // A device with at most live_max pending is live traffic: granted from the reserve
+    // (1 a second here) at once, whatever the backlog ahead; one with none is open.
     let live = ask(&a, &later, 5, 1, 72).await;
-    assert_eq!(live["decision"], "open", "{live}");
+    assert_eq!(live["decision"], "admitted", "{live}");
+    assert_eq!(live["invoices"], 1, "{live}");
+    let other = ready(&a, 4).await;
+    let next = ask(&a, &other, 1, 0, 72).await;
+    assert_eq!(next["decision"], "admitted", "{next}");
+    let (a_at, b_at) = (
+        live["not_before"].as_str().unwrap().to_string(),
+        next["not_before"].as_str().unwrap().to_string(),
+    );
+    assert!(b_at > a_at, "one a second: {a_at} then {b_at}");
+    assert_eq!(ask(&a, &other, 0, 0, 72).await["decision"], "open");
 }
 
 #[tokio::test]

@@ -23,8 +23,9 @@ pub(super) enum Pacing {
     /// Not known yet, or the authority does not pace: the run's own policy.
     #[default]
     Own,
-    /// The authority paces; devices with at most `live_max` pending send without asking.
-    Authority { live_max: u32 },
+    /// The authority paces. While it is not `recovering`, a device with at most
+    /// `live_max` pending sends without asking; otherwise it asks first.
+    Authority { live_max: u32, recovering: bool },
 }
 
 /// The time `at` (the authority's clock, RFC 3339) as a moment of the policy clock,
@@ -53,6 +54,7 @@ impl Run<'_> {
             if let Some(admission) = health.admission {
                 self.pacing = Pacing::Authority {
                     live_max: admission.live_max,
+                    recovering: admission.recovering,
                 };
             }
         }
@@ -64,13 +66,19 @@ impl Run<'_> {
     /// `Some(outcome)` ends the run.
     pub(super) async fn admit(&mut self) -> Result<Option<SyncOutcome>, SyncError> {
         loop {
-            let Pacing::Authority { live_max } = self.pacing else {
+            let Pacing::Authority {
+                live_max,
+                recovering,
+            } = self.pacing
+            else {
                 return Ok(None);
             };
             self.ticket = None;
             let status = self.ledger.status(Utc::now())?;
-            if status.pending <= u64::from(live_max) {
-                // Live traffic: sent without asking, within the authority's reserve.
+            if status.pending == 0 || (!recovering && status.pending <= u64::from(live_max)) {
+                // Nothing to pace, or live traffic while nothing is paced: sent without
+                // asking (during a recovery live traffic asks too, and is granted from
+                // the authority's reserve, never behind the backlog).
                 self.share_until = None;
                 return Ok(None);
             }
@@ -84,6 +92,12 @@ impl Run<'_> {
                     .lease_in_force
                     .as_ref()
                     .map_or(0, |l| l.offline_hours),
+            };
+            // From here on this run's rest is paced too, however small it gets: it was
+            // part of a backlog (health's `recovering` was read before anyone asked).
+            self.pacing = Pacing::Authority {
+                live_max,
+                recovering: true,
             };
             let body = serde_json::to_vec(&request).unwrap_or_default();
             let answer = match self.ask_admission(&body).await? {
