@@ -160,7 +160,9 @@ fn against_an_authority_without_admission_the_client_keeps_its_own_plan() {
 fn sync_now_never_goes_ahead_of_the_schedule_and_says_when_the_turn_is() {
     let mut taxd = Taxd::start(&[]);
     let first = Shop::new(&taxd);
-    let drafts: Vec<Value> = (1..=60)
+    // 90 invoices at 3 a second: 30 s, longer than the 20 s in which the authority
+    // gives slots, so the second shop is told its turn rather than given a slot.
+    let drafts: Vec<Value> = (1..=90)
         .map(|i| small_draft(&format!("先到{i}"), &format!("{i}.30")))
         .collect();
     first.import(&drafts);
@@ -169,8 +171,7 @@ fn sync_now_never_goes_ahead_of_the_schedule_and_says_when_the_turn_is() {
         .map(|i| small_draft(&format!("后到{i}"), &format!("{i}.40")))
         .collect();
     second.import(&drafts);
-    // Three invoices a second for the backlog (one kept for live traffic): the first
-    // shop's 60 take 20 seconds.
+    // Three invoices a second for the backlog (one kept for live traffic).
     taxd.restart_with(&["--admission-capacity", "4"]);
     let before = taxd.requests().len();
     let running = first.spawn(&["--json", "sync", "--background"]);

@@ -111,9 +111,10 @@ fn fifty_ledgers_drain_at_once_within_the_authoritys_capacity() {
     }
 
     // Nothing but the fleet's own work reached the authority: no retry storm. Each shop
-    // needs two shares (its recovery plan over the spread: 10 invoices in shares of at
+    // needs one health read at its first turn (does the authority pace recovery? issue
+    // 13), two shares (its recovery plan over the spread: 10 invoices in shares of at
     // least 5) and one head read; at most one retry per shop on top.
-    let needed = SHOPS * (2 + 1);
+    let needed = SHOPS * (1 + 2 + 1);
     assert!(
         fleet.len() <= needed + SHOPS,
         "{} requests for {SHOPS} shops ({needed} needed): {per_second:?}",

@@ -18,13 +18,20 @@
 
 use std::collections::BTreeMap;
 
+/// Live traffic is measured over this many whole seconds ([`Board::recent_live`]).
+pub const RECENT_S: i64 = 10;
+
+/// A waiting device's demand is forgotten this long after it was told to ask again (or
+/// after its grant's end) without asking: it went away.
+pub const DEMAND_EXPIRY_MS: i64 = 30_000;
+
 /// The authority's admission settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
     /// Invoices per second the authority can take (taxd's `--admission-capacity`).
     pub capacity: u32,
-    /// Percent of the capacity kept for live traffic (devices with little or nothing
-    /// pending, which send without asking).
+    /// Percent of the capacity kept for live traffic at least (devices with little
+    /// pending); more when more live traffic was seen ([`Params::reserve`]).
     pub reserve_pct: u32,
     /// Grants are given only for seconds up to this far ahead.
     pub horizon_s: i64,
@@ -43,7 +50,7 @@ impl Params {
     pub fn new(capacity: u32) -> Params {
         Params {
             capacity: capacity.max(1),
-            reserve_pct: 10,
+            reserve_pct: 5,
             horizon_s: 20,
             lead_s: 5,
             grace_s: 2,
@@ -52,27 +59,36 @@ impl Params {
         }
     }
 
-    /// Invoices per second admitted from the backlog: the capacity less the reserve, at
-    /// least one.
-    pub fn budget(&self) -> u32 {
-        let mut reserve = u64::from(self.capacity) * u64::from(self.reserve_pct.min(100)) / 100;
-        if self.capacity >= 2 && self.reserve_pct > 0 {
-            // At least one invoice a second for live traffic.
-            reserve = reserve.max(1);
+    /// Invoices per second kept for live traffic, given the live invoices per second
+    /// seen lately: at least [`Params::reserve_pct`] of the capacity (and one invoice a
+    /// second), else a quarter more than what was seen, at most half the capacity.
+    pub fn reserve(&self, recent_live: f64) -> u32 {
+        if self.capacity < 2 || self.reserve_pct == 0 {
+            return 0;
         }
-        (u64::from(self.capacity) - reserve).max(1) as u32
+        let floor = (u64::from(self.capacity) * u64::from(self.reserve_pct.min(100))).div_ceil(100);
+        let seen = (recent_live.max(0.0) * 1.25).ceil() as u64;
+        floor.max(seen).max(1).min(u64::from(self.capacity / 2)) as u32
     }
 
-    /// Invoices per second for live traffic: the reserve, at least one.
-    pub fn live_rate(&self) -> u32 {
-        self.capacity.saturating_sub(self.budget()).max(1)
+    /// Invoices per second admitted from the backlog: the capacity less the reserve for
+    /// the live traffic seen lately, at least one.
+    pub fn budget_for(&self, recent_live: f64) -> u32 {
+        self.capacity
+            .saturating_sub(self.reserve(recent_live))
+            .max(1)
+    }
+
+    /// The budget with no live traffic seen.
+    pub fn budget(&self) -> u32 {
+        self.budget_for(0.0)
     }
 
     /// The share a device with `pending` invoices is admitted for at once: all of it, at
-    /// most one second of the budget and [`Params::max_share`].
-    pub fn share(&self, pending: u64) -> u32 {
+    /// most one second of `budget` and [`Params::max_share`].
+    pub fn share(&self, pending: u64, budget: u32) -> u32 {
         pending
-            .min(u64::from(self.budget()))
+            .min(u64::from(budget))
             .min(u64::from(self.max_share))
             .max(1) as u32
     }
@@ -111,36 +127,62 @@ pub enum Decision {
     },
 }
 
+/// What the authority has given out for the seconds from now on: `planned[k]` backlog
+/// invoices and `live[k]` live ones in second `now_s + k` (missing: none), and the budget
+/// of backlog invoices a second.
+#[derive(Debug, Clone, Copy)]
+pub struct Seconds<'a> {
+    pub planned: &'a [u32],
+    pub live: &'a [u32],
+    pub budget: u32,
+}
+
+impl Seconds<'_> {
+    fn at(&self, k: i64) -> (u64, u64) {
+        let get = |v: &[u32]| u64::from(v.get(k as usize).copied().unwrap_or(0));
+        (get(self.planned), get(self.live))
+    }
+}
+
 /// The decision for a device asking at `now_ms` for a share of `share` invoices, with
-/// `ahead` invoices of other devices before it in the order (not granted yet), when
-/// `planned[k]` invoices are already granted in second `now_s + k` (missing: none).
+/// `ahead` invoices of other devices before it in the order (not granted yet).
 ///
-/// The invoices ahead are placed first, second by second, in the room the budget leaves
-/// (in the current second only the part of it still to come); the share goes in the
-/// first second after them with room for all of it. Within the horizon that is a grant;
-/// beyond it, the expected turn at the budget's pace.
-pub fn decide(params: &Params, now_ms: i64, share: u32, ahead: u64, planned: &[u32]) -> Decision {
-    let budget = u64::from(params.budget());
-    let share64 = u64::from(share.min(params.budget()).max(1));
+/// The invoices ahead are placed first, second by second, in the room left: the budget
+/// less what is planned, and never more than the capacity less what is planned and given
+/// to live traffic (in the current second only the part of it still to come); the share
+/// goes in the first second after them with room for all of it. Within the horizon that
+/// is a grant; beyond it, the expected turn at the budget's pace.
+pub fn decide(
+    params: &Params,
+    now_ms: i64,
+    share: u32,
+    ahead: u64,
+    seconds: Seconds<'_>,
+) -> Decision {
+    let budget = u64::from(seconds.budget.max(1));
+    let capacity = u64::from(params.capacity);
+    let share64 = u64::from(share).clamp(1, budget);
     let now_s = now_ms.div_euclid(1000);
     let into = now_ms.rem_euclid(1000) as u64;
     let mut left = ahead;
     for k in 0..=params.horizon_s {
         let second = now_s + k;
-        let used = u64::from(planned.get(k as usize).copied().unwrap_or(0));
+        let (used, live) = seconds.at(k);
         // In the current second only what is still to come of its budget.
         let cap = if k == 0 {
             budget * (1000 - into) / 1000
         } else {
             budget
         };
-        let before = used.saturating_add(if k == 0 { budget - cap } else { 0 });
-        let mut free = budget.saturating_sub(before);
+        let before = used.saturating_add(budget - cap);
+        let mut free = budget
+            .saturating_sub(before)
+            .min(capacity.saturating_sub(used + live));
         let take = left.min(free);
         left -= take;
         free -= take;
         if left == 0 && free >= share64 {
-            let at = budget - free;
+            let at = budget.saturating_sub(free);
             let start = second * 1000 + (at * 1000 / budget) as i64;
             return Decision::Admitted {
                 second,
@@ -162,25 +204,25 @@ pub fn decide(params: &Params, now_ms: i64, share: u32, ahead: u64, planned: &[u
 }
 
 /// The decision for live traffic asking at `now_ms`: a device with at most
-/// [`Params::live_max`] pending, `invoices` of them, when `live[k]` invoices of the reserve
-/// are already granted in second `now_s + k`. Live traffic has its own lane, the reserve,
-/// first come first served, so it is never queued behind the backlog: a grant in the
-/// first second whose reserve has room (at most the reserve per grant), else the turn
-/// after the horizon.
-pub fn decide_live(params: &Params, now_ms: i64, invoices: u32, live: &[u32]) -> Decision {
-    let room = params.live_rate();
-    let n = invoices.clamp(1, room);
+/// [`Params::live_max`] pending, `invoices` of them. Live traffic is never queued behind
+/// the backlog: it may take whatever of a second the backlog has not been given (at least
+/// the reserve), first come first served, so it is granted in the first second with room
+/// (at most the reserve per grant), else told the turn after the horizon.
+pub fn decide_live(params: &Params, now_ms: i64, invoices: u32, seconds: Seconds<'_>) -> Decision {
+    let capacity = u64::from(params.capacity);
+    let per_grant = u64::from(params.capacity.saturating_sub(seconds.budget).max(1));
+    let n = u64::from(invoices).clamp(1, per_grant);
     let now_s = now_ms.div_euclid(1000);
     for k in 0..=params.horizon_s {
-        let used = live.get(k as usize).copied().unwrap_or(0);
-        if used + n <= room {
+        let (planned, live) = seconds.at(k);
+        if planned + live + n <= capacity {
             let second = now_s + k;
-            let start = second * 1000 + i64::from(used) * 1000 / i64::from(room);
+            let start = second * 1000 + ((planned + live) * 1000 / capacity.max(1)) as i64;
             return Decision::Admitted {
                 second,
                 not_before_ms: start.max(now_ms),
                 not_after_ms: (second + 1 + params.grace_s) * 1000,
-                invoices: n,
+                invoices: n as u32,
             };
         }
     }
@@ -209,6 +251,8 @@ pub struct Board {
     /// Waiting devices in order, with their pending invoices not granted yet.
     demand: BTreeMap<Place, u64>,
     places: std::collections::HashMap<String, Place>,
+    /// When each waiting device's demand is forgotten (it stopped asking).
+    expires: std::collections::HashMap<String, i64>,
     grants: Vec<Grant>,
     planned: BTreeMap<i64, u32>,
     /// Invoices of the live reserve granted per second.
@@ -231,7 +275,7 @@ impl Board {
     }
 
     /// Grants not used by their end are void: their invoices go back to their devices'
-    /// demand, at their places.
+    /// demand, at their places. Devices that stopped asking leave the order.
     pub fn reclaim(&mut self, now_ms: i64) {
         let (void, kept): (Vec<Grant>, Vec<Grant>) = std::mem::take(&mut self.grants)
             .into_iter()
@@ -242,14 +286,40 @@ impl Board {
                 *self.demand.entry(place.clone()).or_insert(0) += u64::from(g.invoices);
             }
         }
+        let gone: Vec<String> = self
+            .expires
+            .iter()
+            .filter(|(_, at)| **at <= now_ms)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for device in gone {
+            self.forget(&device);
+        }
         let now_s = now_ms.div_euclid(1000);
         self.planned = self.planned.split_off(&(now_s - 1));
-        self.live = self.live.split_off(&(now_s - 1));
+        self.live = self.live.split_off(&(now_s - RECENT_S - 1));
     }
 
-    /// Invoices of the live reserve granted in `second`.
+    /// Invoices of the reserve granted in `second` (and, in a simulation, live invoices
+    /// taken without a ticket).
     pub fn live(&self, second: i64) -> u32 {
         self.live.get(&second).copied().unwrap_or(0)
+    }
+
+    /// Counts `n` live invoices taken in `second` without a grant.
+    pub fn took_live(&mut self, second: i64, n: u32) {
+        *self.live.entry(second).or_insert(0) += n;
+    }
+
+    /// Live invoices per second over the last [`RECENT_S`] whole seconds.
+    pub fn recent_live(&self, now_ms: i64) -> f64 {
+        let now_s = now_ms.div_euclid(1000);
+        let sum: u64 = self
+            .live
+            .range(now_s - RECENT_S..now_s)
+            .map(|(_, n)| u64::from(*n))
+            .sum();
+        sum as f64 / RECENT_S as f64
     }
 
     /// Device `device` asks at `now_ms` with `pending` invoices and its window closing at
@@ -293,19 +363,25 @@ impl Board {
             },
         };
         if pending == 0 {
-            self.places.remove(device);
+            self.forget(device);
             return Decision::Open;
         }
+        let now_s = now_ms.div_euclid(1000);
+        let planned: Vec<u32> = (0..=params.horizon_s)
+            .map(|k| self.planned(now_s + k))
+            .collect();
+        let live: Vec<u32> = (0..=params.horizon_s)
+            .map(|k| self.live(now_s + k))
+            .collect();
+        let seconds = Seconds {
+            planned: &planned,
+            live: &live,
+            budget: params.budget_for(self.recent_live(now_ms)),
+        };
         if pending <= u64::from(params.live_max) {
-            // Live traffic: the reserve's lane, not the backlog's order.
-            if let Some(place) = self.places.remove(device) {
-                self.demand.remove(&place);
-            }
-            let now_s = now_ms.div_euclid(1000);
-            let live: Vec<u32> = (0..=params.horizon_s)
-                .map(|k| self.live(now_s + k))
-                .collect();
-            let decision = decide_live(params, now_ms, pending as u32, &live);
+            // Live traffic: never behind the backlog.
+            self.forget(device);
+            let decision = decide_live(params, now_ms, pending as u32, seconds);
             if let Decision::Admitted {
                 second,
                 invoices,
@@ -325,11 +401,13 @@ impl Board {
         }
         self.places.insert(device.to_string(), place.clone());
         let ahead: u64 = self.demand.range(..place.clone()).map(|(_, n)| *n).sum();
-        let now_s = now_ms.div_euclid(1000);
-        let planned: Vec<u32> = (0..=params.horizon_s)
-            .map(|k| self.planned(now_s + k))
-            .collect();
-        let decision = decide(params, now_ms, params.share(pending), ahead, &planned);
+        let decision = decide(
+            params,
+            now_ms,
+            params.share(pending, seconds.budget),
+            ahead,
+            seconds,
+        );
         match &decision {
             Decision::Admitted {
                 second,
@@ -347,10 +425,18 @@ impl Board {
                 let rest = pending.saturating_sub(u64::from(*invoices));
                 if rest > 0 {
                     self.demand.insert(place, rest);
+                    self.expires
+                        .insert(device.to_string(), not_after_ms + DEMAND_EXPIRY_MS);
+                } else {
+                    self.forget(device);
                 }
             }
-            Decision::Waiting { .. } => {
+            Decision::Waiting {
+                ask_again_at_ms, ..
+            } => {
                 self.demand.insert(place, pending);
+                self.expires
+                    .insert(device.to_string(), ask_again_at_ms + DEMAND_EXPIRY_MS);
             }
             Decision::Open => {}
         }
@@ -362,17 +448,17 @@ impl Board {
     pub fn used(&mut self, device: &str, left: u64) {
         self.grants.retain(|g| g.device != device);
         if left == 0 {
-            if let Some(place) = self.places.remove(device) {
-                self.demand.remove(&place);
-            }
+            self.forget(device);
         }
     }
 
-    /// A device that stopped asking (its demand expired): it leaves the order.
+    /// A device that stopped asking (its demand expired), or has nothing left: it leaves
+    /// the order.
     pub fn forget(&mut self, device: &str) {
         if let Some(place) = self.places.remove(device) {
             self.demand.remove(&place);
         }
+        self.expires.remove(device);
     }
 }
 
@@ -387,21 +473,27 @@ mod tests {
     #[test]
     fn the_budget_leaves_the_reserve_and_a_share_fits_one_second() {
         let p = params(1000);
-        assert_eq!(p.budget(), 900);
-        assert_eq!(p.live_rate(), 100);
+        assert_eq!(p.budget(), 950);
+        // Live traffic seen lately widens the reserve: a quarter more than seen.
+        assert_eq!(p.budget_for(100.0), 875);
+        assert_eq!(p.budget_for(10_000.0), 500, "at most half");
         // At least one a second stays for live traffic.
         assert_eq!(params(2).budget(), 1);
-        assert_eq!(params(2).live_rate(), 1);
-        assert_eq!(p.share(20), 20);
-        assert_eq!(p.share(5000), 500);
-        assert_eq!(params(250).share(5000), 225);
+        assert_eq!(p.share(20, p.budget()), 20);
+        assert_eq!(p.share(5000, p.budget()), 500);
+        assert_eq!(params(250).share(5000, 237), 237);
         assert_eq!(params(1).budget(), 1);
     }
 
     #[test]
     fn an_empty_authority_admits_at_once_and_a_full_one_names_the_turn() {
         let p = params(100);
-        match decide(&p, 10_000, 20, 0, &[]) {
+        let none = Seconds {
+            planned: &[],
+            live: &[],
+            budget: 90,
+        };
+        match decide(&p, 10_000, 20, 0, none) {
             Decision::Admitted {
                 second,
                 not_before_ms,
@@ -413,7 +505,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // 90 a second: 9,000 ahead is 100 seconds away, beyond the 20-second horizon.
-        match decide(&p, 10_000, 20, 9_000, &[]) {
+        match decide(&p, 10_000, 20, 9_000, none) {
             Decision::Waiting {
                 turn_at_ms,
                 ask_again_at_ms,

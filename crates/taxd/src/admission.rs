@@ -22,17 +22,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
-use kaipiao_core::admission::{decide, decide_live, Decision, Params};
+use kaipiao_core::admission::{
+    decide, decide_live, Decision, Params, Seconds, DEMAND_EXPIRY_MS, RECENT_S,
+};
 use kaipiao_core::lease::Lease;
 use kaipiao_core::time::parse_rfc3339;
 use kaipiao_core::wire::{AdmissionAnswer, AdmissionRequest, HealthAdmission, HEADER_ADMISSION};
 use kaipiao_core::Code;
 use rand::RngCore;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
-
-/// A demand row is forgotten this long after the device was told to ask again (it went
-/// away); a grant's unused invoices go back to the demand when the grant ends.
-const DEMAND_EXPIRY_MS: i64 = 30_000;
 
 /// The admission parameters, when admission is on.
 pub(crate) fn params(shared: &Shared) -> Option<Params> {
@@ -178,7 +176,7 @@ fn reclaim(tx: &Transaction<'_>, now: i64) -> Result<(), ErrorAnswer> {
     tx.execute("DELETE FROM admission_demand WHERE expires_ms <= ?1", [now])?;
     tx.execute(
         "DELETE FROM admission_seconds WHERE second < ?1",
-        [now.div_euclid(1000) - 60],
+        [now.div_euclid(1000) - 60.max(RECENT_S + 1)],
     )?;
     Ok(())
 }
@@ -296,14 +294,24 @@ fn decide_in(
             }
         }
     }
+    // Live invoices a second over the last whole seconds: the reserve follows them.
+    let recent: i64 = tx.query_row(
+        "SELECT COALESCE(SUM(live), 0) FROM admission_seconds WHERE second BETWEEN ?1 AND ?2",
+        params![now_s - RECENT_S, now_s - 1],
+        |r| r.get(0),
+    )?;
+    let seconds = Seconds {
+        planned: &planned,
+        live: &live,
+        budget: params.budget_for(recent as f64 / RECENT_S as f64),
+    };
     if pending <= u64::from(params.live_max) {
-        // Live traffic: the reserve's lane, first come first served, never behind the
-        // backlog.
+        // Live traffic: never behind the backlog, first come first served.
         tx.execute(
             "DELETE FROM admission_demand WHERE device_id = ?1",
             [device],
         )?;
-        return match decide_live(params, now, pending as u32, &live) {
+        return match decide_live(params, now, pending as u32, seconds) {
             Decision::Admitted {
                 second,
                 not_before_ms,
@@ -377,7 +385,13 @@ fn decide_in(
         )?;
         Ok(())
     };
-    match decide(params, now, params.share(pending), ahead, &planned) {
+    match decide(
+        params,
+        now,
+        params.share(pending, seconds.budget),
+        ahead,
+        seconds,
+    ) {
         Decision::Admitted {
             second,
             not_before_ms,
@@ -432,7 +446,7 @@ fn decide_in(
                 ahead_invoices: Some(ahead),
                 reason: Some(format!(
                     "the authority is recovering from an outage: {ahead} invoices of shops whose offline windows close sooner or that asked earlier are ahead of yours, at {} invoices a second",
-                    params.budget()
+                    seconds.budget
                 )),
                 ..answer("waiting")
             })

@@ -44,11 +44,17 @@ fn millis_until(at: DateTime<Utc>, server: DateTime<Utc>) -> Duration {
 }
 
 impl Run<'_> {
-    /// Reads the authority's health: does it pace recovery? Best effort: an endpoint that
-    /// does not answer leaves the run to its own policy (it will meet the outage anyway).
-    pub(super) async fn probe_pacing(&mut self) {
+    /// Reads the authority's health when there is a backlog (more than
+    /// [`kaipiao_core::admission::Params`]'s default `live_max` pending): does it pace
+    /// recovery? Best effort: an endpoint that does not answer leaves the run to its own
+    /// policy (it will meet the outage anyway).
+    pub(super) async fn probe_pacing(&mut self) -> Result<(), SyncError> {
+        let live_max = kaipiao_core::admission::Params::new(1).live_max;
+        if self.ledger.status(Utc::now())?.pending <= u64::from(live_max) {
+            return Ok(());
+        }
         let Some(endpoint) = self.route.client.endpoints().first().cloned() else {
-            return;
+            return Ok(());
         };
         if let Ok(health) = self.route.client.health(&endpoint).await {
             if let Some(admission) = health.admission {
@@ -58,6 +64,7 @@ impl Run<'_> {
                 };
             }
         }
+        Ok(())
     }
 
     /// Before a share under the authority's schedule: asks for admission and waits for

@@ -335,11 +335,13 @@ impl Run<'_> {
     /// The run, then the policy's state kept for the next one whatever happened.
     async fn execute(mut self) -> Result<SyncReport, SyncError> {
         self.route.resume(self.ledger.dir());
-        if !self.finals_only {
-            self.probe_pacing().await;
-        }
-        if let (admission::Pacing::Own, Some(spread)) = (&self.pacing, self.start_spread) {
+        if let Some(spread) = self.start_spread {
             self.start_plan(spread).await?;
+        }
+        // Does the authority pace recovery? Asked only for a backlog, and after the
+        // plan's first wait, so that a fleet coming back does not ask all at once.
+        if !self.finals_only {
+            self.probe_pacing().await?;
         }
         let result = self.work().await;
         self.route.persist(self.ledger.dir());
