@@ -41,21 +41,24 @@ pub struct Params {
     pub grace_s: i64,
     /// The largest share, in invoices (a batch request holds at most 500: SPEC 7).
     pub max_share: u32,
-    /// A device with at most this many pending invoices is live traffic: it sends without
-    /// asking, within the reserve.
+    /// A device with at most this many pending invoices, the oldest of them issued at most
+    /// [`Params::live_age_s`] ago, is live traffic: never queued behind the backlog.
     pub live_max: u32,
+    /// See [`Params::live_max`].
+    pub live_age_s: i64,
 }
 
 impl Params {
     pub fn new(capacity: u32) -> Params {
         Params {
             capacity: capacity.max(1),
-            reserve_pct: 5,
+            reserve_pct: 10,
             horizon_s: 20,
             lead_s: 5,
             grace_s: 2,
             max_share: 500,
             live_max: 5,
+            live_age_s: 120,
         }
     }
 
@@ -86,6 +89,12 @@ impl Params {
 
     /// The share a device with `pending` invoices is admitted for at once: all of it, at
     /// most one second of `budget` and [`Params::max_share`].
+    /// Whether a device with `pending` invoices, the oldest issued at `oldest_s` (unix
+    /// seconds), asking at `now_ms`, is live traffic.
+    pub fn is_live(&self, pending: u64, oldest_s: i64, now_ms: i64) -> bool {
+        pending <= u64::from(self.live_max) && now_ms.div_euclid(1000) - oldest_s <= self.live_age_s
+    }
+
     pub fn share(&self, pending: u64, budget: u32) -> u32 {
         pending
             .min(u64::from(budget))
@@ -181,14 +190,17 @@ pub fn decide(
         let take = left.min(free);
         left -= take;
         free -= take;
-        if left == 0 && free >= share64 {
+        // The share, or the part of it this second still has room for (the device asks
+        // again for the rest, and is still first): the seconds are filled without gaps,
+        // as the invoices ahead were placed.
+        if left == 0 && free > 0 {
             let at = budget.saturating_sub(free);
             let start = second * 1000 + (at * 1000 / budget) as i64;
             return Decision::Admitted {
                 second,
                 not_before_ms: start.max(now_ms),
                 not_after_ms: (second + 1 + params.grace_s) * 1000,
-                invoices: share64 as u32,
+                invoices: share64.min(free) as u32,
             };
         }
     }
@@ -322,13 +334,15 @@ impl Board {
         sum as f64 / RECENT_S as f64
     }
 
-    /// Device `device` asks at `now_ms` with `pending` invoices and its window closing at
-    /// `deadline` (unix seconds).
+    /// Device `device` asks at `now_ms` with `pending` invoices, the oldest issued at
+    /// `oldest_s` and its window closing at `deadline` (unix seconds).
+    #[allow(clippy::too_many_arguments)]
     pub fn ask(
         &mut self,
         params: &Params,
         device: &str,
         pending: u64,
+        oldest_s: i64,
         deadline: i64,
         now_ms: i64,
     ) -> Decision {
@@ -378,7 +392,7 @@ impl Board {
             live: &live,
             budget: params.budget_for(self.recent_live(now_ms)),
         };
-        if pending <= u64::from(params.live_max) {
+        if params.is_live(pending, oldest_s, now_ms) {
             // Live traffic: never behind the backlog.
             self.forget(device);
             let decision = decide_live(params, now_ms, pending as u32, seconds);
@@ -473,7 +487,7 @@ mod tests {
     #[test]
     fn the_budget_leaves_the_reserve_and_a_share_fits_one_second() {
         let p = params(1000);
-        assert_eq!(p.budget(), 950);
+        assert_eq!(p.budget(), 900);
         // Live traffic seen lately widens the reserve: a quarter more than seen.
         assert_eq!(p.budget_for(100.0), 875);
         assert_eq!(p.budget_for(10_000.0), 500, "at most half");
@@ -493,6 +507,7 @@ mod tests {
             live: &[],
             budget: 90,
         };
+        // 9,000 ahead at 90 a second: 100 seconds away.
         match decide(&p, 10_000, 20, 0, none) {
             Decision::Admitted {
                 second,

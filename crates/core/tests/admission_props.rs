@@ -20,7 +20,8 @@ proptest! {
         for (device, pending, deadline, step) in asks {
             now += step;
             let device = format!("d{device}");
-            match board.ask(&params, &device, pending, deadline, now) {
+            // Issued an hour before: a backlog, not live traffic.
+            match board.ask(&params, &device, pending, now / 1000 - 3600, deadline, now) {
                 Decision::Admitted { second, not_before_ms, not_after_ms, invoices } => {
                     prop_assert!(invoices >= 1 && invoices <= params.capacity.min(params.max_share));
                     prop_assert!(u64::from(invoices) <= pending);
@@ -84,7 +85,7 @@ fn a_fleet_that_follows_its_turns_drains_at_the_budget_earliest_deadline_first()
     let mut finished = vec![0i64; devices];
     let mut waited = vec![false; devices];
     while let Some(std::cmp::Reverse((now, d))) = asks.pop() {
-        match board.ask(&params, &format!("d{d}"), left[d], deadline(d), now) {
+        match board.ask(&params, &format!("d{d}"), left[d], -3600, deadline(d), now) {
             Decision::Admitted {
                 not_before_ms,
                 invoices,

@@ -21,6 +21,7 @@
 //! It must stay a measurement: the policy is never re-implemented or tuned here, only
 //! driven.
 
+pub mod paced;
 pub mod plot;
 pub mod report;
 
@@ -49,6 +50,12 @@ pub struct Scenario {
     pub horizon: Duration,
     /// The load limit is judged after this.
     pub warm_up: Duration,
+    /// A second mix: the last of the `clients` have this many invoices instead
+    /// (count, invoices).
+    pub large: Option<(u32, u32)>,
+    /// Each client's offline window closes uniformly within these seconds from t = 0
+    /// (None: far beyond the drain); only counted, the client does not know it.
+    pub deadlines: Option<(f64, f64)>,
 }
 
 impl Scenario {
@@ -64,11 +71,23 @@ impl Scenario {
             seed: 4,
             horizon: Duration::from_secs(3600),
             warm_up: Duration::from_secs(10),
+            large: None,
+            deadlines: None,
+        }
+    }
+
+    /// Client `i`'s backlog.
+    pub fn backlog_of(&self, i: usize) -> u32 {
+        match self.large {
+            Some((count, backlog)) if i >= self.clients.saturating_sub(count) as usize => backlog,
+            _ => self.backlog,
         }
     }
 
     pub fn invoices(&self) -> u64 {
-        u64::from(self.clients) * u64::from(self.backlog)
+        (0..self.clients as usize)
+            .map(|i| u64::from(self.backlog_of(i)))
+            .sum()
     }
 
     /// Seconds the drain takes at exactly the capacity: total / capacity.
@@ -123,6 +142,8 @@ pub struct Measured {
     pub accepted: u64,
     /// When the last invoice was accepted (seconds), None when the horizon came first.
     pub drained_at: Option<f64>,
+    /// Per client: when its last invoice was accepted (None: never).
+    pub finished: Vec<Option<f64>>,
 }
 
 impl Measured {
@@ -266,7 +287,8 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
         order += 1;
         queue.push(Reverse((at, order, client, event)));
     };
-    let mut left: Vec<u32> = vec![scenario.backlog; n];
+    let mut left: Vec<u32> = (0..n).map(|i| scenario.backlog_of(i)).collect();
+    let mut finished: Vec<Option<f64>> = vec![None; n];
     let batch = scenario.batch.max(1);
     let next_batch = |left: u32| left.min(batch);
     let mut clients: Vec<Client> = Vec::with_capacity(n);
@@ -277,10 +299,10 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
                 let plan = Recovery::plan(
                     Duration::ZERO,
                     params.start_spread,
-                    u64::from(scenario.backlog),
+                    u64::from(left[i]),
                     &mut rng,
                 );
-                let turn = plan.first_turn(u64::from(scenario.backlog));
+                let turn = plan.first_turn(u64::from(left[i]));
                 clients.push(Client::Kaipiao(Box::new(Kaipiao {
                     pacer,
                     plan,
@@ -294,7 +316,7 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
             Strategy::Naive { interval } => {
                 clients.push(Client::Naive);
                 let phase = rng.gen_range(0..micros(interval).max(1));
-                let invoices = next_batch(scenario.backlog);
+                let invoices = next_batch(left[i]);
                 push(&mut queue, phase, i as u32, Event::Arrive { invoices });
             }
         }
@@ -381,6 +403,9 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
             } => {
                 if ok {
                     left[id] -= invoices;
+                    if left[id] == 0 {
+                        finished[id] = Some(at as f64 / MICROS);
+                    }
                     remaining -= u64::from(invoices);
                     if remaining == 0 {
                         drained_at = Some(at as f64 / MICROS);
@@ -451,5 +476,6 @@ pub fn simulate(scenario: &Scenario, strategy: Strategy) -> Measured {
         local_rejects,
         accepted,
         drained_at,
+        finished,
     }
 }

@@ -1,10 +1,15 @@
 //! `fleet`: runs the issue-4 fleet with the naive client and with Kaipiao's policy,
-//! writes `fleet.png` and `fleet.md` into `--out`, and prints the table.
+//! writes `fleet.png` and `fleet.md` into `--out`, and prints the table; then the issue-13
+//! sweep (today's recovery plan against the authority's pacing, two mixes, five
+//! capacities, with late returns, live traffic and offline windows), written as
+//! `fleet.json` and appended to `fleet.md`.
 
 use anyhow::Context;
 use clap::Parser;
+use kaipiao_fleet::paced::{out_of_window, simulate_paced, PacedScenario};
 use kaipiao_fleet::{plot, report, simulate, Scenario, Strategy};
 use kaipiao_sync::policy::Params;
+use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,6 +35,169 @@ struct Args {
     batch: u32,
     #[arg(long, default_value_t = 4)]
     seed: u64,
+    /// Only the issue-4 runs (no issue-13 sweep).
+    #[arg(long)]
+    no_sweep: bool,
+}
+
+/// A mix of shops: name, (shops, invoices) groups.
+struct Mix {
+    name: &'static str,
+    groups: Vec<(u32, u32)>,
+}
+
+fn mixes() -> Vec<Mix> {
+    vec![
+        Mix {
+            name: "10000x20",
+            groups: vec![(10_000, 20)],
+        },
+        Mix {
+            name: "9000x5+1000x200",
+            groups: vec![(9_000, 5), (1_000, 200)],
+        },
+    ]
+}
+
+fn backlogs(groups: &[(u32, u32)]) -> Vec<u32> {
+    groups
+        .iter()
+        .flat_map(|(n, b)| std::iter::repeat_n(*b, *n as usize))
+        .collect()
+}
+
+/// The issue-13 sweep: one record per policy, mix and capacity.
+fn issue13_sweep(seed: u64) -> Vec<serde_json::Value> {
+    let mut records = Vec::new();
+    for mix in mixes() {
+        let backlog = backlogs(&mix.groups);
+        let total: u64 = backlog.iter().map(|b| u64::from(*b)).sum();
+        for capacity in [250u32, 500, 1000, 2000, 4000] {
+            let ideal = total as f64 / f64::from(capacity);
+            // Windows that close between 0.3x and 1.5x the ideal drain: an
+            // earliest-deadline-first schedule at capacity finishes most shops in time.
+            let windows = Some((0.3 * ideal, 1.5 * ideal));
+            let base = PacedScenario {
+                groups: mix.groups.clone(),
+                capacity,
+                latency_ms: (10, 40),
+                seed,
+                horizon_s: (ideal * 6.0) as u64 + 600,
+                warm_up_s: 5,
+                no_show: 0.0,
+                live: 0.0,
+                deadlines: None,
+                return_ms: 2_000,
+            };
+            let main = simulate_paced(&base);
+            let late = simulate_paced(&PacedScenario {
+                no_show: 0.01,
+                ..base.clone()
+            });
+            let live = simulate_paced(&PacedScenario {
+                live: 0.1,
+                ..base.clone()
+            });
+            let windowed = simulate_paced(&PacedScenario {
+                deadlines: windows,
+                ..base.clone()
+            });
+            let returning: Vec<u32> = backlog.clone();
+            records.push(json!({
+                "policy": "paced",
+                "mix": mix.name,
+                "capacity": capacity,
+                "ideal_drain_s": ideal,
+                "drain_x_ideal": main.drain_x_ideal(capacity),
+                "peak_after_5s_x_capacity": main.peak_after(5, capacity),
+                "wasted_fraction": main.wasted_fraction(),
+                "late_returns_drain_x_ideal": late.drain_x_ideal(capacity),
+                "live_ack_p99_s": live.live_ack_p99(),
+                "live_drain_x_ideal": live.drain_x_ideal(capacity),
+                "shops_out_of_window": out_of_window(&windowed.finished, &returning, f64::from(capacity)),
+                "admission_requests_per_invoice": main.asks as f64 / total as f64,
+                "submissions": main.submissions,
+            }));
+            // Today's plan: the client's own recovery spread against a token bucket of
+            // invoices (the issue-4 simulation).
+            let (small, large) = (mix.groups[0], mix.groups.get(1).copied());
+            let old = Scenario {
+                clients: backlog.len() as u32,
+                backlog: small.1,
+                large,
+                capacity: f64::from(capacity),
+                seed,
+                warm_up: Duration::from_secs(5),
+                horizon: Duration::from_secs((ideal * 8.0) as u64 + 900),
+                ..Scenario::issue4()
+            };
+            let m = simulate(&old, Strategy::Kaipiao(Params::default()));
+            let offered: u64 = m.seconds.iter().map(|s| u64::from(s.offered)).sum();
+            let accepted: u64 = m.seconds.iter().map(|s| u64::from(s.accepted)).sum();
+            let old_windowed = simulate(
+                &Scenario {
+                    deadlines: windows,
+                    ..old.clone()
+                },
+                Strategy::Kaipiao(Params::default()),
+            );
+            let deadlines = window_draws(&old_windowed.scenario, seed);
+            let finished: Vec<(Option<f64>, f64)> = old_windowed
+                .finished
+                .iter()
+                .copied()
+                .zip(deadlines)
+                .collect();
+            records.push(json!({
+                "policy": "recovery plan",
+                "mix": mix.name,
+                "capacity": capacity,
+                "ideal_drain_s": ideal,
+                "drain_x_ideal": m.drain_ratio(),
+                "peak_after_5s_x_capacity": m.peak_after_warm_up(),
+                "wasted_fraction": if accepted == 0 { 0.0 } else { (offered - accepted) as f64 / accepted as f64 },
+                "late_returns_drain_x_ideal": null,
+                "live_ack_p99_s": null,
+                "shops_out_of_window": out_of_window(&finished, &backlog, f64::from(capacity)),
+            }));
+            eprintln!("swept {} at {capacity}/s", mix.name);
+        }
+    }
+    records
+}
+
+/// The deadlines a windowed scenario draws for its clients (the same seeded draw the
+/// paced simulation makes, here made apart from the client simulation).
+fn window_draws(s: &Scenario, seed: u64) -> Vec<f64> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x13);
+    let (lo, hi) = s.deadlines.unwrap_or((1e9, 1e9));
+    (0..s.clients).map(|_| rng.gen_range(lo..=hi)).collect()
+}
+
+fn table(records: &[serde_json::Value]) -> String {
+    let f = |v: &serde_json::Value, k: &str, unit: &str| match v[k].as_f64() {
+        Some(x) => format!("{x:.2}{unit}"),
+        None => "—".into(),
+    };
+    let mut out = String::from(
+        "| mix | capacity (invoices/s) | policy | drain (x ideal) | peak after 5 s (x capacity) | wasted | 1% late returns: drain (x ideal) | live ack p99 | shops out of window (EDF could serve) |\n|---|---:|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in records {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.1}% | {} | {} | {} |\n",
+            r["mix"].as_str().unwrap_or(""),
+            r["capacity"],
+            r["policy"].as_str().unwrap_or(""),
+            f(r, "drain_x_ideal", "x"),
+            f(r, "peak_after_5s_x_capacity", "x"),
+            100.0 * r["wasted_fraction"].as_f64().unwrap_or(0.0),
+            f(r, "late_returns_drain_x_ideal", "x"),
+            f(r, "live_ack_p99_s", " s"),
+            r["shops_out_of_window"],
+        ));
+    }
+    out
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,7 +236,16 @@ fn main() -> anyhow::Result<()> {
     plot::chart(&naive, &policy, std::io::BufWriter::new(file))
         .with_context(|| format!("writing {}", png.display()))?;
     let md = args.out.join("fleet.md");
-    let document = report::document(&scenario, &params, &naive, &policy, &sweep);
+    let mut document = report::document(&scenario, &params, &naive, &policy, &sweep);
+    if !args.no_sweep {
+        let records = issue13_sweep(args.seed);
+        let json_path = args.out.join("fleet.json");
+        std::fs::write(&json_path, serde_json::to_string_pretty(&records)?)
+            .with_context(|| format!("writing {}", json_path.display()))?;
+        document.push_str("\n## Recovery paced by the authority (issue 13)\n\n");
+        document.push_str(&table(&records));
+        eprintln!("wrote {}", json_path.display());
+    }
     std::fs::write(&md, &document).with_context(|| format!("writing {}", md.display()))?;
     println!("{document}");
     eprintln!("wrote {} and {}", png.display(), md.display());

@@ -201,7 +201,7 @@ fn decide_for(
             .min(now.div_euclid(1000));
         let deadline = oldest.saturating_add(i64::try_from(hours).unwrap_or(0) * 3600);
         let pending = request.pending.min(unreceipted);
-        let answer = decide_in(&tx, params, device, pending, deadline, now)?;
+        let answer = decide_in(&tx, params, device, pending, oldest, deadline, now)?;
         tx.commit()?;
         Ok(answer)
     })
@@ -212,6 +212,7 @@ fn decide_in(
     params: &Params,
     device: &str,
     pending: u64,
+    oldest: i64,
     deadline: i64,
     now: i64,
 ) -> Result<AdmissionAnswer, ErrorAnswer> {
@@ -305,7 +306,7 @@ fn decide_in(
         live: &live,
         budget: params.budget_for(recent as f64 / RECENT_S as f64),
     };
-    if pending <= u64::from(params.live_max) {
+    if params.is_live(pending, oldest, now) {
         // Live traffic: never behind the backlog, first come first served.
         tx.execute(
             "DELETE FROM admission_demand WHERE device_id = ?1",
