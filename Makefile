@@ -85,7 +85,8 @@ crash: deps
 fuzz: deps
 	$(CARGO) run --release -p kaipiao-tests --example fuzz
 
-## The fleet simulation (issue 4): docs/fleet.png and docs/fleet.md, figures for BENCHMARKS.md.
+## The fleet simulation (issues 4 and 13): docs/fleet.png, docs/fleet.md and docs/fleet.json (the
+## paced recovery against today's plan, two mixes, five capacities), figures for BENCHMARKS.md.
 fleet:
 	$(CARGO) run --release -p kaipiao-fleet -- --out docs/
 
