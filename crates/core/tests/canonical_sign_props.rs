@@ -650,15 +650,15 @@ proptest! {
                 1 => text.replace("accepted", "rejected"),
                 // Not JSON.
                 2 => text[..text.len() / 2].to_string(),
-                // No signature.
+                // No signature (of a receipt still whole).
                 3 => {
-                    let mut v: Value = serde_json::from_str(text).unwrap();
+                    let Ok(mut v) = serde_json::from_str::<Value>(text) else { continue };
                     v.as_object_mut().unwrap().remove("authority_signature");
                     v.to_string()
                 }
                 // A signature that is not 64 bytes of base64.
                 _ => {
-                    let mut v: Value = serde_json::from_str(text).unwrap();
+                    let Ok(mut v) = serde_json::from_str::<Value>(text) else { continue };
                     v["authority_signature"] = Value::String("AAAA".into());
                     v.to_string()
                 }
