@@ -85,7 +85,7 @@ crash: deps
 fuzz: deps
 	$(CARGO) run --release -p kaipiao-tests --example fuzz
 
-## The fleet simulation (issues 4 and 13): docs/fleet.png, docs/fleet.md and docs/fleet.json (the
+## The fleet simulation (issues 4 and 13): docs/fleet.svg, docs/fleet-CAPACITY.svg, docs/fleet.md and docs/fleet.json (the
 ## paced recovery against today's plan, two mixes, five capacities), figures for BENCHMARKS.md.
 fleet:
 	$(CARGO) run --release -p kaipiao-fleet -- --out docs/

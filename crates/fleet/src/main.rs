@@ -1,5 +1,5 @@
 //! `fleet`: runs the issue-4 fleet with the naive client and with Kaipiao's policy,
-//! writes `fleet.png` and `fleet.md` into `--out`, and prints the table; then the issue-13
+//! writes `fleet.svg` and `fleet.md` into `--out`, and prints the table; then the issue-13
 //! sweep (today's recovery plan against the authority's pacing, two mixes, five
 //! capacities, with late returns, live traffic and offline windows), written as
 //! `fleet.json` and appended to `fleet.md`.
@@ -19,7 +19,7 @@ use std::time::Duration;
     about = "Simulates 10,000 Kaipiao clients draining into a recovering authority (issue 4)."
 )]
 struct Args {
-    /// Where fleet.png and fleet.md go.
+    /// Where fleet.svg, fleet.md, fleet.json and the per-capacity charts go.
     #[arg(long, default_value = "docs")]
     out: PathBuf,
     #[arg(long, default_value_t = 10_000)]
@@ -66,9 +66,11 @@ fn backlogs(groups: &[(u32, u32)]) -> Vec<u32> {
         .collect()
 }
 
-/// The issue-13 sweep: one record per policy, mix and capacity.
-fn issue13_sweep(seed: u64) -> Vec<serde_json::Value> {
+/// The issue-13 sweep: one record per policy, mix and capacity, and a chart per capacity
+/// of the first mix (file name, SVG).
+fn issue13_sweep(seed: u64) -> (Vec<serde_json::Value>, Vec<(String, String)>) {
     let mut records = Vec::new();
+    let mut charts = Vec::new();
     for mix in mixes() {
         let backlog = backlogs(&mix.groups);
         let total: u64 = backlog.iter().map(|b| u64::from(*b)).sum();
@@ -160,10 +162,20 @@ fn issue13_sweep(seed: u64) -> Vec<serde_json::Value> {
                 "live_ack_p99_s": null,
                 "shops_out_of_window": out_of_window(&finished, &backlog, f64::from(capacity)),
             }));
+            if mix.name == "10000x20" {
+                let title = format!(
+                    "{}: capacity {capacity} invoices/s, ideal drain {ideal:.0} s",
+                    mix.name
+                );
+                match plot::capacity_chart(&title, f64::from(capacity), &m, &main) {
+                    Ok(svg) => charts.push((format!("fleet-{capacity}.svg"), svg)),
+                    Err(e) => eprintln!("chart for {capacity}/s: {e}"),
+                }
+            }
             eprintln!("swept {} at {capacity}/s", mix.name);
         }
     }
-    records
+    (records, charts)
 }
 
 /// The deadlines a windowed scenario draws for its clients (the same seeded draw the
@@ -230,24 +242,28 @@ fn main() -> anyhow::Result<()> {
         .collect();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let png = args.out.join("fleet.png");
-    let file =
-        std::fs::File::create(&png).with_context(|| format!("creating {}", png.display()))?;
-    plot::chart(&naive, &policy, std::io::BufWriter::new(file))
-        .with_context(|| format!("writing {}", png.display()))?;
+    let svg = args.out.join("fleet.svg");
+    let chart = plot::chart(&naive, &policy).map_err(anyhow::Error::msg)?;
+    std::fs::write(&svg, chart).with_context(|| format!("writing {}", svg.display()))?;
     let md = args.out.join("fleet.md");
     let mut document = report::document(&scenario, &params, &naive, &policy, &sweep);
     if !args.no_sweep {
-        let records = issue13_sweep(args.seed);
+        let (records, charts) = issue13_sweep(args.seed);
         let json_path = args.out.join("fleet.json");
         std::fs::write(&json_path, serde_json::to_string_pretty(&records)?)
             .with_context(|| format!("writing {}", json_path.display()))?;
         document.push_str("\n## Recovery paced by the authority (issue 13)\n\n");
         document.push_str(&table(&records));
+        document.push('\n');
+        for (name, text) in charts {
+            let path = args.out.join(&name);
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            document.push_str(&format!("![{name}]({name})\n\n"));
+        }
         eprintln!("wrote {}", json_path.display());
     }
     std::fs::write(&md, &document).with_context(|| format!("writing {}", md.display()))?;
     println!("{document}");
-    eprintln!("wrote {} and {}", png.display(), md.display());
+    eprintln!("wrote {} and {}", svg.display(), md.display());
     Ok(())
 }

@@ -71,7 +71,7 @@ pub fn document(
         scenario.latency_ms.1,
     );
     out.push_str(&table(&[naive, policy]));
-    out.push_str("\n![load over time](fleet.png)\n\n");
+    out.push_str("\n![load over time](fleet.svg)\n\n");
     let _ = writeln!(
         out,
         "Policy parameters: recovery plan over {} s (the client's spread for any outage of \
