@@ -18,6 +18,10 @@
 
 use std::collections::BTreeMap;
 
+/// Send times are spread over the first this many ms of their second: a share sent at the
+/// end of the spread still arrives within its second after a journey of up to 100 ms.
+pub const SPREAD_MS: u64 = 900;
+
 /// Live traffic is measured over this many whole seconds ([`Board::recent_live`]).
 pub const RECENT_S: i64 = 10;
 
@@ -53,8 +57,8 @@ impl Params {
         Params {
             capacity: capacity.max(1),
             reserve_pct: 10,
-            horizon_s: 20,
-            lead_s: 5,
+            horizon_s: 6,
+            lead_s: 3,
             grace_s: 2,
             max_share: 500,
             live_max: 5,
@@ -95,11 +99,22 @@ impl Params {
         pending <= u64::from(self.live_max) && now_ms.div_euclid(1000) - oldest_s <= self.live_age_s
     }
 
-    pub fn share(&self, pending: u64, budget: u32) -> u32 {
-        pending
-            .min(u64::from(budget))
-            .min(u64::from(self.max_share))
-            .max(1) as u32
+    /// The share for a device with `pending` invoices: all of them, at most one second of
+    /// `budget` and [`Params::max_share`]; a device new to the order (`first`) gets at
+    /// most [`Params::first_share`] (a device that never comes back after its first slot
+    /// then wastes little of a second).
+    pub fn share(&self, pending: u64, budget: u32, first: bool) -> u32 {
+        let mut cap = u64::from(budget).min(u64::from(self.max_share));
+        if first {
+            cap = cap.min(u64::from(self.first_share(budget)));
+        }
+        pending.min(cap).max(1) as u32
+    }
+
+    /// The most a device new to the order is given at once: 20 invoices, or 2% of the
+    /// budget where that is more.
+    pub fn first_share(&self, budget: u32) -> u32 {
+        (budget / 50).max(20)
     }
 }
 
@@ -195,7 +210,7 @@ pub fn decide(
         // as the invoices ahead were placed.
         if left == 0 && free > 0 {
             let at = budget.saturating_sub(free);
-            let start = second * 1000 + (at * 1000 / budget) as i64;
+            let start = second * 1000 + (at * SPREAD_MS / budget) as i64;
             return Decision::Admitted {
                 second,
                 not_before_ms: start.max(now_ms),
@@ -229,7 +244,7 @@ pub fn decide_live(params: &Params, now_ms: i64, invoices: u32, seconds: Seconds
         let (planned, live) = seconds.at(k);
         if planned + live + n <= capacity {
             let second = now_s + k;
-            let start = second * 1000 + ((planned + live) * 1000 / capacity.max(1)) as i64;
+            let start = second * 1000 + ((planned + live) * SPREAD_MS / capacity.max(1)) as i64;
             return Decision::Admitted {
                 second,
                 not_before_ms: start.max(now_ms),
@@ -286,16 +301,20 @@ impl Board {
         self.planned.get(&second).copied().unwrap_or(0)
     }
 
-    /// Grants not used by their end are void: their invoices go back to their devices'
-    /// demand, at their places. Devices that stopped asking leave the order.
+    /// Grants not used by their end are void, and their devices count for nothing ahead
+    /// of others until they ask again (at their places). Devices that stopped asking
+    /// leave the order.
     pub fn reclaim(&mut self, now_ms: i64) {
         let (void, kept): (Vec<Grant>, Vec<Grant>) = std::mem::take(&mut self.grants)
             .into_iter()
             .partition(|g| g.not_after_ms <= now_ms);
         self.grants = kept;
         for g in void {
+            // Its device did not come: nothing of it is counted ahead of others any more
+            // (no room is kept for a device that went away); it keeps its place, and
+            // states what it has when it asks again.
             if let Some(place) = self.places.get(&g.device) {
-                *self.demand.entry(place.clone()).or_insert(0) += u64::from(g.invoices);
+                self.demand.remove(place);
             }
         }
         let gone: Vec<String> = self
@@ -364,6 +383,7 @@ impl Board {
                 *n = n.saturating_sub(g.invoices);
             }
         }
+        let first = !self.places.contains_key(device);
         let place = match self.places.get(device) {
             Some(p) => {
                 let old = p.clone();
@@ -418,7 +438,7 @@ impl Board {
         let decision = decide(
             params,
             now_ms,
-            params.share(pending, seconds.budget),
+            params.share(pending, seconds.budget, first),
             ahead,
             seconds,
         );
@@ -493,9 +513,12 @@ mod tests {
         assert_eq!(p.budget_for(10_000.0), 500, "at most half");
         // At least one a second stays for live traffic.
         assert_eq!(params(2).budget(), 1);
-        assert_eq!(p.share(20, p.budget()), 20);
-        assert_eq!(p.share(5000, p.budget()), 500);
-        assert_eq!(params(250).share(5000, 237), 237);
+        assert_eq!(p.share(20, p.budget(), false), 20);
+        assert_eq!(p.share(5000, p.budget(), false), 500);
+        assert_eq!(params(250).share(5000, 237, false), 237);
+        // A device new to the order: at most 20, or 2% of the budget.
+        assert_eq!(params(250).share(5000, 225, true), 20);
+        assert_eq!(params(4000).share(5000, 3600, true), 72);
         assert_eq!(params(1).budget(), 1);
     }
 
@@ -519,7 +542,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // 90 a second: 9,000 ahead is 100 seconds away, beyond the 20-second horizon.
+        // 90 a second: 9,000 ahead is 100 seconds away, beyond the 6-second horizon.
         match decide(&p, 10_000, 20, 9_000, none) {
             Decision::Waiting {
                 turn_at_ms,
@@ -528,7 +551,7 @@ mod tests {
             } => {
                 assert_eq!(ahead, 9_000);
                 assert!(turn_at_ms >= 10_000 + 99_000, "{turn_at_ms}");
-                assert_eq!(ask_again_at_ms, turn_at_ms - 5_000);
+                assert_eq!(ask_again_at_ms, turn_at_ms - p.lead_s * 1000);
             }
             other => panic!("{other:?}"),
         }

@@ -158,13 +158,13 @@ fn known(tx: &Transaction<'_>, device: &str) -> Result<(u64, Option<i64>, u64), 
     ))
 }
 
-/// Void grants give their unused invoices back to their devices' demand; devices that
-/// stopped asking leave the order; old seconds go.
+/// Void grants: their devices count for nothing ahead of others until they ask again;
+/// devices that stopped asking leave the order; old seconds go.
 fn reclaim(tx: &Transaction<'_>, now: i64) -> Result<(), ErrorAnswer> {
+    // A device that did not come for its slot counts for nothing ahead of others until
+    // it asks again (no room is kept for a device that went away); it keeps its place.
     tx.execute(
-        "UPDATE admission_demand SET pending = pending + (
-             SELECT g.invoices - g.used FROM admission_grants g
-             WHERE g.device_id = admission_demand.device_id)
+        "UPDATE admission_demand SET pending = 0
          WHERE device_id IN (SELECT device_id FROM admission_grants
                              WHERE not_after_ms <= ?1 AND used < invoices)",
         [now],
@@ -362,14 +362,15 @@ fn decide_in(
             Decision::Open => Ok(answer("open")),
         };
     }
-    let arrived: i64 = tx
+    let known: Option<i64> = tx
         .query_row(
             "SELECT arrived_ms FROM admission_demand WHERE device_id = ?1",
             [device],
             |r| r.get(0),
         )
-        .optional()?
-        .unwrap_or(now);
+        .optional()?;
+    let first = known.is_none();
+    let arrived = known.unwrap_or(now);
     let ahead: i64 = tx.query_row(
         "SELECT COALESCE(SUM(pending), 0) FROM admission_demand
          WHERE (deadline, arrived_ms, device_id) < (?1, ?2, ?3)",
@@ -389,7 +390,7 @@ fn decide_in(
     match decide(
         params,
         now,
-        params.share(pending, seconds.budget),
+        params.share(pending, seconds.budget, first),
         ahead,
         seconds,
     ) {
