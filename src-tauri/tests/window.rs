@@ -6,9 +6,10 @@
 mod driver;
 
 use driver::Window;
-use kaipiao_tests::{buyer_tax_id, invalid_tax_id, Taxd};
+use kaipiao_tests::{buyer_tax_id, invalid_tax_id, wait_until, Shop, Taxd};
 use serde_json::json;
 use std::path::Path;
+use std::time::Duration;
 
 const LIGHT_BG: &str = "#f4f5f7";
 const DARK_BG: &str = "#14171c";
@@ -1064,4 +1065,70 @@ fn the_stats_view_shows_the_month_and_exports_it() {
     w.type_into("stats-month", "2026-13");
     w.click("stats-show");
     w.wait_attr("error-message", "data-field", "month");
+}
+
+/// Issue 13: while the authority paces its recovery and another shop's backlog is ahead,
+/// the status bar says when this shop's turn is ("your turn in N min"), and "Sync now"
+/// never goes ahead of the schedule: it says the turn and why, and sends nothing.
+#[test]
+fn the_status_bar_says_when_the_shops_turn_is_while_the_authority_paces() {
+    let mut taxd = Taxd::start(&[]);
+    let w = Window::open(&[]);
+    w.set_up(&taxd);
+    // Another shop, whose 90 invoices are older: its window closes first.
+    let other = Shop::new(&taxd);
+    let drafts: Vec<serde_json::Value> = (1..=90)
+        .map(|i| kaipiao_tests::small_draft(&format!("先到{i}"), &format!("{i}.30")))
+        .collect();
+    other.import(&drafts);
+    // Three invoices a second for the backlog: the other shop's take 30 s.
+    taxd.restart_with(&["--admission-capacity", "4"]);
+    let before = taxd.requests().len();
+    let running = other.spawn(&["--json", "sync", "--background"]);
+    wait_until(
+        "the other shop's admission request",
+        Duration::from_secs(30),
+        || {
+            taxd.requests()[before..]
+                .iter()
+                .any(|r| r["path"] == json!("/v1/admission"))
+        },
+    );
+    // Ten invoices issued here (by the CLI, on the window's data): a backlog.
+    let lines: Vec<String> = (1..=10)
+        .map(|i| kaipiao_tests::small_draft(&format!("后到{i}"), &format!("{i}.40")).to_string())
+        .collect();
+    let file = w.data.path().join("drafts.jsonl");
+    std::fs::write(&file, lines.join("\n")).expect("drafts written");
+    let out = std::process::Command::new(kaipiao_tests::binary("kaipiao"))
+        .arg("--data")
+        .arg(w.data.path().join("shop"))
+        .args(["--json", "import", "--file"])
+        .arg(&file)
+        .env("KAIPIAO_PASSPHRASE", "window test passphrase")
+        .output()
+        .expect("kaipiao import runs");
+    assert!(
+        out.status.success(),
+        "kaipiao import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The loop asks, is told its turn, and the status bar says it.
+    w.find("turn");
+    let turn = w.text("turn");
+    assert!(turn.contains("轮到本店"), "{turn}");
+    w.wait_text("pending-count", "10");
+    w.screenshot("turn");
+    // "Sync now": not before the schedule; the turn, and nothing sent.
+    w.click("sync-now");
+    w.wait_attr("sync-progress", "data-outcome", "transient");
+    // The whole line is its title (the bar may cut it short).
+    let said = w.attr("sync-progress", "title").unwrap_or_default();
+    assert!(
+        said.contains("分批恢复") && said.contains("轮到本店"),
+        "{said}"
+    );
+    assert_eq!(w.text("pending-count"), "10");
+    let out = running.wait(Duration::from_secs(120));
+    out.expect_code(0);
 }

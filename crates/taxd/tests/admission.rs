@@ -251,7 +251,9 @@ async fn a_ticket_covers_its_share_for_its_device_only() {
     // Another device's envelopes under this ticket, and a ticket never given.
     let mut o = other;
     let theirs = o.issue(&ordinary("1", "1"));
-    let reply = a.call(batch(&[theirs.clone()], Some(&ticket))).await;
+    let reply = a
+        .call(batch(std::slice::from_ref(&theirs), Some(&ticket)))
+        .await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(reply.text().contains("another device"), "{}", reply.text());
     let reply = a.call(batch(&[theirs], Some("0123456789abcdef"))).await;
