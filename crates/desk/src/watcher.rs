@@ -671,35 +671,26 @@ impl Worker {
             .flatten()
             .map(|d| d.servers)
             .unwrap_or_default();
+        // The authority served: online on the primary, degraded on a backup.
+        let served = |worker: &Self| {
+            let endpoint = last_up.clone().or_else(|| servers.first().cloned());
+            let primary = endpoint.as_deref() == servers.first().map(String::as_str);
+            let state = if primary {
+                ConnectivityState::Online
+            } else {
+                ConnectivityState::Degraded
+            };
+            worker.set_connectivity(state, endpoint, String::new());
+        };
         let (outcome, reason) = match &report.outcome {
             SyncOutcome::Complete => {
                 self.failures = 0;
-                let endpoint = last_up.clone().or_else(|| servers.first().cloned());
-                let primary = endpoint.as_deref() == servers.first().map(String::as_str);
-                self.set_connectivity(
-                    if primary {
-                        ConnectivityState::Online
-                    } else {
-                        ConnectivityState::Degraded
-                    },
-                    endpoint,
-                    String::new(),
-                );
+                served(self);
                 (SyncOutcomeKind::Complete, None)
             }
             // Not this shop's turn: the authority answered, and paces the backlog.
             SyncOutcome::Transient(why) if report.turn_at.is_some() => {
-                let endpoint = last_up.clone().or_else(|| servers.first().cloned());
-                let primary = endpoint.as_deref() == servers.first().map(String::as_str);
-                self.set_connectivity(
-                    if primary {
-                        ConnectivityState::Online
-                    } else {
-                        ConnectivityState::Degraded
-                    },
-                    endpoint,
-                    String::new(),
-                );
+                served(self);
                 (SyncOutcomeKind::Transient, Some(why.clone()))
             }
             SyncOutcome::Transient(why) => {

@@ -164,6 +164,8 @@ impl Run<'_> {
                         reason: reason.clone(),
                     });
                     if !self.background {
+                        // Not this shop's turn: the heads are left for the run that drains.
+                        self.ended_at_share = true;
                         self.report.ask_again_after = Some(
                             answer
                                 .ask_again_at

@@ -413,8 +413,6 @@ impl Run<'_> {
     async fn drain(&mut self) -> Result<SyncOutcome, SyncError> {
         let mut queue: VecDeque<OutboxItem> = VecDeque::new();
         if let Some(outcome) = self.admit().await? {
-            // Not this shop's turn: the heads are left for the run that drains.
-            self.ended_at_share = true;
             return Ok(outcome);
         }
         loop {
@@ -451,9 +449,6 @@ impl Run<'_> {
                     admission::Pacing::Own => self.next_share().await?,
                 };
                 if let Step::End(outcome) = next {
-                    if self.report.turn_at.is_some() {
-                        self.ended_at_share = true;
-                    }
                     return Ok(outcome);
                 }
                 // The outbox is read again for the new share.
