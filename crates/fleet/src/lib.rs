@@ -53,9 +53,6 @@ pub struct Scenario {
     /// A second mix: the last of the `clients` have this many invoices instead
     /// (count, invoices).
     pub large: Option<(u32, u32)>,
-    /// Each client's offline window closes uniformly within these seconds from t = 0
-    /// (None: far beyond the drain); only counted, the client does not know it.
-    pub deadlines: Option<(f64, f64)>,
 }
 
 impl Scenario {
@@ -72,7 +69,6 @@ impl Scenario {
             horizon: Duration::from_secs(3600),
             warm_up: Duration::from_secs(10),
             large: None,
-            deadlines: None,
         }
     }
 

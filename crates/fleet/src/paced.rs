@@ -165,21 +165,34 @@ struct Shop {
     decision: Option<Decision>,
 }
 
+/// A window that never closes during a run, seconds.
+const FAR: f64 = 1e9;
+
+/// When each of `shops` shops' offline window closes, uniformly within `window` seconds
+/// (never, without one): a draw of its own from `seed`, so that every policy of a sweep
+/// meets the same windows.
+pub fn window_deadlines(seed: u64, shops: usize, window: Option<(f64, f64)>) -> Vec<f64> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x13);
+    (0..shops)
+        .map(|_| match window {
+            Some((lo, hi)) => rng.gen_range(lo..=hi),
+            None => FAR,
+        })
+        .collect()
+}
+
 /// Runs one paced scenario.
 pub fn simulate_paced(s: &PacedScenario) -> PacedMeasured {
     let mut rng = StdRng::seed_from_u64(s.seed);
     let params = Params::new(s.capacity);
     let mut board = Board::new();
     let mut shops: Vec<Shop> = Vec::new();
+    let mut deadlines = window_deadlines(s.seed, s.shops(), s.deadlines).into_iter();
     for (n, backlog) in &s.groups {
         for _ in 0..*n {
-            let deadline = match s.deadlines {
-                Some((lo, hi)) => rng.gen_range(lo..=hi),
-                None => 1e9,
-            };
             shops.push(Shop {
                 left: *backlog,
-                deadline,
+                deadline: deadlines.next().unwrap_or(FAR),
                 no_show: rng.gen_bool(s.no_show.clamp(0.0, 1.0)),
                 live: false,
                 issued_at: 0,
@@ -218,7 +231,7 @@ pub fn simulate_paced(s: &PacedScenario) -> PacedMeasured {
             }
             shops.push(Shop {
                 left: 1,
-                deadline: 1e9,
+                deadline: FAR,
                 no_show: false,
                 live: true,
                 issued_at: (t * 1000.0) as u64,
