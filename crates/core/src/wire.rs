@@ -261,26 +261,27 @@ impl Receipt {
                 Ok((value, bytes))
             })
             .collect();
-        let signed: Vec<(usize, Signed<'_>)> = parsed
+        // The receipts that parsed, and their signatures, checked together.
+        let (indices, items): (Vec<usize>, Vec<Signed<'_>>) = parsed
             .iter()
             .enumerate()
             .filter_map(|(i, p)| {
                 let (value, bytes) = p.as_ref().ok()?;
+                let signature = value.get(FIELD)?.as_str()?;
                 Some((
                     i,
                     Signed {
                         key: pinned,
                         domain: RECEIPT_DOMAIN,
                         message: bytes,
-                        signature: value.get(FIELD)?.as_str()?,
+                        signature,
                     },
                 ))
             })
-            .collect();
-        let items: Vec<Signed<'_>> = signed.iter().map(|(_, s)| *s).collect();
+            .unzip();
         let mut verdicts = vec![None; texts.len()];
-        for ((i, _), verdict) in signed.iter().zip(crate::sign::verify_many(&items)) {
-            verdicts[*i] = Some(verdict);
+        for (i, verdict) in indices.into_iter().zip(crate::sign::verify_many(&items)) {
+            verdicts[i] = Some(verdict);
         }
         parsed
             .into_iter()

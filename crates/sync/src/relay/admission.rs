@@ -34,11 +34,10 @@ pub(super) enum Pacing {
 /// journey), so the moment reached is never before `at` on the authority's clock.
 fn local_moment(answer: &AdmissionAnswer, at: &str) -> Option<Duration> {
     let server = parse_rfc3339(&answer.server_time)?;
-    let at = parse_rfc3339(at)?;
-    let wait = (at - server).to_std().unwrap_or(Duration::ZERO);
-    Some(clock() + wait)
+    Some(clock() + millis_until(parse_rfc3339(at)?, server))
 }
 
+/// How long after `server` (the answer's time) `at` is; zero when it is not after.
 fn millis_until(at: DateTime<Utc>, server: DateTime<Utc>) -> Duration {
     (at - server).to_std().unwrap_or(Duration::ZERO)
 }
