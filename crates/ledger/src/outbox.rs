@@ -42,15 +42,31 @@ impl Ledger {
         limit: usize,
     ) -> Result<Vec<OutboxItem>> {
         let due = due_before.map(|t| t.timestamp_millis());
+        self.outbox_rows(
+            "WHERE ?1 IS NULL OR o.next_attempt_ms IS NULL OR o.next_attempt_ms <= ?1",
+            due,
+            limit,
+        )
+    }
+
+    /// Pending items from seq `from` on, in seq order, at most `limit`: what a drain
+    /// reads next while the receipts of the items before `from` are still being stored.
+    pub fn outbox_from(&self, from: u64, limit: usize) -> Result<Vec<OutboxItem>> {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        self.outbox_rows("WHERE o.seq >= ?1", Some(from), limit)
+    }
+
+    /// Outbox rows matching `filter` (with `?1` bound to `arg`), in seq order.
+    fn outbox_rows(&self, filter: &str, arg: Option<i64>, limit: usize) -> Result<Vec<OutboxItem>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT i.id, o.seq, i.number, i.envelope, o.attempts, o.next_attempt_ms, o.last_error
              FROM outbox o JOIN invoices i ON i.seq = o.seq
-             WHERE ?1 IS NULL OR o.next_attempt_ms IS NULL OR o.next_attempt_ms <= ?1
-             ORDER BY o.seq LIMIT ?2",
-        )?;
+             {filter}
+             ORDER BY o.seq LIMIT ?2"
+        ))?;
         let items = stmt
-            .query_map(params![due, limit], |r| {
+            .query_map(params![arg, limit], |r| {
                 Ok(OutboxItem {
                     invoice_id: r.get(0)?,
                     seq: r.get(1)?,

@@ -95,13 +95,17 @@ impl Ledger {
     }
 
     /// The receipts of a whole batch answer: checked together (one batch verification of
-    /// their signatures, outside any transaction), then stored in groups of `group`, each
-    /// group as [`Ledger::store_receipts`] stores it (one short transaction, synced to disk
-    /// after the write lock is released), stopping after a group with a refused receipt.
-    /// An issuance meeting the drain waits for one small group's writes at most, and its
-    /// own sync of the WAL finds little of the drain's left to flush (one sync per batch
-    /// instead was measured worse for the clerk: docs/BENCHMARKS.md). When this returns,
-    /// what it stored is on disk.
+    /// their signatures, outside any transaction), then stored in groups of `group`, one
+    /// short transaction each, committed without waiting for the disk, stopping after a
+    /// group with a refused receipt. An issuance meeting the drain waits for one small
+    /// group's writes at most. When this returns, what it stored is on disk:
+    ///
+    /// - while nobody else writes to the ledger, with one sync of the WAL at the end;
+    /// - once another connection has committed during the call (a clerk issuing), with a
+    ///   sync after each group from then on, so that the clerk's own sync finds little of
+    ///   the drain's left to flush (one sync per batch under issuance was measured worse
+    ///   for the clerk; one per group costs an idle drain a fifth of its time:
+    ///   docs/BENCHMARKS.md).
     ///
     /// Results are per item for the groups that were attempted. The outer `Err` is a
     /// database failure: the groups before the failing one are stored (and synced), the
@@ -115,20 +119,37 @@ impl Ledger {
         let pinned = rows::require_device(&self.conn)?.pinned_key()?;
         let mut checked = Self::check_receipts(&pinned, receipts).into_iter();
         let mut results = Vec::with_capacity(receipts.len());
+        let start = self.data_version()?;
+        let mut shared = false;
+        let mut unsynced = false;
         loop {
             let chunk: Vec<_> = checked.by_ref().take(group.max(1)).collect();
             if chunk.is_empty() {
                 break;
             }
-            let stored = self.store_checked_group(chunk, now)?;
+            let stored = match self.store_checked_group(chunk, now) {
+                Ok(stored) => stored,
+                Err(e) => {
+                    if unsynced {
+                        self.sync_wal()?;
+                    }
+                    return Err(e);
+                }
+            };
             let refused = stored.iter().any(Result::is_err);
-            if stored.iter().any(Result::is_ok) {
+            unsynced |= stored.iter().any(Result::is_ok);
+            shared = shared || self.data_version()? != start;
+            if unsynced && shared {
                 self.sync_wal()?;
+                unsynced = false;
             }
             results.extend(stored);
             if refused {
                 break;
             }
+        }
+        if unsynced {
+            self.sync_wal()?;
         }
         Ok(results)
     }

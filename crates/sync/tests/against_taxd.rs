@@ -740,3 +740,46 @@ async fn the_authority_gives_a_device_its_own_invoices_back_checked() {
         .unwrap_err();
     assert!(e.to_string().contains("seq 3"), "{e}");
 }
+
+/// A drain longer than the outbox rows read at a time reads on from the item after the
+/// last receipt taken, while that batch's receipts are still being stored: every invoice
+/// goes exactly once, every receipt is stored, and the heads agree.
+#[tokio::test]
+async fn a_long_drain_reads_the_outbox_on_while_receipts_are_stored() {
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("requests.jsonl");
+    let taxd = Taxd::start(&["--request-log", log.to_str().unwrap()]);
+    let dev = Device::new();
+    dev.enroll(&taxd).await;
+    // Batches of 10 read 100 outbox rows at a time: 130 invoices need two more reads.
+    dev.issue(130);
+    let options = SyncOptions {
+        batch_size: 10,
+        ..SyncOptions::default()
+    };
+    let report = sync_now(&dev.ledger, &dev.key, &options, &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, SyncOutcome::Complete, "{report:?}");
+    assert_eq!(
+        (report.submitted, report.accepted, report.pending),
+        (130, 130, 0)
+    );
+    assert_eq!(report.server_head, Some(dev.ledger.head().unwrap()));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let batches: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["path"] == "/v1/invoices:batch")
+        .collect();
+    assert!(batches.iter().all(|l| l["status"] == 200), "{text}");
+    let sent: u64 = batches
+        .iter()
+        .map(|l| l["invoices"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        (batches.len(), sent),
+        (13, 130),
+        "each invoice once: {text}"
+    );
+}

@@ -394,3 +394,66 @@ async fn two_authorities_on_one_database_take_overlapping_batches() {
     assert_eq!(count(&a, "SELECT count(DISTINCT number) FROM receipts"), 60);
     assert_eq!(head(&a, d).await, json!({"seq": 60, "hash": all[59].hash}));
 }
+
+/// A batch whose keys are all different has its receipts signed together once every item
+/// is recorded (`receipt::sign_later`): each receipt verifies against the authority key,
+/// each is stored as it was sent (the batch sent again replays the same bytes), none is
+/// left unsigned in the database, and a rejected receipt in the middle is read by the
+/// next items' rules before it is signed (their clock reference) without harm.
+#[tokio::test]
+async fn a_batch_signs_its_receipts_together_and_stores_them_as_sent() {
+    let a = Authority::with(|c: &mut taxd::Config| {
+        c.single_invoice_cap = rust_decimal::Decimal::new(10_000, 2)
+    });
+    let d = &mut ready(&a, 1).await;
+    let over_cap = |n: usize| n % 7 == 3;
+    let envelopes: Vec<Envelope> = (0..40)
+        .map(|n| d.issue(&ordinary("1", if over_cap(n) { "100.01" } else { "2" })))
+        .collect();
+    let items: Vec<Item> = envelopes.iter().map(item).collect();
+    let reply = a.call(batch_request(&items)).await;
+    let first = results(&reply);
+    let pinned = kaipiao_core::PublicKey::from_base64(&a.state.authority_public_key()).unwrap();
+    for (n, (status, body)) in first.iter().enumerate() {
+        assert_eq!(*status, 201, "item {n}: {body}");
+        let (receipt, _) =
+            kaipiao_core::wire::Receipt::verify_json(&body.to_string(), &pinned).unwrap();
+        assert_eq!(receipt.invoice_id, envelopes[n].invoice.id);
+        let want = if over_cap(n) { "rejected" } else { "accepted" };
+        assert_eq!(receipt.status, want, "item {n}");
+    }
+    // Sent again: every item is a replay of the very receipt the batch made.
+    let again = results(&a.call(batch_request(&items)).await);
+    assert_eq!(again, first);
+    // The stored bytes are the bytes that were sent.
+    let sent: Value = reply.json();
+    let stored: Vec<Vec<u8>> = {
+        let conn = rusqlite::Connection::open(a.db_path()).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT body FROM receipts ORDER BY seq")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    assert_eq!(stored.len(), 40);
+    let text = reply.text();
+    for (n, bytes) in stored.iter().enumerate() {
+        let raw: Value = serde_json::from_slice(bytes).unwrap();
+        assert_eq!(raw, sent["results"][n]["body"], "item {n}");
+        assert!(
+            text.contains(std::str::from_utf8(bytes).unwrap()),
+            "item {n}: byte for byte"
+        );
+    }
+    assert_eq!(
+        count(
+            &a,
+            "SELECT count(*) FROM receipts WHERE CAST(body AS TEXT) LIKE '%\"authority_signature\":\"\"%'"
+        ),
+        0
+    );
+    assert_eq!(
+        head(&a, d).await,
+        json!({"seq": 40, "hash": envelopes[39].hash})
+    );
+}

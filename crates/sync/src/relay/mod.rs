@@ -34,9 +34,8 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 
 /// Outbox rows read at a time when submitting one by one.
 const CHUNK: usize = 100;
-/// Outbox rows read at a time when draining in batches, counted in batches: the outbox
-/// is read again only once the receipts in flight are stored, so a longer queue keeps
-/// the next batch on the wire more of the time.
+/// Outbox rows read at a time when draining in batches, counted in batches. The rows
+/// after the last batch answered are read while its receipts are still being stored.
 const QUEUE_BATCHES: usize = 4;
 
 /// One invoice to submit: a pending outbox item, or an invoice that is already final
@@ -177,6 +176,10 @@ struct Run<'a> {
     writer: Option<Ledger>,
     /// The receipts of the last batch, being stored.
     storing: Option<Storing>,
+    /// The seq after the last item whose receipt was taken from a batch answer: the
+    /// outbox is read on from here without waiting for the receipts being stored. None
+    /// when the queue was set aside (a new share): it is then read from its start.
+    read_from: Option<u64>,
     /// Whether the authority paces this run (issue 13), found at its start.
     pacing: admission::Pacing,
     /// The admission ticket the current share is sent under.
@@ -214,6 +217,7 @@ impl<'a> Run<'a> {
             share_overloads: 0,
             writer: None,
             storing: None,
+            read_from: None,
             pacing: admission::Pacing::Own,
             ticket: None,
             background: false,
@@ -417,7 +421,15 @@ impl Run<'_> {
         }
         loop {
             if queue.is_empty() {
-                // The receipts in flight go in before the outbox is read again.
+                let rows = (self.batch_size * QUEUE_BATCHES).max(CHUNK);
+                // Past the items whose receipts are being stored: the next batch goes
+                // out while they are.
+                if let Some(from) = self.read_from.take() {
+                    queue = self.ledger.outbox_from(from, rows)?.into();
+                }
+            }
+            if queue.is_empty() {
+                // The receipts in flight go in before the outbox is read from its start.
                 if let Step::End(outcome) = self.flush().await? {
                     return Ok(outcome);
                 }
@@ -453,6 +465,7 @@ impl Run<'_> {
                 }
                 // The outbox is read again for the new share.
                 queue.clear();
+                self.read_from = None;
                 continue;
             }
             let Some(first) = queue.front() else {

@@ -53,10 +53,12 @@ use kaipiao_core::wire::{
     MAX_BATCH_ITEMS, MAX_INVOICE_BODY,
 };
 use kaipiao_core::Code;
+use receipt::Signing;
 use request::{BatchIn, BatchItemIn, Prepared, Ready};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use std::collections::HashSet;
 
 /// What one submission came to: the status and the exact body to send.
 pub(crate) struct Outcome {
@@ -346,7 +348,7 @@ fn record(
     {
         return Ok(outcome);
     }
-    let outcome = record_in(&tx, shared, envelope, hash, now)?;
+    let outcome = record_in(&tx, shared, envelope, hash, now, Signing::Now)?;
     tx.commit()?;
     Ok(outcome)
 }
@@ -371,19 +373,40 @@ fn submit_items(shared: &Shared, items: &[BatchItemIn]) -> Result<Vec<Outcome>, 
     shared.db.with(|conn| record_all(conn, shared, prepared))
 }
 
-/// Steps 3 to 6 for every prepared item in ONE IMMEDIATE transaction.
+/// Steps 3 to 6 for every prepared item in ONE IMMEDIATE transaction. The receipts are
+/// signed together before the commit ([`receipt::sign_later`]), unless a key comes twice
+/// in the batch: its second answer is the first one's replay, read back from its row, so
+/// that row must be signed by then.
 fn record_all(
     conn: &mut Connection,
     shared: &Shared,
     prepared: Vec<Prepared>,
 ) -> Result<Vec<Outcome>, ErrorAnswer> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut keys = HashSet::new();
+    let sign_later = prepared.iter().all(|p| match p {
+        Prepared::Ready(ready) => keys.insert(ready.envelope.invoice.id.as_str()),
+        Prepared::Answered(_) => true,
+    });
+    drop(keys);
+    let mut unsigned = Vec::new();
     let mut outcomes = Vec::with_capacity(prepared.len());
     for p in prepared {
+        let slot = outcomes.len();
         outcomes.push(match p {
             Prepared::Answered(outcome) => outcome,
             Prepared::Ready(ready) => {
-                let outcome = match record_ready(&tx, shared, &ready) {
+                let queued = unsigned.len();
+                let signing = if sign_later {
+                    Signing::Later(&mut unsigned)
+                } else {
+                    Signing::Now
+                };
+                let recorded = record_ready(&tx, shared, &ready, signing);
+                if let Some(u) = unsigned.get_mut(queued) {
+                    u.slot = slot;
+                }
+                let outcome = match recorded {
                     Ok(outcome) => outcome,
                     // The authority failed, not the item: nothing of the batch is kept
                     // and the whole request is answered 500 (the client sends it again).
@@ -395,6 +418,11 @@ fn record_all(
             }
         });
     }
+    for (slot, body) in receipt::sign_later(&tx, shared, unsigned)? {
+        if let Some(outcome) = outcomes.get_mut(slot) {
+            outcome.body = body;
+        }
+    }
     tx.commit()?;
     Ok(outcomes)
 }
@@ -404,6 +432,7 @@ fn record_ready(
     tx: &Transaction<'_>,
     shared: &Shared,
     ready: &Ready,
+    signing: Signing<'_>,
 ) -> Result<Outcome, ErrorAnswer> {
     let envelope = &ready.envelope;
     // Step 3, as `claim` does it for a lone submission.
@@ -417,7 +446,7 @@ fn record_ready(
         return Ok(outcome);
     }
     ready.authentic.clone()?;
-    record_in(tx, shared, envelope, &ready.hash, Utc::now())
+    record_in(tx, shared, envelope, &ready.hash, Utc::now(), signing)
 }
 
 /// Steps 4 (chain position, numbers) to 6 and the receipt inside `tx`, whose caller has
@@ -429,6 +458,7 @@ fn record_in(
     envelope: &Envelope,
     hash: &str,
     now: DateTime<Utc>,
+    signing: Signing<'_>,
 ) -> Result<Outcome, ErrorAnswer> {
     let inv = &envelope.invoice;
     // Steps 4 (chain position, numbers) and 5.
@@ -436,7 +466,7 @@ fn record_in(
     // Step 6: findings make a rejected receipt; the chain advances either way.
     let reasons = audit::audit(tx, inv, &terms, now)?;
     let received_at = rfc3339(now);
-    let body = receipt::store(tx, shared, envelope, hash, reasons, &received_at)?;
+    let body = receipt::store(tx, shared, envelope, hash, reasons, &received_at, signing)?;
     chain::advance_head(tx, inv, hash, &received_at)?;
     idempotency::clear_marker(tx, &inv.id)?;
     Ok(Outcome {

@@ -2,6 +2,12 @@
 //! with the authority key, and stored with the invoice as the bytes that are sent now and
 //! replayed for its key forever. `authority_code` (校验码) is drawn here, once per invoice,
 //! rejected ones too.
+//!
+//! A lone submission's receipt is signed as it is stored. A batch's receipts are stored
+//! unsigned as each item is recorded (the later items' rules read the earlier rows) and
+//! signed together before the commit, on every core ([`sign_later`]): signing is the
+//! largest part of recording an item, and an item's receipt depends only on that item.
+//! No unsigned body outlives the transaction.
 
 use crate::error::{ErrorAnswer, TaxdError};
 use crate::Shared;
@@ -10,13 +16,33 @@ use kaipiao_core::model::{Envelope, Kind};
 use kaipiao_core::money::parse_money;
 use kaipiao_core::sign::{sign_object, RECEIPT_DOMAIN};
 use kaipiao_core::wire::{Reason, Receipt};
+use kaipiao_core::DeviceKey;
 use rand::Rng;
+use rayon::prelude::*;
 use rusqlite::{params, Transaction};
 use rust_decimal::Decimal;
+use serde_json::Value;
+
+/// When [`store`] signs the receipt.
+pub(super) enum Signing<'a> {
+    /// As it is stored.
+    Now,
+    /// With the rest of the batch, by [`sign_later`]: the row holds the receipt unsigned
+    /// (`authority_signature` empty) until then, and it is queued here.
+    Later(&'a mut Vec<Unsigned>),
+}
+
+/// A receipt stored unsigned in this transaction.
+pub(super) struct Unsigned {
+    rowid: i64,
+    receipt: Value,
+    /// Which answer of the batch its signed bytes go into.
+    pub(super) slot: usize,
+}
 
 /// Makes, signs and stores the receipt of `envelope` (whose canonical hash is `hash`)
 /// inside `tx`: `accepted` when `reasons` is empty, else `rejected` with them. Ok is the
-/// receipt's bytes, exactly as stored.
+/// receipt's bytes, exactly as stored (unsigned for [`Signing::Later`]).
 pub(super) fn store(
     tx: &Transaction<'_>,
     shared: &Shared,
@@ -24,6 +50,7 @@ pub(super) fn store(
     hash: &str,
     reasons: Vec<Reason>,
     received_at: &str,
+    signing: Signing<'_>,
 ) -> Result<Vec<u8>, ErrorAnswer> {
     let inv = &envelope.invoice;
     let status = if reasons.is_empty() {
@@ -42,15 +69,13 @@ pub(super) fn store(
         authority_signature: String::new(),
     };
     let value = serde_json::to_value(&receipt).map_err(TaxdError::Json)?;
-    let signed = sign_object(
-        &shared.authority,
-        RECEIPT_DOMAIN,
-        value,
-        "authority_signature",
-    )
-    .map_err(TaxdError::Sign)?;
-    // Serialised once: these bytes are sent, stored, and replayed for the key forever.
-    let body = serde_json::to_vec(&signed).map_err(TaxdError::Json)?;
+    let (body, unsigned) = match signing {
+        Signing::Now => (sign(&shared.authority, value)?, None),
+        Signing::Later(queue) => {
+            let body = serde_json::to_vec(&value).map_err(TaxdError::Json)?;
+            (body, Some((queue, value)))
+        }
+    };
     let invoice_json = serde_json::to_string(inv).map_err(TaxdError::Json)?;
     let original_number = match (inv.kind, &inv.original) {
         (Kind::Credit, Some(o)) => Some(o.number.as_str()),
@@ -82,7 +107,46 @@ pub(super) fn store(
         body,
         exposure_cents(&inv.total_amount),
     ])?;
+    if let Some((queue, receipt)) = unsigned {
+        queue.push(Unsigned {
+            rowid: tx.last_insert_rowid(),
+            receipt,
+            slot: 0,
+        });
+    }
     Ok(body)
+}
+
+/// Signs a receipt. Serialised once: these bytes are sent, stored, and replayed for the
+/// key forever.
+fn sign(authority: &DeviceKey, receipt: Value) -> Result<Vec<u8>, ErrorAnswer> {
+    let signed = sign_object(authority, RECEIPT_DOMAIN, receipt, "authority_signature")
+        .map_err(TaxdError::Sign)?;
+    Ok(serde_json::to_vec(&signed).map_err(TaxdError::Json)?)
+}
+
+/// Signs the receipts stored unsigned in `tx`, in parallel, and stores each signed body in
+/// its row. Ok is each receipt's slot with its bytes, exactly as stored.
+pub(super) fn sign_later(
+    tx: &Transaction<'_>,
+    shared: &Shared,
+    unsigned: Vec<Unsigned>,
+) -> Result<Vec<(usize, Vec<u8>)>, ErrorAnswer> {
+    let places: Vec<(i64, usize)> = unsigned.iter().map(|u| (u.rowid, u.slot)).collect();
+    let authority = &shared.authority;
+    let bodies: Vec<Vec<u8>> = unsigned
+        .into_par_iter()
+        .map(|u| sign(authority, u.receipt))
+        .collect::<Result<_, _>>()?;
+    let mut update = tx.prepare_cached("UPDATE receipts SET body = ?2 WHERE rowid = ?1")?;
+    for ((rowid, _), body) in places.iter().zip(&bodies) {
+        update.execute(params![rowid, body])?;
+    }
+    Ok(places
+        .into_iter()
+        .map(|(_, slot)| slot)
+        .zip(bodies)
+        .collect())
 }
 
 /// |total_amount| in cents, as the offline amount cap counts it; 0 for an amount that

@@ -72,11 +72,16 @@ pub(super) fn mismatch(key: &str, invoice_id: &str) -> ErrorAnswer {
     )
 }
 
-/// Parses JSON into `T`, naming the path of the first problem.
+/// Parses JSON into `T`, naming the path of the first problem. Well-formed JSON, the
+/// common case, is read once without tracking the path; only JSON that fails is read
+/// again to name where.
 pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     prefix: &str,
 ) -> Result<T, ErrorAnswer> {
+    if let Ok(value) = serde_json::from_slice::<T>(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let value = parsed.map_err(|e| shape_error(prefix, &e))?;
