@@ -7,8 +7,14 @@ use crate::canonical::{canonical_bytes, sha256_hex};
 use crate::model::{Envelope, Invoice};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde_json::Value;
+use sha2::{Digest, Sha512};
+use std::collections::HashMap;
 
 pub const INVOICE_DOMAIN: &[u8] = b"KAIPIAO-INVOICE-V1\n";
 pub const LEASE_DOMAIN: &[u8] = b"KAIPIAO-LEASE-V1\n";
@@ -136,8 +142,8 @@ pub struct Signed<'a> {
 const MIN_VERIFY_BATCH: usize = 2;
 
 /// Checks many signatures, one result per item: those that can go together (a well-formed
-/// signature under a key that is not of small order) through one
-/// `ed25519_dalek::verify_batch` (about half the cost of checking each alone); when that
+/// signature under a key that is not of small order) through one batch equation
+/// ([`verify_together`], about a third of the cost of checking each alone); when that
 /// fails, each is checked alone with [`PublicKey::verify`], so a bad one is named on its
 /// own item and only there. Batch verification accepts exactly the signatures that
 /// satisfy the Ed25519 equation; `verify_strict` (the lone check) also refuses a few
@@ -164,10 +170,8 @@ pub fn verify_many(items: &[Signed<'_>]) -> Vec<Result<(), SignatureError>> {
             _ => results.push(item.key.verify(item.domain, item.message, item.signature)),
         }
     }
-    let all_good = together.len() >= MIN_VERIFY_BATCH && {
-        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok()
-    };
+    let all_good =
+        together.len() >= MIN_VERIFY_BATCH && verify_together(&messages, &signatures, &keys);
     if !all_good {
         for &i in &together {
             let item = &items[i];
@@ -175,6 +179,76 @@ pub fn verify_many(items: &[Signed<'_>]) -> Vec<Result<(), SignatureError>> {
         }
     }
     results
+}
+
+/// Ed25519's batch equation over `signatures` of `messages` under `keys` (one each):
+/// `[−∑ zᵢsᵢ]B + ∑ [zᵢ]Rᵢ + ∑ₖ [∑ zᵢhᵢ]Aₖ = 0`, the last sum over the distinct keys, each
+/// with the terms of the signatures under it added up, where `hᵢ = SHA-512(Rᵢ‖Aᵢ‖Mᵢ)` and
+/// the 128-bit `zᵢ` are drawn from a hash of every input, so that no signer can choose
+/// them (as `ed25519_dalek::verify_batch` draws them from a transcript of its inputs).
+/// That is `verify_batch`'s equation, with the same checks (`s` canonical, `R` a curve
+/// point, no cofactor), but with one point per key instead of one per signature in the
+/// multiscalar multiplication: a batch's signatures come from one device or from the
+/// authority, and for 200 of them this takes about two thirds of `verify_batch`'s time.
+fn verify_together(messages: &[Vec<u8>], signatures: &[Signature], keys: &[VerifyingKey]) -> bool {
+    let n = signatures.len();
+    if messages.len() != n || keys.len() != n {
+        return false;
+    }
+    let mut points: Vec<EdwardsPoint> = Vec::with_capacity(n + 2);
+    let mut s_values: Vec<Scalar> = Vec::with_capacity(n);
+    let mut hrams: Vec<Scalar> = Vec::with_capacity(n);
+    let mut seed = Sha512::new_with_prefix(b"KAIPIAO-BATCH-VERIFICATION-V1\n");
+    for ((message, signature), key) in messages.iter().zip(signatures).zip(keys) {
+        let Some(r) = CompressedEdwardsY(*signature.r_bytes()).decompress() else {
+            return false;
+        };
+        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(*signature.s_bytes()))
+        else {
+            return false;
+        };
+        let hram: [u8; 64] = Sha512::new()
+            .chain_update(signature.r_bytes())
+            .chain_update(key.as_bytes())
+            .chain_update(message)
+            .finalize()
+            .into();
+        seed.update(hram);
+        seed.update(signature.s_bytes());
+        points.push(r);
+        s_values.push(s);
+        hrams.push(Scalar::from_bytes_mod_order_wide(&hram));
+    }
+    let seed = seed.finalize();
+    let mut scalars: Vec<Scalar> = Vec::with_capacity(n + 2);
+    let mut basepoint = Scalar::ZERO;
+    let mut per_key: Vec<(EdwardsPoint, Scalar)> = Vec::new();
+    let mut key_at: HashMap<[u8; 32], usize> = HashMap::new();
+    for (i, ((s, hram), key)) in s_values.iter().zip(&hrams).zip(keys).enumerate() {
+        let draw = Sha512::new()
+            .chain_update(seed)
+            .chain_update((i as u64).to_le_bytes())
+            .finalize();
+        let mut low = [0u8; 16];
+        low.copy_from_slice(&draw[..16]);
+        let z = Scalar::from(u128::from_le_bytes(low));
+        basepoint += z * s;
+        let at = *key_at.entry(key.to_bytes()).or_insert_with(|| {
+            per_key.push((key.to_edwards(), Scalar::ZERO));
+            per_key.len() - 1
+        });
+        if let Some((_, coefficient)) = per_key.get_mut(at) {
+            *coefficient += z * hram;
+        }
+        scalars.push(z);
+    }
+    scalars.push(-basepoint);
+    points.push(ED25519_BASEPOINT_POINT);
+    for (point, coefficient) in per_key {
+        scalars.push(coefficient);
+        points.push(point);
+    }
+    EdwardsPoint::vartime_multiscalar_mul(scalars, points).is_identity()
 }
 
 fn decode_signature(text: &str) -> Option<Signature> {
@@ -304,4 +378,70 @@ pub fn verify_request(
         &request_message(method, path, timestamp, body, nonce),
         signature_b64,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` messages signed by keys chosen in turn from `owners` keys.
+    fn batch(n: usize, owners: u8) -> (Vec<Vec<u8>>, Vec<Signature>, Vec<VerifyingKey>) {
+        let keys: Vec<SigningKey> = (1..=owners.max(1))
+            .map(|k| SigningKey::from_bytes(&[k; 32]))
+            .collect();
+        let messages: Vec<Vec<u8>> = (0..n)
+            .map(|i| format!("message {i}").into_bytes())
+            .collect();
+        let signatures = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| keys[i % keys.len()].sign(m))
+            .collect();
+        let verifying = (0..n)
+            .map(|i| keys[i % keys.len()].verifying_key())
+            .collect();
+        (messages, signatures, verifying)
+    }
+
+    /// The batch path itself (`verify_many` falls back to lone checks, so its results
+    /// alone would not show a batch equation that always failed): good batches of any
+    /// size and mix of keys hold, and one bad signature anywhere breaks the whole.
+    #[test]
+    fn the_batch_equation_holds_for_good_batches_and_breaks_on_any_bad_one() {
+        for owners in 1..=3 {
+            for n in [1, 2, 3, 17, 64] {
+                let (messages, mut signatures, keys) = batch(n, owners);
+                assert!(
+                    verify_together(&messages, &signatures, &keys),
+                    "{n} by {owners}"
+                );
+                for at in [0, n / 2, n - 1] {
+                    let good = signatures[at];
+                    let mut raw = good.to_bytes();
+                    raw[40] ^= 1;
+                    signatures[at] = Signature::from_bytes(&raw);
+                    assert!(!verify_together(&messages, &signatures, &keys), "s at {at}");
+                    signatures[at] = good;
+                    let mut moved = messages.clone();
+                    moved[at].push(b'!');
+                    assert!(
+                        !verify_together(&moved, &signatures, &keys),
+                        "message at {at}"
+                    );
+                    let mut swapped = keys.clone();
+                    swapped[at] = SigningKey::from_bytes(&[9; 32]).verifying_key();
+                    assert!(
+                        !verify_together(&messages, &signatures, &swapped),
+                        "key at {at}"
+                    );
+                }
+                assert!(verify_together(&messages, &signatures, &keys));
+            }
+        }
+        let (messages, signatures, keys) = batch(4, 2);
+        assert!(
+            !verify_together(&messages[..3], &signatures, &keys),
+            "lengths differ"
+        );
+    }
 }

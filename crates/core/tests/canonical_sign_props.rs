@@ -673,3 +673,84 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Signatures checked together (`verify_many`, one batch equation with the terms of each
+// key added up) are judged exactly as each alone, whatever the mix of keys and damage.
+
+/// The group order ℓ, little-endian: `s + ℓ` is the same scalar written non-canonically.
+const ELL: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// `s + ℓ` over the signature's 32 bytes of `s` (it fits: s < ℓ < 2^253).
+fn non_canonical(sig: &mut [u8; 64]) {
+    let mut carry = 0u16;
+    for (b, l) in sig[32..].iter_mut().zip(ELL) {
+        let sum = u16::from(*b) + u16::from(l) + carry;
+        *b = sum as u8;
+        carry = sum >> 8;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn signatures_checked_together_are_judged_as_each_alone(
+        n in 0usize..40,
+        owners in prop::collection::vec(0usize..3, 40),
+        damage in prop::collection::vec((0usize..40, 0u8..6), 0..4),
+        seed in any::<[u8; 32]>(),
+    ) {
+        // Up to three keys, as a batch from a few devices; mostly one, as in a drain.
+        let keys: Vec<DeviceKey> = (0..3u8)
+            .map(|k| {
+                let mut secret = seed;
+                secret[0] ^= k;
+                DeviceKey::from_bytes(&secret)
+            })
+            .collect();
+        let publics: Vec<PublicKey> = keys.iter().map(DeviceKey::public).collect();
+        let messages: Vec<Vec<u8>> = (0..n).map(|i| format!("message {i} {seed:?}").into_bytes()).collect();
+        let owner = |i: usize| owners[i] % if i.is_multiple_of(2) { 1 } else { 3 };
+        let mut signatures: Vec<String> = (0..n)
+            .map(|i| keys[owner(i)].sign(INVOICE_DOMAIN, &messages[i]))
+            .collect();
+        let mut domains: Vec<&[u8]> = vec![INVOICE_DOMAIN; n];
+        for (at, how) in damage {
+            let Some(sig) = signatures.get_mut(at) else { continue };
+            let mut raw: [u8; 64] = B64.decode(&*sig).unwrap().try_into().unwrap();
+            match how {
+                // A bit of s flipped.
+                0 => raw[40] ^= 1,
+                // A bit of R flipped (a point that may not decompress, or the wrong one).
+                1 => raw[3] ^= 0x10,
+                // The same s written as s + ℓ: refused alone, so refused together.
+                2 => non_canonical(&mut raw),
+                // Signed by another key than the one it is checked under.
+                3 => raw = B64.decode(keys[(owner(at) + 1) % 3].sign(INVOICE_DOMAIN, &messages[at])).unwrap().try_into().unwrap(),
+                // Signed for another purpose (domain).
+                4 => domains[at] = RECEIPT_DOMAIN,
+                // Another message's signature under the same key.
+                _ => raw = B64.decode(keys[owner(at)].sign(INVOICE_DOMAIN, b"something else")).unwrap().try_into().unwrap(),
+            }
+            *sig = B64.encode(raw);
+        }
+        let items: Vec<kaipiao_core::sign::Signed<'_>> = (0..n)
+            .map(|i| kaipiao_core::sign::Signed {
+                key: &publics[owner(i)],
+                domain: domains[i],
+                message: &messages[i],
+                signature: &signatures[i],
+            })
+            .collect();
+        let together = kaipiao_core::sign::verify_many(&items);
+        prop_assert_eq!(together.len(), n);
+        for (item, got) in items.iter().zip(together) {
+            let alone = item.key.verify(item.domain, item.message, item.signature);
+            prop_assert_eq!(got, alone);
+        }
+    }
+}

@@ -21,7 +21,7 @@
 //!
 //! A batch is answered item by item exactly as if each had been sent alone, in order, but
 //! with one commit for all of them: keys and shapes are read and every device signature
-//! is checked first (with one `verify_batch` for the whole batch, falling back to one by
+//! is checked first (with one batch equation for the whole batch, falling back to one by
 //! one to name the bad item), then steps 3 to 6 run for every item inside ONE IMMEDIATE
 //! transaction. Holding the write lock from the known-key check to the commit makes the
 //! in-flight markers unnecessary for a batch; a live marker left by a lone request of
