@@ -31,6 +31,7 @@ mod audit;
 #[cfg(test)]
 pub(crate) use audit::NEWEST_RECEIVED;
 mod chain;
+mod cores;
 mod idempotency;
 mod receipt;
 mod request;

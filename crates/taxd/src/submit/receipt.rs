@@ -18,7 +18,6 @@ use kaipiao_core::sign::{sign_object, RECEIPT_DOMAIN};
 use kaipiao_core::wire::{Reason, Receipt};
 use kaipiao_core::DeviceKey;
 use rand::Rng;
-use rayon::prelude::*;
 use rusqlite::{params, Transaction};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -134,10 +133,12 @@ pub(super) fn sign_later(
 ) -> Result<Vec<(usize, Vec<u8>)>, ErrorAnswer> {
     let places: Vec<(i64, usize)> = unsigned.iter().map(|u| (u.rowid, u.slot)).collect();
     let authority = &shared.authority;
-    let bodies: Vec<Vec<u8>> = unsigned
-        .into_par_iter()
-        .map(|u| sign(authority, u.receipt))
-        .collect::<Result<_, _>>()?;
+    let receipts: Vec<Value> = unsigned.into_iter().map(|u| u.receipt).collect();
+    let bodies: Vec<Vec<u8>> =
+        super::cores::map_on_every_core(receipts, |receipt| sign(authority, receipt))
+            .map_err(TaxdError::Task)?
+            .into_iter()
+            .collect::<Result<_, _>>()?;
     let mut update = tx.prepare_cached("UPDATE receipts SET body = ?2 WHERE rowid = ?1")?;
     for ((rowid, _), body) in places.iter().zip(&bodies) {
         update.execute(params![rowid, body])?;
