@@ -11,7 +11,7 @@
 //! 2. `import`: 10,000 one-line drafts issued one by one with `Ledger::issue`, each
 //!    durable (what `kaipiao import` does), timed;
 //! 3. `drain`: `kaipiao_sync::sync_now` with `SyncOptions::default()` (what `kaipiao sync`
-//!    and the app run) draining those 10,000 to taxd, timed: the target is at most 0.5x
+//!    and the app run) draining those 10,000 to taxd, timed: the target is at most 0.4x
 //!    the import;
 //! 4. issuance latency, idle: invoices issued one at a time, a pause of `PACE` between
 //!    them (a busy till, not a bulk import), nothing else touching the ledger;
