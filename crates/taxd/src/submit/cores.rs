@@ -5,6 +5,8 @@
 //! work (measured with rayon's pool: a batch's signing took as long on two threads as on
 //! one in about half the batches of a drain, the other core idle).
 
+use std::sync::Mutex;
+
 /// `f` over `items` in order, split across the machine's cores; `Err` only when a thread
 /// could not be joined (it panicked), never seen.
 pub(super) fn map_on_every_core<T, R, F>(items: Vec<T>, f: F) -> Result<Vec<R>, String>
@@ -21,32 +23,50 @@ where
         return Ok(items.into_iter().map(f).collect());
     }
     let share = items.len().div_ceil(threads);
-    let mut shares: Vec<Vec<T>> = Vec::with_capacity(threads);
+    let mut slots: Vec<Mutex<Option<Vec<T>>>> = Vec::with_capacity(threads);
     let mut items = items.into_iter();
     loop {
         let next: Vec<T> = items.by_ref().take(share).collect();
         if next.is_empty() {
             break;
         }
-        shares.push(next);
+        slots.push(Mutex::new(Some(next)));
     }
-    let mut shares = shares.into_iter();
-    let first = shares.next().unwrap_or_default();
+    let Some((first, rest)) = slots.split_first() else {
+        return Ok(Vec::new());
+    };
     let f = &f;
     std::thread::scope(|scope| {
-        let others: Vec<_> = shares
-            .map(|share| scope.spawn(move || share.into_iter().map(f).collect::<Vec<R>>()))
+        let threads: Vec<_> = rest
+            .iter()
+            .map(|slot| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || {
+                        take(slot).into_iter().map(f).collect::<Vec<R>>()
+                    })
+                    .ok()
+            })
             .collect();
-        let mut out: Vec<R> = first.into_iter().map(f).collect();
-        for other in others {
-            out.extend(
-                other
+        let mut out: Vec<R> = take(first).into_iter().map(f).collect();
+        for (slot, thread) in rest.iter().zip(threads) {
+            out.extend(match thread {
+                Some(thread) => thread
                     .join()
-                    .map_err(|_| "a signing thread panicked".to_string())?,
-            );
+                    .map_err(|_| "a thread signing receipts panicked".to_string())?,
+                // The system would not start a thread: that share is done here.
+                None => take(slot).into_iter().map(f).collect(),
+            });
         }
         Ok(out)
     })
+}
+
+/// The items of a share, taken once: by its thread, or here if none could be started.
+fn take<T>(slot: &Mutex<Option<Vec<T>>>) -> Vec<T> {
+    match slot.lock() {
+        Ok(mut items) => items.take().unwrap_or_default(),
+        Err(poisoned) => poisoned.into_inner().take().unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]
