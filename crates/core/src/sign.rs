@@ -222,8 +222,7 @@ fn verify_together(messages: &[Vec<u8>], signatures: &[Signature], keys: &[Verif
     let seed = seed.finalize();
     let mut scalars: Vec<Scalar> = Vec::with_capacity(n + 2);
     let mut basepoint = Scalar::ZERO;
-    let mut per_key: Vec<(EdwardsPoint, Scalar)> = Vec::new();
-    let mut key_at: HashMap<[u8; 32], usize> = HashMap::new();
+    let mut per_key: HashMap<[u8; 32], (EdwardsPoint, Scalar)> = HashMap::new();
     for (i, ((s, hram), key)) in s_values.iter().zip(&hrams).zip(keys).enumerate() {
         let draw = Sha512::new()
             .chain_update(seed)
@@ -233,18 +232,15 @@ fn verify_together(messages: &[Vec<u8>], signatures: &[Signature], keys: &[Verif
         low.copy_from_slice(&draw[..16]);
         let z = Scalar::from(u128::from_le_bytes(low));
         basepoint += z * s;
-        let at = *key_at.entry(key.to_bytes()).or_insert_with(|| {
-            per_key.push((key.to_edwards(), Scalar::ZERO));
-            per_key.len() - 1
-        });
-        if let Some((_, coefficient)) = per_key.get_mut(at) {
-            *coefficient += z * hram;
-        }
+        per_key
+            .entry(key.to_bytes())
+            .or_insert_with(|| (key.to_edwards(), Scalar::ZERO))
+            .1 += z * hram;
         scalars.push(z);
     }
     scalars.push(-basepoint);
     points.push(ED25519_BASEPOINT_POINT);
-    for (point, coefficient) in per_key {
+    for (point, coefficient) in per_key.into_values() {
         scalars.push(coefficient);
         points.push(point);
     }

@@ -190,7 +190,6 @@ impl Run<'_> {
             for _ in 0..lead {
                 queue.pop_front();
             }
-            self.read_from = items.last().map(|item| item.seq + 1);
             self.store_receipts(i, items, bodies);
             if rest.is_empty() {
                 // Stored while the next batch is out.

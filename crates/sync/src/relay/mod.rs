@@ -176,10 +176,6 @@ struct Run<'a> {
     writer: Option<Ledger>,
     /// The receipts of the last batch, being stored.
     storing: Option<Storing>,
-    /// The seq after the last item whose receipt was taken from a batch answer: the
-    /// outbox is read on from here without waiting for the receipts being stored. None
-    /// when the queue was set aside (a new share): it is then read from its start.
-    read_from: Option<u64>,
     /// Whether the authority paces this run (issue 13), found at its start.
     pacing: admission::Pacing,
     /// The admission ticket the current share is sent under.
@@ -217,7 +213,6 @@ impl<'a> Run<'a> {
             share_overloads: 0,
             writer: None,
             storing: None,
-            read_from: None,
             pacing: admission::Pacing::Own,
             ticket: None,
             background: false,
@@ -424,17 +419,17 @@ impl Run<'_> {
                 let rows = (self.batch_size * QUEUE_BATCHES).max(CHUNK);
                 // Past the items whose receipts are being stored: the next batch goes
                 // out while they are.
-                if let Some(from) = self.read_from.take() {
+                if let Some(from) = self.storing_past() {
                     queue = self.ledger.outbox_from(from, rows)?.into();
                 }
-            }
-            if queue.is_empty() {
-                // The receipts in flight go in before the outbox is read from its start.
-                if let Step::End(outcome) = self.flush().await? {
-                    return Ok(outcome);
+                if queue.is_empty() {
+                    // The receipts in flight go in before the outbox is read from its
+                    // start.
+                    if let Step::End(outcome) = self.flush().await? {
+                        return Ok(outcome);
+                    }
+                    queue = self.ledger.outbox(None, rows)?.into();
                 }
-                let rows = (self.batch_size * QUEUE_BATCHES).max(CHUNK);
-                queue = self.ledger.outbox(None, rows)?.into();
             }
             let front = queue.front().map(|o| o.seq);
             if let Some(seq) = self.cursor {
@@ -465,7 +460,6 @@ impl Run<'_> {
                 }
                 // The outbox is read again for the new share.
                 queue.clear();
-                self.read_from = None;
                 continue;
             }
             let Some(first) = queue.front() else {

@@ -117,6 +117,16 @@ impl Run<'_> {
         });
     }
 
+    /// The seq after the last item whose receipts are being stored, if any: the outbox
+    /// reads on from there while they are (the items are pending in seq order, and a
+    /// share's end flushes them first).
+    pub(super) fn storing_past(&self) -> Option<u64> {
+        self.storing
+            .as_ref()
+            .and_then(|s| s.items.last())
+            .map(|item| item.seq + 1)
+    }
+
     /// Collects the receipts being stored, if any: `Stored`, or the end of the run when
     /// one was refused.
     pub(super) async fn flush(&mut self) -> Result<Step, SyncError> {

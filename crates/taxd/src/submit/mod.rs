@@ -384,12 +384,7 @@ fn record_all(
     prepared: Vec<Prepared>,
 ) -> Result<Vec<Outcome>, ErrorAnswer> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut keys = HashSet::new();
-    let sign_later = prepared.iter().all(|p| match p {
-        Prepared::Ready(ready) => keys.insert(ready.envelope.invoice.id.as_str()),
-        Prepared::Answered(_) => true,
-    });
-    drop(keys);
+    let sign_later = keys_are_distinct(&prepared);
     let mut unsigned = Vec::new();
     let mut outcomes = Vec::with_capacity(prepared.len());
     for p in prepared {
@@ -397,17 +392,12 @@ fn record_all(
         outcomes.push(match p {
             Prepared::Answered(outcome) => outcome,
             Prepared::Ready(ready) => {
-                let queued = unsigned.len();
                 let signing = if sign_later {
-                    Signing::Later(&mut unsigned)
+                    Signing::Later(&mut unsigned, slot)
                 } else {
                     Signing::Now
                 };
-                let recorded = record_ready(&tx, shared, &ready, signing);
-                if let Some(u) = unsigned.get_mut(queued) {
-                    u.slot = slot;
-                }
-                let outcome = match recorded {
+                let outcome = match record_ready(&tx, shared, &ready, signing) {
                     Ok(outcome) => outcome,
                     // The authority failed, not the item: nothing of the batch is kept
                     // and the whole request is answered 500 (the client sends it again).
@@ -426,6 +416,15 @@ fn record_all(
     }
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// Whether no invoice id comes twice among the items that reached step 3.
+fn keys_are_distinct(prepared: &[Prepared]) -> bool {
+    let mut keys = HashSet::new();
+    prepared.iter().all(|p| match p {
+        Prepared::Ready(ready) => keys.insert(ready.envelope.invoice.id.as_str()),
+        Prepared::Answered(_) => true,
+    })
 }
 
 /// Steps 3 to 6 of one batch item inside the batch's transaction.

@@ -27,8 +27,9 @@ pub(super) enum Signing<'a> {
     /// As it is stored.
     Now,
     /// With the rest of the batch, by [`sign_later`]: the row holds the receipt unsigned
-    /// (`authority_signature` empty) until then, and it is queued here.
-    Later(&'a mut Vec<Unsigned>),
+    /// (`authority_signature` empty) until then, and it is queued here with the slot of
+    /// the batch's answers its signed bytes go into.
+    Later(&'a mut Vec<Unsigned>, usize),
 }
 
 /// A receipt stored unsigned in this transaction.
@@ -36,7 +37,7 @@ pub(super) struct Unsigned {
     rowid: i64,
     receipt: Value,
     /// Which answer of the batch its signed bytes go into.
-    pub(super) slot: usize,
+    slot: usize,
 }
 
 /// Makes, signs and stores the receipt of `envelope` (whose canonical hash is `hash`)
@@ -70,9 +71,9 @@ pub(super) fn store(
     let value = serde_json::to_value(&receipt).map_err(TaxdError::Json)?;
     let (body, unsigned) = match signing {
         Signing::Now => (sign(&shared.authority, value)?, None),
-        Signing::Later(queue) => {
+        Signing::Later(queue, slot) => {
             let body = serde_json::to_vec(&value).map_err(TaxdError::Json)?;
-            (body, Some((queue, value)))
+            (body, Some((queue, slot, value)))
         }
     };
     let invoice_json = serde_json::to_string(inv).map_err(TaxdError::Json)?;
@@ -106,11 +107,11 @@ pub(super) fn store(
         body,
         exposure_cents(&inv.total_amount),
     ])?;
-    if let Some((queue, receipt)) = unsigned {
+    if let Some((queue, slot, receipt)) = unsigned {
         queue.push(Unsigned {
             rowid: tx.last_insert_rowid(),
             receipt,
-            slot: 0,
+            slot,
         });
     }
     Ok(body)
